@@ -1,0 +1,85 @@
+"""What one probe saw: the record every check produces and every decision reads.
+
+Pure data: no I/O. Times are UNIX epoch seconds (float, UTC). `probe_time` is the probing
+region's clock and is informational only; decisions use `received_at`, stamped by the writer in
+the home region, so a region with a skewed clock cannot make its results look fresh.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field
+
+CONTROL_SITE = "_control"  # site name of the self-check results
+
+
+class Vote(StrEnum):
+    UP = "up"
+    DOWN = "down"
+
+
+class FailureClass(StrEnum):
+    DNS = "dns"
+    CONNECT_REFUSED = "connect_refused"
+    CONNECT_TIMEOUT = "connect_timeout"
+    TLS = "tls"
+    HTTP_STATUS = "http_status"
+    BODY_MISMATCH = "body_mismatch"
+    HEADER_MISMATCH = "header_mismatch"
+    TIMEOUT = "timeout"
+    DB_ERROR = "db_error"
+
+
+class DbRole(StrEnum):
+    PRIMARY = "primary"
+    STANDBY = "standby"
+
+
+class DbStatus(BaseModel):
+    """What a PostgreSQL check learnt. LSNs are kept as PostgreSQL prints them (`16/B374D848`)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    role: DbRole
+    current_lsn: str | None = Field(default=None, description="pg_current_wal_lsn() on a primary")
+    receive_lsn: str | None = Field(default=None, description="pg_last_wal_receive_lsn() on a standby")
+    replay_lsn: str | None = Field(default=None, description="pg_last_wal_replay_lsn() on a standby")
+    replay_lag_bytes: int | None = Field(default=None, description="receive minus replay, in bytes")
+    replay_lag_seconds: float | None = Field(
+        default=None, description="now() - pg_last_xact_replay_timestamp(); None until a transaction replays"
+    )
+    last_replay_at: float | None = None
+    streaming: bool | None = Field(default=None, description="pg_stat_wal_receiver.status = 'streaming'")
+
+
+class ProbeResult(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    service: str
+    site: str = Field(description="main, dr, cold, or _control for the self-check")
+    check: str
+    check_type: str
+    region: str
+    round_id: str
+    vote: Vote
+    failure_class: FailureClass | None = None
+    latency_ms: float = Field(ge=0)
+    detail: str = ""
+    probe_time: float = Field(description="the probing region's clock, epoch seconds")
+    received_at: float | None = Field(default=None, description="stamped by the result writer")
+    abstaining: bool = Field(default=False, description="the region failed its self-check this round")
+    counts: bool = Field(default=True, description="the check votes (config `vote`)")
+    db: DbStatus | None = None
+
+
+def parse_lsn(text: str) -> int:
+    """`16/B374D848` -> the 64-bit WAL position as an integer."""
+    high, _, low = text.partition("/")
+    if not low:
+        raise ValueError(f"not a PostgreSQL LSN: {text!r}")
+    return (int(high, 16) << 32) | int(low, 16)
+
+
+def format_lsn(position: int) -> str:
+    return f"{position >> 32:X}/{position & 0xFFFFFFFF:X}"

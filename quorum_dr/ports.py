@@ -1,0 +1,46 @@
+"""Ports: the small interfaces the domain talks through.
+
+The domain and the handlers see these; production wires AWS / Cloudflare / PostgreSQL adapters
+(`quorum_dr.adapters`), tests wire fakes or the real thing against local servers.
+"""
+
+from __future__ import annotations
+
+import json
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from quorum_dr.domain.results import ProbeResult
+
+
+class SecretSource(ABC):
+    """Reads secrets by name (Secrets Manager in production)."""
+
+    @abstractmethod
+    def get(self, name: str) -> str: ...
+
+    def get_json(self, name: str) -> dict[str, Any]:
+        value = json.loads(self.get(name))
+        if not isinstance(value, dict):
+            raise ValueError(f"secret {name!r} is not a JSON object")
+        return value
+
+
+class ResultStore(ABC):
+    """Where probe results go (the results table)."""
+
+    @abstractmethod
+    def put_results(self, results: Iterable[ProbeResult]) -> list[ProbeResult]:
+        """Store results, stamping `received_at`; return what was stored."""
+
+    @abstractmethod
+    def recent_results(self, service: str, since: float) -> list[ProbeResult]:
+        """Every result of `service` received at or after `since` (epoch seconds)."""
+
+
+class EventPublisher(ABC):
+    """Puts events on the bus (EventBridge in production)."""
+
+    @abstractmethod
+    def publish(self, detail_type: str, detail: Mapping[str, Any]) -> None: ...

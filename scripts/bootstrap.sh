@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Prepare a fresh machine: PostgreSQL 15 server binaries (apt, when missing), a virtualenv in
+# .venv with every Python package, and the project installed in it. Idempotent and quick when
+# nothing changed (a stamp file remembers the hash of the requirements).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PG_BIN=/usr/lib/postgresql/15/bin
+PYTHON=${PYTHON:-python3}
+
+log() { printf '[bootstrap] %s\n' "$*"; }
+
+if [ ! -x "$PG_BIN/initdb" ] || [ ! -x "$PG_BIN/pg_basebackup" ]; then
+  if [ "$(id -u)" -ne 0 ]; then
+    log "PostgreSQL 15 server binaries are missing in $PG_BIN and installing them needs root:"
+    log "  sudo apt-get install -y postgresql-15"
+    exit 1
+  fi
+  log "installing PostgreSQL 15 server binaries with apt"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq postgresql-15 >/dev/null
+  # The Debian package starts a cluster of its own; we start our own, so stop theirs.
+  if command -v pg_ctlcluster >/dev/null 2>&1; then pg_ctlcluster 15 main stop 2>/dev/null || true; fi
+fi
+
+if ! command -v ip >/dev/null 2>&1 && [ "$(id -u)" -eq 0 ]; then
+  log "installing iproute2 (network namespaces for partition tests)"
+  apt-get update -qq && apt-get install -y -qq iproute2 >/dev/null
+fi
+
+if [ ! -x .venv/bin/python ]; then
+  log "creating .venv"
+  "$PYTHON" -m venv .venv
+fi
+
+stamp=.venv/.deps-installed
+want=$(cat requirements.txt requirements-dev.txt pyproject.toml | sha256sum | cut -d' ' -f1)
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+  log "installing Python packages into .venv (first run takes a few minutes)"
+  .venv/bin/python -m pip install -q --upgrade pip
+  .venv/bin/python -m pip install -q -r requirements-dev.txt
+  .venv/bin/python -m pip install -q --no-deps -e .
+  echo "$want" > "$stamp"
+fi
+
+if [ -f package.json ] && [ ! -d node_modules ]; then
+  log "installing npm tools (asl-validator)"
+  npm ci --silent --no-audit --no-fund
+fi
+log "ready"

@@ -1,0 +1,132 @@
+"""The typed config: the example validates; each malformed case names its field and reason."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from quorum_dr.cli import main
+from quorum_dr.config import ConfigError, load_config, parse_config
+
+
+@pytest.fixture()
+def example(example_config_path: Path) -> dict[str, Any]:
+    return yaml.safe_load(example_config_path.read_text())
+
+
+def problems_of(data: dict[str, Any]) -> list[str]:
+    with pytest.raises(ConfigError) as caught:
+        parse_config(data)
+    return caught.value.problems
+
+
+def test_example_config_validates(example_config_path: Path) -> None:
+    config = load_config(example_config_path)
+    assert config.quorum == 2
+    assert config.service("booking").sites.cold is not None
+
+
+def test_cli_prints_ok_and_exits_zero(example_config_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["config", "validate", str(example_config_path)]) == 0
+    assert capsys.readouterr().out.startswith("OK")
+
+
+def test_fewer_than_three_regions(example: dict[str, Any]) -> None:
+    example["probe_regions"] = ["eu-west-2", "us-east-1"]
+    assert "probe_regions: at least 3 probe regions are needed for a quorum, got 2" in problems_of(example)
+
+
+@pytest.mark.parametrize(("regions", "quorum"), [(3, 1), (4, 2), (5, 2), (6, 3)])
+def test_quorum_not_above_half(example: dict[str, Any], regions: int, quorum: int) -> None:
+    example["probe_regions"] = [
+        "eu-west-2",
+        "us-east-1",
+        "us-west-2",
+        "eu-central-1",
+        "ap-south-1",
+        "sa-east-1",
+    ][:regions]
+    example["quorum"] = quorum
+    [problem] = problems_of(example)
+    assert problem.startswith("(top level): quorum must be more than half")
+
+
+def test_quorum_above_region_count(example: dict[str, Any]) -> None:
+    example["quorum"] = 4
+    assert problems_of(example) == ["(top level): quorum 4 is more than the 3 probe regions"]
+
+
+def test_duplicate_region(example: dict[str, Any]) -> None:
+    example["probe_regions"] = ["eu-west-2", "us-east-1", "eu-west-2"]
+    assert "probe_regions: duplicate probe region name 'eu-west-2'" in problems_of(example)
+
+
+def test_duplicate_service(example: dict[str, Any]) -> None:
+    example["services"].append(copy.deepcopy(example["services"][0]))
+    assert problems_of(example) == ["services: duplicate service name 'booking'"]
+
+
+def test_duplicate_check(example: dict[str, Any]) -> None:
+    checks = example["services"][0]["sites"]["main"]["checks"]
+    checks.append(copy.deepcopy(checks[0]))
+    assert problems_of(example) == ["services.0.sites.main.checks: duplicate check name 'https-health'"]
+
+
+def test_timeout_not_below_interval(example: dict[str, Any]) -> None:
+    example["probe"]["timeout_seconds"] = 30
+    assert problems_of(example) == [
+        "probe: timeout_seconds (30) must be below interval_seconds (30)",
+    ]
+
+
+def test_unknown_field(example: dict[str, Any]) -> None:
+    example["services"][0]["sites"]["main"]["chekcs"] = []
+    assert problems_of(example) == ["services.0.sites.main.chekcs: unknown field"]
+
+
+def test_unknown_field_inside_a_check(example: dict[str, Any]) -> None:
+    example["services"][0]["sites"]["dr"]["checks"][0]["expect_stauts"] = [200]
+    assert problems_of(example) == ["services.0.sites.dr.checks.0.expect_stauts: unknown field"]
+
+
+@pytest.mark.parametrize("site", ["main", "dr"])
+def test_missing_main_or_dr_site(example: dict[str, Any], site: str) -> None:
+    del example["services"][0]["sites"][site]
+    assert problems_of(example) == [f"services.0.sites.{site}: Field required"]
+
+
+def test_every_error_is_reported(example: dict[str, Any]) -> None:
+    example["quorum"] = "two"
+    example["probe"]["interval_seconds"] = -1
+    del example["services"][0]["sites"]["dr"]
+    problems = problems_of(example)
+    assert len(problems) == 3
+    assert {p.split(":")[0] for p in problems} == {"quorum", "probe.interval_seconds", "services.0.sites.dr"}
+
+
+def test_cli_prints_every_error_and_exits_two(
+    example: dict[str, Any], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    example["probe_regions"] = ["eu-west-2", "us-east-1"]
+    example["services"][0]["sitez"] = {}
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(example))
+    assert main(["config", "validate", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "probe_regions: at least 3 probe regions are needed for a quorum, got 2" in err
+    assert "services.0.sitez: unknown field" in err
+
+
+def test_unreadable_and_non_yaml_files(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as missing:
+        load_config(tmp_path / "nope.yaml")
+    assert missing.value.problems[0].startswith("(file): cannot read")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("quorum: [unclosed\n")
+    with pytest.raises(ConfigError) as broken:
+        load_config(bad)
+    assert broken.value.problems[0].startswith("(file): not valid YAML")
