@@ -29,6 +29,12 @@ if ! command -v ip >/dev/null 2>&1 && [ "$(id -u)" -eq 0 ]; then
   apt-get update -qq && apt-get install -y -qq iproute2 >/dev/null
 fi
 
+if ! command -v iptables >/dev/null 2>&1 && [ "$(id -u)" -eq 0 ]; then
+  log "installing iptables (per-port partitions between a probe region and a site in the drill)"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq && apt-get install -y -qq iptables >/dev/null || log "iptables unavailable: partitions fall back to per-address neighbour entries"
+fi
+
 if [ ! -x .venv/bin/python ]; then
   log "creating .venv"
   "$PYTHON" -m venv .venv
