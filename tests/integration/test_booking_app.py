@@ -198,3 +198,44 @@ def test_runs_as_a_process(clusters: tuple[Pg, Pg]):
     finally:
         process.terminate()
         assert process.wait(timeout=10) == 0
+
+
+def test_traffic_client_records_every_attempt_and_the_committed_orders(
+    clusters: tuple[Pg, Pg], tmp_path: Path
+):
+    from quorum_dr.sandbox.traffic import TrafficClient, read_attempts
+
+    primary, _ = clusters
+    with BookingApp("main", primary.dsn) as app:
+        client = TrafficClient(
+            "127.0.0.1",
+            app.port,
+            "app.example.com",
+            rate_per_second=20,
+            duration_seconds=1.0,
+            jsonl_path=tmp_path / "attempts.jsonl",
+        )
+        client.run()  # stops by itself
+        attempts = client.attempts
+        assert 1 <= len(attempts) <= 21
+        assert all(a.ok and a.status == 201 and a.site == "main" for a in attempts)
+        _, _, ids = call(f"{app.url}/orders/ids")
+        assert set(client.committed_order_ids()) <= set(ids["order_ids"])  # type: ignore[arg-type]
+        assert read_attempts(tmp_path / "attempts.jsonl") == attempts
+        assert sum(n for _, _, n in client.success_series()) == len(attempts)
+
+
+def test_traffic_client_counts_failures_when_nothing_listens(tmp_path: Path):
+    from quorum_dr.sandbox.traffic import TrafficClient
+
+    client = TrafficClient(
+        "127.0.0.1", _free_port(), "app.example.com", rate_per_second=10, duration_seconds=0.35
+    )
+    client.start()
+    client.join(timeout=10)
+    assert not client.running
+    attempts = client.attempts
+    assert attempts and not any(a.ok for a in attempts)
+    assert attempts[0].error == "connection refused" and attempts[0].status is None
+    assert client.committed_order_ids() == []
+    assert all(ratio == 0.0 for _, ratio, _ in client.success_series())
