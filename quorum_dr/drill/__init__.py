@@ -1,0 +1,1 @@
+"""The local drill: scenarios, the event log, the report and the live progress view."""

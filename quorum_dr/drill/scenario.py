@@ -1,0 +1,355 @@
+"""Drill scenarios: what to break, when, and what must then be true.
+
+A scenario is a YAML file (the shipped ones live in `scenarios/`, e.g. `scenarios/main-outage.yaml`):
+
+    name: main-outage
+    description: The main site goes down hard; the DR standby must take over.
+    replication: async            # async | sync (synchronous_standby_names on main)
+    probe: {interval_seconds: 2, confirmation_rounds: 2}
+    traffic: {rate_per_second: 10}
+    duration_seconds: 45          # hard bound on the drill's run phase
+    faults:
+      - at: 10                    # seconds after the traffic starts
+        kind: site_down
+        params: {site: main}
+    expectations:
+      failover: true
+      target: dr
+      rto_seconds_max: 10
+      promotions: 1
+      edge_writes: 1
+
+Every model forbids unknown fields: a typo is an error naming its field. Each fault kind has its
+own parameter model (below), checked against `kind`. An expectation left out is not checked;
+`target: null` written out means "no site may become the target".
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+SCENARIO_DIR = Path(__file__).resolve().parent.parent.parent / "scenarios"
+DEFAULT_SCENARIO = "main-outage"
+
+
+class ScenarioError(Exception):
+    """A scenario could not be found or is invalid; `problems` holds one `path: reason` per error."""
+
+    def __init__(self, source: str, problems: list[str]) -> None:
+        self.source = source
+        self.problems = problems
+        super().__init__(f"{source}: " + "; ".join(problems))
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+Site = Literal["main", "dr", "cold"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Faults
+# ---------------------------------------------------------------------------------------------
+
+
+class FaultKind(StrEnum):
+    SITE_DOWN = "site_down"
+    PARTITION = "partition"
+    LINK_DOWN = "link_down"
+    FLAP = "flap"
+    REPLICA_LAG = "replica_lag"
+    CLOUDFLARE_API = "cloudflare_api"
+    DUAL_OUTAGE = "dual_outage"
+    CLOCK_SKEW = "clock_skew"
+    OLD_PRIMARY_RETURNS = "old_primary_returns"
+
+
+class SiteDownParams(Strict):
+    """A whole site stops: its application and (by default) its database, killed, not drained."""
+
+    site: Site = "main"
+    parts: Literal["all", "app", "database"] = Field(
+        default="all", description="what stops: the app and its database, only the app, only the database"
+    )
+    restore_after_seconds: float | None = Field(default=None, gt=0, description="bring it back after this")
+
+
+class PartitionParams(Strict):
+    """A real network partition between one probe region and one site (needs network namespaces)."""
+
+    region: str = Field(min_length=1, description="probe region name, e.g. eu-west-2")
+    site: Site = "main"
+    heal_after_seconds: float | None = Field(
+        default=None, gt=0, description="heal after this; never when absent"
+    )
+
+
+class LinkDownParams(Strict):
+    """A whole probe region loses its network (its votes stop; it must not count)."""
+
+    region: str = Field(min_length=1)
+    restore_after_seconds: float | None = Field(default=None, gt=0)
+
+
+class FlapParams(Strict):
+    """The site's application goes down and up again `cycles` times."""
+
+    site: Site = "main"
+    down_seconds: float = Field(default=1.5, gt=0)
+    up_seconds: float = Field(default=3.0, gt=0)
+    cycles: int = Field(default=4, ge=1, le=50)
+
+
+class ReplicaLagParams(Strict):
+    """Replay pauses on the DR standby while main keeps writing, so the lag exceeds the limit."""
+
+    extra_write_bytes: int = Field(
+        default=32 * 1024 * 1024, ge=0, description="WAL written on main while replay is paused"
+    )
+    max_lag_bytes: int = Field(
+        default=16 * 1024 * 1024, ge=0, description="the watchdog's promotion limit during this drill"
+    )
+
+
+class CloudflareApiParams(Strict):
+    """The Cloudflare API emulator answers the next `count` calls with `status`."""
+
+    status: int = Field(default=429, ge=400, le=599)
+    count: int = Field(default=2, ge=1, le=100)
+    retry_after_seconds: float | None = Field(default=1, ge=0, description="Retry-After header on 429")
+
+
+def _main_and_dr() -> list[Site]:
+    return ["main", "dr"]
+
+
+class DualOutageParams(Strict):
+    """Main and DR go down together: only the cold site (restored from the backup) can serve."""
+
+    sites: list[Site] = Field(default_factory=_main_and_dr, min_length=2)
+
+
+class ClockSkewParams(Strict):
+    """A probe region's clock runs off by `seconds`; decisions must use receive time."""
+
+    region: str = Field(min_length=1)
+    seconds: float = Field(description="added to the region's probe clock (negative: behind)")
+
+
+class OldPrimaryReturnsParams(Strict):
+    """After the failover the old primary comes back as a writable primary (split-brain risk)."""
+
+    site: Site = "main"
+    after_failover_seconds: float = Field(default=3, ge=0, description="delay after the edge switch")
+
+
+PARAMS_BY_KIND: dict[FaultKind, type[Strict]] = {
+    FaultKind.SITE_DOWN: SiteDownParams,
+    FaultKind.PARTITION: PartitionParams,
+    FaultKind.LINK_DOWN: LinkDownParams,
+    FaultKind.FLAP: FlapParams,
+    FaultKind.REPLICA_LAG: ReplicaLagParams,
+    FaultKind.CLOUDFLARE_API: CloudflareApiParams,
+    FaultKind.DUAL_OUTAGE: DualOutageParams,
+    FaultKind.CLOCK_SKEW: ClockSkewParams,
+    FaultKind.OLD_PRIMARY_RETURNS: OldPrimaryReturnsParams,
+}
+NEEDS_NAMESPACES = {FaultKind.PARTITION, FaultKind.LINK_DOWN}
+
+
+class Fault(Strict):
+    at: float = Field(ge=0, description="seconds after the traffic starts")
+    kind: FaultKind
+    params: dict[str, Any] = Field(default_factory=dict, description="checked by the kind's model")
+
+    @model_validator(mode="after")
+    def _params_match_kind(self) -> Fault:
+        try:
+            PARAMS_BY_KIND[self.kind].model_validate(self.params)
+        except ValidationError as exc:
+            raise ValueError(f"{self.kind} " + "; ".join(_describe(exc, prefix="params."))) from None
+        return self
+
+    @property
+    def typed(self) -> Strict:
+        """The parameters as the kind's model (defaults filled in)."""
+        return PARAMS_BY_KIND[self.kind].model_validate(self.params)
+
+
+# ---------------------------------------------------------------------------------------------
+# Run settings
+# ---------------------------------------------------------------------------------------------
+
+
+class ProbeTimings(Strict):
+    """Probe and confirmation timings the drill's watchdog uses (shorter than production)."""
+
+    interval_seconds: float = Field(default=2, gt=0, description="scheduled probe round per region")
+    timeout_seconds: float = Field(default=1, gt=0, description="one check's timeout")
+    confirmation_rounds: int = Field(default=2, ge=1, le=20, description="on-demand rounds before deciding")
+    confirmation_wait_seconds: float = Field(default=1, ge=0, description="wait between confirmation rounds")
+
+    @model_validator(mode="after")
+    def _timeout_below_interval(self) -> ProbeTimings:
+        if self.timeout_seconds >= self.interval_seconds:
+            raise ValueError(
+                f"timeout_seconds ({self.timeout_seconds:g}) must be below interval_seconds "
+                f"({self.interval_seconds:g})"
+            )
+        return self
+
+
+class Traffic(Strict):
+    rate_per_second: float = Field(default=10, gt=0, le=200, description="orders placed per second")
+    timeout_seconds: float = Field(default=1, gt=0, le=30, description="one order's timeout")
+
+
+class ManualStart(Strict):
+    """An operator's `drctl failover` issued during the drill, validated like the real one."""
+
+    at: float = Field(ge=0, description="seconds after the traffic starts")
+    to: Literal["dr", "cold"]
+    reason: str = Field(min_length=3)
+    dry_run: bool = False
+    allow_data_loss: bool = False
+    skip_confirm: bool = False
+
+
+# ---------------------------------------------------------------------------------------------
+# Expectations
+# ---------------------------------------------------------------------------------------------
+
+
+class Expectations(Strict):
+    """What must be true at the end. A field left out is not checked."""
+
+    failover: bool | None = Field(default=None, description="did traffic move off main")
+    target: Literal["dr", "cold"] | None = Field(
+        default=None, description="where it moved; write `target: null` to require that it moved nowhere"
+    )
+    rto_seconds_max: float | None = Field(default=None, gt=0, description="clients' outage through the edge")
+    detection_seconds_max: float | None = Field(default=None, gt=0, description="fault to quorum")
+    promotions: int | None = Field(default=None, ge=0, description="exact number of promotions")
+    edge_writes: int | None = Field(default=None, ge=0, description="exact number of edge record changes")
+    orders_lost_max: int | None = Field(default=None, ge=0, description="committed orders missing afterwards")
+    orders_lost_zero: bool | None = Field(default=None, description="shorthand for orders_lost_max: 0")
+    loss_receipt_nonzero_when_lost: bool | None = Field(
+        default=None, description="orders_lost > 0 implies the watchdog's loss_receipt_bytes > 0"
+    )
+    false_failovers_max: int | None = Field(default=None, ge=0)
+    escalation: bool | None = Field(default=None, description="an escalation (NEEDS_ATTENTION) was recorded")
+    split_brain_alert: bool | None = Field(default=None, description="a split-brain alert was recorded")
+    restored_orders_equal_backup: bool | None = Field(
+        default=None, description="the cold site holds exactly the orders in the backup it restored"
+    )
+    serving_site: Site | None = Field(default=None, description="the site serving clients at the end")
+    verified: bool | None = Field(default=None, description="the switch was verified through the edge")
+    api_errors_min: int | None = Field(
+        default=None, ge=0, description="at least this many injected Cloudflare API errors were served"
+    )
+    dry_run_plan: bool | None = Field(
+        default=None, description="a dry run recorded what it would have done, and did none of it"
+    )
+
+    def checked(self) -> set[str]:
+        """The names of the expectations this scenario states."""
+        return {name for name in self.model_fields_set if getattr(self, name) is not None or name == "target"}
+
+
+class Scenario(Strict):
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")
+    description: str = Field(min_length=1)
+    replication: Literal["async", "sync"] = "async"
+    probe: ProbeTimings = Field(default_factory=ProbeTimings)
+    traffic: Traffic = Field(default_factory=Traffic)
+    duration_seconds: float = Field(default=60, gt=0, le=600, description="hard bound on the run phase")
+    settle_seconds: float = Field(
+        default=5, ge=0, description="traffic keeps running this long after the end"
+    )
+    faults: list[Fault] = Field(default_factory=list)
+    manual_start: ManualStart | None = None
+    expectations: Expectations
+
+    @model_validator(mode="after")
+    def _inside_duration(self) -> Scenario:
+        for index, fault in enumerate(self.faults):
+            if fault.at >= self.duration_seconds:
+                raise ValueError(
+                    f"faults.{index}.at ({fault.at:g}) must be below "
+                    f"duration_seconds ({self.duration_seconds:g})"
+                )
+        if self.manual_start and self.manual_start.at >= self.duration_seconds:
+            raise ValueError("manual_start.at must be below duration_seconds")
+        return self
+
+    @property
+    def needs_namespaces(self) -> bool:
+        """True when a fault needs network namespaces (root): skipped with a message otherwise."""
+        return any(f.kind in NEEDS_NAMESPACES for f in self.faults)
+
+    @property
+    def first_fault_at(self) -> float | None:
+        return min((f.at for f in self.faults), default=None)
+
+
+# ---------------------------------------------------------------------------------------------
+# Loading
+# ---------------------------------------------------------------------------------------------
+
+
+def shipped_scenarios() -> list[str]:
+    return sorted(p.stem for p in SCENARIO_DIR.glob("*.yaml"))
+
+
+def resolve(name_or_path: str | Path) -> Path:
+    """A path to a file, or the name of a shipped scenario (`main-outage`)."""
+    candidate = Path(name_or_path)
+    if candidate.suffix in (".yaml", ".yml") or candidate.exists() or "/" in str(name_or_path):
+        if not candidate.is_file():
+            raise ScenarioError(str(name_or_path), ["(file): no such scenario file"])
+        return candidate
+    shipped = SCENARIO_DIR / f"{name_or_path}.yaml"
+    if not shipped.is_file():
+        raise ScenarioError(
+            str(name_or_path), [f"(name): no shipped scenario; known: {', '.join(shipped_scenarios())}"]
+        )
+    return shipped
+
+
+def parse_scenario(data: Any, source: str = "<scenario>") -> Scenario:
+    if not isinstance(data, dict):
+        raise ScenarioError(source, ["(top level): expected a mapping of fields"])
+    try:
+        return Scenario.model_validate(data)
+    except ValidationError as exc:
+        raise ScenarioError(source, _describe(exc)) from None
+
+
+def load_scenario(name_or_path: str | Path = DEFAULT_SCENARIO) -> Scenario:
+    path = resolve(name_or_path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ScenarioError(str(path), [f"(file): cannot read: {exc.strerror}"]) from None
+    except yaml.YAMLError as exc:
+        raise ScenarioError(str(path), [f"(file): not valid YAML: {exc}"]) from None
+    return parse_scenario(data, str(path))
+
+
+def _describe(error: ValidationError, prefix: str = "") -> list[str]:
+    lines = []
+    for item in error.errors():
+        path = prefix + ".".join(str(part) for part in item["loc"])
+        message = item["msg"]
+        if message.startswith("Value error, "):
+            message = message[len("Value error, ") :]
+        if item["type"] == "extra_forbidden":
+            message = "unknown field"
+        lines.append(f"{path or '(top level)'}: {message}")
+    return lines

@@ -1,0 +1,132 @@
+"""Scenario files: the shipped ones load with the issue's expectations; bad files fail clearly."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from quorum_dr.drill.scenario import (
+    FaultKind,
+    PartitionParams,
+    ScenarioError,
+    load_scenario,
+    parse_scenario,
+    shipped_scenarios,
+)
+
+SHIPPED = {
+    "main-outage",
+    "partition-one-region",
+    "flapping",
+    "dual-outage",
+    "replica-lag",
+    "cloudflare-429",
+    "manual-failover-dry-run",
+    "old-primary-returns",
+    "sync-main-outage",
+}
+
+
+def minimal(**extra: object) -> dict[str, object]:
+    return {"name": "x", "description": "d", "expectations": {}, **extra}
+
+
+def test_the_nine_shipped_scenarios_are_there_and_valid():
+    assert set(shipped_scenarios()) == SHIPPED
+    for name in SHIPPED:
+        scenario = load_scenario(name)
+        assert scenario.name == name
+        assert scenario.probe.interval_seconds == 2 and scenario.probe.confirmation_rounds == 2
+
+
+def test_shipped_expectations_match_the_issue():
+    main = load_scenario("main-outage").expectations
+    assert (main.failover, main.target, main.rto_seconds_max, main.promotions, main.edge_writes) == (
+        True,
+        "dr",
+        10,
+        1,
+        1,
+    )
+    assert main.loss_receipt_nonzero_when_lost is True
+    sync = load_scenario("sync-main-outage")
+    assert sync.replication == "sync" and sync.expectations.orders_lost_zero is True
+    for name in ("partition-one-region", "flapping"):
+        e = load_scenario(name).expectations
+        assert (e.failover, e.promotions, e.edge_writes) == (False, 0, 0)
+        assert "target" in e.checked() and e.target is None
+    dual = load_scenario("dual-outage").expectations
+    assert (dual.target, dual.restored_orders_equal_backup) == ("cold", True)
+    lag = load_scenario("replica-lag").expectations
+    assert (lag.promotions, lag.escalation) == (0, True)
+    cf = load_scenario("cloudflare-429")
+    assert cf.faults[0].kind == FaultKind.CLOUDFLARE_API and cf.faults[0].params["status"] == 429
+    assert cf.expectations.failover is True and cf.expectations.api_errors_min == 1
+    old = load_scenario("old-primary-returns").expectations
+    assert (old.serving_site, old.split_brain_alert) == ("dr", True)
+    dry = load_scenario("manual-failover-dry-run")
+    assert dry.manual_start is not None and dry.manual_start.dry_run is True
+    assert dry.expectations.dry_run_plan is True
+
+
+def test_only_partition_scenarios_need_namespaces():
+    needing = {name for name in SHIPPED if load_scenario(name).needs_namespaces}
+    assert needing == {"partition-one-region"}
+
+
+def test_any_path_works(tmp_path: Path):
+    path = tmp_path / "mine.yaml"
+    path.write_text(yaml.safe_dump(minimal(faults=[{"at": 1, "kind": "site_down"}])))
+    scenario = load_scenario(str(path))
+    assert scenario.first_fault_at == 1
+    assert scenario.faults[0].typed.model_dump()["site"] == "main"
+
+
+def test_unknown_name_lists_the_shipped_ones():
+    with pytest.raises(ScenarioError) as caught:
+        load_scenario("main-outrage")
+    assert "main-outage" in caught.value.problems[0]
+
+
+def test_missing_file_is_a_clear_error(tmp_path: Path):
+    with pytest.raises(ScenarioError, match="no such scenario file"):
+        load_scenario(str(tmp_path / "nope.yaml"))
+
+
+def test_unknown_fields_are_forbidden_everywhere():
+    with pytest.raises(ScenarioError) as caught:
+        parse_scenario(minimal(expectations={"failovr": True}))
+    assert caught.value.problems == ["expectations.failovr: unknown field"]
+    with pytest.raises(ScenarioError) as caught:
+        parse_scenario(
+            minimal(faults=[{"at": 1, "kind": "partition", "params": {"region": "r", "sight": "main"}}])
+        )
+    assert "params.sight: unknown field" in caught.value.problems[0]
+
+
+def test_fault_params_are_checked_against_the_kind():
+    with pytest.raises(ScenarioError, match="params.region: Field required"):
+        parse_scenario(minimal(faults=[{"at": 1, "kind": "partition", "params": {}}]))
+    with pytest.raises(ScenarioError, match="faults.0.kind"):
+        parse_scenario(minimal(faults=[{"at": 1, "kind": "meteor"}]))
+    fault = parse_scenario(
+        minimal(faults=[{"at": 1, "kind": "partition", "params": {"region": "eu-west-2"}}])
+    ).faults[0]
+    assert isinstance(fault.typed, PartitionParams) and fault.typed.site == "main"
+
+
+def test_faults_must_happen_inside_the_duration():
+    with pytest.raises(ScenarioError, match="must be below duration_seconds"):
+        parse_scenario(minimal(duration_seconds=10, faults=[{"at": 10, "kind": "site_down"}]))
+
+
+def test_probe_timeout_must_be_below_interval():
+    with pytest.raises(ScenarioError, match="timeout_seconds .* must be below interval_seconds"):
+        parse_scenario(minimal(probe={"interval_seconds": 1, "timeout_seconds": 1}))
+
+
+def test_not_a_mapping():
+    with pytest.raises(ScenarioError, match="expected a mapping"):
+        parse_scenario(["a"])
