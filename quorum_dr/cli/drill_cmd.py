@@ -1,0 +1,61 @@
+"""`drctl drill [SCENARIO | PATH] [--report DIR]`: build the sandbox, run a scenario, write the report."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from quorum_dr.drill.scenario import DEFAULT_SCENARIO, ScenarioError, load_scenario, shipped_scenarios
+
+EXIT_UNMET = 1
+EXIT_INVALID = 2
+EXIT_NOT_WIRED = 3
+ORCHESTRATOR = "quorum_dr.drill.orchestrator"
+
+
+def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    drill = subparsers.add_parser(
+        "drill",
+        help="run a failover drill on this machine and report",
+        description="Build main, DR and cold sites on this machine, run real traffic, inject the "
+        "scenario's faults, and write report.json, report.md and timeline.png. Exits 1 when an "
+        "expectation is unmet.",
+    )
+    drill.add_argument(
+        "scenario",
+        nargs="?",
+        default=DEFAULT_SCENARIO,
+        help=f"a shipped scenario name or a path to a scenario file (default {DEFAULT_SCENARIO})",
+    )
+    drill.add_argument(
+        "--report", default="drill-report", metavar="DIR", help="report folder (default drill-report/)"
+    )
+    drill.add_argument("--list", action="store_true", help="list the shipped scenarios and exit")
+    drill.set_defaults(func=run_drill)
+
+
+def run_drill(args: argparse.Namespace) -> int:
+    if args.list:
+        for name in shipped_scenarios():
+            print(f"{name:26} {load_scenario(name).description.strip().splitlines()[0][:80]}")
+        return 0
+    try:
+        scenario = load_scenario(args.scenario)
+    except ScenarioError as exc:
+        for problem in exc.problems:
+            print(f"{exc.source}: {problem}", file=sys.stderr)
+        return EXIT_INVALID
+    try:
+        orchestrator = importlib.import_module(ORCHESTRATOR)
+    except ModuleNotFoundError as exc:
+        if exc.name != ORCHESTRATOR:
+            raise
+        print(
+            f"scenario {scenario.name} is valid ({len(scenario.faults)} fault(s), "
+            f"{len(scenario.expectations.checked())} expectation(s)), but the drill orchestration is "
+            "not wired into drctl yet: nothing was run and no report was written.",
+            file=sys.stderr,
+        )
+        return EXIT_NOT_WIRED
+    return int(orchestrator.run(scenario, args.report))
