@@ -9,8 +9,11 @@ from __future__ import annotations
 import json
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, Literal
 
+from pydantic import BaseModel, ConfigDict, Field
+
+from quorum_dr.config import ColdSite, Hook
 from quorum_dr.domain.results import ProbeResult
 
 
@@ -44,3 +47,96 @@ class EventPublisher(ABC):
 
     @abstractmethod
     def publish(self, detail_type: str, detail: Mapping[str, Any]) -> None: ...
+
+
+# ---------------------------------------------------------------------------------------------
+# Notifier, hooks, cold site (appended by the domain helper)
+# ---------------------------------------------------------------------------------------------
+
+HookName = Literal["fence_main", "before_promote", "after_promote"]
+
+
+class Notification(BaseModel):
+    """One message to the operators; `incident_id` is the correlation id everywhere."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    incident_id: str
+    service: str
+    event: str = Field(description="short machine word, e.g. failed_over, escalated, false_alarm")
+    subject: str
+    summary: str = Field(description="readable text: what happened, what was decided and why")
+    details: dict[str, Any] = Field(default_factory=dict)
+
+
+class NotifyReceipt(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    channel: str = Field(description="sns:<topic arn> or webhook:<url without query>")
+    delivered: bool
+    attempts: int
+    reason: str
+
+
+class Notifier(ABC):
+    """Sends a notification on every channel it knows; one failing channel never stops another."""
+
+    @abstractmethod
+    def notify(self, message: Notification) -> list[NotifyReceipt]: ...
+
+
+class HookResult(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    hook: str
+    ok: bool
+    blocking: bool = Field(description="a required hook failed: the failover must stop")
+    skipped: bool = False
+    status_code: int | None = None
+    attempts: int = 0
+    reason: str
+    response: dict[str, Any] | None = None
+
+
+class HookCaller(ABC):
+    """Calls a site-specific hook (fence main, before/after promote)."""
+
+    @abstractmethod
+    def call(
+        self,
+        name: HookName,
+        hook: Hook | None,
+        *,
+        incident_id: str,
+        service: str,
+        payload: Mapping[str, Any] | None = None,
+    ) -> HookResult: ...
+
+
+class LaunchReceipt(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    instance_id: str
+    already_existed: bool
+    reason: str
+    image_id: str | None = None
+    elastic_ip: str | None = None
+
+
+class InstanceView(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    instance_id: str
+    state: str
+    public_ip: str | None = None
+    private_ip: str | None = None
+
+
+class ColdSiteLauncher(ABC):
+    """Starts the cold site's compute, at most once per incident."""
+
+    @abstractmethod
+    def launch(self, incident_id: str, cold: ColdSite, user_data: str) -> LaunchReceipt: ...
+
+    @abstractmethod
+    def describe(self, instance_id: str, region: str | None = None) -> InstanceView: ...

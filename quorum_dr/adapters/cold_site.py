@@ -1,0 +1,176 @@
+"""The cold site's compute on EC2: launched at most once per incident.
+
+Two guards make a retried launch safe: an instance already tagged with the incident (and not
+terminated) is reused, and RunInstances carries `ClientToken` derived from the incident id, so
+that two racing calls still give one instance on EC2. The image comes from `ami_id`, from an SSM
+parameter (`ami_ssm_parameter`, e.g. the latest baked AMI), or from the launch template alone.
+The Elastic IP, when configured, is associated once the instance runs, and only if it is not
+already on that instance.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import boto3
+from aws_lambda_powertools import Logger
+
+from quorum_dr.config import ColdSite
+from quorum_dr.ports import ColdSiteLauncher, InstanceView, LaunchReceipt
+
+logger = Logger(service="quorum-dr", child=True)
+
+INCIDENT_TAG = "quorum-dr:incident"
+ROLE_TAG = "quorum-dr:role"
+LIVE_STATES = ["pending", "running", "stopping", "stopped"]
+CLIENT_TOKEN_LIMIT = 64
+
+
+def client_token(incident_id: str) -> str:
+    """EC2 client tokens are at most 64 ASCII characters; longer ids are hashed, stably."""
+    if len(incident_id) <= CLIENT_TOKEN_LIMIT and incident_id.isascii():
+        return incident_id
+    return "qdr-" + hashlib.sha256(incident_id.encode("utf-8")).hexdigest()[:56]
+
+
+class Ec2ColdSiteLauncher(ColdSiteLauncher):
+    def __init__(
+        self,
+        region: str | None = None,
+        *,
+        session: Any | None = None,
+        running_wait_delay_seconds: int = 5,
+        running_wait_max_attempts: int = 36,
+    ) -> None:
+        self._region = region
+        self._session = session or boto3.session.Session()
+        self._clients: dict[tuple[str, str], Any] = {}
+        self._wait = {"Delay": running_wait_delay_seconds, "MaxAttempts": running_wait_max_attempts}
+
+    def _client(self, service: str, region: str) -> Any:
+        if (service, region) not in self._clients:
+            self._clients[(service, region)] = self._session.client(service, region_name=region)
+        return self._clients[(service, region)]
+
+    # -----------------------------------------------------------------------------------------
+
+    def launch(self, incident_id: str, cold: ColdSite, user_data: str) -> LaunchReceipt:
+        self._region = cold.region
+        ec2 = self._client("ec2", cold.region)
+        existing = self._tagged_instance(ec2, incident_id)
+        if existing is not None:
+            instance_id, image_id = existing["InstanceId"], existing.get("ImageId")
+            already, how = True, f"instance {instance_id} already launched for incident {incident_id}; reused"
+        else:
+            image_id = self.resolve_image(cold)
+            instance = self._run(ec2, incident_id, cold, user_data, image_id)
+            instance_id, image_id = instance["InstanceId"], instance.get("ImageId", image_id)
+            already, how = (
+                False,
+                f"launched {instance_id} from {self._source(cold, image_id)} in {cold.region}",
+            )
+        elastic_ip, eip_sentence = None, ""
+        if cold.elastic_ip_allocation_id:
+            elastic_ip, eip_sentence = self.associate_elastic_ip(instance_id, cold)
+            eip_sentence = "; " + eip_sentence
+        receipt = LaunchReceipt(
+            instance_id=instance_id,
+            already_existed=already,
+            reason=how + eip_sentence,
+            image_id=image_id,
+            elastic_ip=elastic_ip,
+        )
+        logger.info(receipt.reason, extra={"incident_id": incident_id, "instance_id": instance_id})
+        return receipt
+
+    def resolve_image(self, cold: ColdSite) -> str | None:
+        """The AMI id to launch, or None when the launch template names it."""
+        if cold.ami_id:
+            return cold.ami_id
+        if cold.ami_ssm_parameter:
+            ssm = self._client("ssm", cold.region)
+            value = ssm.get_parameter(Name=cold.ami_ssm_parameter)["Parameter"]["Value"]
+            return str(value).strip()
+        return None
+
+    @staticmethod
+    def _source(cold: ColdSite, image_id: str | None) -> str:
+        template = f"launch template {cold.launch_template_name}" if cold.launch_template_name else ""
+        if not (cold.ami_id or cold.ami_ssm_parameter):
+            return f"{template} (AMI {image_id})" if image_id else template
+        via = f" (from SSM parameter {cold.ami_ssm_parameter})" if cold.ami_ssm_parameter else ""
+        return f"AMI {image_id}{via}" + (f" and {template}" if template else "")
+
+    @staticmethod
+    def _tagged_instance(ec2: Any, incident_id: str) -> dict[str, Any] | None:
+        answer = ec2.describe_instances(
+            Filters=[
+                {"Name": f"tag:{INCIDENT_TAG}", "Values": [incident_id]},
+                {"Name": "instance-state-name", "Values": LIVE_STATES},
+            ]
+        )
+        instances = [i for r in answer.get("Reservations", []) for i in r.get("Instances", [])]
+        instances.sort(key=lambda i: (str(i.get("LaunchTime", "")), i["InstanceId"]))
+        return instances[0] if instances else None
+
+    def _run(
+        self, ec2: Any, incident_id: str, cold: ColdSite, user_data: str, image_id: str | None
+    ) -> dict[str, Any]:
+        request: dict[str, Any] = {
+            "MinCount": 1,
+            "MaxCount": 1,
+            "ClientToken": client_token(incident_id),
+            "UserData": user_data,
+            "TagSpecifications": [
+                {
+                    "ResourceType": "instance",
+                    "Tags": [
+                        {"Key": INCIDENT_TAG, "Value": incident_id},
+                        {"Key": ROLE_TAG, "Value": "cold-site"},
+                        {"Key": "Name", "Value": f"quorum-dr-cold-{incident_id}"[:255]},
+                    ],
+                }
+            ],
+        }
+        if image_id:
+            request["ImageId"] = image_id
+        if cold.launch_template_name:
+            request["LaunchTemplate"] = {"LaunchTemplateName": cold.launch_template_name}
+        # With a launch template, its instance type wins unless the config sets one explicitly.
+        if not cold.launch_template_name or "instance_type" in cold.model_fields_set:
+            request["InstanceType"] = cold.instance_type
+        if cold.subnet_id:
+            request["SubnetId"] = cold.subnet_id
+        answer = ec2.run_instances(**request)
+        instance: dict[str, Any] = answer["Instances"][0]
+        return instance
+
+    def associate_elastic_ip(self, instance_id: str, cold: ColdSite) -> tuple[str | None, str]:
+        """Put the configured Elastic IP on the instance; a no-op when it is already there."""
+        allocation = cold.elastic_ip_allocation_id
+        if not allocation:
+            return None, "no Elastic IP configured"
+        ec2 = self._client("ec2", cold.region)
+        address = ec2.describe_addresses(AllocationIds=[allocation])["Addresses"][0]
+        public_ip = address.get("PublicIp")
+        if address.get("InstanceId") == instance_id:
+            return public_ip, f"Elastic IP {public_ip} ({allocation}) already on {instance_id}"
+        previous = address.get("InstanceId")
+        ec2.get_waiter("instance_running").wait(InstanceIds=[instance_id], WaiterConfig=self._wait)
+        ec2.associate_address(AllocationId=allocation, InstanceId=instance_id, AllowReassociation=True)
+        moved = f", moved from {previous}" if previous else ""
+        return public_ip, f"Elastic IP {public_ip} ({allocation}) associated with {instance_id}{moved}"
+
+    def describe(self, instance_id: str, region: str | None = None) -> InstanceView:
+        where = region or self._region
+        if not where:
+            raise ValueError("describe needs a region: pass it, or launch first")
+        answer = self._client("ec2", where).describe_instances(InstanceIds=[instance_id])
+        instance = answer["Reservations"][0]["Instances"][0]
+        return InstanceView(
+            instance_id=instance_id,
+            state=instance["State"]["Name"],
+            public_ip=instance.get("PublicIpAddress"),
+            private_ip=instance.get("PrivateIpAddress"),
+        )

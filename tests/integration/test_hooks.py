@@ -1,0 +1,183 @@
+"""Hooks: signed POSTs with an idempotency key, against a real local server that verifies them."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from quorum_dr.adapters.hooks import HttpHookCaller
+from quorum_dr.config import Hook
+from quorum_dr.ports import SecretSource
+from quorum_dr.signing import SignatureError, verify
+
+KEY = "hook-key-9f8e7d6c-never-log-me"
+
+
+class DictSecrets(SecretSource):
+    def __init__(self, values: dict[str, str]) -> None:
+        self.values = values
+
+    def get(self, name: str) -> str:
+        return self.values[name]
+
+
+@dataclass
+class HookServer:
+    """Does the site-specific work once per idempotency key, as a well-behaved hook receiver."""
+
+    statuses: list[int] = field(default_factory=lambda: [200])
+    answer: dict = field(default_factory=lambda: {"ok": True, "fenced": "main"})
+    requests: list[dict] = field(default_factory=list)
+    done: dict[str, int] = field(default_factory=dict)
+    url: str = ""
+
+    def handle(self, handler: BaseHTTPRequestHandler) -> None:
+        body = handler.rfile.read(int(handler.headers.get("Content-Length", 0)))
+        headers = dict(handler.headers.items())
+        try:
+            verify(KEY, body, headers)
+            status = self.statuses[min(len(self.requests), len(self.statuses) - 1)]
+        except SignatureError:
+            status = 401
+        self.requests.append({"path": handler.path, "headers": headers, "body": json.loads(body)})
+        if status == 200:
+            key = headers["Idempotency-Key"]
+            self.done[key] = self.done.get(key, 0) + 1
+        payload = json.dumps(self.answer).encode()
+        handler.send_response(status)
+        handler.send_header("Content-Type", "application/json")
+        handler.send_header("Content-Length", str(len(payload)))
+        handler.end_headers()
+        handler.wfile.write(payload)
+
+
+@pytest.fixture
+def server() -> Iterator[HookServer]:
+    state = HookServer()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 (the stdlib's name)
+            state.handle(self)
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    httpd.daemon_threads = True
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    state.url = f"http://127.0.0.1:{httpd.server_address[1]}/hooks/fence-main"
+    try:
+        yield state
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join(timeout=5)
+
+
+def caller(key: str = KEY) -> HttpHookCaller:
+    return HttpHookCaller(DictSecrets({"quorum-dr/hook-key": key}), backoff_seconds=0.01)
+
+
+def hook(url: str, required: bool = False) -> Hook:
+    return Hook(url=url, signing_secret="quorum-dr/hook-key", timeout_seconds=5, required=required)
+
+
+def test_hook_is_a_signed_post_with_the_incident_as_idempotency_key(server: HookServer) -> None:
+    result = caller().call(
+        "fence_main", hook(server.url), incident_id="inc-7", service="booking", payload={"target": "dr"}
+    )
+    assert (result.ok, result.blocking, result.status_code, result.attempts) == (True, False, 200, 1)
+    assert result.reason.startswith(f"fence_main hook (optional) at {server.url} succeeded: ")
+    assert result.response == {"ok": True, "fenced": "main"}
+    (request,) = server.requests
+    assert request["headers"]["Idempotency-Key"] == "inc-7:fence_main"
+    body = request["body"]
+    assert (body["incident_id"], body["hook"], body["service"], body["target"]) == (
+        "inc-7",
+        "fence_main",
+        "booking",
+        "dr",
+    )
+
+
+def test_payload_cannot_override_the_incident_or_hook(server: HookServer) -> None:
+    caller().call(
+        "before_promote",
+        hook(server.url),
+        incident_id="inc-8",
+        service="booking",
+        payload={"incident_id": "forged", "hook": "other"},
+    )
+    body = server.requests[0]["body"]
+    assert (body["incident_id"], body["hook"]) == ("inc-8", "before_promote")
+
+
+def test_a_retry_after_503_reuses_the_idempotency_key_and_the_work_is_done_once(server: HookServer) -> None:
+    server.statuses = [503, 200]
+    result = caller().call(
+        "before_promote", hook(server.url, required=True), incident_id="inc-9", service="booking"
+    )
+    assert (result.ok, result.attempts) == (True, 2)
+    assert [r["headers"]["Idempotency-Key"] for r in server.requests] == ["inc-9:before_promote"] * 2
+    assert server.done == {"inc-9:before_promote": 1}
+
+
+def test_a_failing_required_hook_is_blocking(server: HookServer) -> None:
+    server.statuses = [409]
+    result = caller().call(
+        "before_promote", hook(server.url, required=True), incident_id="inc-10", service="booking"
+    )
+    assert (result.ok, result.blocking, result.status_code, result.attempts) == (False, True, 409, 1)
+    assert result.reason == (
+        f"before_promote hook (required) at {server.url} failed: {server.url} answered HTTP 409: "
+        "refused, not retried; blocking: the failover stops"
+    )
+
+
+def test_a_failing_optional_hook_is_not_blocking(server: HookServer) -> None:
+    server.statuses = [500]
+    result = caller().call("fence_main", hook(server.url), incident_id="inc-11", service="booking")
+    assert (result.ok, result.blocking, result.attempts) == (False, False, 3)
+    assert result.reason.endswith("gave up after 3 attempts; optional, the failover goes on")
+
+
+def test_a_wrong_key_is_refused_by_the_receiver(server: HookServer) -> None:
+    result = caller(key="not-the-key").call(
+        "fence_main", hook(server.url, required=True), incident_id="inc-12", service="booking"
+    )
+    assert (result.ok, result.blocking, result.status_code) == (False, True, 401)
+    assert server.done == {}
+
+
+def test_ok_false_in_the_answer_is_a_failure(server: HookServer) -> None:
+    server.answer = {"ok": False, "reason": "file sync still running"}
+    result = caller().call(
+        "after_promote", hook(server.url, required=True), incident_id="inc-13", service="booking"
+    )
+    assert (result.ok, result.blocking) == (False, True)
+    assert result.reason == (
+        f"after_promote hook (required) at {server.url} answered ok=false: file sync still running; "
+        "blocking: the failover stops"
+    )
+
+
+def test_an_unconfigured_hook_is_skipped(server: HookServer) -> None:
+    result = caller().call("after_promote", None, incident_id="inc-14", service="booking")
+    assert (result.ok, result.blocking, result.skipped) == (True, False, True)
+    assert result.reason == "no after_promote hook configured for booking"
+    assert server.requests == []
+
+
+def test_an_unreadable_secret_fails_without_calling(server: HookServer) -> None:
+    result = HttpHookCaller(DictSecrets({})).call(
+        "fence_main", hook(server.url, required=True), incident_id="inc-15", service="booking"
+    )
+    assert (result.ok, result.blocking, result.attempts) == (False, True, 0)
+    assert "cannot read signing secret 'quorum-dr/hook-key' (KeyError)" in result.reason
+    assert server.requests == []
