@@ -11,6 +11,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from quorum_dr.domain.edge import SwitchReceipt
 from quorum_dr.domain.results import ProbeResult
 
 
@@ -44,3 +45,19 @@ class EventPublisher(ABC):
 
     @abstractmethod
     def publish(self, detail_type: str, detail: Mapping[str, Any]) -> None: ...
+
+
+class EdgeSwitch(ABC):
+    """Points the public hostname at a site (Cloudflare proxied records or load-balancer pools).
+
+    Errors are `quorum_dr.domain.edge.EdgeSwitchError` subclasses; their class names are what the
+    state machine's Retry / Catch match on.
+    """
+
+    @abstractmethod
+    def current_site(self) -> str | None:
+        """The site the edge points at now, or None when it points at no single known site."""
+
+    @abstractmethod
+    def switch_to(self, site: str, *, incident_id: str, dry_run: bool = False) -> SwitchReceipt:
+        """Point the edge at `site`, idempotently, and read it back; a dry run writes nothing."""
