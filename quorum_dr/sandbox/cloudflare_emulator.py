@@ -655,6 +655,47 @@ def _fault_answer(fault: Fault) -> tuple[int, dict[str, Any], dict[str, str]]:
     )
 
 
+def seed_for_service(service: Any, token: str, *, active: str = "main") -> dict[str, Any]:
+    """A seed holding `service`'s edge (a `quorum_dr.config.Service`) pointing at site `active`.
+
+    DNS kind: one record per configured record, content = the active site's origin, id = the
+    configured record_id or `rec-<n>`. Load-balancer kind: one pool per configured pool id, only
+    the active site's enabled, each with one enabled origin (the site's origin).
+    """
+    edge = service.edge
+    sites = {"main": service.sites.main, "dr": service.sites.dr}
+    if service.sites.cold is not None:
+        sites["cold"] = service.sites.cold
+    seed: dict[str, Any] = {"tokens": {token: "edit"}, "zones": {}, "accounts": {}}
+    records = [
+        {
+            "id": r.record_id or f"rec-{n}",
+            "name": r.name,
+            "type": r.type,
+            "content": sites[active].origin,
+            "proxied": r.proxied,
+            "ttl": r.ttl,
+        }
+        for n, r in enumerate(edge.records, start=1)
+    ]
+    seed["zones"][edge.zone_id] = {"name": service.public_hostname, "records": records}
+    if edge.pools is not None and edge.account_id:
+        pool_ids = {"main": edge.pools.main, "dr": edge.pools.dr, "cold": edge.pools.cold}
+        seed["accounts"][edge.account_id] = {
+            "pools": [
+                {
+                    "id": pool_id,
+                    "name": f"{service.name}-{site}",
+                    "enabled": site == active,
+                    "origins": [{"name": site, "address": sites[site].origin, "enabled": True}],
+                }
+                for site, pool_id in pool_ids.items()
+                if pool_id and site in sites
+            ]
+        }
+    return seed
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Local Cloudflare API emulator (quorum-dr sandbox)")
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
