@@ -72,7 +72,8 @@ def test_pool_plan_enables_the_target_before_disabling_the_others() -> None:
     plan = plan_pool_switch(pools(main=True, dr=False), "dr")
     assert [(s.pool_id, s.enabled) for s in plan.steps] == [("pool-dr", True), ("pool-main", False)]
     assert plan.reason == (
-        "point the load balancer at dr: enable the dr pool pool-dr first, then disable the main pool pool-main"
+        "point the load balancer at dr: enable the dr pool pool-dr first, "
+        "then disable the main pool pool-main"
     )
 
 
