@@ -54,7 +54,7 @@ MAX_PER_PAGE = 5000
 DEFAULT_PER_PAGE = 100
 MAX_LATENCY_SECONDS = 30.0
 MAX_BODY_BYTES = 1 << 20
-FAULT_KINDS = ("rate_limit", "server_error", "forbidden", "success_false", "latency")
+FAULT_KINDS = ("rate_limit", "server_error", "forbidden", "success_false", "latency", "drop_write")
 
 
 def _now_iso() -> str:
@@ -66,7 +66,8 @@ class Fault:
     """One injected fault, applied to the next `count` matching API requests (None: all of them).
 
     kind: `rate_limit` (429 + retry-after), `server_error` (status, default 500), `forbidden` (403),
-    `success_false` (HTTP 200, `success: false`, `result: null`), `latency` (sleep, then serve).
+    `success_false` (HTTP 200, `success: false`, `result: null`), `latency` (sleep, then serve),
+    `drop_write` (a write answers success with the new object but is not kept: a lost write).
     `method` / `path_contains` narrow which requests match (e.g. only PATCH).
     """
 
@@ -223,7 +224,9 @@ class CloudflareEmulator:
         return self.url + API_PREFIX
 
     def start(self) -> CloudflareEmulator:
-        self._thread = threading.Thread(target=self._server.serve_forever, name="cf-emulator", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="cf-emulator", daemon=True
+        )
         self._thread.start()
         return self
 
@@ -320,15 +323,22 @@ class CloudflareEmulator:
             raise ApiAnswer(403, 10000, "Authentication error: the token may not edit")
 
     def route(
-        self, method: str, path: str, query: dict[str, list[str]], body: Any
+        self, method: str, path: str, query: dict[str, list[str]], body: Any, *, keep: bool = True
     ) -> tuple[dict[str, Any], str | None]:
-        """Serve one API request; returns the envelope and the id written (if any)."""
+        """Serve one API request; returns the envelope and the id written (if any and kept)."""
         parts = [p for p in path[len(API_PREFIX) :].split("/") if p]
         with self._lock:
-            if len(parts) >= 3 and parts[0] == "zones" and parts[2] == "dns_records":
-                return self._dns(method, parts, query, body)
-            if len(parts) >= 4 and parts[0] == "accounts" and parts[2:4] == ["load_balancers", "pools"]:
-                return self._pools(method, parts, body)
+            saved = None if keep else (copy.deepcopy(self.state.zones), copy.deepcopy(self.state.accounts))
+            try:
+                if len(parts) >= 3 and parts[0] == "zones" and parts[2] == "dns_records":
+                    answer, written = self._dns(method, parts, query, body)
+                    return answer, written if keep else None
+                if len(parts) >= 4 and parts[0] == "accounts" and parts[2:4] == ["load_balancers", "pools"]:
+                    answer, written = self._pools(method, parts, body)
+                    return answer, written if keep else None
+            finally:
+                if saved is not None:
+                    self.state.zones, self.state.accounts = saved
         raise ApiAnswer(404, 7003, f"Could not route to {path}, perhaps your object identifier is invalid?")
 
     # -- DNS --------------------------------------------------------------------------------------
@@ -500,6 +510,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     server_version = "cloudflare-emulator"
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body go out in separate writes
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
         return
@@ -587,8 +598,10 @@ class _Handler(BaseHTTPRequestHandler):
             self.server.emulator.check_token(self.headers.get("Authorization"), method)
             if fault is not None:
                 entry["fault"] = fault.kind
+            if fault is not None and fault.kind != "drop_write":
                 return _fault_answer(fault)
-            answer, written = self.server.emulator.route(method, path, query, body)
+            keep = fault is None
+            answer, written = self.server.emulator.route(method, path, query, body, keep=keep)
         except ApiAnswer as err:
             return (
                 err.status,

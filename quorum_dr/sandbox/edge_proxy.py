@@ -153,6 +153,7 @@ class _ProxyHandler(BaseHTTPRequestHandler):
     server: _ProxyServer
     server_version = "edge-proxy"
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body go out in separate writes
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
         return
@@ -246,7 +247,9 @@ class EdgeProxy:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> EdgeProxy:
-        self._thread = threading.Thread(target=self._server.serve_forever, name="edge-proxy", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="edge-proxy", daemon=True
+        )
         self._thread.start()
         return self
 
