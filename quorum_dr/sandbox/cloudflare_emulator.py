@@ -39,6 +39,7 @@ import copy
 import json
 import os
 import signal
+import sys
 import threading
 import time
 from dataclasses import asdict, dataclass, field
@@ -499,6 +500,11 @@ def _int_param(
 
 class _EmulatorServer(ThreadingHTTPServer):
     daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
+            return  # the client gave up (e.g. its timeout ran out): nothing to report
+        super().handle_error(request, client_address)
 
     def __init__(self, address: tuple[str, int], emulator: CloudflareEmulator) -> None:
         super().__init__(address, _Handler)

@@ -31,6 +31,7 @@ import argparse
 import http.client
 import json
 import signal
+import sys
 import threading
 import time
 import urllib.request
@@ -142,6 +143,11 @@ def split_origin(origin: str) -> tuple[str, int]:
 
 class _ProxyServer(ThreadingHTTPServer):
     daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
+            return  # the client gave up (e.g. its timeout ran out): nothing to report
+        super().handle_error(request, client_address)
 
     def __init__(self, address: tuple[str, int], lookup: OriginLookup, timeout_seconds: float) -> None:
         super().__init__(address, _ProxyHandler)

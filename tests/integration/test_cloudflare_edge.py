@@ -235,6 +235,15 @@ def test_5xx_forever_ends_as_unavailable(emulator: CloudflareEmulator, fake_time
     assert sum(fake_time.waits) <= 5
 
 
+def test_a_request_slower_than_the_timeout_is_retried(
+    emulator: CloudflareEmulator, fake_time: FakeTime
+) -> None:
+    edge = edge_for(DNS, emulator, fake_time, request_timeout_seconds=0.2)
+    emulator.add_fault(Fault(kind="latency", latency_seconds=1.0, method="GET", count=1))
+    assert edge.current_site() == "main"
+    assert fake_time.waits == [0.5]  # one backoff after the timed-out read
+
+
 def test_403_fails_fast_naming_the_secret_never_the_token(
     dns_edge: CloudflareEdge, emulator: CloudflareEmulator, fake_time: FakeTime
 ) -> None:
