@@ -93,6 +93,9 @@ class CloudflareEdge(EdgeSwitch):
         return site_of_pools(self._read_pools())
 
     def switch_to(self, site: str, *, incident_id: str, dry_run: bool = False) -> SwitchReceipt:
+        # incident_id is the correlation id of the caller's log lines; Cloudflare needs nothing of
+        # it, since the switch is idempotent by reading first (a retry for the same incident writes
+        # nothing). Exactly one switch per incident across concurrent callers is the incident lock's job.
         if self.edge.kind == "dns":
             return self._switch_records(site, dry_run=dry_run)
         return self._switch_pools(site, dry_run=dry_run)
