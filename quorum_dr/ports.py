@@ -14,6 +14,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from quorum_dr.config import ColdSite, Hook
+from quorum_dr.domain.edge import SwitchReceipt
 from quorum_dr.domain.results import ProbeResult
 
 
@@ -140,3 +141,19 @@ class ColdSiteLauncher(ABC):
 
     @abstractmethod
     def describe(self, instance_id: str, region: str | None = None) -> InstanceView: ...
+
+
+class EdgeSwitch(ABC):
+    """Points the public hostname at a site (Cloudflare proxied records or load-balancer pools).
+
+    Errors are `quorum_dr.domain.edge.EdgeSwitchError` subclasses; their class names are what the
+    state machine's Retry / Catch match on.
+    """
+
+    @abstractmethod
+    def current_site(self) -> str | None:
+        """The site the edge points at now, or None when it points at no single known site."""
+
+    @abstractmethod
+    def switch_to(self, site: str, *, incident_id: str, dry_run: bool = False) -> SwitchReceipt:
+        """Point the edge at `site`, idempotently, and read it back; a dry run writes nothing."""

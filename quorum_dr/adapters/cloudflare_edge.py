@@ -1,0 +1,342 @@
+"""The edge switch over the official Cloudflare SDK (5.x): proxied DNS records or LB pools.
+
+A failover costs a handful of API calls (the API allows 1200 per 5 minutes per token): per DNS
+record one read (a GET by record_id, or a list filtered by exact name and type), one PATCH when it
+must change and one read-back GET; for load-balancer pools one GET per pool, then for each pool
+that changes one PATCH and one read-back GET.
+
+Errors are handled here, not by the SDK (`max_retries=0`):
+- 429: wait what `retry-after` says (backoff when absent), within a total retry budget;
+- 5xx and connection errors: exponential backoff within the same budget;
+- 401/403: fail at once with `EdgeAuthError`, naming the token's secret (never the token);
+- HTTP 200 with `success: false` (the SDK would return None): `EdgeApiError`.
+Every call goes through `with_raw_response`, so the envelope's `success` is checked directly.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import cloudflare
+import httpx
+
+from quorum_dr import config
+from quorum_dr.domain.edge import (
+    EdgeApiError,
+    EdgeAuthError,
+    EdgePlanError,
+    EdgeRateLimitedError,
+    EdgeReadBackError,
+    EdgeSwitchError,
+    EdgeUnavailableError,
+    PoolState,
+    RecordState,
+    SwitchReceipt,
+    plan_dns_switch,
+    plan_pool_switch,
+    receipt_sentence,
+    site_of_pools,
+    site_of_records,
+)
+from quorum_dr.ports import EdgeSwitch, SecretSource
+
+DEFAULT_RETRY_BUDGET_SECONDS = 60.0
+MAX_ATTEMPTS = 12
+FIRST_BACKOFF_SECONDS = 0.5
+MAX_BACKOFF_SECONDS = 8.0
+
+
+class CloudflareEdge(EdgeSwitch):
+    """Points a service's public hostname at one of its sites through Cloudflare."""
+
+    def __init__(
+        self,
+        edge: config.CloudflareEdge,
+        sites: config.Sites,
+        api_token: str,
+        *,
+        base_url: str | None = None,
+        retry_budget_seconds: float = DEFAULT_RETRY_BUDGET_SECONDS,
+        request_timeout_seconds: float = 10.0,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.edge = edge
+        self.origins = {role: site.origin for role, site in _sites(sites).items()}
+        self.pool_ids = _pools(edge)
+        self.retry_budget_seconds = retry_budget_seconds
+        self.calls = 0  # API requests sent, retries included
+        self._sleep = sleep
+        self._clock = clock
+        url = base_url or (str(edge.api_base_url).rstrip("/") if edge.api_base_url else None)
+        self._client = cloudflare.Cloudflare(
+            api_token=api_token, base_url=url, max_retries=0, timeout=request_timeout_seconds
+        )
+
+    @classmethod
+    def for_service(cls, service: config.Service, secrets: SecretSource, **kwargs: Any) -> CloudflareEdge:
+        """Build from the config, reading the API token through the SecretSource port."""
+        token = secrets.get(service.edge.api_token_secret)
+        return cls(service.edge, service.sites, token, **kwargs)
+
+    # -- the port ---------------------------------------------------------------------------------
+
+    def current_site(self) -> str | None:
+        return self.describe()[0]
+
+    def describe(self) -> tuple[str | None, str]:
+        """The current site and the sentence saying why."""
+        if self.edge.kind == "dns":
+            return site_of_records(self._read_records(), self.origins)
+        return site_of_pools(self._read_pools())
+
+    def switch_to(self, site: str, *, incident_id: str, dry_run: bool = False) -> SwitchReceipt:
+        # incident_id is the correlation id of the caller's log lines; Cloudflare needs nothing of
+        # it, since the switch is idempotent by reading first (a retry for the same incident writes
+        # nothing). Exactly one switch per incident across concurrent callers is the incident lock's job.
+        if self.edge.kind == "dns":
+            return self._switch_records(site, dry_run=dry_run)
+        return self._switch_pools(site, dry_run=dry_run)
+
+    # -- DNS records ------------------------------------------------------------------------------
+
+    def _read_records(self) -> list[RecordState]:
+        return [self._read_record(record) for record in self.edge.records]
+
+    def _read_record(self, record: config.DnsRecord) -> RecordState:
+        what = f"reading the {record.type} record {record.name}"
+        zone = self.edge.zone_id
+        if record.record_id:
+            return _record_state(self._get_record(record.record_id, what))
+        found = self._call(
+            what,
+            lambda: self._client.dns.records.with_raw_response.list(
+                zone_id=zone, name={"exact": record.name}, type=record.type, per_page=50
+            ),
+        )
+        if not isinstance(found, list) or not found:
+            raise EdgePlanError(f"no {record.type} record named {record.name} in zone {zone}")
+        if len(found) > 1:
+            ids = ", ".join(str(r.get("id")) for r in found)
+            raise EdgePlanError(
+                f"{len(found)} {record.type} records are named {record.name} in zone {zone} ({ids}); "
+                "give record_id in the config"
+            )
+        return _record_state(found[0])
+
+    def _get_record(self, record_id: str, what: str) -> Any:
+        zone = self.edge.zone_id
+        return self._call(
+            what, lambda: self._client.dns.records.with_raw_response.get(record_id, zone_id=zone)
+        )
+
+    def _write_record(self, want: RecordState, what: str) -> None:
+        # `edit` is overloaded per record type; the type comes from the record we read.
+        edit: Callable[..., Any] = self._client.dns.records.with_raw_response.edit
+        self._call(
+            what,
+            lambda: edit(
+                want.record_id,
+                zone_id=self.edge.zone_id,
+                name=want.name,
+                type=want.type,
+                ttl=want.ttl,
+                content=want.content,
+                proxied=want.proxied,
+            ),
+        )
+
+    def _switch_records(self, site: str, *, dry_run: bool) -> SwitchReceipt:
+        plan = plan_dns_switch(self._read_records(), site, self.origins)
+        if dry_run or not plan.changed:
+            return SwitchReceipt(
+                site,
+                False,
+                0,
+                not plan.changed,
+                receipt_sentence(plan.reason, dry_run=dry_run, changed=plan.changed, writes=0),
+                dry_run,
+            )
+        for want in plan.writes:
+            self._write_record(want, f"pointing {want.label()} at {site}")
+        for want in plan.writes:
+            got = _record_state(self._get_record(want.record_id, f"reading back {want.label()}"))
+            if (got.content, got.proxied) != (want.content, want.proxied):
+                raise EdgeReadBackError(
+                    f"read back {want.label()} as {got.content} (proxied {got.proxied}) "
+                    f"after writing {want.content} (proxied {want.proxied})"
+                )
+        writes = len(plan.writes)
+        return SwitchReceipt(
+            site,
+            True,
+            writes,
+            True,
+            receipt_sentence(plan.reason, dry_run=False, changed=True, writes=writes),
+        )
+
+    # -- load-balancer pools -----------------------------------------------------------------------
+
+    def _read_pool(self, pool_id: str) -> PoolState:
+        account = self.edge.account_id or ""
+        pool = self._call(
+            f"reading the load-balancer pool {pool_id}",
+            lambda: self._client.load_balancers.pools.with_raw_response.get(pool_id, account_id=account),
+        )
+        if not isinstance(pool, dict):
+            raise EdgeApiError(f"Cloudflare returned no pool for {pool_id}")
+        origins = pool.get("origins") or []
+        enabled_origins = sum(1 for o in origins if isinstance(o, dict) and o.get("enabled", True))
+        return PoolState(pool_id, bool(pool.get("enabled")), enabled_origins)
+
+    def _read_pools(self) -> dict[str, PoolState]:
+        return {site: self._read_pool(pool_id) for site, pool_id in self.pool_ids.items()}
+
+    def _set_pool(self, pool_id: str, enabled: bool, site: str) -> None:
+        account = self.edge.account_id or ""
+        verb = "enabling" if enabled else "disabling"
+        self._call(
+            f"{verb} the {site} pool {pool_id}",
+            lambda: self._client.load_balancers.pools.with_raw_response.edit(
+                pool_id, account_id=account, enabled=enabled
+            ),
+        )
+        got = self._read_pool(pool_id)
+        if got.enabled != enabled:
+            raise EdgeReadBackError(
+                f"read back the {site} pool {pool_id} as enabled={got.enabled} after {verb} it"
+            )
+
+    def _switch_pools(self, site: str, *, dry_run: bool) -> SwitchReceipt:
+        plan = plan_pool_switch(self._read_pools(), site)
+        if dry_run or not plan.changed:
+            return SwitchReceipt(
+                site,
+                False,
+                0,
+                not plan.changed,
+                receipt_sentence(plan.reason, dry_run=dry_run, changed=plan.changed, writes=0),
+                dry_run,
+            )
+        # The plan enables the target first; an error there raises before any pool is disabled,
+        # and each step is read back before the next, so no moment has zero enabled pools.
+        for step in plan.steps:
+            self._set_pool(step.pool_id, step.enabled, step.site)
+        writes = len(plan.steps)
+        return SwitchReceipt(
+            site,
+            True,
+            writes,
+            True,
+            receipt_sentence(plan.reason, dry_run=False, changed=True, writes=writes),
+        )
+
+    # -- one API call, with the error policy ------------------------------------------------------
+
+    def _call(self, what: str, send: Callable[[], Any]) -> Any:
+        """Send one request (retrying 429 / 5xx within the budget) and return the envelope's result."""
+        started = self._clock()
+        for attempt in range(MAX_ATTEMPTS):
+            self.calls += 1
+            try:
+                raw = send()
+            except (cloudflare.AuthenticationError, cloudflare.PermissionDeniedError) as exc:
+                raise EdgeAuthError(
+                    f"Cloudflare refused the API token from secret {self.edge.api_token_secret!r} "
+                    f"while {what} (HTTP {exc.status_code}: {_errors(exc.body)}); check that the token "
+                    "is current and may edit DNS records / load-balancer pools"
+                ) from None
+            except cloudflare.RateLimitError as exc:
+                wait = _retry_after(exc.response.headers) or _backoff(attempt)
+                self._wait_or_give_up(EdgeRateLimitedError, what, "HTTP 429 (rate limited)", started, wait)
+                continue
+            except (cloudflare.InternalServerError, cloudflare.APIConnectionError) as exc:
+                detail = (
+                    f"HTTP {exc.status_code}"
+                    if isinstance(exc, cloudflare.APIStatusError)
+                    else type(exc).__name__
+                )
+                self._wait_or_give_up(EdgeUnavailableError, what, detail, started, _backoff(attempt))
+                continue
+            except cloudflare.APIStatusError as exc:
+                raise EdgeApiError(
+                    f"Cloudflare refused {what}: HTTP {exc.status_code}: {_errors(exc.body)}"
+                ) from None
+            return _result(what, raw)
+        raise EdgeUnavailableError(f"gave up {what} after {MAX_ATTEMPTS} attempts")
+
+    def _wait_or_give_up(
+        self, error: type[EdgeSwitchError], what: str, detail: str, started: float, wait: float
+    ) -> None:
+        spent = self._clock() - started
+        if spent + wait > self.retry_budget_seconds:
+            raise error(
+                f"gave up {what}: {detail}, and waiting {wait:g} s more would exceed the retry budget "
+                f"of {self.retry_budget_seconds:g} s ({spent:.1f} s spent)"
+            )
+        self._sleep(wait)
+
+
+def _result(what: str, raw: Any) -> Any:
+    try:
+        body = raw.json()
+    except ValueError:
+        raise EdgeApiError(f"Cloudflare answered {what} with a body that is not JSON") from None
+    if not isinstance(body, dict) or body.get("success") is not True:
+        errors = body.get("errors") if isinstance(body, dict) else None
+        raise EdgeApiError(f"Cloudflare answered {what} with success: false ({_errors({'errors': errors})})")
+    return body.get("result")
+
+
+def _record_state(result: Any) -> RecordState:
+    if not isinstance(result, dict) or not result.get("id"):
+        raise EdgeApiError("Cloudflare returned no DNS record")
+    return RecordState(
+        record_id=str(result["id"]),
+        name=str(result.get("name", "")),
+        type=str(result.get("type", "")),
+        content=str(result.get("content", "")),
+        proxied=bool(result.get("proxied", False)),
+        ttl=int(result.get("ttl") or 1),
+    )
+
+
+def _errors(body: object) -> str:
+    if isinstance(body, dict) and body.get("errors"):
+        return "; ".join(
+            f"{e.get('code')}: {e.get('message')}" for e in body["errors"] if isinstance(e, dict)
+        )
+    return "no error detail"
+
+
+def _retry_after(headers: httpx.Headers) -> float | None:
+    value = headers.get("retry-after")
+    if value is None:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        return None  # an HTTP date: fall back to backoff
+    return seconds if seconds >= 0 else None
+
+
+def _backoff(attempt: int) -> float:
+    return float(min(FIRST_BACKOFF_SECONDS * 2**attempt, MAX_BACKOFF_SECONDS))
+
+
+def _sites(sites: config.Sites) -> dict[str, config.Site]:
+    found = {"main": sites.main, "dr": sites.dr}
+    if sites.cold is not None:
+        found["cold"] = sites.cold
+    return found
+
+
+def _pools(edge: config.CloudflareEdge) -> dict[str, str]:
+    if edge.pools is None:
+        return {}
+    found = {"main": edge.pools.main, "dr": edge.pools.dr}
+    if edge.pools.cold:
+        found["cold"] = edge.pools.cold
+    return found
