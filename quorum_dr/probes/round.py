@@ -298,7 +298,14 @@ class _Runner:
 
 def postgres_runner(check: PostgresCheck, *, timeout: float, secrets: SecretSource) -> CheckOutcome:
     """The PostgreSQL check (blocking, psycopg2), with its credentials from the secret it names."""
+    try:
+        credentials = secrets.get_json(check.credentials_secret)
+    except Exception as exc:  # the message may not name the value; the type and the name are enough
+        return CheckOutcome.down(
+            FailureClass.DB_ERROR,
+            0.0,
+            f"cannot read the credentials secret {check.credentials_secret!r} ({type(exc).__name__})",
+        )
     from quorum_dr.probes.postgres import check_postgres
 
-    credentials = secrets.get_json(check.credentials_secret)
     return check_postgres(check, credentials=credentials, timeout=timeout)
