@@ -42,11 +42,17 @@ def _config(path: str) -> WatchdogConfig:
 @metrics.log_metrics
 def handler(event: Any, context: Any) -> dict[str, Any]:
     try:
-        request = parse_probe_event(event, now=time.time())
+        outcome = _run(event)
     except InvalidProbeEvent as exc:
         logger.error(f"rejected probe event: {exc}")
         metrics.add_metric(name="EventsRejected", unit=MetricUnit.Count, value=1)
         raise
+    _record(outcome)
+    return outcome.as_dict()
+
+
+def _run(event: Any) -> ProbeRoundOutcome:
+    request = parse_probe_event(event, now=time.time())
     if request.incident_id:
         logger.set_correlation_id(request.incident_id)
     settings = LambdaSettings.from_env()
@@ -64,9 +70,7 @@ def handler(event: Any, context: Any) -> dict[str, Any]:
         events=EventBridgePublisher.from_name(settings.EVENT_BUS_NAME, region=settings.AWS_REGION),
         secrets=_secrets,
     )
-    outcome = service.run(request)
-    _record(outcome)
-    return outcome.as_dict()
+    return service.run(request)
 
 
 def _record(outcome: ProbeRoundOutcome) -> None:
