@@ -13,6 +13,7 @@ import re
 import socket
 import ssl
 import time
+from collections.abc import Callable
 from typing import Any
 
 import certifi
@@ -209,13 +210,14 @@ def _connect_failed(exc: BaseException, target: str, latency_ms: float) -> Check
         return CheckOutcome.down(FailureClass.CONNECT_REFUSED, latency_ms, f"connection to {target} refused")
     if _find(exc, TimeoutError) is not None:
         return CheckOutcome.down(FailureClass.CONNECT_TIMEOUT, latency_ms, f"no TCP connection to {target}")
+    cause = _find(exc, OSError, lambda e: e.errno is not None)  # e.g. "No route to host"
     return CheckOutcome.down(
-        FailureClass.CONNECT_REFUSED, latency_ms, f"cannot connect to {target}: {_reason(exc)}"
+        FailureClass.CONNECT_REFUSED, latency_ms, f"cannot connect to {target}: {_reason(cause or exc)}"
     )
 
 
-def _find(exc: BaseException, kind: type[BaseException]) -> Any:
-    """The first exception of `kind` in `exc`'s cause/context chain (and exception groups)."""
+def _find(exc: BaseException, kind: type[BaseException], also: Callable[[Any], bool] = lambda _: True) -> Any:
+    """The first exception of `kind` (for which `also` holds) in `exc`'s cause/context chain."""
     seen: set[int] = set()
     stack: list[BaseException] = [exc]
     while stack:
@@ -223,7 +225,7 @@ def _find(exc: BaseException, kind: type[BaseException]) -> Any:
         if id(current) in seen:
             continue
         seen.add(id(current))
-        if isinstance(current, kind):
+        if isinstance(current, kind) and also(current):
             return current
         if isinstance(current, BaseExceptionGroup):
             stack.extend(current.exceptions)

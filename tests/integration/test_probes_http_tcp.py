@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from quorum_dr.adapters.secrets import StaticSecrets
+from quorum_dr.cli import main as drctl
 from quorum_dr.config import HttpCheck, TcpCheck, WatchdogConfig, parse_config
 from quorum_dr.domain.results import CONTROL_SITE, FailureClass, Vote
 from quorum_dr.probes.http import HttpClients, check_http
@@ -397,3 +398,69 @@ def test_round_abstains_when_the_control_target_is_down(http_server: _Server, cl
     assert report.reason.startswith("us-east-1 abstains: its control target is unreachable")
     assert all(r.abstaining for r in report.results)
     assert {r.site for r in report.results} == {CONTROL_SITE, "main", "dr"}
+
+
+# ---------------------------------------------------------------------------------------------
+# drctl probe
+# ---------------------------------------------------------------------------------------------
+
+
+def write_config(path: Path, config: WatchdogConfig, **probe: Any) -> Path:
+    data = config.model_dump(mode="json", exclude_none=True)
+    data["probe"].update(probe)
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def test_drctl_probe_once_prints_results_and_verdicts(
+    http_server: _Server, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    base = f"http://127.0.0.1:{http_server.port}"
+    config = round_config(
+        main=[
+            {"name": "health", "type": "http", "url": f"{base}/health", "expect_headers": {"X-Site": "main"}}
+        ],
+        dr=[{"name": "health", "type": "http", "url": f"{base}/error"}],
+        control=[{"name": "control", "type": "tcp", "host": "127.0.0.1", "port": http_server.port}],
+    )
+    path = write_config(tmp_path / "watchdog.yaml", config)
+    code = drctl(["probe", "--config", str(path), "--once"])
+    out = capsys.readouterr().out
+    assert code == 1  # dr is down
+    assert out.startswith("probing as region eu-west-2 (default: the first probe region) from this machine")
+    assert "eu-west-2 votes: control target reachable (control)" in out
+    assert "SERVICE  SITE      CHECK    VOTE  FAILURE      LATENCY" in out
+    assert "booking  dr        health   down  http_status" in out
+    assert "  booking/main: UP: main is UP from eu-west-2: all 1 voting check(s) passed" in out
+    assert f"  booking/dr: DOWN: dr is DOWN from eu-west-2: health failed (HTTP 500 from {base}/error" in out
+
+    code = drctl(["probe", "--config", str(path), "--once", "--site", "main", "--region", "us-west-2"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert out.startswith("probing as region us-west-2 from this machine; 1 round(s)")
+    assert "booking/dr" not in out
+
+
+def test_drctl_probe_repeats_rounds_every_interval(
+    http_server: _Server, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = round_config(
+        main=[{"name": "health", "type": "http", "url": f"http://127.0.0.1:{http_server.port}/health"}],
+        dr=[{"name": "tcp", "type": "tcp", "host": "127.0.0.1", "port": http_server.port}],
+        control=[{"name": "control", "type": "tcp", "host": "127.0.0.1", "port": http_server.port}],
+    )
+    path = write_config(tmp_path / "watchdog.yaml", config, interval_seconds=0.2, timeout_seconds=0.1)
+    assert drctl(["probe", "--config", str(path), "--rounds", "2"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("\nround cli-") == 2
+    assert "2 round(s)" in out
+
+
+def test_drctl_probe_rejects_bad_arguments(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    example = ROOT / "config" / "watchdog.example.yaml"
+    assert drctl(["probe", "--config", str(example), "--region", "ap-south-1"]) == 2
+    assert "--region: 'ap-south-1' is not a probe region" in capsys.readouterr().err
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("home_region: nowhere\n")
+    assert drctl(["probe", "--config", str(broken)]) == 2
+    assert "home_region:" in capsys.readouterr().err
