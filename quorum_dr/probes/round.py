@@ -127,19 +127,40 @@ def run_round(
     clock: Callable[[], float] = time.time,
     runners: Mapping[str, CheckRunner] | None = None,
 ) -> RoundReport:
-    """Run one round from this process (blocking). See `run_round_async`."""
-    return asyncio.run(
-        run_round_async(
-            config,
-            region=region,
-            round_id=round_id,
-            services=services,
-            sites=sites,
-            secrets=secrets,
-            clock=clock,
-            runners=runners,
+    """Run one round from this process (blocking). See `run_round_async`.
+
+    The event loop is run by hand rather than with `asyncio.run`, which would wait at the end for
+    every thread of the loop's default executor: a `getaddrinfo` stuck on an unreachable resolver
+    would then hold the round long past its checks' deadlines. Such threads are abandoned here.
+    """
+    loop = asyncio.new_event_loop()
+    try:
+        return loop.run_until_complete(
+            run_round_async(
+                config,
+                region=region,
+                round_id=round_id,
+                services=services,
+                sites=sites,
+                secrets=secrets,
+                clock=clock,
+                runners=runners,
+            )
         )
-    )
+    finally:
+        try:
+            _cancel_leftover_tasks(loop)
+            loop.run_until_complete(loop.shutdown_asyncgens())
+        finally:
+            loop.close()  # shuts the default executor down without waiting for its threads
+
+
+def _cancel_leftover_tasks(loop: asyncio.AbstractEventLoop) -> None:
+    tasks = asyncio.all_tasks(loop)
+    for task in tasks:
+        task.cancel()
+    if tasks:
+        loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
 
 
 async def run_round_async(

@@ -242,3 +242,30 @@ def test_site_verdict_down_when_any_voting_check_fails_and_informational_failure
     assert verdicts["dr"].reason == "dr is UP from us-west-2: all 1 voting check(s) passed"
     assert CONTROL_SITE not in verdicts
     assert report.as_dict()["verdicts"][0]["service"] == "booking"
+
+
+def test_the_round_does_not_wait_for_a_hung_resolver_thread() -> None:
+    """A check stuck in the loop's default executor (as getaddrinfo is) must not hold the round."""
+    release = threading.Event()
+    finished: list[bool] = []
+
+    def stuck_resolver() -> None:
+        release.wait(10)
+        finished.append(True)
+
+    async def resolving(check: Any, *, timeout: float, secrets: Any) -> CheckOutcome:
+        await asyncio.get_running_loop().run_in_executor(None, stuck_resolver)
+        return UP
+
+    try:
+        report = run_round(
+            config(),
+            region="eu-west-2",
+            round_id="r11",
+            secrets=SECRETS,
+            runners={**Fake().runners(), "http": resolving},
+        )
+        assert finished == [], "run_round returned only after the stuck thread ended"
+    finally:
+        release.set()
+    assert {r.failure_class for r in report.results if r.check_type == "http"} == {FailureClass.TIMEOUT}
