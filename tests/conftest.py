@@ -20,8 +20,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 class _NoSockets(socket.socket):
-    def __init__(self, *args: object, **kwargs: object) -> None:
-        raise RuntimeError("unit tests must not open sockets; move this test to tests/integration")
+    # AF_UNIX stays allowed: an asyncio event loop needs its socketpair self-pipe; it never leaves
+    # the process. Every network socket is refused.
+    def __init__(self, family: int = -1, type: int = -1, proto: int = -1, fileno: int | None = None) -> None:
+        if family != socket.AF_UNIX:
+            raise RuntimeError("unit tests must not open sockets; move this test to tests/integration")
+        super().__init__(family, type, proto, fileno)
 
 
 @pytest.fixture(autouse=True)

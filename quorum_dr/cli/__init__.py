@@ -15,6 +15,7 @@ from collections.abc import Sequence
 COMMAND_MODULES = [
     "quorum_dr.cli.config_cmd",
     "quorum_dr.cli.drill_cmd",
+    "quorum_dr.cli.probe_cmd",
 ]
 
 

@@ -1,0 +1,98 @@
+"""The probe function's input: a scheduled round, or an on-demand round asked for by the state machine.
+
+Accepted shapes:
+- `{}` (EventBridge Scheduler with no input) or an EventBridge "Scheduled Event" envelope: a
+  scheduled round of every service and site, with a round id made here;
+- `{"round_id": "...", "service": "...", "sites": ["main", "dr"], "incident_id": "..."}`: an
+  on-demand round with the caller's round id (unknown fields are refused).
+Anything else is refused with a message that says what was expected, before any side effect.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from quorum_dr.config import describe_errors
+
+# A round id ends up in the results table's sort key, where "#" separates the parts.
+ROUND_ID_PATTERN = r"^[A-Za-z0-9._:@+=-]{1,128}$"
+SCHEDULE_SOURCES = ("aws.events", "aws.scheduler")
+_ON_DEMAND_FIELDS = {"round_id", "service", "sites", "incident_id"}
+
+
+class InvalidProbeEvent(ValueError):
+    pass
+
+
+class OnDemandRound(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    round_id: str = Field(pattern=ROUND_ID_PATTERN, description="chosen by the caller, e.g. the incident's")
+    service: str | None = Field(default=None, min_length=1, description="all services when absent")
+    sites: list[Literal["main", "dr", "cold"]] | None = Field(
+        default=None, min_length=1, description="all configured sites when absent"
+    )
+    incident_id: str | None = Field(default=None, min_length=1, max_length=256)
+
+
+class ScheduledEvent(EventBridgeModel):
+    """The envelope EventBridge (rules or Scheduler) wraps around a scheduled invocation."""
+
+    model_config = ConfigDict(populate_by_name=True, extra="ignore")
+
+
+@dataclass(frozen=True)
+class RoundRequest:
+    kind: Literal["scheduled", "on-demand"]
+    round_id: str
+    services: list[str] | None = None
+    sites: list[str] | None = None
+    incident_id: str | None = None
+
+
+def parse_probe_event(event: Any, *, now: float) -> RoundRequest:
+    if not isinstance(event, dict):
+        raise InvalidProbeEvent(f"the probe event must be a JSON object, got {type(event).__name__}")
+    if not event:
+        return RoundRequest("scheduled", _scheduled_round_id(now, None))
+    if _ON_DEMAND_FIELDS & event.keys():
+        try:
+            on_demand = OnDemandRound.model_validate(event)
+        except ValidationError as exc:
+            raise InvalidProbeEvent(_problems("on-demand probe event", exc)) from None
+        return RoundRequest(
+            "on-demand",
+            on_demand.round_id,
+            [on_demand.service] if on_demand.service else None,
+            list(on_demand.sites) if on_demand.sites else None,
+            on_demand.incident_id,
+        )
+    if "detail-type" in event or "source" in event:
+        try:
+            envelope = ScheduledEvent.model_validate(event)
+        except ValidationError as exc:
+            raise InvalidProbeEvent(_problems("scheduled probe event", exc)) from None
+        if envelope.source not in SCHEDULE_SOURCES or envelope.detail_type != "Scheduled Event":
+            raise InvalidProbeEvent(
+                f"not a scheduled event: source {envelope.source!r}, detail-type {envelope.detail_type!r}; "
+                f"expected source one of {list(SCHEDULE_SOURCES)} and detail-type 'Scheduled Event'"
+            )
+        return RoundRequest("scheduled", _scheduled_round_id(now, envelope.id))
+    raise InvalidProbeEvent(
+        f"unrecognised probe event with fields {sorted(event)}: expected {{}} or a Scheduled Event "
+        "(scheduled round), or {round_id, service?, sites?, incident_id?} (on-demand round)"
+    )
+
+
+def _scheduled_round_id(now: float, event_id: str | None) -> str:
+    suffix = event_id if event_id and len(event_id) <= 64 else uuid.uuid4().hex[:12]
+    return f"sched-{int(now)}-{suffix}"
+
+
+def _problems(what: str, exc: ValidationError) -> str:
+    return f"invalid {what}: " + "; ".join(describe_errors(exc))

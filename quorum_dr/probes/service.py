@@ -1,0 +1,169 @@
+"""The probe function's work, behind its ports: run a round, record it, say what changed.
+
+1. Check the request against the config (unknown service or site: refused before any probe).
+2. Run the round (self-check first, then every check; see `round.py`).
+3. Read this region's previous round verdict per site from the results store.
+4. Write every result (the store stamps `received_at` and the TTL).
+5. Publish `ProbeFailed` for each site with a failing voting check, and `VerdictChanged` for each
+   site whose round verdict differs from this region's previous round. An abstaining round
+   publishes nothing: its results are recorded but they are not votes.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from quorum_dr.config import WatchdogConfig
+from quorum_dr.domain.results import CONTROL_SITE, ProbeResult, Vote
+from quorum_dr.ports import EventPublisher, ResultStore, SecretSource
+from quorum_dr.probes.event import InvalidProbeEvent, RoundRequest
+from quorum_dr.probes.round import CheckRunner, RoundReport, SiteRoundVerdict, run_round, site_round_verdicts
+
+PROBE_FAILED = "ProbeFailed"
+VERDICT_CHANGED = "VerdictChanged"
+
+
+@dataclass(frozen=True)
+class PublishedEvent:
+    detail_type: str
+    service: str
+    site: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class ProbeRoundOutcome:
+    request: RoundRequest
+    report: RoundReport
+    stored: list[ProbeResult]
+    verdicts: list[SiteRoundVerdict]
+    events: list[PublishedEvent] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.request.kind,
+            "region": self.report.region,
+            "round_id": self.report.round_id,
+            "incident_id": self.request.incident_id,
+            "abstaining": self.report.abstaining,
+            "reason": self.report.reason,
+            "started_at": self.report.started_at,
+            "finished_at": self.report.finished_at,
+            "results": [r.model_dump(mode="json") for r in self.stored],
+            "verdicts": [v.as_dict() for v in self.verdicts],
+            "events": [
+                {"detail_type": e.detail_type, "service": e.service, "site": e.site} for e in self.events
+            ],
+        }
+
+
+class ProbeService:
+    def __init__(
+        self,
+        config: WatchdogConfig,
+        *,
+        region: str,
+        results: ResultStore,
+        events: EventPublisher,
+        secrets: SecretSource,
+        clock: Callable[[], float] = time.time,
+        runners: Mapping[str, CheckRunner] | None = None,
+    ) -> None:
+        self.config = config
+        self.region = region
+        self.results = results
+        self.events = events
+        self.secrets = secrets
+        self.clock = clock
+        self.runners = runners
+
+    def run(self, request: RoundRequest) -> ProbeRoundOutcome:
+        self._check_request(request)
+        report = run_round(
+            self.config,
+            region=self.region,
+            round_id=request.round_id,
+            services=request.services,
+            sites=request.sites,
+            secrets=self.secrets,
+            clock=self.clock,
+            runners=self.runners,
+        )
+        verdicts = report.site_verdicts()
+        previous = self._previous_verdicts({v.service for v in verdicts}, report.round_id)
+        stored = self.results.put_results(report.results)
+        published: list[PublishedEvent] = []
+        if not report.abstaining:
+            for verdict in verdicts:
+                published += self._publish(
+                    verdict, previous.get((verdict.service, verdict.site)), report, request
+                )
+        return ProbeRoundOutcome(request, report, stored, verdicts, published)
+
+    def _check_request(self, request: RoundRequest) -> None:
+        known = [s.name for s in self.config.services]
+        for name in request.services or []:
+            if name not in known:
+                raise InvalidProbeEvent(f"service: no service named {name!r}; configured: {known}")
+        for service in [self.config.service(n) for n in request.services or known]:
+            for site in request.sites or []:
+                if getattr(service.sites, site) is None:
+                    raise InvalidProbeEvent(f"sites: service {service.name!r} has no {site} site configured")
+
+    def _previous_verdicts(
+        self, services: Iterable[str], round_id: str
+    ) -> dict[tuple[str, str], SiteRoundVerdict]:
+        """This region's latest earlier non-abstaining round, per site, as a round verdict."""
+        probe = self.config.probe
+        since = self.clock() - max(probe.freshness_seconds, 3 * probe.interval_seconds)
+        previous: dict[tuple[str, str], SiteRoundVerdict] = {}
+        for service in services:
+            rounds: dict[tuple[str, str], dict[str, list[ProbeResult]]] = {}
+            for result in self.results.recent_results(service, since):
+                if result.region != self.region or result.round_id == round_id:
+                    continue
+                if result.abstaining or result.site == CONTROL_SITE:
+                    continue
+                rounds.setdefault((service, result.site), {}).setdefault(result.round_id, []).append(result)
+            for key, by_round in rounds.items():
+                latest = max(by_round.values(), key=lambda rs: max(r.received_at or 0.0 for r in rs))
+                previous[key] = site_round_verdicts(latest)[0]
+        return previous
+
+    def _publish(
+        self,
+        verdict: SiteRoundVerdict,
+        before: SiteRoundVerdict | None,
+        report: RoundReport,
+        request: RoundRequest,
+    ) -> list[PublishedEvent]:
+        failing = [
+            r.model_dump(mode="json")
+            for r in report.results
+            if r.service == verdict.service and r.site == verdict.site and r.counts and r.vote is Vote.DOWN
+        ]
+        detail: dict[str, Any] = {
+            "service": verdict.service,
+            "site": verdict.site,
+            "region": report.region,
+            "round_id": report.round_id,
+            "incident_id": request.incident_id,
+            "vote": verdict.vote.value,
+            "reason": verdict.reason,
+            "failing": failing,
+        }
+        sent = []
+        if verdict.vote is Vote.DOWN:
+            self.events.publish(PROBE_FAILED, detail)
+            sent.append(PublishedEvent(PROBE_FAILED, verdict.service, verdict.site, verdict.reason))
+        if before is not None and before.vote is not verdict.vote:
+            reason = f"{verdict.site} went from {before.vote.value.upper()} to {verdict.vote.value.upper()} "
+            reason += f"in {report.region}: {verdict.reason}"
+            self.events.publish(
+                VERDICT_CHANGED, {**detail, "previous_vote": before.vote.value, "change": reason}
+            )
+            sent.append(PublishedEvent(VERDICT_CHANGED, verdict.service, verdict.site, reason))
+        return sent

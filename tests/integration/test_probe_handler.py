@@ -1,0 +1,270 @@
+"""The probe Lambda handler against moto (DynamoDB, EventBridge -> SQS) and a real local HTTP server."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+import yaml
+from moto import mock_aws
+
+from quorum_dr.adapters.dynamodb_results import DynamoDbResultStore
+from quorum_dr.adapters.eventbridge import EventBridgePublisher
+from quorum_dr.adapters.secrets import SecretsManagerSecrets
+from quorum_dr.domain.results import ProbeResult, Vote
+from quorum_dr.probes.event import InvalidProbeEvent
+
+ROOT = Path(__file__).resolve().parents[2]
+HOME, PROBE_REGION = "eu-west-2", "us-east-1"
+TABLE, BUS = "quorum-dr-results", "quorum-dr"
+
+
+def _load_handler() -> Any:
+    spec = importlib.util.spec_from_file_location("probe_handler", ROOT / "lambdas" / "probe" / "handler.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+probe_handler = _load_handler()
+
+
+@dataclass
+class LambdaContext:
+    function_name: str = "quorum-dr-probe"
+    memory_limit_in_mb: int = 256
+    invoked_function_arn: str = f"arn:aws:lambda:{PROBE_REGION}:123456789012:function:quorum-dr-probe"
+    aws_request_id: str = "req-1"
+
+
+class Origin:
+    """A site's origin: /health answers 200 with its marker, or 500 while `broken` is set."""
+
+    def __init__(self) -> None:
+        self.broken = threading.Event()
+        origin = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                status = 500 if origin.broken.is_set() else 200
+                body = b'{"status": "ok"}' if status == 200 else b'{"status": "broken"}'
+                self.send_response(status)
+                self.send_header("X-Site", "main")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.port = self.httpd.server_address[1]
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self.thread.join(5)
+
+
+@pytest.fixture()
+def origin() -> Iterator[Origin]:
+    server = Origin()
+    yield server
+    server.stop()
+
+
+@pytest.fixture()
+def config_path(tmp_path: Path, origin: Origin) -> Path:
+    data = yaml.safe_load((ROOT / "config" / "watchdog.example.yaml").read_text())
+    data["home_region"] = HOME
+    data["probe"]["timeout_seconds"] = 1
+    data["probe"]["control_target"] = {
+        "checks": [{"name": "control", "type": "tcp", "host": "127.0.0.1", "port": origin.port}]
+    }
+    http = {
+        "type": "http",
+        "url": f"http://127.0.0.1:{origin.port}/health",
+        "body_contains": '"status": "ok"',
+    }
+    service = data["services"][0]
+    service["sites"]["main"]["checks"] = [{**http, "name": "health", "expect_headers": {"X-Site": "main"}}]
+    service["sites"]["dr"]["checks"] = [
+        {"name": "tcp", "type": "tcp", "host": "127.0.0.1", "port": origin.port}
+    ]
+    del service["sites"]["cold"], service["cold_site"]
+    path = tmp_path / "watchdog.json"
+    path.write_text(json.dumps(data))  # the Lambda bundle carries the config as JSON
+    return path
+
+
+@pytest.fixture()
+def aws(monkeypatch: pytest.MonkeyPatch, config_path: Path) -> Iterator[dict[str, Any]]:
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": PROBE_REGION,
+        "AWS_REGION": PROBE_REGION,
+        "QUORUM_DR_CONFIG_PATH": str(config_path),
+        "RESULTS_TABLE_NAME": TABLE,
+        "EVENT_BUS_NAME": BUS,
+        "POWERTOOLS_METRICS_NAMESPACE": "QuorumDR",
+    }.items():
+        monkeypatch.setenv(name, value)
+    with mock_aws():
+        dynamodb = boto3.client("dynamodb", region_name=HOME)
+        dynamodb.create_table(
+            TableName=TABLE,
+            KeySchema=[
+                {"AttributeName": "pk", "KeyType": "HASH"},
+                {"AttributeName": "sk", "KeyType": "RANGE"},
+            ],
+            AttributeDefinitions=[
+                {"AttributeName": "pk", "AttributeType": "S"},
+                {"AttributeName": "sk", "AttributeType": "S"},
+            ],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        dynamodb.update_time_to_live(
+            TableName=TABLE, TimeToLiveSpecification={"Enabled": True, "AttributeName": "expires_at"}
+        )
+        events = boto3.client("events", region_name=PROBE_REGION)
+        events.create_event_bus(Name=BUS)
+        sqs = boto3.client("sqs", region_name=PROBE_REGION)
+        queue_url = sqs.create_queue(QueueName="captured")["QueueUrl"]
+        queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"][
+            "QueueArn"
+        ]
+        events.put_rule(Name="capture", EventBusName=BUS, EventPattern=json.dumps({"source": ["quorum-dr"]}))
+        events.put_targets(Rule="capture", EventBusName=BUS, Targets=[{"Id": "queue", "Arn": queue_arn}])
+        yield {"dynamodb": dynamodb, "sqs": sqs, "queue_url": queue_url}
+
+
+def captured(aws: dict[str, Any]) -> list[dict[str, Any]]:
+    events = []
+    for _ in range(20):  # bounded drain
+        answer = aws["sqs"].receive_message(QueueUrl=aws["queue_url"], MaxNumberOfMessages=10)
+        messages = answer.get("Messages", [])
+        if not messages:
+            break
+        for message in messages:
+            events.append(json.loads(message["Body"]))
+            aws["sqs"].delete_message(QueueUrl=aws["queue_url"], ReceiptHandle=message["ReceiptHandle"])
+    return events
+
+
+def stored_items(aws: dict[str, Any]) -> list[dict[str, Any]]:
+    return aws["dynamodb"].scan(TableName=TABLE)["Items"]
+
+
+def test_scheduled_round_writes_every_result_with_ttl_and_received_at(aws: dict[str, Any]) -> None:
+    answer = probe_handler.handler({}, LambdaContext())
+    assert answer["kind"] == "scheduled" and answer["region"] == PROBE_REGION
+    assert answer["abstaining"] is False
+    assert {(v["site"], v["vote"]) for v in answer["verdicts"]} == {("main", "up"), ("dr", "up")}
+    items = stored_items(aws)
+    assert len(items) == len(answer["results"]) == 3  # control, main/health, dr/tcp
+    for item in items:
+        result = ProbeResult.model_validate_json(item["result"]["S"])
+        assert result.received_at is not None
+        assert int(item["expires_at"]["N"]) == int(result.received_at) + 86400
+        assert item["pk"]["S"] == "booking"
+        assert item["sk"]["S"] == (
+            f"{result.received_at:017.6f}#{result.site}#{result.check}#{PROBE_REGION}#{answer['round_id']}"
+        )
+    assert captured(aws) == []
+
+
+def test_events_on_failure_and_on_verdict_change_only(aws: dict[str, Any], origin: Origin) -> None:
+    probe_handler.handler({}, LambdaContext())
+    probe_handler.handler({}, LambdaContext())
+    assert captured(aws) == [], "a second identical healthy round puts no event"
+
+    origin.broken.set()
+    answer = probe_handler.handler(
+        {"round_id": "inc-1-confirm-1", "service": "booking", "sites": ["main"], "incident_id": "inc-1"},
+        LambdaContext(),
+    )
+    assert answer["round_id"] == "inc-1-confirm-1" and answer["incident_id"] == "inc-1"
+    assert {r["site"] for r in answer["results"]} == {"_control", "main"}
+    events = captured(aws)
+    assert [(e["source"], e["detail-type"]) for e in events] == [
+        ("quorum-dr", "ProbeFailed"),
+        ("quorum-dr", "VerdictChanged"),
+    ]
+    failed = events[0]["detail"]
+    assert failed["service"] == "booking" and failed["site"] == "main" and failed["region"] == PROBE_REGION
+    assert failed["round_id"] == "inc-1-confirm-1"
+    assert [r["failure_class"] for r in failed["failing"]] == ["http_status"]
+    assert "HTTP 500 from http://127.0.0.1" in failed["failing"][0]["detail"]
+    assert events[1]["detail"]["previous_vote"] == "up"
+
+    probe_handler.handler({}, LambdaContext())  # still failing: ProbeFailed, no change
+    assert [e["detail-type"] for e in captured(aws)] == ["ProbeFailed"]
+
+    origin.broken.clear()
+    probe_handler.handler({}, LambdaContext())
+    events = captured(aws)
+    assert [(e["detail-type"], e["detail"]["vote"]) for e in events] == [("VerdictChanged", "up")]
+
+
+def test_malformed_event_is_rejected_before_any_side_effect(aws: dict[str, Any]) -> None:
+    with pytest.raises(InvalidProbeEvent, match="round_id: Field required"):
+        probe_handler.handler({"service": "booking", "sites": ["main"]}, LambdaContext())
+    with pytest.raises(InvalidProbeEvent, match="no service named 'shop'"):
+        probe_handler.handler({"round_id": "r1", "service": "shop"}, LambdaContext())
+    assert stored_items(aws) == []
+    assert captured(aws) == []
+
+
+def test_results_store_query_by_receive_time(aws: dict[str, Any]) -> None:
+    now = [1_700_000_000.0]
+    store = DynamoDbResultStore.from_name(TABLE, ttl_seconds=3600, clock=lambda: now[0], region=HOME)
+    base = dict(
+        service="booking",
+        check="health",
+        check_type="http",
+        region="us-east-1",
+        vote=Vote.UP,
+        latency_ms=1.0,
+        probe_time=0.0,
+    )
+    store.put_results([ProbeResult(site="main", round_id="old", **base)])
+    now[0] += 100
+    written = store.put_results(
+        [ProbeResult(site=site, round_id=f"new-{i}", **base) for i in range(30) for site in ("main", "dr")]
+    )
+    assert {r.received_at for r in written} == {now[0]}
+    recent = store.recent_results("booking", since=now[0] - 50)
+    assert len(recent) == 60 and all(r.round_id != "old" for r in recent)
+    assert len(store.recent_results("booking", since=0)) == 61
+    assert store.recent_results("other", since=0) == []
+
+
+def test_secrets_manager_source_reads_json_secrets(aws: dict[str, Any]) -> None:
+    client = boto3.client("secretsmanager", region_name=PROBE_REGION)
+    client.create_secret(
+        Name="quorum-dr/db", SecretString=json.dumps({"username": "monitor", "password": "p"})
+    )
+    secrets = SecretsManagerSecrets(max_age=60, boto3_client=client)
+    assert secrets.get_json("quorum-dr/db") == {"username": "monitor", "password": "p"}
+
+
+def test_event_publisher_puts_quorum_dr_events_on_the_bus(aws: dict[str, Any]) -> None:
+    publisher = EventBridgePublisher.from_name(BUS, region=PROBE_REGION)
+    publisher.publish("ProbeFailed", {"service": "booking", "site": "main"})
+    events = captured(aws)
+    assert [(e["source"], e["detail-type"], e["detail"]["site"]) for e in events] == [
+        ("quorum-dr", "ProbeFailed", "main")
+    ]
