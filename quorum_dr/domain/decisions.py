@@ -1,0 +1,384 @@
+"""The failover decisions, pure: gates, scenario, replica readiness, data loss, mode.
+
+Each function returns a small model with a machine word (`code`) and a sentence (`reason`)
+that logs, the incident record and tests use as they are.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from quorum_dr.config import Database, FailoverMode, FailoverPolicy
+from quorum_dr.domain.quorum import SiteVerdict, Verdict
+from quorum_dr.domain.results import DbRole, DbStatus, ProbeResult, format_lsn, parse_lsn
+from quorum_dr.domain.state import ServiceState, ServiceStatus, utc_day, utc_text
+
+Trigger = Literal["auto", "manual"]
+SITES = ("main", "dr", "cold")
+
+
+class Decision(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    proceed: bool
+    code: str
+    reason: str
+
+
+# ---------------------------------------------------------------------------------------------
+# Gates (DESIGN §1 phase 3, invariant 7)
+# ---------------------------------------------------------------------------------------------
+
+
+def check_gates(
+    state: ServiceState, policy: FailoverPolicy, *, trigger: Trigger, target: str, now: float
+) -> Decision:
+    """May a failover of `state.service` to `target` start now?
+
+    A manual start passes the kill switch, the cooldown and the daily cap (an operator decided);
+    an automatic one passes none of them, never fails back to main, and never acts on a service
+    that needs attention.
+    """
+    service = state.service
+    if target not in SITES:
+        return Decision(proceed=False, code="bad_target", reason=f"{target!r} is not a site (main, dr, cold)")
+    if target == state.active_site:
+        return Decision(
+            proceed=False,
+            code="already_active",
+            reason=f"{target} is already the active site of {service}: nothing to fail over",
+        )
+    if trigger == "manual":
+        return Decision(
+            proceed=True,
+            code="manual",
+            reason=f"manual start of a failover of {service} to {target}: kill switch, cooldown "
+            f"and daily cap apply to automatic failovers only",
+        )
+    refusal = _automatic_refusal(state, policy, target, now)
+    if refusal:
+        return refusal
+    return Decision(
+        proceed=True,
+        code="ok",
+        reason=f"automatic failover of {service} to {target} may proceed: automation is enabled, "
+        f"no cooldown, {state.failovers_on(utc_day(now))} of {policy.daily_cap} automatic "
+        f"failovers used today",
+    )
+
+
+def _automatic_refusal(
+    state: ServiceState, policy: FailoverPolicy, target: str, now: float
+) -> Decision | None:
+    service = state.service
+    prefix = f"automatic failover of {service} to {target} refused"
+    if state.status is ServiceStatus.NEEDS_ATTENTION:
+        return Decision(
+            proceed=False,
+            code="needs_attention",
+            reason=f"{prefix}: {service} needs attention after an earlier incident "
+            f"({state.lock_holder or 'no incident id'}); an operator must reset it",
+        )
+    if not state.automation_enabled:
+        return Decision(
+            proceed=False,
+            code="kill_switch",
+            reason=f"{prefix}: automation is disabled for {service} (kill switch); "
+            f"a manual start is still possible",
+        )
+    if target == "main":
+        return Decision(
+            proceed=False,
+            code="failback",
+            reason=f"{prefix}: there is no automatic failback to main; an operator must start it",
+        )
+    if state.cooldown_until is not None and now < state.cooldown_until:
+        return Decision(
+            proceed=False,
+            code="cooldown",
+            reason=f"{prefix}: in cooldown until {utc_text(state.cooldown_until)} "
+            f"({state.cooldown_until - now:.0f} s left) after the last failover",
+        )
+    used = state.failovers_on(utc_day(now))
+    if used >= policy.daily_cap:
+        return Decision(
+            proceed=False,
+            code="daily_cap",
+            reason=f"{prefix}: the daily cap of {policy.daily_cap} automatic "
+            f"{'failover' if policy.daily_cap == 1 else 'failovers'} is reached "
+            f"({used} on {utc_day(now)} UTC)",
+        )
+    return None
+
+
+# ---------------------------------------------------------------------------------------------
+# Scenario (DESIGN §1 phase 5)
+# ---------------------------------------------------------------------------------------------
+
+
+class ScenarioDecision(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    scenario: Literal["hot", "cold", "none"]
+    target: str | None
+    reason: str
+
+
+def decide_scenario(
+    verdicts: Mapping[str, SiteVerdict], *, cold_configured: bool, active_site: str
+) -> ScenarioDecision:
+    main, dr = verdicts.get("main"), verdicts.get("dr")
+    if active_site != "main":
+        return ScenarioDecision(
+            scenario="none",
+            target=None,
+            reason=f"no failover: {active_site} is the active site, not main",
+        )
+    if main is None or dr is None:
+        missing = " and ".join(s for s in ("main", "dr") if verdicts.get(s) is None)
+        return ScenarioDecision(scenario="none", target=None, reason=f"no failover: no verdict on {missing}")
+    if main.verdict is not Verdict.DOWN:
+        return ScenarioDecision(scenario="none", target=None, reason=f"no failover: {main.reason}")
+    if dr.verdict is Verdict.UP:
+        return ScenarioDecision(
+            scenario="hot",
+            target="dr",
+            reason=f"hot failover to dr: main is DOWN ({main.down_votes} regions vote DOWN, quorum "
+            f"{main.quorum}) and dr is UP ({dr.up_votes} regions vote UP)",
+        )
+    if dr.verdict is Verdict.DOWN:
+        if cold_configured:
+            return ScenarioDecision(
+                scenario="cold",
+                target="cold",
+                reason="cold failover: main and dr are both DOWN; launching the cold site",
+            )
+        return ScenarioDecision(
+            scenario="none",
+            target=None,
+            reason="no failover: main and dr are both DOWN and no cold site is configured; "
+            "an operator must act",
+        )
+    return ScenarioDecision(
+        scenario="none",
+        target=None,
+        reason=f"no failover: main is DOWN but dr is not confirmed UP ({dr.reason})",
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Data loss (DESIGN invariant 4)
+# ---------------------------------------------------------------------------------------------
+
+
+class LossReceipt(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    last_main_lsn: str | None
+    standby_receive_lsn: str | None
+    loss_bytes: int | None
+    last_replay_at: float | None
+    reason: str
+
+
+def data_loss_receipt(
+    results: Iterable[ProbeResult], *, service: str, standby_status: DbStatus | None
+) -> LossReceipt:
+    """The last main WAL position any probe saw, minus what the standby received.
+
+    Main may have written after the last probe looked, so this is what is known to be missing,
+    a lower bound. When either side is unknown the figure is None, never 0.
+    """
+    positions = [
+        parse_lsn(r.db.current_lsn)
+        for r in results
+        if r.service == service
+        and r.site == "main"
+        and r.db is not None
+        and r.db.role is DbRole.PRIMARY
+        and r.db.current_lsn
+    ]
+    main_lsn = max(positions) if positions else None
+    receive_text = standby_status.receive_lsn if standby_status else None
+    last_replay_at = standby_status.last_replay_at if standby_status else None
+    replay = f"; last replayed transaction at {utc_text(last_replay_at)}" if last_replay_at else ""
+    main_text = format_lsn(main_lsn) if main_lsn is not None else None
+
+    if main_lsn is None or receive_text is None:
+        unknown = []
+        if main_lsn is None:
+            unknown.append("no probe saw main's WAL position")
+        if receive_text is None:
+            unknown.append("the standby's received position is unknown")
+        return LossReceipt(
+            last_main_lsn=main_text,
+            standby_receive_lsn=receive_text,
+            loss_bytes=None,
+            last_replay_at=last_replay_at,
+            reason="data loss unknown: " + " and ".join(unknown) + replay,
+        )
+    received = parse_lsn(receive_text)
+    loss = max(0, main_lsn - received)
+    if loss:
+        reason = (
+            f"at least {loss} bytes of WAL lost: main was last seen at {main_text} and the standby "
+            f"received up to {format_lsn(received)}{replay}"
+        )
+    else:
+        reason = (
+            f"no known data loss: the standby received up to {format_lsn(received)}, at or past the "
+            f"last main position a probe saw ({main_text}); main may have written after that{replay}"
+        )
+    return LossReceipt(
+        last_main_lsn=main_text,
+        standby_receive_lsn=format_lsn(received),
+        loss_bytes=loss,
+        last_replay_at=last_replay_at,
+        reason=reason,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Replica readiness (DESIGN invariant 4)
+# ---------------------------------------------------------------------------------------------
+
+
+def check_replica(
+    status: DbStatus | None,
+    limits: Database,
+    *,
+    allow_data_loss: bool,
+    status_age_seconds: float | None = None,
+    receipt: LossReceipt | None = None,
+) -> Decision:
+    """May the DR standby be promoted?
+
+    No: when it is not a standby, when its status is unknown or older than `max_lag_seconds`, when
+    replay is behind by more than the limits (bytes; seconds matter only while bytes are behind,
+    since an idle primary makes the replay timestamp old without any lag), or when `receipt`
+    shows the standby received less than main was seen writing, beyond `max_lag_bytes`.
+    `allow_data_loss` (manual only) turns every "no" except "not a standby" into a recorded yes.
+    """
+    if status is not None and status.role is not DbRole.STANDBY:
+        return Decision(
+            proceed=False,
+            code="not_standby",
+            reason=f"the DR database is a {status.role}, not a standby: there is nothing to promote",
+        )
+    problem = _replica_problem(status, limits, status_age_seconds, receipt)
+    if problem is None:
+        assert status is not None
+        return Decision(
+            proceed=True,
+            code="ok",
+            reason=f"the DR standby may be promoted: replay is {status.replay_lag_bytes} bytes behind what "
+            f"it received (limit {limits.max_lag_bytes}){_streaming(status)}",
+        )
+    code, sentence = problem
+    if allow_data_loss:
+        return Decision(
+            proceed=True,
+            code="data_loss_allowed",
+            reason=f"promoting although {sentence}: data may be lost ({_loss_amount(status, receipt)}); "
+            f"allow_data_loss was given by an operator",
+        )
+    return Decision(
+        proceed=False,
+        code=code,
+        reason=f"no automatic promotion: {sentence}; only a manual start with allow_data_loss may proceed",
+    )
+
+
+def _replica_problem(
+    status: DbStatus | None,
+    limits: Database,
+    status_age_seconds: float | None,
+    receipt: LossReceipt | None,
+) -> tuple[str, str] | None:
+    if status is None:
+        return "lag_unknown", "the DR standby's status is unknown"
+    if status_age_seconds is not None and status_age_seconds > limits.max_lag_seconds:
+        return (
+            "status_stale",
+            f"the DR standby's status is {status_age_seconds:.0f} s old "
+            f"(more than {limits.max_lag_seconds:g} s)",
+        )
+    if status.replay_lag_bytes is None:
+        return "lag_unknown", "the DR standby's replay lag in bytes is unknown"
+    if status.replay_lag_bytes > limits.max_lag_bytes:
+        return (
+            "lag_bytes",
+            f"replay is {status.replay_lag_bytes} bytes behind what the standby received "
+            f"(limit {limits.max_lag_bytes})",
+        )
+    if status.replay_lag_bytes > 0:
+        if status.replay_lag_seconds is None:
+            return "lag_unknown", "replay is behind and its lag in seconds is unknown"
+        if status.replay_lag_seconds > limits.max_lag_seconds:
+            return (
+                "lag_seconds",
+                f"replay is {status.replay_lag_seconds:.1f} s behind (limit {limits.max_lag_seconds:g} s)",
+            )
+    if receipt is not None and receipt.loss_bytes is not None and receipt.loss_bytes > limits.max_lag_bytes:
+        return (
+            "loss_bytes",
+            f"the standby received {receipt.loss_bytes} bytes less than main was last seen writing "
+            f"(limit {limits.max_lag_bytes})",
+        )
+    return None
+
+
+def _streaming(status: DbStatus) -> str:
+    if status.streaming is None:
+        return ""
+    return "; the WAL receiver is streaming" if status.streaming else "; the WAL receiver is not streaming"
+
+
+def _loss_amount(status: DbStatus | None, receipt: LossReceipt | None) -> str:
+    parts = []
+    if receipt is not None:
+        parts.append(
+            f"{receipt.loss_bytes} bytes not received"
+            if receipt.loss_bytes is not None
+            else "WAL loss unknown"
+        )
+    if status is None or status.replay_lag_bytes is None:
+        parts.append("replay lag unknown")
+    else:
+        parts.append(f"replay {status.replay_lag_bytes} bytes behind")
+        if status.replay_lag_seconds is not None:
+            parts.append(f"{status.replay_lag_seconds:.1f} s")
+    return ", ".join(parts)
+
+
+# ---------------------------------------------------------------------------------------------
+# Mode (DESIGN §1 phase 6)
+# ---------------------------------------------------------------------------------------------
+
+
+class ModeAction(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    action: Literal["proceed", "wait_veto", "wait_approval", "alert_only"]
+    reason: str
+
+
+def choose_mode_action(mode: FailoverMode, trigger: Trigger) -> ModeAction:
+    if trigger == "manual":
+        return ModeAction(action="proceed", reason="a manual start proceeds: the operator is the approval")
+    actions: dict[FailoverMode, ModeAction] = {
+        FailoverMode.AUTO: ModeAction(action="proceed", reason="mode auto: proceeding without waiting"),
+        FailoverMode.VETO: ModeAction(
+            action="wait_veto", reason="mode veto: notifying and proceeding unless an operator vetoes in time"
+        ),
+        FailoverMode.APPROVE: ModeAction(
+            action="wait_approval", reason="mode approve: waiting for an operator's explicit approval"
+        ),
+        FailoverMode.MANUAL: ModeAction(
+            action="alert_only", reason="mode manual: alerting only; an operator must start the failover"
+        ),
+    }
+    return actions[mode]

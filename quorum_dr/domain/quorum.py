@@ -1,0 +1,362 @@
+"""The quorum engine: from probe results, a verdict per site with the sentence that explains it.
+
+Pure code: no I/O, no clock of its own (the caller passes `now`). Read top to bottom:
+
+1. Only results of the site, from configured probe regions, with a receive time no older than
+   `freshness_seconds` are looked at. Self-check results (site `_control`) are never votes.
+2. Per region, the fresh results are grouped into rounds (by round id) and the rounds ordered by
+   when they were received. A round is DOWN if any voting check failed, UP if every voting check
+   passed. A round in which the region failed its self-check is an abstaining round.
+3. A region votes DOWN only when its latest `down_after_rounds` rounds are all DOWN; UP when its
+   latest round is UP. Otherwise it abstains, is suspect (failing, not long enough yet), is
+   stale (only old results) or missing (no results): none of these is a vote.
+4. The site is DOWN when at least `quorum` regions vote DOWN, UP when at least `quorum` vote UP,
+   and UNKNOWN otherwise.
+5. Database veto (main only): if the DR standby still streams from the primary and its receive
+   position advanced between two fresh results, the primary is alive; what the regions see is
+   a partition, so main cannot be DOWN.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from enum import StrEnum
+from typing import TYPE_CHECKING, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from quorum_dr.domain.results import CONTROL_SITE, DbRole, ProbeResult, Vote, format_lsn, parse_lsn
+
+if TYPE_CHECKING:  # the config is only a type here; the engine reads plain numbers from it
+    from quorum_dr.config import WatchdogConfig
+
+VoteKind = Literal["down", "up", "suspect", "abstain", "stale", "missing"]
+
+
+class Verdict(StrEnum):
+    UP = "UP"
+    DOWN = "DOWN"
+    UNKNOWN = "UNKNOWN"
+
+
+class RegionVote(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    region: str
+    kind: VoteKind
+    rounds_considered: int
+    reason: str
+
+
+class SiteVerdict(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    service: str
+    site: str
+    verdict: Verdict
+    reason: str
+    votes: list[RegionVote]
+    down_votes: int
+    up_votes: int
+    quorum: int
+    vetoed: bool = False
+    evaluated_at: float
+
+
+class _Round(BaseModel):
+    """The fresh results of one region's round for one site."""
+
+    round_id: str
+    received_at: float
+    abstaining: bool
+    down: bool  # a voting check failed
+    up: bool  # every voting check passed (and there was at least one)
+    failing: list[str]  # "check: failure class" of the failing voting checks
+
+
+def _is_fresh(result: ProbeResult, now: float, freshness_seconds: float) -> bool:
+    return result.received_at is not None and now - result.received_at <= freshness_seconds
+
+
+def _plural(count: int, one: str, many: str) -> str:
+    return one if count == 1 else many
+
+
+def _names(regions: Iterable[str]) -> str:
+    return ", ".join(regions)
+
+
+def _rounds(results: list[ProbeResult], control_down: set[str]) -> list[_Round]:
+    """Group one region's fresh results of one site into rounds, oldest first."""
+    by_round: dict[str, list[ProbeResult]] = defaultdict(list)
+    for result in results:
+        by_round[result.round_id].append(result)
+    rounds = []
+    for round_id, members in by_round.items():
+        voting = [r for r in members if r.counts]
+        failing = sorted(f"{r.check}: {r.failure_class or 'down'}" for r in voting if r.vote is Vote.DOWN)
+        rounds.append(
+            _Round(
+                round_id=round_id,
+                received_at=max(r.received_at or 0.0 for r in members),
+                abstaining=any(r.abstaining for r in members) or round_id in control_down,
+                down=bool(failing),
+                up=bool(voting) and not failing,
+                failing=failing,
+            )
+        )
+    rounds.sort(key=lambda r: (r.received_at, r.round_id))
+    return rounds
+
+
+def _region_vote(
+    region: str,
+    fresh: list[ProbeResult],
+    any_seen: bool,
+    control_down: set[str],
+    site: str,
+    down_after_rounds: int,
+) -> RegionVote:
+    if not fresh:
+        if any_seen:
+            return RegionVote(
+                region=region,
+                kind="stale",
+                rounds_considered=0,
+                reason=f"{region}'s results for {site} are stale",
+            )
+        return RegionVote(
+            region=region, kind="missing", rounds_considered=0, reason=f"{region} has no results for {site}"
+        )
+    # Informational checks alone do not make a round, unless the round abstains.
+    rounds = [r for r in _rounds(fresh, control_down) if r.up or r.down or r.abstaining]
+    if not rounds:
+        return RegionVote(
+            region=region,
+            kind="missing",
+            rounds_considered=0,
+            reason=f"{region} has no voting check results for {site}",
+        )
+    latest = rounds[-1]
+    if latest.abstaining:
+        return RegionVote(
+            region=region,
+            kind="abstain",
+            rounds_considered=1,
+            reason=f"{region} abstains (control target unreachable in round {latest.round_id})",
+        )
+    if latest.up:
+        return RegionVote(
+            region=region,
+            kind="up",
+            rounds_considered=1,
+            reason=f"{region} votes UP: every voting check passed in round {latest.round_id}",
+        )
+    window = rounds[-down_after_rounds:]
+    consecutive = 0
+    for round_ in reversed(rounds):
+        if round_.abstaining or not round_.down:
+            break
+        consecutive += 1
+    failing = "; ".join(latest.failing)
+    if len(window) == down_after_rounds and consecutive >= down_after_rounds:
+        return RegionVote(
+            region=region,
+            kind="down",
+            rounds_considered=down_after_rounds,
+            reason=f"{region} votes DOWN: {down_after_rounds} consecutive failing "
+            f"{_plural(down_after_rounds, 'round', 'rounds')} ({failing})",
+        )
+    return RegionVote(
+        region=region,
+        kind="suspect",
+        rounds_considered=len(window),
+        reason=f"{region} is suspect: {consecutive} of {down_after_rounds} failing rounds so far ({failing})",
+    )
+
+
+def _veto_witness(dr_results: Iterable[ProbeResult], regions: set[str], service: str) -> str | None:
+    """A sentence naming the evidence that the primary is alive, or None.
+
+    Per region and check, the two latest fresh standby reports are compared: the later one must
+    say the WAL receiver is streaming, and its receive position must be past the earlier one's.
+    Only the latest pair counts, so a primary that died stops vetoing one round later.
+    """
+    series: dict[tuple[str, str], list[ProbeResult]] = defaultdict(list)
+    for result in dr_results:
+        db = result.db
+        if (
+            result.service == service
+            and result.region in regions
+            and not result.abstaining
+            and db is not None
+            and db.role is DbRole.STANDBY
+            and db.receive_lsn
+        ):
+            series[(result.region, result.check)].append(result)
+    for (region, _check), reports in sorted(series.items()):
+        reports.sort(
+            key=lambda r: (
+                r.received_at or 0.0,
+                r.round_id,
+                parse_lsn(r.db.receive_lsn or "0/0") if r.db else 0,
+                bool(r.db and r.db.streaming),
+            )
+        )
+        if len(reports) < 2:
+            continue
+        before, after = reports[-2], reports[-1]
+        assert before.db is not None and after.db is not None
+        start = parse_lsn(before.db.receive_lsn or "0/0")
+        end = parse_lsn(after.db.receive_lsn or "0/0")
+        if after.db.streaming and end > start:
+            return (
+                f"the DR standby is still streaming from the primary and its receive position "
+                f"advanced from {format_lsn(start)} to {format_lsn(end)} (seen from {region})"
+            )
+    return None
+
+
+def _check_quorum(quorum: int, regions: Sequence[str]) -> None:
+    if quorum * 2 <= len(regions) or quorum > len(regions):
+        raise ValueError(
+            f"quorum {quorum} must be more than half of the {len(regions)} probe regions "
+            f"and not more than them"
+        )
+
+
+def evaluate_site(
+    results: Iterable[ProbeResult],
+    *,
+    service: str,
+    site: str,
+    regions: Sequence[str],
+    quorum: int,
+    freshness_seconds: float,
+    down_after_rounds: int,
+    now: float,
+    db_veto: bool = False,
+    dr_results: Iterable[ProbeResult] = (),
+) -> SiteVerdict:
+    """The verdict on one site of one service. `dr_results` feed the database veto (main only)."""
+    _check_quorum(quorum, regions)
+    if down_after_rounds < 1:
+        raise ValueError(f"down_after_rounds must be at least 1, got {down_after_rounds}")
+    configured = set(regions)
+    seen: dict[str, list[ProbeResult]] = defaultdict(list)
+    fresh: dict[str, list[ProbeResult]] = defaultdict(list)
+    control_down: dict[str, set[str]] = defaultdict(set)
+    for result in results:
+        if result.service != service or result.region not in configured:
+            continue
+        is_fresh = _is_fresh(result, now, freshness_seconds)
+        if result.site == CONTROL_SITE:
+            if is_fresh and result.vote is Vote.DOWN:
+                control_down[result.region].add(result.round_id)
+            continue
+        if result.site != site:
+            continue
+        seen[result.region].append(result)
+        if is_fresh:
+            fresh[result.region].append(result)
+
+    votes = [
+        _region_vote(region, fresh[region], bool(seen[region]), control_down[region], site, down_after_rounds)
+        for region in regions
+    ]
+    down = [v.region for v in votes if v.kind == "down"]
+    up = [v.region for v in votes if v.kind == "up"]
+    total = len(regions)
+
+    verdict = Verdict.UNKNOWN
+    vetoed = False
+    if len(down) >= quorum:
+        witness = None
+        if db_veto:
+            fresh_dr = (r for r in dr_results if r.site == "dr" and _is_fresh(r, now, freshness_seconds))
+            witness = _veto_witness(fresh_dr, configured, service)
+        if witness:
+            vetoed = True
+            reason = (
+                f"{site} is UNKNOWN: {len(down)} of {total} regions ({_names(down)}) vote DOWN, but "
+                f"{witness}: the primary is alive and this looks like a partition; quorum is {quorum}"
+            )
+        else:
+            verdict = Verdict.DOWN
+            reason = (
+                f"{site} is DOWN: {len(down)} of {total} regions ({_names(down)}) saw "
+                f"{down_after_rounds} consecutive failing {_plural(down_after_rounds, 'round', 'rounds')}; "
+                f"quorum is {quorum}"
+            )
+    elif len(up) >= quorum:
+        verdict = Verdict.UP
+        reason = (
+            f"{site} is UP: {len(up)} of {total} regions ({_names(up)}) saw every voting check pass "
+            f"in their latest round; quorum is {quorum}"
+        )
+    else:
+        reason = f"{site} is UNKNOWN: " + "; ".join(
+            _unknown_clauses(votes, down, up) + [f"quorum is {quorum}"]
+        )
+
+    return SiteVerdict(
+        service=service,
+        site=site,
+        verdict=verdict,
+        reason=reason,
+        votes=votes,
+        down_votes=len(down),
+        up_votes=len(up),
+        quorum=quorum,
+        vetoed=vetoed,
+        evaluated_at=now,
+    )
+
+
+def _unknown_clauses(votes: list[RegionVote], down: list[str], up: list[str]) -> list[str]:
+    clauses = []
+    if down:
+        clauses.append(
+            f"only {len(down)} {_plural(len(down), 'region votes', 'regions vote')} DOWN ({_names(down)})"
+        )
+    if up:
+        clauses.append(f"{len(up)} {_plural(len(up), 'region votes', 'regions vote')} UP ({_names(up)})")
+    if not down and not up:
+        clauses.append("no region votes DOWN or UP")
+    order: dict[str, int] = {"suspect": 0, "abstain": 1, "stale": 2, "missing": 3}
+    for vote in sorted((v for v in votes if v.kind in order), key=lambda v: order[v.kind]):
+        if vote.kind == "abstain":
+            clauses.append(f"{vote.region} abstains (control target unreachable)")
+        elif vote.kind == "stale":
+            clauses.append(f"{vote.region}'s results are stale")
+        elif vote.kind == "missing":
+            clauses.append(f"{vote.region} has no results")
+        elif vote.kind == "suspect":
+            clauses.append(vote.reason)
+    return clauses
+
+
+def evaluate_service(
+    results: Iterable[ProbeResult], config: WatchdogConfig, service: str, now: float
+) -> dict[str, SiteVerdict]:
+    """Verdicts on main, dr and (when configured) cold; main is subject to the database veto."""
+    spec = config.service(service)
+    pool = list(results)
+    sites = ["main", "dr"] + (["cold"] if spec.sites.cold is not None else [])
+    dr_postgres = [r for r in pool if r.site == "dr" and r.check_type == "postgres"]
+    return {
+        site: evaluate_site(
+            pool,
+            service=service,
+            site=site,
+            regions=config.probe_regions,
+            quorum=config.quorum,
+            freshness_seconds=config.probe.freshness_seconds,
+            down_after_rounds=config.probe.down_after_rounds,
+            now=now,
+            db_veto=site == "main",
+            dr_results=dr_postgres if site == "main" else (),
+        )
+        for site in sites
+    }

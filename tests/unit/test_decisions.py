@@ -1,0 +1,398 @@
+"""The pure failover decisions: every branch and its sentence."""
+
+from __future__ import annotations
+
+import pytest
+
+from quorum_dr.config import Database, DatabaseEndpoint, FailoverMode, FailoverPolicy
+from quorum_dr.domain.decisions import (
+    check_gates,
+    check_replica,
+    choose_mode_action,
+    data_loss_receipt,
+    decide_scenario,
+)
+from quorum_dr.domain.quorum import SiteVerdict, Verdict
+from quorum_dr.domain.results import DbRole, DbStatus, ProbeResult, Vote
+from quorum_dr.domain.state import ServiceState, ServiceStatus, utc_day
+
+NOW = 1_700_000_000.0  # 2023-11-14 22:13:20 UTC
+POLICY = FailoverPolicy(cooldown_seconds=3600, daily_cap=1)
+
+
+def state(**kw: object) -> ServiceState:
+    return ServiceState(service="booking", **kw)
+
+
+# ---------------------------------------------------------------------------------------------
+# Gates
+# ---------------------------------------------------------------------------------------------
+
+
+def test_automatic_failover_passes_open_gates() -> None:
+    decision = check_gates(state(), POLICY, trigger="auto", target="dr", now=NOW)
+    assert decision.proceed and decision.code == "ok"
+    assert decision.reason == (
+        "automatic failover of booking to dr may proceed: automation is enabled, no cooldown, "
+        "0 of 1 automatic failovers used today"
+    )
+
+
+def test_kill_switch_stops_automatic_but_not_manual() -> None:
+    off = state(automation_enabled=False)
+    auto = check_gates(off, POLICY, trigger="auto", target="dr", now=NOW)
+    assert (auto.proceed, auto.code) == (False, "kill_switch")
+    assert auto.reason == (
+        "automatic failover of booking to dr refused: automation is disabled for booking (kill switch); "
+        "a manual start is still possible"
+    )
+    manual = check_gates(off, POLICY, trigger="manual", target="dr", now=NOW)
+    assert (manual.proceed, manual.code) == (True, "manual")
+    assert manual.reason == (
+        "manual start of a failover of booking to dr: kill switch, cooldown and daily cap apply to "
+        "automatic failovers only"
+    )
+
+
+def test_cooldown_stops_automatic_failover() -> None:
+    decision = check_gates(state(cooldown_until=NOW + 600), POLICY, trigger="auto", target="dr", now=NOW)
+    assert (decision.proceed, decision.code) == (False, "cooldown")
+    assert decision.reason == (
+        "automatic failover of booking to dr refused: in cooldown until 2023-11-14 22:23:20Z (600 s left) "
+        "after the last failover"
+    )
+    assert check_gates(state(cooldown_until=NOW - 1), POLICY, trigger="auto", target="dr", now=NOW).proceed
+    assert check_gates(
+        state(cooldown_until=NOW + 600), POLICY, trigger="manual", target="dr", now=NOW
+    ).proceed
+
+
+def test_daily_cap_counts_only_today() -> None:
+    today = utc_day(NOW)
+    capped = state(failover_day=today, failovers_today=1)
+    decision = check_gates(capped, POLICY, trigger="auto", target="dr", now=NOW)
+    assert (decision.proceed, decision.code) == (False, "daily_cap")
+    assert decision.reason == (
+        "automatic failover of booking to dr refused: the daily cap of 1 automatic failover is reached "
+        "(1 on 2023-11-14 UTC)"
+    )
+    yesterday = state(failover_day="2023-11-13", failovers_today=5)
+    assert check_gates(yesterday, POLICY, trigger="auto", target="dr", now=NOW).proceed
+    zero = FailoverPolicy(daily_cap=0)
+    assert check_gates(state(), zero, trigger="auto", target="dr", now=NOW).code == "daily_cap"
+
+
+def test_no_automatic_failback_and_no_failover_to_the_active_site() -> None:
+    on_dr = state(active_site="dr", status=ServiceStatus.FAILED_OVER)
+    back = check_gates(on_dr, POLICY, trigger="auto", target="main", now=NOW)
+    assert (back.proceed, back.code) == (False, "failback")
+    assert back.reason == (
+        "automatic failover of booking to main refused: there is no automatic failback to main; "
+        "an operator must start it"
+    )
+    assert check_gates(on_dr, POLICY, trigger="manual", target="main", now=NOW).proceed
+    again = check_gates(on_dr, POLICY, trigger="auto", target="dr", now=NOW)
+    assert (again.proceed, again.code) == (False, "already_active")
+    assert again.reason == "dr is already the active site of booking: nothing to fail over"
+
+
+def test_needs_attention_stops_automatic_failover() -> None:
+    stuck = state(status=ServiceStatus.NEEDS_ATTENTION, lock_holder="inc-42")
+    decision = check_gates(stuck, POLICY, trigger="auto", target="dr", now=NOW)
+    assert (decision.proceed, decision.code) == (False, "needs_attention")
+    assert decision.reason == (
+        "automatic failover of booking to dr refused: booking needs attention after an earlier incident "
+        "(inc-42); an operator must reset it"
+    )
+
+
+def test_unknown_target_is_refused() -> None:
+    decision = check_gates(state(), POLICY, trigger="manual", target="moon", now=NOW)
+    assert (decision.proceed, decision.code, decision.reason) == (
+        False,
+        "bad_target",
+        "'moon' is not a site (main, dr, cold)",
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Scenario
+# ---------------------------------------------------------------------------------------------
+
+
+def verdict(site: str, value: Verdict, reason: str = "", down: int = 0, up: int = 0) -> SiteVerdict:
+    return SiteVerdict(
+        service="booking",
+        site=site,
+        verdict=value,
+        reason=reason or f"{site} is {value}",
+        votes=[],
+        down_votes=down,
+        up_votes=up,
+        quorum=2,
+        evaluated_at=NOW,
+    )
+
+
+MAIN_DOWN = verdict("main", Verdict.DOWN, down=3)
+
+
+def test_main_down_and_dr_up_is_a_hot_failover() -> None:
+    decision = decide_scenario(
+        {"main": MAIN_DOWN, "dr": verdict("dr", Verdict.UP, up=2)}, cold_configured=True, active_site="main"
+    )
+    assert (decision.scenario, decision.target) == ("hot", "dr")
+    assert decision.reason == (
+        "hot failover to dr: main is DOWN (3 regions vote DOWN, quorum 2) and dr is UP (2 regions vote UP)"
+    )
+
+
+def test_both_down_is_cold_when_configured_else_nothing() -> None:
+    verdicts = {"main": MAIN_DOWN, "dr": verdict("dr", Verdict.DOWN)}
+    cold = decide_scenario(verdicts, cold_configured=True, active_site="main")
+    assert (cold.scenario, cold.target) == ("cold", "cold")
+    assert cold.reason == "cold failover: main and dr are both DOWN; launching the cold site"
+    none = decide_scenario(verdicts, cold_configured=False, active_site="main")
+    assert (none.scenario, none.target) == ("none", None)
+    assert none.reason == (
+        "no failover: main and dr are both DOWN and no cold site is configured; an operator must act"
+    )
+
+
+@pytest.mark.parametrize(
+    ("verdicts", "active", "reason"),
+    [
+        (
+            {
+                "main": verdict("main", Verdict.UNKNOWN, "main is UNKNOWN: only 1 region votes DOWN"),
+                "dr": verdict("dr", Verdict.UP),
+            },
+            "main",
+            "no failover: main is UNKNOWN: only 1 region votes DOWN",
+        ),
+        (
+            {"main": MAIN_DOWN, "dr": verdict("dr", Verdict.UNKNOWN, "dr is UNKNOWN: no region votes")},
+            "main",
+            "no failover: main is DOWN but dr is not confirmed UP (dr is UNKNOWN: no region votes)",
+        ),
+        ({"main": MAIN_DOWN}, "main", "no failover: no verdict on dr"),
+        (
+            {"main": MAIN_DOWN, "dr": verdict("dr", Verdict.UP)},
+            "dr",
+            "no failover: dr is the active site, not main",
+        ),
+    ],
+    ids=["main-not-down", "dr-unknown", "dr-missing", "already-on-dr"],
+)
+def test_anything_else_is_no_action_with_its_reason(
+    verdicts: dict[str, SiteVerdict], active: str, reason: str
+) -> None:
+    decision = decide_scenario(verdicts, cold_configured=True, active_site=active)
+    assert (decision.scenario, decision.target, decision.reason) == ("none", None, reason)
+
+
+# ---------------------------------------------------------------------------------------------
+# Replica readiness
+# ---------------------------------------------------------------------------------------------
+
+LIMITS = Database(
+    main=DatabaseEndpoint(host="main", credentials_secret="s"),
+    dr=DatabaseEndpoint(host="dr", credentials_secret="s"),
+    max_lag_bytes=1000,
+    max_lag_seconds=30,
+)
+
+
+def standby(**kw: object) -> DbStatus:
+    base: dict = dict(
+        role=DbRole.STANDBY,
+        receive_lsn="0/3000148",
+        replay_lsn="0/3000148",
+        replay_lag_bytes=0,
+        replay_lag_seconds=2.0,
+        streaming=True,
+    )
+    base.update(kw)
+    return DbStatus(**base)
+
+
+def test_a_caught_up_standby_may_be_promoted() -> None:
+    decision = check_replica(standby(), LIMITS, allow_data_loss=False)
+    assert (decision.proceed, decision.code) == (True, "ok")
+    assert decision.reason == (
+        "the DR standby may be promoted: replay is 0 bytes behind what it received (limit 1000); "
+        "the WAL receiver is streaming"
+    )
+
+
+def test_an_idle_primary_does_not_make_a_caught_up_standby_late() -> None:
+    idle = standby(replay_lag_seconds=900.0, streaming=False)
+    decision = check_replica(idle, LIMITS, allow_data_loss=False)
+    assert decision.proceed
+    assert decision.reason.endswith("the WAL receiver is not streaming")
+
+
+@pytest.mark.parametrize(
+    ("status", "age", "code", "sentence"),
+    [
+        (None, None, "lag_unknown", "the DR standby's status is unknown"),
+        (
+            standby(replay_lag_bytes=None),
+            None,
+            "lag_unknown",
+            "the DR standby's replay lag in bytes is unknown",
+        ),
+        (
+            standby(replay_lag_bytes=5000),
+            None,
+            "lag_bytes",
+            "replay is 5000 bytes behind what the standby received (limit 1000)",
+        ),
+        (
+            standby(replay_lag_bytes=10, replay_lag_seconds=45.0),
+            None,
+            "lag_seconds",
+            "replay is 45.0 s behind (limit 30 s)",
+        ),
+        (
+            standby(replay_lag_bytes=10, replay_lag_seconds=None),
+            None,
+            "lag_unknown",
+            "replay is behind and its lag in seconds is unknown",
+        ),
+        (standby(), 120.0, "status_stale", "the DR standby's status is 120 s old (more than 30 s)"),
+    ],
+    ids=["no-status", "bytes-unknown", "bytes-over", "seconds-over", "seconds-unknown", "stale-status"],
+)
+def test_no_automatic_promotion_when_behind_or_unknown(
+    status: DbStatus | None, age: float | None, code: str, sentence: str
+) -> None:
+    decision = check_replica(status, LIMITS, allow_data_loss=False, status_age_seconds=age)
+    assert (decision.proceed, decision.code) == (False, code)
+    assert decision.reason == (
+        f"no automatic promotion: {sentence}; only a manual start with allow_data_loss may proceed"
+    )
+
+
+def test_allow_data_loss_proceeds_and_says_how_much() -> None:
+    decision = check_replica(
+        standby(replay_lag_bytes=5000, replay_lag_seconds=12.5), LIMITS, allow_data_loss=True
+    )
+    assert (decision.proceed, decision.code) == (True, "data_loss_allowed")
+    assert decision.reason == (
+        "promoting although replay is 5000 bytes behind what the standby received (limit 1000): data may "
+        "be lost (replay 5000 bytes behind, 12.5 s); allow_data_loss was given by an operator"
+    )
+    unknown = check_replica(None, LIMITS, allow_data_loss=True)
+    assert unknown.proceed
+    assert unknown.reason == (
+        "promoting although the DR standby's status is unknown: data may be lost (replay lag unknown); "
+        "allow_data_loss was given by an operator"
+    )
+
+
+def test_not_a_standby_is_never_promoted_even_with_allow_data_loss() -> None:
+    primary = DbStatus(role=DbRole.PRIMARY, current_lsn="0/5000000")
+    decision = check_replica(primary, LIMITS, allow_data_loss=True)
+    assert (decision.proceed, decision.code) == (False, "not_standby")
+    assert decision.reason == "the DR database is a primary, not a standby: there is nothing to promote"
+
+
+def test_a_receipt_showing_wal_not_received_beyond_the_limit_stops_promotion() -> None:
+    receipt = data_loss_receipt(
+        [main_primary("0/3010000")], service="booking", standby_status=standby(receive_lsn="0/3000000")
+    )
+    decision = check_replica(standby(), LIMITS, allow_data_loss=False, receipt=receipt)
+    assert (decision.proceed, decision.code) == (False, "loss_bytes")
+    assert (
+        "the standby received 65536 bytes less than main was last seen writing (limit 1000)"
+        in decision.reason
+    )
+    allowed = check_replica(standby(), LIMITS, allow_data_loss=True, receipt=receipt)
+    assert allowed.proceed and "65536 bytes not received" in allowed.reason
+
+
+# ---------------------------------------------------------------------------------------------
+# Data-loss receipt
+# ---------------------------------------------------------------------------------------------
+
+
+def main_primary(lsn: str, service: str = "booking", site: str = "main") -> ProbeResult:
+    return ProbeResult(
+        service=service,
+        site=site,
+        check="postgres",
+        check_type="postgres",
+        region="us-east-1",
+        round_id="r1",
+        vote=Vote.UP,
+        latency_ms=1,
+        probe_time=NOW,
+        received_at=NOW,
+        counts=False,
+        db=DbStatus(role=DbRole.PRIMARY, current_lsn=lsn),
+    )
+
+
+def test_loss_is_the_last_main_position_seen_minus_the_standby_received_position() -> None:
+    results = [
+        main_primary("0/3000000"),
+        main_primary("0/3000200"),
+        main_primary("0/9000000", service="other"),
+        main_primary("0/9000000", site="dr"),
+    ]
+    receipt = data_loss_receipt(
+        results, service="booking", standby_status=standby(receive_lsn="0/3000148", last_replay_at=NOW - 3)
+    )
+    assert (receipt.last_main_lsn, receipt.standby_receive_lsn, receipt.loss_bytes) == (
+        "0/3000200",
+        "0/3000148",
+        184,
+    )
+    assert receipt.last_replay_at == NOW - 3
+    assert receipt.reason == (
+        "at least 184 bytes of WAL lost: main was last seen at 0/3000200 and the standby received up to "
+        "0/3000148; last replayed transaction at 2023-11-14 22:13:17Z"
+    )
+
+
+def test_no_known_loss_when_the_standby_is_at_or_past_what_probes_saw() -> None:
+    receipt = data_loss_receipt(
+        [main_primary("0/3000000")], service="booking", standby_status=standby(receive_lsn="0/3000148")
+    )
+    assert receipt.loss_bytes == 0
+    assert receipt.reason == (
+        "no known data loss: the standby received up to 0/3000148, at or past the last main position a "
+        "probe saw (0/3000000); main may have written after that"
+    )
+
+
+def test_unknown_loss_is_none_never_zero() -> None:
+    no_main = data_loss_receipt([], service="booking", standby_status=standby())
+    assert no_main.loss_bytes is None
+    assert no_main.reason == "data loss unknown: no probe saw main's WAL position"
+    no_standby = data_loss_receipt([main_primary("0/3000000")], service="booking", standby_status=None)
+    assert (no_standby.loss_bytes, no_standby.last_main_lsn) == (None, "0/3000000")
+    assert no_standby.reason == "data loss unknown: the standby's received position is unknown"
+
+
+# ---------------------------------------------------------------------------------------------
+# Mode
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("mode", "trigger", "action"),
+    [
+        (FailoverMode.AUTO, "auto", "proceed"),
+        (FailoverMode.VETO, "auto", "wait_veto"),
+        (FailoverMode.APPROVE, "auto", "wait_approval"),
+        (FailoverMode.MANUAL, "auto", "alert_only"),
+        (FailoverMode.MANUAL, "manual", "proceed"),
+        (FailoverMode.APPROVE, "manual", "proceed"),
+    ],
+)
+def test_mode_action(mode: FailoverMode, trigger: str, action: str) -> None:
+    chosen = choose_mode_action(mode, trigger)  # type: ignore[arg-type]
+    assert chosen.action == action
+    assert chosen.reason.startswith("a manual start" if trigger == "manual" else f"mode {mode}")
