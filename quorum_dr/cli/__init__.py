@@ -14,6 +14,7 @@ from collections.abc import Sequence
 # Modules that register sub-commands, in the order `drctl --help` lists them.
 COMMAND_MODULES = [
     "quorum_dr.cli.config_cmd",
+    "quorum_dr.cli.failover_cmd",
 ]
 
 

@@ -24,7 +24,10 @@ def answer_request(
     token = record.get("task_token")
     if not token:
         raise OperatorError(f"incident {incident_id} is not waiting for an approval or a veto")
-    sfn.send_task_success(taskToken=token, output=json.dumps({"decision": decision, "by": by}))
+    if decision == "veto":
+        sfn.send_task_failure(taskToken=token, error="Vetoed", cause=f"{by} vetoed incident {incident_id}")
+    else:
+        sfn.send_task_success(taskToken=token, output=json.dumps({"decision": decision, "by": by}))
     sentence = f"{by} answered {decision} to incident {incident_id}"
     store.update_incident(
         service,
