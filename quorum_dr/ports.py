@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from quorum_dr.config import ColdSite, Hook
 from quorum_dr.domain.edge import SwitchReceipt
-from quorum_dr.domain.results import ProbeResult
+from quorum_dr.domain.results import DbStatus, ProbeResult
 
 
 class SecretSource(ABC):
@@ -79,7 +79,7 @@ class NotifyReceipt(BaseModel):
     reason: str
 
 
-class Notifier(ABC):
+class NotificationChannel(ABC):
     """Sends a notification on every channel it knows; one failing channel never stops another."""
 
     @abstractmethod
@@ -133,7 +133,7 @@ class InstanceView(BaseModel):
     private_ip: str | None = None
 
 
-class ColdSiteLauncher(ABC):
+class ComputeLauncher(ABC):
     """Starts the cold site's compute, at most once per incident."""
 
     @abstractmethod
@@ -157,3 +157,115 @@ class EdgeSwitch(ABC):
     @abstractmethod
     def switch_to(self, site: str, *, incident_id: str, dry_run: bool = False) -> SwitchReceipt:
         """Point the edge at `site`, idempotently, and read it back; a dry run writes nothing."""
+
+
+# Ports of the failover actions (the state machine's Lambdas). Receipts are JSON-able mappings
+# holding at least a `reason` sentence; adapters may return pydantic models (model_dump is used).
+# ---------------------------------------------------------------------------------------------
+
+
+class StateStore(ABC):
+    """Service state, incident lock and incident records (the state table)."""
+
+    @abstractmethod
+    def get_state(self, service: str) -> dict[str, Any]:
+        """The service's state item (defaults when absent), with its `version`."""
+
+    @abstractmethod
+    def put_state(self, state: Mapping[str, Any], *, expected_version: int) -> dict[str, Any]:
+        """Write the state if its stored version is still `expected_version`; raise StaleState if not."""
+
+    @abstractmethod
+    def get_lock(self, service: str) -> dict[str, Any] | None: ...
+
+    @abstractmethod
+    def acquire_lock(self, service: str, incident_id: str, *, now: float, expires_at: float) -> bool:
+        """True when this incident holds the lock afterwards (the same write the ASL does)."""
+
+    @abstractmethod
+    def release_lock(self, service: str, incident_id: str) -> bool:
+        """Delete the lock if this incident holds it and it is not kept; True when released."""
+
+    @abstractmethod
+    def keep_lock(self, service: str, incident_id: str) -> None:
+        """Mark the lock as kept for this incident until an operator resets it."""
+
+    @abstractmethod
+    def clear_lock(self, service: str) -> dict[str, Any] | None:
+        """Delete the lock whoever holds it (operator reset); return what was deleted."""
+
+    @abstractmethod
+    def get_incident(self, service: str, incident_id: str) -> dict[str, Any] | None: ...
+
+    @abstractmethod
+    def update_incident(
+        self, service: str, incident_id: str, fields: Mapping[str, Any], *, timeline: Mapping[str, Any] | None
+    ) -> dict[str, Any]:
+        """Create or update the incident record; append `timeline` to its timeline."""
+
+    @abstractmethod
+    def list_incidents(self, service: str, limit: int = 20) -> list[dict[str, Any]]: ...
+
+
+class ProbeInvoker(ABC):
+    """Runs one on-demand probe round in every probe region (their results reach the ResultStore)."""
+
+    @abstractmethod
+    def run_round(self, *, service: str, round_id: str, incident_id: str, sites: list[str]) -> dict[str, str]:
+        """Invoke every region's probe; return region -> a sentence on how its invocation went."""
+
+
+class Promoter(ABC):
+    """The DR database: its standby status, promotion and the fencing of the old primary."""
+
+    @abstractmethod
+    def replica_status(self) -> DbStatus | None: ...
+
+    @abstractmethod
+    def wait_for_replay(self, timeout_seconds: float) -> DbStatus | None:
+        """Wait, at most `timeout_seconds`, for replay to reach what the standby received."""
+
+    @abstractmethod
+    def promote(self, incident_id: str) -> Any:
+        """Promote once (idempotent: checks pg_is_in_recovery first); a receipt with a reason."""
+
+    @abstractmethod
+    def verify_writable(self) -> bool: ...
+
+    @abstractmethod
+    def fence_old_primary(self, incident_id: str) -> Any:
+        """Best effort: stop the old primary taking writes where it is reachable; a receipt."""
+
+
+class Notifier(ABC):
+    """SNS and signed webhooks."""
+
+    @abstractmethod
+    def notify(self, subject: str, message: str, *, incident_id: str, detail: Mapping[str, Any]) -> Any: ...
+
+
+class HookRunner(ABC):
+    """Site-specific webhooks (fence_main, before_promote, after_promote)."""
+
+    @abstractmethod
+    def run(self, hook: str, *, incident_id: str, payload: Mapping[str, Any]) -> Any:
+        """Call the configured hook (a no-op receipt when none is configured).
+
+        Raise when a required hook fails.
+        """
+
+
+class ColdSiteLauncher(ABC):
+    """The cold site: an EC2 instance from the AMI or launch template."""
+
+    @abstractmethod
+    def launch(self, *, incident_id: str, task_token: str | None, dry_run: bool) -> Any:
+        """RunInstances with ClientToken = incident id (a retry never launches twice); a receipt."""
+
+
+class SwitchVerifier(ABC):
+    """Probes the public hostname (or an origin) and reports which site answered."""
+
+    @abstractmethod
+    def verify(self, *, service: str, expect_site: str, incident_id: str, origin_only: bool) -> Any:
+        """Receipt with `verified` (bool), `reason`, and what each region saw."""

@@ -17,7 +17,7 @@ import boto3
 from aws_lambda_powertools import Logger
 
 from quorum_dr.config import ColdSite
-from quorum_dr.ports import ColdSiteLauncher, InstanceView, LaunchReceipt
+from quorum_dr.ports import ComputeLauncher, InstanceView, LaunchReceipt
 
 logger = Logger(service="quorum-dr", child=True)
 
@@ -34,7 +34,7 @@ def client_token(incident_id: str) -> str:
     return "qdr-" + hashlib.sha256(incident_id.encode("utf-8")).hexdigest()[:56]
 
 
-class Ec2ColdSiteLauncher(ColdSiteLauncher):
+class Ec2ColdSiteLauncher(ComputeLauncher):
     def __init__(
         self,
         region: str | None = None,

@@ -21,7 +21,7 @@ from aws_lambda_powertools import Logger
 from pydantic import BaseModel, ConfigDict
 
 from quorum_dr.config import Webhook
-from quorum_dr.ports import Notification, Notifier, NotifyReceipt, SecretSource
+from quorum_dr.ports import Notification, NotificationChannel, NotifyReceipt, SecretSource
 from quorum_dr.signing import signed_headers
 
 logger = Logger(service="quorum-dr", child=True)
@@ -130,7 +130,7 @@ def readable_text(message: Notification) -> str:
     return "\n".join(lines).strip() + "\n"
 
 
-class SnsNotifier(Notifier):
+class SnsNotifier(NotificationChannel):
     def __init__(self, topic_arn: str, client: Any | None = None) -> None:
         self.topic_arn = topic_arn
         self._client = client or boto3.client("sns", region_name=topic_arn.split(":")[3] or None)
@@ -162,7 +162,7 @@ class SnsNotifier(Notifier):
         ]
 
 
-class WebhookNotifier(Notifier):
+class WebhookNotifier(NotificationChannel):
     """POSTs the notification as signed JSON to each configured webhook."""
 
     def __init__(
@@ -216,10 +216,10 @@ class WebhookNotifier(Notifier):
         return receipts
 
 
-class BroadcastNotifier(Notifier):
+class BroadcastNotifier(NotificationChannel):
     """Every channel, in order; logs each outcome with the incident id."""
 
-    def __init__(self, channels: Iterable[Notifier]) -> None:
+    def __init__(self, channels: Iterable[NotificationChannel]) -> None:
         self.channels = list(channels)
 
     def notify(self, message: Notification) -> list[NotifyReceipt]:
@@ -240,7 +240,7 @@ def build_notifier(
     sns_client: Any | None = None,
 ) -> BroadcastNotifier:
     """SNS (when a topic is given) and every configured webhook."""
-    channels: list[Notifier] = []
+    channels: list[NotificationChannel] = []
     if topic_arn:
         channels.append(SnsNotifier(topic_arn, client=sns_client))
     if webhooks:

@@ -16,6 +16,7 @@ COMMAND_MODULES = [
     "quorum_dr.cli.config_cmd",
     "quorum_dr.cli.drill_cmd",
     "quorum_dr.cli.probe_cmd",
+    "quorum_dr.cli.failover_cmd",
 ]
 
 

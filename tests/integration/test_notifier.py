@@ -1,4 +1,4 @@
-"""Notifier: SNS through moto (read back from a subscribed SQS queue) and signed webhooks
+"""NotificationChannel: SNS through moto (read back from a subscribed SQS queue) and signed webhooks
 against a real local HTTP server that verifies every signature."""
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from moto import mock_aws
 
 from quorum_dr.adapters.notifier import BroadcastNotifier, SnsNotifier, WebhookNotifier, build_notifier
 from quorum_dr.config import Webhook
-from quorum_dr.ports import Notification, Notifier, NotifyReceipt, SecretSource
+from quorum_dr.ports import Notification, NotificationChannel, NotifyReceipt, SecretSource
 from quorum_dr.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, SignatureError, verify
 
 KEY = "whk-0123456789abcdef-never-log-me"
@@ -219,7 +219,7 @@ def test_the_signing_key_never_appears_in_logs_or_receipts(
     assert all(KEY not in r.reason for r in receipts + broadcast)
 
 
-class Exploding(Notifier):
+class Exploding(NotificationChannel):
     def notify(self, message: Notification) -> list[NotifyReceipt]:
         return [NotifyReceipt(channel="broken", delivered=False, attempts=1, reason="broken channel")]
 

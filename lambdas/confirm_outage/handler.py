@@ -1,0 +1,12 @@
+"""Confirmation rounds (on-demand probes, quorum) and the scenario decision."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from quorum_dr.failover.confirm import handle
+from quorum_dr.failover.entry import run
+
+
+def handler(event: Any, context: Any) -> dict[str, Any]:
+    return run("confirm_outage", event, handle)

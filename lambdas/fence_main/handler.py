@@ -1,0 +1,13 @@
+"""Best effort: fence the old primary and call the fence_main hook."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from quorum_dr.failover.entry import run
+from quorum_dr.failover.promote import fence
+from quorum_dr.failover.request import Incident
+
+
+def handler(event: Any, context: Any) -> dict[str, Any]:
+    return run("fence_main", event, lambda ports, e: fence(ports, Incident.model_validate(e["incident"])))

@@ -1,0 +1,12 @@
+"""Lock holder, gates, record, active site, release, escalate: the incident's bookkeeping."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from quorum_dr.failover.entry import run
+from quorum_dr.failover.incident import handle
+
+
+def handler(event: Any, context: Any) -> dict[str, Any]:
+    return run("incident_state", event, handle)

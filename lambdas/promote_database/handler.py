@@ -1,0 +1,15 @@
+"""Promote the DR database once per incident and verify it is writable."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from quorum_dr.failover.entry import run
+from quorum_dr.failover.promote import promote
+from quorum_dr.failover.request import Incident
+
+
+def handler(event: Any, context: Any) -> dict[str, Any]:
+    return run(
+        "promote_database", event, lambda ports, e: promote(ports, Incident.model_validate(e["incident"]))
+    )

@@ -1,0 +1,19 @@
+"""Switch the Cloudflare edge to the target site and read it back."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from quorum_dr.failover.entry import run
+from quorum_dr.failover.request import Incident
+from quorum_dr.failover.switch import switch
+
+
+def handler(event: Any, context: Any) -> dict[str, Any]:
+    return run(
+        "switch_edge",
+        event,
+        lambda ports, e: switch(
+            ports, Incident.model_validate(e["incident"]), str(e["target"]), e.get("promotion")
+        ),
+    )

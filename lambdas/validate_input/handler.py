@@ -1,0 +1,12 @@
+"""Phase 1: parse the start input (manual request or watchdog event); bad input raises InvalidInput."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from quorum_dr.failover.entry import run
+from quorum_dr.failover.validate import handle
+
+
+def handler(event: Any, context: Any) -> dict[str, Any]:
+    return run("validate_input", event, handle)

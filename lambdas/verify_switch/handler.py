@@ -1,0 +1,22 @@
+"""Verify the switch through the public hostname, or the cold origin's health as a fallback."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from quorum_dr.failover.entry import run
+from quorum_dr.failover.request import Incident
+from quorum_dr.failover.verify import verify
+
+
+def handler(event: Any, context: Any) -> dict[str, Any]:
+    return run(
+        "verify_switch",
+        event,
+        lambda ports, e: verify(
+            ports,
+            Incident.model_validate(e["incident"]),
+            str(e.get("target")),
+            origin_only=e.get("action") == "cold_health",
+        ),
+    )

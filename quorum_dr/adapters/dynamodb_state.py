@@ -1,0 +1,181 @@
+"""The state table in DynamoDB: service state (sk STATE, versioned), the incident lock (sk LOCK,
+conditional writes) and incident records (sk INCIDENT#<id>, with an appended timeline).
+
+The lock item is the same one the state machine's `AcquireIncidentLock` step writes directly:
+`incident_id`, `acquired_at`, `lock_expires_at`, `kept`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from decimal import Decimal
+from typing import Any
+
+import boto3
+from botocore.exceptions import ClientError
+
+from quorum_dr.failover.errors import StaleState
+from quorum_dr.ports import StateStore
+
+STATE = "STATE"
+LOCK = "LOCK"
+INCIDENT = "INCIDENT#"
+STATE_FIELDS = (
+    "service",
+    "active_site",
+    "status",
+    "automation_enabled",
+    "lock_holder",
+    "lock_expires_at",
+    "cooldown_until",
+    "failover_day",
+    "failovers_today",
+    "last_failover_at",
+    "version",
+)
+
+
+def to_dynamo(value: Any) -> Any:
+    return json.loads(json.dumps(value, default=str), parse_float=Decimal)
+
+
+def from_dynamo(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, dict):
+        return {k: from_dynamo(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [from_dynamo(v) for v in value]
+    return value
+
+
+def _conditional_failed(error: ClientError) -> bool:
+    return error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
+
+
+class DynamoStateStore(StateStore):
+    def __init__(self, table_name: str, *, resource: Any = None) -> None:
+        self._table = (resource or boto3.resource("dynamodb")).Table(table_name)
+
+    def _get(self, service: str, sk: str) -> dict[str, Any] | None:
+        item = self._table.get_item(Key={"pk": service, "sk": sk}, ConsistentRead=True).get("Item")
+        return from_dynamo(item) if item else None
+
+    # -- state ----------------------------------------------------------------------------------
+
+    def get_state(self, service: str) -> dict[str, Any]:
+        item = self._get(service, STATE) or {"service": service}
+        return {k: v for k, v in item.items() if k in STATE_FIELDS}
+
+    def put_state(self, state: Mapping[str, Any], *, expected_version: int) -> dict[str, Any]:
+        new = {k: v for k, v in state.items() if k in STATE_FIELDS}
+        new["version"] = expected_version + 1
+        try:
+            self._table.put_item(
+                Item=to_dynamo({"pk": new["service"], "sk": STATE, **new}),
+                ConditionExpression="attribute_not_exists(pk) OR version = :v",
+                ExpressionAttributeValues={":v": expected_version},
+            )
+        except ClientError as exc:
+            if _conditional_failed(exc):
+                raise StaleState(
+                    f"the state of {new['service']} changed since version {expected_version} was read"
+                ) from None
+            raise
+        return new
+
+    # -- lock -----------------------------------------------------------------------------------
+
+    def get_lock(self, service: str) -> dict[str, Any] | None:
+        return self._get(service, LOCK)
+
+    def acquire_lock(self, service: str, incident_id: str, *, now: float, expires_at: float) -> bool:
+        try:
+            self._table.put_item(
+                Item=to_dynamo(
+                    {
+                        "pk": service,
+                        "sk": LOCK,
+                        "incident_id": incident_id,
+                        "acquired_at": int(now),
+                        "lock_expires_at": int(expires_at),
+                        "kept": False,
+                    }
+                ),
+                ConditionExpression="attribute_not_exists(pk) OR incident_id = :me "
+                "OR (lock_expires_at < :now AND kept = :false)",
+                ExpressionAttributeValues={":me": incident_id, ":now": int(now), ":false": False},
+            )
+        except ClientError as exc:
+            if _conditional_failed(exc):
+                return False
+            raise
+        return True
+
+    def release_lock(self, service: str, incident_id: str) -> bool:
+        try:
+            self._table.delete_item(
+                Key={"pk": service, "sk": LOCK},
+                ConditionExpression="incident_id = :me AND kept = :false",
+                ExpressionAttributeValues={":me": incident_id, ":false": False},
+            )
+        except ClientError as exc:
+            if _conditional_failed(exc):
+                return False
+            raise
+        return True
+
+    def keep_lock(self, service: str, incident_id: str) -> None:
+        # Written whoever held it: an escalated incident must keep automation out until a reset.
+        self._table.put_item(
+            Item=to_dynamo(
+                {
+                    "pk": service,
+                    "sk": LOCK,
+                    "incident_id": incident_id,
+                    "kept": True,
+                    "lock_expires_at": 2**53,
+                }
+            )
+        )
+
+    def clear_lock(self, service: str) -> dict[str, Any] | None:
+        old = self._table.delete_item(Key={"pk": service, "sk": LOCK}, ReturnValues="ALL_OLD").get(
+            "Attributes"
+        )
+        return from_dynamo(old) if old else None
+
+    # -- incidents ------------------------------------------------------------------------------
+
+    def get_incident(self, service: str, incident_id: str) -> dict[str, Any] | None:
+        return self._get(service, INCIDENT + incident_id)
+
+    def update_incident(
+        self, service: str, incident_id: str, fields: Mapping[str, Any], *, timeline: Mapping[str, Any] | None
+    ) -> dict[str, Any]:
+        names: dict[str, str] = {"#tl": "timeline"}
+        values: dict[str, Any] = {":empty": [], ":entry": [dict(timeline)] if timeline else []}
+        sets = ["#tl = list_append(if_not_exists(#tl, :empty), :entry)"]
+        for index, (key, value) in enumerate({"incident_id": incident_id, **fields}.items()):
+            names[f"#f{index}"] = key
+            values[f":f{index}"] = value
+            sets.append(f"#f{index} = :f{index}")
+        item = self._table.update_item(
+            Key={"pk": service, "sk": INCIDENT + incident_id},
+            UpdateExpression="SET " + ", ".join(sets),
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=to_dynamo(values),
+            ReturnValues="ALL_NEW",
+        )["Attributes"]
+        return dict(from_dynamo(item))
+
+    def list_incidents(self, service: str, limit: int = 20) -> list[dict[str, Any]]:
+        from boto3.dynamodb.conditions import Key
+
+        items = self._table.query(
+            KeyConditionExpression=Key("pk").eq(service) & Key("sk").begins_with(INCIDENT),
+            ScanIndexForward=False,
+            Limit=limit,
+        ).get("Items", [])
+        return [from_dynamo(i) for i in items]

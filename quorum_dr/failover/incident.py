@@ -1,0 +1,302 @@
+"""The incident's bookkeeping: the lock holder, the gates, the record, the service state, escalation.
+
+Every function takes the ports and the step's payload and returns a JSON-able answer with a
+`reason` sentence; every one appends what it decided to the incident's timeline.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from quorum_dr.domain.decisions import check_gates as gates_decision
+from quorum_dr.domain.state import ServiceState, ServiceStatus, utc_day
+from quorum_dr.failover.errors import TransientError
+from quorum_dr.failover.receipts import entry
+from quorum_dr.failover.request import Incident
+from quorum_dr.failover.wiring import Ports
+
+STOP_OUTCOMES = (
+    "refused",
+    "false_alarm",
+    "no_decision",
+    "no_action",
+    "vetoed",
+    "approval_timeout",
+    "alert_only",
+)
+
+
+def _state(ports: Ports, service: str) -> ServiceState:
+    return ServiceState.model_validate(ports.store.get_state(service))
+
+
+def _record(ports: Ports, incident: Incident, step: str, reason: str, /, **fields: Any) -> dict[str, Any]:
+    return ports.store.update_incident(
+        incident.service, incident.incident_id, fields, timeline=entry(step, reason, ports.clock())
+    )
+
+
+def describe_lock(ports: Ports, incident: Incident) -> dict[str, Any]:
+    lock = ports.store.get_lock(incident.service) or {}
+    holder = lock.get("incident_id", "unknown")
+    kept = bool(lock.get("kept"))
+    reason = f"already handling incident {holder} for {incident.service}"
+    if kept:
+        reason += f"; {holder} needs attention: an operator must run drctl reset"
+    return {"holder": holder, "kept": kept, "reason": reason}
+
+
+def check_gates(ports: Ports, incident: Incident) -> dict[str, Any]:
+    now = ports.clock()
+    state = _state(ports, incident.service)
+    lock = ports.store.get_lock(incident.service)
+    if lock and lock.get("incident_id") != incident.incident_id:
+        state = state.model_copy(update={"lock_holder": lock.get("incident_id")})
+    service = ports.service(incident.service)
+    decision = gates_decision(
+        state, service.failover, trigger=incident.trigger, target=incident.target or "dr", now=now
+    )
+    reason = decision.reason + (" (dry run)" if incident.dry_run else "")
+    _record(
+        ports,
+        incident,
+        "gates",
+        reason,
+        service=incident.service,
+        trigger=incident.trigger,
+        target=incident.target,
+        reason=incident.reason,
+        requested_by=incident.requested_by,
+        dry_run=incident.dry_run,
+        allow_data_loss=incident.allow_data_loss,
+        detected_at=incident.detected_at,
+        started_at=incident.started_at,
+        status="OPEN",
+    )
+    return {"proceed": decision.proceed, "code": decision.code, "reason": reason}
+
+
+def _release(ports: Ports, incident: Incident) -> tuple[bool, str]:
+    if incident.dry_run:
+        return False, "dry run: no lock was taken"
+    released = ports.store.release_lock(incident.service, incident.incident_id)
+    return released, ("lock released" if released else "the lock was not held by this incident")
+
+
+def stop(ports: Ports, incident: Incident, outcome: str, reason: str) -> dict[str, Any]:
+    if outcome not in STOP_OUTCOMES:
+        raise ValueError(f"unknown stop outcome {outcome!r}")
+    released, lock_sentence = _release(ports, incident)
+    sentence = f"{outcome.replace('_', ' ')}: {reason}; {lock_sentence}"
+    _record(ports, incident, outcome, sentence, outcome=outcome, status="CLOSED", finished_at=ports.clock())
+    return {"outcome": outcome, "released": released, "reason": sentence}
+
+
+def _write_state(ports: Ports, service: str, **changes: Any) -> dict[str, Any]:
+    state = ports.store.get_state(service)
+    version = int(state.get("version", 0))
+    merged = ServiceState.model_validate({**state, **changes, "service": service}).model_dump(mode="json")
+    try:
+        return ports.store.put_state(merged, expected_version=version)
+    except Exception as exc:  # a concurrent writer: the ASL retries TransientError
+        if type(exc).__name__ == "StaleState":
+            raise TransientError(str(exc)) from None
+        raise
+
+
+def mark_failing_over(ports: Ports, incident: Incident, scenario: dict[str, Any]) -> dict[str, Any]:
+    target = scenario.get("target")
+    if incident.dry_run:
+        reason = f"dry run: would set {incident.service} to FAILING_OVER towards {target}"
+    else:
+        _write_state(ports, incident.service, status=ServiceStatus.FAILING_OVER.value)
+        reason = f"{incident.service} is FAILING_OVER towards {target}: from here on a failure escalates"
+    _record(ports, incident, "failing_over", reason, scenario=scenario)
+    return {"reason": reason}
+
+
+def _at(progress: dict[str, Any], key: str) -> float | None:
+    value = (progress.get(key) or {}).get("at") if isinstance(progress.get(key), dict) else None
+    return float(value) if isinstance(value, int | float) else None
+
+
+def record(
+    ports: Ports, incident: Incident, scenario: dict[str, Any], progress: dict[str, Any]
+) -> dict[str, Any]:
+    now = ports.clock()
+    decided_at = _at(progress, "scenario") or now
+    switched_at = _at(progress, "switch")
+    verified_at = _at(progress, "verify") or now
+    rto = round(verified_at - incident.detected_at, 3)
+    detection = round(decided_at - incident.detected_at, 3)
+    replica = progress.get("replica") or {}
+    cold = progress.get("cold") or {}
+    data_loss = replica.get("data_loss") or {}
+    if scenario.get("scenario") == "cold":
+        age = cold.get("backup_age_seconds")
+        loss_sentence = (
+            f"RPO {age:.0f} s: the cold site restored a backup {age:.0f} s old"
+            if isinstance(age, int | float)
+            else "RPO unknown: the cold site did not report its backup's age"
+        )
+    else:
+        loss_sentence = data_loss.get("reason") or "data loss unknown: no replica report"
+    prefix = "dry run of a " if incident.dry_run else ""
+    reason = (
+        f"{prefix}failover of {incident.service} to {scenario.get('target')} done: "
+        f"detected in {detection:.1f} s, "
+        f"RTO {rto:.1f} s from the first failed probe to the verified switch; {loss_sentence}"
+    )
+    fields = {
+        "outcome": "dry_run" if incident.dry_run else "failed_over",
+        "scenario": scenario,
+        "decided_at": decided_at,
+        "switched_at": switched_at,
+        "verified_at": verified_at,
+        "detection_seconds": detection,
+        "rto_seconds": rto,
+        "data_loss": data_loss,
+        "data_loss_reason": loss_sentence,
+        "allow_data_loss_used": replica.get("code") == "data_loss_allowed",
+        "backup_age_seconds": cold.get("backup_age_seconds"),
+        "status": "FAILED_OVER" if not incident.dry_run else "CLOSED",
+        "finished_at": now,
+    }
+    _record(ports, incident, "recorded", reason, **fields)
+    return {
+        "incident_id": incident.incident_id,
+        "rto_seconds": rto,
+        "detection_seconds": detection,
+        "reason": reason,
+        "at": now,
+    }
+
+
+def set_active_site(ports: Ports, incident: Incident, scenario: dict[str, Any]) -> dict[str, Any]:
+    target = scenario.get("target")
+    now = ports.clock()
+    policy = ports.service(incident.service).failover
+    if incident.dry_run:
+        reason = (
+            f"dry run: would set the active site of {incident.service} to {target} and start the cooldown"
+        )
+        _record(ports, incident, "active_site", reason)
+        return {"reason": reason}
+    state = _state(ports, incident.service)
+    day = utc_day(now)
+    count = state.failovers_on(day) + (1 if incident.trigger == "auto" else 0)
+    _write_state(
+        ports,
+        incident.service,
+        active_site=target,
+        status=ServiceStatus.FAILED_OVER.value,
+        cooldown_until=now + policy.cooldown_seconds,
+        failover_day=day,
+        failovers_today=count,
+        last_failover_at=now,
+        lock_holder=None,
+        lock_expires_at=None,
+    )
+    reason = (
+        f"{incident.service} now serves from {target}; no automatic failover before the cooldown ends "
+        f"in {policy.cooldown_seconds} s"
+    )
+    _record(ports, incident, "active_site", reason)
+    return {"active_site": target, "reason": reason}
+
+
+def release_lock(ports: Ports, incident: Incident) -> dict[str, Any]:
+    released, sentence = _release(ports, incident)
+    _record(ports, incident, "lock_released", sentence)
+    return {"released": released, "reason": sentence}
+
+
+def _error_sentence(error: dict[str, Any] | None) -> str:
+    if not error:
+        return "unknown error"
+    cause = error.get("Cause") or ""
+    try:
+        parsed = json.loads(cause)
+        if isinstance(parsed, dict) and "errorMessage" in parsed:
+            cause = f"{parsed.get('errorType', 'Error')}: {parsed['errorMessage']}"
+    except (TypeError, ValueError):
+        pass
+    return (
+        f"{error.get('Error', 'Error')}: {cause}"
+        if cause and not cause.startswith(str(error.get("Error")))
+        else (cause or str(error.get("Error")))
+    )
+
+
+def progress_sentences(progress: dict[str, Any]) -> list[str]:
+    done = []
+    for key, label in (
+        ("replica", "replica checked"),
+        ("fence", "old primary fenced"),
+        ("promotion", "DR database promoted"),
+        ("cold", "cold site launched"),
+        ("switch", "edge switched"),
+        ("verify", "switch verified"),
+    ):
+        value = progress.get(key)
+        if isinstance(value, dict) and value:
+            done.append(f"{label}: {value.get('reason', '')}".rstrip(": "))
+    return done
+
+
+def escalate(
+    ports: Ports, incident: Incident, error: dict[str, Any] | None, progress: dict[str, Any]
+) -> dict[str, Any]:
+    what = _error_sentence(error)
+    done = progress_sentences(progress)
+    promoted = isinstance(progress.get("promotion"), dict) and progress["promotion"].get("writable")
+    switched = isinstance(progress.get("switch"), dict) and bool(progress["switch"])
+    warning = " The DR database is promoted but traffic is NOT switched." if promoted and not switched else ""
+    if incident.dry_run:
+        reason = f"dry run stopped: {what}; would set NEEDS_ATTENTION and keep the lock"
+    else:
+        ports.store.keep_lock(incident.service, incident.incident_id)
+        _write_state(
+            ports,
+            incident.service,
+            status=ServiceStatus.NEEDS_ATTENTION.value,
+            lock_holder=incident.incident_id,
+        )
+        reason = (
+            f"{incident.service} NEEDS_ATTENTION after incident {incident.incident_id}: {what}.{warning} "
+            f"The lock is kept: no automation acts until an operator runs drctl reset."
+        )
+    _record(
+        ports,
+        incident,
+        "escalated",
+        reason,
+        status="NEEDS_ATTENTION" if not incident.dry_run else "CLOSED",
+        error=error or {},
+        progress=done,
+        finished_at=ports.clock(),
+    )
+    return {"reason": reason, "progress": done}
+
+
+def handle(ports: Ports, event: dict[str, Any]) -> dict[str, Any]:
+    incident = Incident.model_validate(event["incident"])
+    action = event.get("action")
+    if action == "describe_lock":
+        return describe_lock(ports, incident)
+    if action == "check_gates":
+        return check_gates(ports, incident)
+    if action == "stop":
+        return stop(ports, incident, str(event.get("outcome")), str(event.get("reason") or ""))
+    if action == "mark_failing_over":
+        return mark_failing_over(ports, incident, event.get("scenario") or {})
+    if action == "record":
+        return record(ports, incident, event.get("scenario") or {}, event.get("progress") or {})
+    if action == "set_active_site":
+        return set_active_site(ports, incident, event.get("scenario") or {})
+    if action == "release_lock":
+        return release_lock(ports, incident)
+    if action == "escalate":
+        return escalate(ports, incident, event.get("error"), event.get("progress") or {})
+    raise ValueError(f"incident_state: unknown action {action!r}")

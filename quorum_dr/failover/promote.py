@@ -1,0 +1,83 @@
+"""Fence the old primary (best effort) and promote the DR database, once per incident."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from quorum_dr.failover.errors import PromotionFailed
+from quorum_dr.failover.receipts import as_dict, entry
+from quorum_dr.failover.request import Incident
+from quorum_dr.failover.wiring import Ports
+
+
+def fence(ports: Ports, incident: Incident) -> dict[str, Any]:
+    service = ports.service(incident.service)
+    now = ports.clock()
+    if incident.dry_run:
+        reason = f"dry run: would fence the old primary of {service.name} and call the fence_main hook"
+        receipt: dict[str, Any] = {"dry_run": True}
+    else:
+        receipt = {}
+        if service.database is not None:
+            receipt["database"] = as_dict(ports.promoter(service).fence_old_primary(incident.incident_id))
+        receipt["hook"] = as_dict(
+            ports.hooks(service).run(
+                "fence_main", incident_id=incident.incident_id, payload={"service": service.name}
+            )
+        )
+        reason = (
+            receipt.get("database", {}).get("reason") or f"fence of {service.name}'s old primary attempted"
+        )
+    ports.store.update_incident(
+        service.name, incident.incident_id, {"fence": receipt}, timeline=entry("fence", reason, now)
+    )
+    return {**receipt, "reason": reason, "at": now}
+
+
+def promote(ports: Ports, incident: Incident) -> dict[str, Any]:
+    service = ports.service(incident.service)
+    now = ports.clock()
+    db = service.database
+    if db is None:
+        return {"writable": True, "reason": f"{service.name} has no database: nothing to promote", "at": now}
+    if incident.dry_run:
+        reason = (
+            "dry run: would run the before_promote hook, promote the DR database at "
+            f"{db.dr.host}:{db.dr.port}, "
+            f"verify it is writable, then run the after_promote hook"
+        )
+        ports.store.update_incident(
+            service.name, incident.incident_id, {}, timeline=entry("promote", reason, now)
+        )
+        return {"dry_run": True, "writable": False, "reason": reason, "at": now}
+    record = ports.store.get_incident(service.name, incident.incident_id) or {}
+    promoter = ports.promoter(service)
+    if record.get("promoted_at"):
+        receipt: dict[str, Any] = {"already_promoted": True}
+        reason = f"already promoted for incident {incident.incident_id}: not promoting again"
+    else:
+        hooks = ports.hooks(service)
+        hooks.run("before_promote", incident_id=incident.incident_id, payload={"service": service.name})
+        receipt = as_dict(promoter.promote(incident.incident_id))
+        reason = str(receipt.get("reason") or f"promoted the DR database at {db.dr.host}:{db.dr.port}")
+        ports.store.update_incident(
+            service.name,
+            incident.incident_id,
+            {"promoted_at": ports.clock(), "promotion": receipt},
+            timeline=entry("promote", reason, ports.clock()),
+        )
+        hooks.run("after_promote", incident_id=incident.incident_id, payload={"service": service.name})
+    writable = bool(promoter.verify_writable())
+    if not writable:
+        raise PromotionFailed(
+            f"the DR database of {service.name} was promoted but a test write failed: "
+            "not switching traffic to it"
+        )
+    verified = f"{reason}; a test write succeeded"
+    ports.store.update_incident(
+        service.name,
+        incident.incident_id,
+        {"writable_verified_at": ports.clock()},
+        timeline=entry("writable", verified, ports.clock()),
+    )
+    return {**receipt, "writable": True, "reason": verified, "at": ports.clock()}

@@ -1,0 +1,85 @@
+"""Is the DR standby safe to promote? Lag limits, unknown lag, the bounded wait for replay."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from quorum_dr.domain.decisions import check_replica, data_loss_receipt
+from quorum_dr.failover.errors import PortNotWired
+from quorum_dr.failover.receipts import entry
+from quorum_dr.failover.request import Incident
+from quorum_dr.failover.wiring import Ports
+
+LOSS_WINDOW_SECONDS = 3600.0
+
+
+def _note(ports: Ports, incident: Incident, step: str, reason: str, **fields: Any) -> None:
+    ports.store.update_incident(
+        incident.service, incident.incident_id, fields, timeline=entry(step, reason, ports.clock())
+    )
+
+
+def check(ports: Ports, incident: Incident) -> dict[str, Any]:
+    service = ports.service(incident.service)
+    now = ports.clock()
+    if service.database is None:
+        reason = f"{service.name} has no database configured: nothing to promote"
+        _note(ports, incident, "replica", reason)
+        return {"proceed": True, "code": "no_database", "reason": reason, "at": now}
+    status = ports.promoter(service).replica_status()
+    try:
+        results = ports.results().recent_results(service.name, now - LOSS_WINDOW_SECONDS)
+    except PortNotWired:
+        results = []
+    receipt = data_loss_receipt(results, service=service.name, standby_status=status)
+    decision = check_replica(
+        status, service.database, allow_data_loss=incident.allow_data_loss, receipt=receipt
+    )
+    _note(ports, incident, "replica", decision.reason, data_loss=receipt.model_dump(mode="json"))
+    return {
+        **decision.model_dump(mode="json"),
+        "status": status.model_dump(mode="json") if status else None,
+        "data_loss": receipt.model_dump(mode="json"),
+        "at": now,
+    }
+
+
+def wait_for_replay(ports: Ports, incident: Incident) -> dict[str, Any]:
+    service = ports.service(incident.service)
+    if service.database is None:
+        return {"proceed": True, "reason": "no database: no replay to wait for", "at": ports.clock()}
+    limit = service.database.replay_wait_seconds
+    status = ports.promoter(service).wait_for_replay(limit)
+    caught_up = status is not None and status.replay_lag_bytes == 0
+    if caught_up:
+        proceed, reason = True, "replay caught up with everything the standby received"
+    elif incident.allow_data_loss:
+        proceed, reason = (
+            True,
+            (f"replay did not catch up within {limit:g} s; promoting anyway: allow_data_loss was given"),
+        )
+    else:
+        lag = "unknown" if status is None else f"{status.replay_lag_bytes} bytes"
+        proceed, reason = (
+            False,
+            (
+                f"no automatic promotion: replay did not catch up within {limit:g} s (lag {lag}); "
+                f"only a manual start with allow_data_loss may proceed"
+            ),
+        )
+    _note(ports, incident, "replay", reason)
+    return {
+        "proceed": proceed,
+        "reason": reason,
+        "status": status.model_dump(mode="json") if status else None,
+        "at": ports.clock(),
+    }
+
+
+def handle(ports: Ports, event: dict[str, Any]) -> dict[str, Any]:
+    incident = Incident.model_validate(event["incident"])
+    if event.get("action") == "check":
+        return check(ports, incident)
+    if event.get("action") == "wait_for_replay":
+        return wait_for_replay(ports, incident)
+    raise ValueError(f"check_replica: unknown action {event.get('action')!r}")

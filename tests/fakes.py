@@ -1,0 +1,215 @@
+"""Fakes of the failover ports: small, thread-safe, and they remember every call."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from copy import deepcopy
+from typing import Any
+
+import yaml
+
+from quorum_dr.config import WatchdogConfig, parse_config
+from quorum_dr.domain.results import DbRole, DbStatus, ProbeResult, Vote
+from quorum_dr.failover.errors import PromotionFailed, SwitchFailed
+from quorum_dr.ports import (
+    ColdSiteLauncher,
+    EdgeSwitch,
+    HookRunner,
+    Notifier,
+    ProbeInvoker,
+    Promoter,
+    ResultStore,
+    SwitchVerifier,
+)
+from tests.conftest import ROOT
+
+REGIONS = ["eu-west-2", "us-east-1", "us-west-2"]
+
+
+def make_config(**failover: Any) -> WatchdogConfig:
+    data = yaml.safe_load((ROOT / "config" / "watchdog.example.yaml").read_text())
+    data["probe"]["down_after_rounds"] = 1
+    data["confirmation"] = {"max_rounds": 2, "wait_seconds": 1}
+    service = data["services"][0]
+    service["failover"].update({"veto_seconds": 1, "approval_timeout_seconds": 1, **failover})
+    service["cold_site"]["ready_timeout_seconds"] = 30
+    return parse_config(deepcopy(data))
+
+
+class FakeResults(ResultStore):
+    def __init__(self) -> None:
+        self.items: list[ProbeResult] = []
+        self._lock = threading.Lock()
+
+    def put_results(self, results: Any) -> list[ProbeResult]:
+        with self._lock:
+            self.items.extend(results)
+        return list(results)
+
+    def recent_results(self, service: str, since: float) -> list[ProbeResult]:
+        with self._lock:
+            return [r for r in self.items if r.service == service and (r.received_at or 0) >= since]
+
+
+class FakeProbes(ProbeInvoker):
+    """Each round, every region reports each site as the script says ("up" / "down")."""
+
+    def __init__(self, results: FakeResults, clock: Callable[[], float], sites: dict[str, str]) -> None:
+        self.results, self.clock, self.sites = results, clock, dict(sites)
+        self.rounds: list[str] = []
+
+    def run_round(self, *, service: str, round_id: str, incident_id: str, sites: list[str]) -> dict[str, str]:
+        self.rounds.append(round_id)
+        now = self.clock()
+        batch = []
+        for region in REGIONS:
+            for site in sites:
+                vote = Vote(self.sites.get(site, "up"))
+                batch.append(
+                    ProbeResult(
+                        service=service,
+                        site=site,
+                        check="https-health",
+                        check_type="http",
+                        region=region,
+                        round_id=round_id,
+                        vote=vote,
+                        latency_ms=1.0,
+                        probe_time=now,
+                        received_at=now,
+                        failure_class="connect_timeout" if vote is Vote.DOWN else None,
+                    )
+                )
+        self.results.put_results(batch)
+        return {region: "invoked" for region in REGIONS}
+
+
+class FakePromoter(Promoter):
+    def __init__(
+        self, *, lag_bytes: int | None = 0, known: bool = True, fail: bool = False, writable: bool = True
+    ) -> None:
+        self.lag_bytes, self.known, self.fail, self.writable = lag_bytes, known, fail, writable
+        self.promotions: list[str] = []
+        self.fenced: list[str] = []
+        self.in_recovery = True
+        self._lock = threading.Lock()
+
+    def _status(self) -> DbStatus | None:
+        if not self.known:
+            return None
+        return DbStatus(
+            role=DbRole.STANDBY,
+            receive_lsn="0/5000000",
+            replay_lsn="0/5000000",
+            replay_lag_bytes=self.lag_bytes,
+            replay_lag_seconds=0.0 if self.lag_bytes == 0 else 99.0,
+            streaming=False,
+        )
+
+    def replica_status(self) -> DbStatus | None:
+        return self._status()
+
+    def wait_for_replay(self, timeout_seconds: float) -> DbStatus | None:
+        return self._status()
+
+    def promote(self, incident_id: str) -> dict[str, Any]:
+        if self.fail:
+            raise PromotionFailed("pg_promote failed: the standby is not in recovery")
+        with self._lock:
+            if not self.in_recovery:
+                return {"promoted": False, "already_promoted": True, "reason": "already promoted"}
+            self.in_recovery = False
+            self.promotions.append(incident_id)
+        return {"promoted": True, "reason": f"promoted the DR standby for {incident_id}"}
+
+    def verify_writable(self) -> bool:
+        return self.writable and not self.in_recovery
+
+    def fence_old_primary(self, incident_id: str) -> dict[str, Any]:
+        self.fenced.append(incident_id)
+        return {"fenced": False, "reason": "main is unreachable: nothing to fence"}
+
+
+class FakeEdge(EdgeSwitch):
+    def __init__(self, *, fail: bool = False) -> None:
+        self.fail = fail
+        self.site = "main"
+        self.writes: list[tuple[str, str]] = []
+        self._lock = threading.Lock()
+
+    def switch_to(self, site: str, *, incident_id: str, dry_run: bool) -> dict[str, Any]:
+        if dry_run:
+            return {
+                "changed": False,
+                "writes": 0,
+                "verified_read_back": False,
+                "reason": f"dry run: would point app.example.com at {site}",
+            }
+        if self.fail:
+            raise SwitchFailed("Cloudflare API answered 403: the token may not edit this zone")
+        with self._lock:
+            if self.site == site:
+                return {
+                    "changed": False,
+                    "writes": 0,
+                    "verified_read_back": True,
+                    "reason": f"already on {site}",
+                }
+            self.site = site
+            self.writes.append((incident_id, site))
+        return {
+            "changed": True,
+            "writes": 1,
+            "verified_read_back": True,
+            "reason": f"app.example.com now points at {site} (read back)",
+        }
+
+    def current_site(self) -> str | None:
+        return self.site
+
+
+class FakeNotifier(Notifier):
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, str, str]] = []
+
+    def notify(self, subject: str, message: str, *, incident_id: str, detail: Any) -> dict[str, Any]:
+        self.sent.append((incident_id, subject, message))
+        return {"sns": "sent"}
+
+
+class FakeHooks(HookRunner):
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str]] = []
+
+    def run(self, hook: str, *, incident_id: str, payload: Any) -> dict[str, Any]:
+        self.calls.append((hook, incident_id))
+        return {"hook": hook, "called": True}
+
+
+class FakeLauncher(ColdSiteLauncher):
+    def __init__(self, on_launch: Callable[[str | None], None] | None = None) -> None:
+        self.launches: list[str] = []
+        self.on_launch = on_launch
+
+    def launch(self, *, incident_id: str, task_token: str | None, dry_run: bool) -> dict[str, Any]:
+        if dry_run:
+            return {"reason": "dry run: would run an instance from the cold AMI (ClientToken = incident id)"}
+        self.launches.append(incident_id)
+        if self.on_launch:
+            self.on_launch(task_token)
+        return {"instance_id": "i-0123", "reason": f"launched i-0123 with ClientToken {incident_id}"}
+
+
+class FakeVerifier(SwitchVerifier):
+    def __init__(self, edge: FakeEdge) -> None:
+        self.edge = edge
+        self.checks: list[str] = []
+
+    def verify(
+        self, *, service: str, expect_site: str, incident_id: str, origin_only: bool
+    ) -> dict[str, Any]:
+        self.checks.append(expect_site)
+        seen = expect_site if origin_only else self.edge.site
+        ok = seen == expect_site
+        return {"verified": ok, "reason": f"3 of 3 regions saw the {seen} marker (expected {expect_site})"}

@@ -1,0 +1,414 @@
+"""The real failover ASL executed by moto's Step Functions engine, with the real handlers over
+fake ports (and the real DynamoDB state store on moto). Named mock-config cases drive single
+branches; the other tests run every step for real."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from quorum_dr.adapters.dynamodb_state import DynamoStateStore
+from quorum_dr.failover import wiring
+from quorum_dr.failover.operator import answer_request
+from quorum_dr.sfn_harness import SfnHarness
+from tests.conftest import ROOT
+from tests.fakes import (
+    FakeEdge,
+    FakeHooks,
+    FakeLauncher,
+    FakeNotifier,
+    FakeProbes,
+    FakePromoter,
+    FakeResults,
+    FakeVerifier,
+    make_config,
+)
+
+REGION = "eu-west-2"
+TABLE = "quorum-dr-state"
+MOCK_CONFIG = json.loads((ROOT / "tests" / "integration" / "failover_mock_config.json").read_text())
+AUTO_EVENT = {
+    "source": "quorum-dr",
+    "detail-type": "ProbeFailed",
+    "detail": {"service": "booking", "site": "main", "region": "eu-west-2", "round_id": "r0", "results": []},
+}
+
+
+def manual(**fields: Any) -> dict[str, Any]:
+    return {
+        "service": "booking",
+        "to": "dr",
+        "reason": "London is on fire",
+        "requested_by": "alice",
+        **fields,
+    }
+
+
+def bootstrap_reports_ready(token: str | None) -> None:
+    """What the cold instance's bootstrap does when the site is up: answer the task token."""
+    sfn = boto3.client("stepfunctions", region_name=REGION)
+
+    def send() -> None:
+        for _ in range(250):  # bounded
+            try:
+                sfn.send_task_success(
+                    taskToken=token,
+                    output=json.dumps(
+                        {"ready": True, "backup_age_seconds": 420, "reason": "cold site ready"}
+                    ),
+                )
+                return
+            except Exception:  # noqa: BLE001 - the token may not be registered yet
+                time.sleep(0.02)
+
+    threading.Thread(target=send, daemon=True).start()
+
+
+@dataclass
+class World:
+    harness: SfnHarness
+    store: DynamoStateStore
+    promoter: FakePromoter
+    edge: FakeEdge
+    notifier: FakeNotifier
+    hooks: FakeHooks
+    launcher: FakeLauncher
+    probes: FakeProbes
+    ports: wiring.Ports
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def configure(self, **failover: Any) -> None:
+        self.ports.config = make_config(**failover)
+
+    def incident(self, incident_id: str) -> dict[str, Any]:
+        record = self.store.get_incident("booking", incident_id)
+        assert record is not None, f"no incident record {incident_id}"
+        return record
+
+    def reasons(self, incident_id: str) -> list[str]:
+        return [e["reason"] for e in self.incident(incident_id)["timeline"]]
+
+
+@pytest.fixture
+def world(monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.setenv(key, "testing")
+    with mock_aws(config={"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}):
+        boto3.client("dynamodb", region_name=REGION).create_table(
+            TableName=TABLE,
+            KeySchema=[
+                {"AttributeName": "pk", "KeyType": "HASH"},
+                {"AttributeName": "sk", "KeyType": "RANGE"},
+            ],
+            AttributeDefinitions=[
+                {"AttributeName": "pk", "AttributeType": "S"},
+                {"AttributeName": "sk", "AttributeType": "S"},
+            ],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        store = DynamoStateStore(TABLE, resource=boto3.resource("dynamodb", region_name=REGION))
+        results = FakeResults()
+        probes = FakeProbes(results, time.time, {"main": "down", "dr": "up", "cold": "up"})
+        promoter, edge, notifier, hooks, launcher = (
+            FakePromoter(),
+            FakeEdge(),
+            FakeNotifier(),
+            FakeHooks(),
+            FakeLauncher(),
+        )
+        verifier = FakeVerifier(edge)
+        launcher.on_launch = bootstrap_reports_ready
+        ports = wiring.Ports(
+            config=make_config(),
+            store=store,
+            results=lambda: results,
+            probes=lambda: probes,
+            promoter=lambda s: promoter,
+            edge=lambda s: edge,
+            hooks=lambda s: hooks,
+            launcher=lambda s: launcher,
+            verifier=lambda: verifier,
+            notifier=lambda: notifier,
+        )
+        wiring.use(ports)
+        with SfnHarness(state_table=TABLE, region=REGION, mock_config=MOCK_CONFIG) as harness:
+            yield World(harness, store, promoter, edge, notifier, hooks, launcher, probes, ports)
+        wiring.use(None)
+
+
+def run(
+    world: World, payload: dict[str, Any], name: str, case: str | None = None
+) -> tuple[dict[str, Any], list[str]]:
+    arn = world.harness.start(payload, name=name, case=case)
+    described = world.harness.wait(arn)
+    return described, world.harness.states_entered(arn)
+
+
+# ---------------------------------------------------------------------------------------------
+# Named mock-config cases: one branch each
+# ---------------------------------------------------------------------------------------------
+
+CASES = [
+    ("FalseAlarm", "SUCCEEDED", "FalseAlarm", ["RecordFalseAlarm"], 0),
+    ("HotFailover", "SUCCEEDED", "FailedOver", ["PromoteDrDatabase", "SwitchEdgeToDr", "SetActiveSite"], 1),
+    ("ColdFailover", "SUCCEEDED", "FailedOver", ["LaunchColdSite", "SwitchEdgeToCold", "VerifyColdSite"], 0),
+    ("LagAboveLimit", "FAILED", "NeedsAttention", ["RefusePromotion", "Escalate"], 0),
+    ("LagUnknown", "FAILED", "NeedsAttention", ["RefusePromotion", "Escalate"], 0),
+    ("PromotionFails", "FAILED", "NeedsAttention", ["PromoteDrDatabase", "Escalate"], 0),
+    (
+        "SwitchFailsAfterPromotion",
+        "FAILED",
+        "NeedsAttention",
+        ["PromoteDrDatabase", "SwitchEdgeToDr", "Escalate"],
+        1,
+    ),
+    ("TransientThenSwitch", "SUCCEEDED", "FailedOver", ["SwitchEdgeToDr", "VerifyThroughPublicHostname"], 1),
+    ("KillSwitch", "SUCCEEDED", "GatesClosed", ["StopGatesClosed"], 0),
+    ("Cooldown", "SUCCEEDED", "GatesClosed", ["StopGatesClosed"], 0),
+    ("NoDecision", "SUCCEEDED", "NoDecision", ["WaitBetweenRounds", "StopNoDecision", "AlertNoDecision"], 0),
+    ("Veto", "SUCCEEDED", "Vetoed", ["WaitForVeto", "StopVetoed"], 0),
+]
+
+
+@pytest.mark.parametrize(("case", "status", "last", "passes", "promotions"), CASES, ids=[c[0] for c in CASES])
+def test_named_case(
+    world: World, case: str, status: str, last: str, passes: list[str], promotions: int
+) -> None:
+    if case == "Veto":
+        world.configure(mode="veto")
+    described, states = run(world, AUTO_EVENT, name=f"inc-{case}", case=case)
+    assert described["status"] == status, described.get("cause")
+    assert states[-1] == last
+    for state in passes:
+        assert state in states
+    assert len(world.promoter.promotions) == promotions
+    lock = world.store.get_lock("booking")
+    if last == "NeedsAttention":
+        assert lock is not None and lock["kept"] is True and lock["incident_id"] == f"inc-{case}"
+        assert world.store.get_state("booking")["status"] == "NEEDS_ATTENTION"
+        assert any(f"inc-{case}" == n[0] and "escalation" in n[1] for n in world.notifier.sent)
+    else:
+        assert lock is None, f"the lock must be released after {case}"
+
+
+# ---------------------------------------------------------------------------------------------
+# Every step real: the handlers over fake ports
+# ---------------------------------------------------------------------------------------------
+
+
+def test_hot_failover_end_to_end_records_a_complete_incident(world: World) -> None:
+    described, states = run(world, AUTO_EVENT, name="inc-hot")
+    assert described["status"] == "SUCCEEDED", described.get("cause")
+    assert states[-1] == "FailedOver"
+    assert world.promoter.promotions == ["inc-hot"]
+    assert world.edge.writes == [("inc-hot", "dr")]
+    record = world.incident("inc-hot")
+    assert record["outcome"] == "failed_over"
+    assert record["rto_seconds"] >= 0 and record["detection_seconds"] >= 0
+    assert record["scenario"]["scenario"] == "hot"
+    reasons = " | ".join(world.reasons("inc-hot"))
+    for sentence in (
+        "main is DOWN",
+        "hot failover to dr",
+        "the DR standby may be promoted",
+        "a test write succeeded",
+        "now points at dr",
+        "RTO",
+    ):
+        assert sentence in reasons
+    state = world.store.get_state("booking")
+    assert state["active_site"] == "dr" and state["status"] == "FAILED_OVER"
+    assert state["cooldown_until"] > time.time()
+    assert world.store.get_lock("booking") is None
+    assert ("before_promote", "inc-hot") in world.hooks.calls
+
+
+def test_false_alarm_when_the_quorum_sees_main_up(world: World) -> None:
+    world.probes.sites["main"] = "up"
+    described, states = run(world, AUTO_EVENT, name="inc-fa")
+    assert described["status"] == "SUCCEEDED"
+    assert "RecordFalseAlarm" in states and "DecideScenario" not in states
+    assert world.incident("inc-fa")["outcome"] == "false_alarm"
+    assert world.store.get_lock("booking") is None and world.promoter.promotions == []
+
+
+def test_cold_failover_when_main_and_dr_are_down_with_ready_callback(world: World) -> None:
+    world.probes.sites.update(main="down", dr="down")
+    described, states = run(world, AUTO_EVENT, name="inc-cold")
+    assert described["status"] == "SUCCEEDED", described.get("cause")
+    assert "CheckColdSiteHealth" not in states and "SwitchEdgeToCold" in states
+    assert world.launcher.launches == ["inc-cold"] and world.promoter.promotions == []
+    record = world.incident("inc-cold")
+    assert record["backup_age_seconds"] == 420 and "RPO 420 s" in record["data_loss_reason"]
+    assert world.store.get_state("booking")["active_site"] == "cold"
+
+
+def test_invariant_4_no_automatic_promotion_when_lag_above_limit(world: World) -> None:
+    world.promoter.lag_bytes = 99_999_999
+    described, states = run(world, AUTO_EVENT, name="inc-lag")
+    assert described["status"] == "FAILED" and described["error"] == "NeedsAttention"
+    assert "RefusePromotion" in states and "PromoteDrDatabase" not in states
+    assert world.promoter.promotions == [] and world.edge.writes == []
+    assert "no automatic promotion" in " ".join(world.reasons("inc-lag"))
+
+
+def test_invariant_4_no_automatic_promotion_when_lag_unknown(world: World) -> None:
+    world.promoter.known = False
+    described, _ = run(world, AUTO_EVENT, name="inc-unknown")
+    assert described["status"] == "FAILED"
+    assert world.promoter.promotions == []
+    assert "status is unknown" in " ".join(world.reasons("inc-unknown"))
+
+
+def test_invariant_4_manual_start_with_allow_data_loss_proceeds_and_says_so(world: World) -> None:
+    world.promoter.lag_bytes = 99_999_999
+    described, states = run(world, manual(allow_data_loss=True, skip_confirm=True), name="inc-loss")
+    assert described["status"] == "SUCCEEDED", described.get("cause")
+    assert "ConfirmOutageRound" not in states
+    assert world.promoter.promotions == ["inc-loss"]
+    record = world.incident("inc-loss")
+    assert record["allow_data_loss_used"] is True and record["allow_data_loss"] is True
+    assert "allow_data_loss was given by an operator" in " ".join(world.reasons("inc-loss"))
+
+
+def test_promotion_failure_escalates_and_keeps_the_lock(world: World) -> None:
+    world.promoter.fail = True
+    described, states = run(world, AUTO_EVENT, name="inc-pf")
+    assert described["status"] == "FAILED" and "SwitchEdgeToDr" not in states
+    assert world.edge.writes == []
+    assert world.store.get_lock("booking")["kept"] is True
+
+
+def test_invariant_6_edge_switch_fails_after_promotion_escalates_and_never_promotes_again(
+    world: World,
+) -> None:
+    world.edge.fail = True
+    described, _ = run(world, AUTO_EVENT, name="inc-sw")
+    assert described["status"] == "FAILED"
+    assert world.promoter.promotions == ["inc-sw"]
+    record = world.incident("inc-sw")
+    assert record["status"] == "NEEDS_ATTENTION"
+    assert "promoted but traffic is NOT switched" in " ".join(world.reasons("inc-sw"))
+    # A second trigger: the kept lock stops it before any action.
+    world.edge.fail = False
+    described, states = run(world, AUTO_EVENT, name="inc-sw-2")
+    assert described["status"] == "SUCCEEDED" and states[-1] == "AlreadyHandling"
+    assert world.promoter.promotions == ["inc-sw"] and world.edge.writes == []
+
+
+def test_invariant_6_never_switch_to_a_database_not_verified_writable(world: World) -> None:
+    world.promoter.writable = False
+    described, states = run(world, AUTO_EVENT, name="inc-nw")
+    assert described["status"] == "FAILED"
+    assert "SwitchEdgeToDr" not in states and world.edge.writes == []
+
+
+def test_concurrent_execution_ends_as_already_handling(world: World) -> None:
+    assert world.store.acquire_lock("booking", "inc-first", now=time.time(), expires_at=time.time() + 600)
+    described, states = run(world, AUTO_EVENT, name="inc-second")
+    assert described["status"] == "SUCCEEDED" and states[-1] == "AlreadyHandling"
+    output = json.loads(described["output"])
+    assert output["holder"]["reason"].startswith("already handling incident inc-first")
+    assert world.store.get_lock("booking")["incident_id"] == "inc-first"
+
+
+def test_invariant_5_two_concurrent_starts_give_one_promotion_and_one_switch(world: World) -> None:
+    arns = [world.harness.start(manual(skip_confirm=True), name=f"inc-c{i}") for i in range(2)]
+    outcomes = [world.harness.wait(arn) for arn in arns]
+    assert all(o["status"] == "SUCCEEDED" for o in outcomes)
+    assert len(world.promoter.promotions) == 1 and len(world.edge.writes) == 1
+    ends = sorted(world.harness.states_entered(arn)[-1] for arn in arns)
+    assert ends == ["AlreadyHandling", "FailedOver"]
+
+
+def test_invariant_7_no_second_automatic_failover_inside_the_cooldown(world: World) -> None:
+    described, _ = run(world, AUTO_EVENT, name="inc-one")
+    assert described["status"] == "SUCCEEDED"
+    world.store.put_state(
+        {**world.store.get_state("booking"), "active_site": "main"},
+        expected_version=world.store.get_state("booking")["version"],
+    )
+    described, states = run(world, AUTO_EVENT, name="inc-two")
+    assert states[-1] == "GatesClosed"
+    assert "cooldown" in world.incident("inc-two")["timeline"][0]["reason"]
+    assert len(world.promoter.promotions) == 1
+
+
+def test_kill_switch_stops_automatic_but_not_manual_starts(world: World) -> None:
+    state = world.store.get_state("booking")
+    world.store.put_state({**state, "automation_enabled": False}, expected_version=state.get("version", 0))
+    _, states = run(world, AUTO_EVENT, name="inc-ks")
+    assert states[-1] == "GatesClosed" and world.promoter.promotions == []
+    assert "kill switch" in world.reasons("inc-ks")[0]
+    described, states = run(world, manual(skip_confirm=True), name="inc-ks-manual")
+    assert described["status"] == "SUCCEEDED" and states[-1] == "FailedOver"
+
+
+def test_veto_by_an_operator_aborts(world: World) -> None:
+    world.configure(mode="veto", veto_seconds=30)
+    arn = world.harness.start(AUTO_EVENT, name="inc-veto")
+    for _ in range(500):
+        record = world.store.get_incident("booking", "inc-veto") or {}
+        if record.get("task_token"):
+            break
+        time.sleep(0.02)
+    answer_request(
+        world.store,
+        world.harness.sfn,
+        service="booking",
+        incident_id="inc-veto",
+        decision="veto",
+        by="bob",
+        now=time.time(),
+    )
+    described = world.harness.wait(arn)
+    assert world.harness.states_entered(arn)[-1] == "Vetoed"
+    assert described["status"] == "SUCCEEDED" and world.promoter.promotions == []
+
+
+def test_approval_timeout_aborts(world: World) -> None:
+    world.configure(mode="approve", approval_timeout_seconds=1)
+    _, states = run(world, AUTO_EVENT, name="inc-appr")
+    assert states[-1] == "ApprovalTimedOut" and world.promoter.promotions == []
+    assert world.incident("inc-appr")["outcome"] == "approval_timeout"
+
+
+def test_dry_run_runs_every_check_and_has_no_side_effects(world: World) -> None:
+    before = world.store.get_state("booking")
+    described, states = run(world, manual(dry_run=True), name="inc-dry")
+    assert described["status"] == "SUCCEEDED", described.get("cause")
+    for state in (
+        "CheckGates",
+        "ConfirmOutageRound",
+        "CheckDrReplica",
+        "PromoteDrDatabase",
+        "SwitchEdgeToDr",
+    ):
+        assert state in states
+    assert "AcquireIncidentLock" not in states
+    assert world.promoter.promotions == [] and world.promoter.fenced == []
+    assert world.edge.writes == [] and world.notifier.sent == [] and world.hooks.calls == []
+    assert world.store.get_state("booking") == before and world.store.get_lock("booking") is None
+    reasons = " | ".join(world.reasons("inc-dry"))
+    assert (
+        "dry run: would run the before_promote hook, promote the DR database" in reasons
+        and "would point app.example.com at dr" in reasons
+    )
+
+
+def test_invariant_9_bad_input_is_rejected_before_any_side_effect(world: World) -> None:
+    described, states = run(world, manual(to="moon"), name="inc-bad")
+    assert described["status"] == "FAILED" and described["error"] == "InputRejected"
+    assert "to: Input should be 'dr' or 'cold'" in described["cause"]
+    assert states == ["ValidateInput", "InputRejected"]
+    assert world.store.get_lock("booking") is None and world.store.get_incident("booking", "inc-bad") is None
+    assert [name for name, _ in world.harness.invocations] == ["validate_input"]
