@@ -9,7 +9,7 @@
 # Health fallback: when no task token was given, or reporting fails after bounded retries, the
 # app is left running and the state machine's health check of the cold origin decides instead.
 #
-# Parameters: the @@NAME@@ placeholders are filled in by the launcher (stacks/cold_site.py fills
+# Parameters: the placeholders between double @ signs are filled in by the launcher (stacks/cold_site.py fills
 # all but the task token into the launch template at synth time; launch_cold_site fills the
 # token into the user data it passes to RunInstances). Each can also be given as an environment
 # variable of the same name, which wins (the local drill runs the script that way).
@@ -76,6 +76,8 @@ STEP=start
 on_error() {
   local code=$?
   trap - ERR
+  # set -E runs this trap in subshells too (a failing $(...)): only the main shell reports.
+  if [ "$BASHPID" != "$$" ]; then exit "$code"; fi
   log "failed in step '$STEP' (exit $code)"
   report failure "cold site bootstrap of $QDR_SERVICE failed in step '$STEP' (exit $code); see $QDR_LOG"
   exit "$code"
