@@ -15,7 +15,7 @@ from stacks import naming
 from stacks.cold_site import ColdSiteStack, render_bootstrap
 from stacks.control_stack import ControlStack
 from stacks.lambda_asset import LambdaAssets
-from stacks.nag import acknowledge, enable_checks
+from stacks.nag import acknowledge, enable_checks, logical_id
 from stacks.probe_stack import ProbeStack
 
 DEFAULT_CONFIG = "config/watchdog.example.yaml"
@@ -127,7 +127,7 @@ def _acknowledge_generated(deployment: Deployment) -> None:
     control = deployment.control
     sm_role = control.failover.role
     for fn in control.actions.functions.values():
-        logical = control.resolve(control.get_logical_id(fn.function.node.default_child))  # type: ignore[arg-type]
+        logical = logical_id(fn.function)
         acknowledge(
             sm_role,
             f"AwsSolutions-IAM5[Resource::<{logical}.Arn>:*]",

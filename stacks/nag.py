@@ -8,8 +8,9 @@ acknowledged, so tests and the release notes can list it.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
-from aws_cdk import Acknowledgment, App, Validations
+from aws_cdk import Acknowledgment, App, CfnElement, Stack, Validations
 from cdk_nag import AwsSolutionsChecks
 from constructs import IConstruct
 
@@ -36,3 +37,9 @@ def acknowledge(scope: IConstruct, finding: str, reason: str) -> None:
 
 def enable_checks(app: App) -> None:
     Validations.of(app).add_plugins(AwsSolutionsChecks(app))
+
+
+def logical_id(construct: IConstruct) -> str:
+    """The CloudFormation logical id of an L2 construct's resource, as cdk-nag names it in findings."""
+    stack = Stack.of(construct)
+    return str(stack.resolve(stack.get_logical_id(cast(CfnElement, construct.node.default_child))))

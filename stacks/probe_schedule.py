@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from aws_cdk import Duration, Stack
+from aws_cdk import Duration
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_scheduler as scheduler
@@ -21,7 +21,7 @@ from constructs import Construct
 from quorum_dr.config import Probe
 from stacks import naming
 from stacks.function import QuorumDrFunction
-from stacks.nag import acknowledge
+from stacks.nag import acknowledge, logical_id
 
 SILENT_MINUTES = 15
 
@@ -74,8 +74,7 @@ class ProbeSchedule(Construct):
                 role=self.role,
             ),
         )
-        stack = Stack.of(self)
-        logical = stack.resolve(stack.get_logical_id(probe.function.node.default_child))
+        logical = logical_id(probe.function)
         acknowledge(
             self.role,
             f"AwsSolutions-IAM5[Resource::<{logical}.Arn>:*]",
