@@ -81,6 +81,10 @@ class ActionFunctions(Construct):
                 environment={**environment, **extra},
                 timeout=Duration.seconds(TIMEOUTS.get(name, 30)),
                 secrets=secrets.get(name, []),
+                # Waiting for the cold instance; DescribeInstances has no resource-level permissions.
+                star_only_actions=["ec2:DescribeInstances"]
+                if name == "launch_cold_site" and cold_sites
+                else [],
             )
         fn = self.functions
         tables.state.grant(fn["validate_input"].role, "dynamodb:GetItem", "dynamodb:Query")
@@ -101,13 +105,6 @@ class ActionFunctions(Construct):
         alerts.grant_publish(fn["notify"].role)
         for site in cold_sites:
             self._grant_launch(fn["launch_cold_site"].role, stack, site)
-        if cold_sites:
-            acknowledge(
-                fn["launch_cold_site"].role,
-                "AwsSolutions-IAM5[Resource::*]",
-                "ec2:DescribeInstances supports no resource-level permissions (AWS requires '*'); "
-                "X-Ray likewise. " + "Waiting for the cold instance needs DescribeInstances.",
-            )
 
     def _grant_launch(self, role: iam.IRole, stack: Stack, site: ColdSiteTarget) -> None:
         def ec2_arn(resource: str, account: str | None = None) -> str:
@@ -148,7 +145,6 @@ class ActionFunctions(Construct):
                 conditions={"StringEquals": {"iam:PassedToService": "ec2.amazonaws.com"}},
             )
         )
-        role.add_to_principal_policy(iam.PolicyStatement(actions=["ec2:DescribeInstances"], resources=["*"]))
         if site.cold.ami_ssm_parameter:
             role.add_to_principal_policy(
                 iam.PolicyStatement(

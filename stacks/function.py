@@ -37,6 +37,7 @@ class QuorumDrFunction(Construct):
         timeout: Duration,
         memory_mb: int = 256,
         secrets: Sequence[str] = (),
+        star_only_actions: Sequence[str] = (),
     ) -> None:
         super().__init__(scope, construct_id)
         self.name = name
@@ -82,7 +83,18 @@ class QuorumDrFunction(Construct):
             },
         )
         # The role's policy is created with the function (tracing), so the function depends on it.
-        acknowledge(self.role, "AwsSolutions-IAM5[Resource::*]", XRAY_REASON)
+        if star_only_actions:
+            self.role.add_to_policy(iam.PolicyStatement(actions=list(star_only_actions), resources=["*"]))
+        acknowledge(
+            self.role,
+            "AwsSolutions-IAM5[Resource::*]",
+            XRAY_REASON
+            + (
+                f" {', '.join(star_only_actions)} likewise (no resource-level permissions)."
+                if star_only_actions
+                else ""
+            ),
+        )
         self.secret_names = sorted(set(secrets))
         for index, secret_name in enumerate(self.secret_names):
             secret = secretsmanager.Secret.from_secret_name_v2(self, f"Secret{index}", secret_name)
