@@ -238,6 +238,9 @@ class ColdSite(Strict):
     launch_template_name: str | None = None
     instance_type: str = "t3.small"
     subnet_id: str | None = None
+    vpc_id: str | None = Field(
+        default=None, description="VPC of subnet_id (the security group's); the default VPC when absent"
+    )
     elastic_ip_allocation_id: str | None = None
     backup_bucket: str = Field(min_length=3)
     backup_prefix: str = "backups/"

@@ -1,0 +1,122 @@
+#!/bin/bash
+# quorum-dr cold-site bootstrap: the EC2 user data of the cold site.
+#
+# 1. restores the latest PostgreSQL backup from S3 (quorum_dr.adapters.postgres_backup restore),
+# 2. starts the application,
+# 3. waits (bounded) until the local health URL answers 200,
+# 4. reports ready to the failover state machine with the task token it was launched with
+#    (states:SendTaskSuccess), or the failure (states:SendTaskFailure).
+# Health fallback: when no task token was given, or reporting fails after bounded retries, the
+# app is left running and the state machine's health check of the cold origin decides instead.
+#
+# Parameters: the placeholders between double @ signs are filled in by the launcher (stacks/cold_site.py fills
+# all but the task token into the launch template at synth time; launch_cold_site fills the
+# token into the user data it passes to RunInstances). Each can also be given as an environment
+# variable of the same name, which wins (the local drill runs the script that way).
+set -Eeuo pipefail
+
+placeholder() { # value of a filled placeholder, or "" when it was left unfilled
+  case "$1" in @@*@@) echo "" ;; *) echo "$1" ;; esac
+}
+
+QDR_SERVICE=${QDR_SERVICE:-$(placeholder '@@SERVICE@@')}
+QDR_STATES_REGION=${QDR_STATES_REGION:-$(placeholder '@@STATES_REGION@@')}
+QDR_BACKUP_BUCKET=${QDR_BACKUP_BUCKET:-$(placeholder '@@BACKUP_BUCKET@@')}
+QDR_BACKUP_PREFIX=${QDR_BACKUP_PREFIX:-$(placeholder '@@BACKUP_PREFIX@@')}
+QDR_DSN=${QDR_DSN:-$(placeholder '@@DSN@@')}
+QDR_TASK_TOKEN=${QDR_TASK_TOKEN:-$(placeholder '@@TASK_TOKEN@@')}
+QDR_HEALTH_URL=${QDR_HEALTH_URL:-$(placeholder '@@HEALTH_URL@@')}
+QDR_READY_TIMEOUT=${QDR_READY_TIMEOUT:-$(placeholder '@@READY_TIMEOUT@@')}
+QDR_START_COMMAND=${QDR_START_COMMAND:-systemctl start quorum-dr-app.service}
+QDR_PYTHON=${QDR_PYTHON:-python3}
+QDR_AWS=${QDR_AWS:-aws}
+QDR_LOG=${QDR_LOG:-/var/log/quorum-dr-bootstrap.log}
+QDR_READY_FILE=${QDR_READY_FILE:-/var/run/quorum-dr-ready}
+QDR_REPORT_ATTEMPTS=${QDR_REPORT_ATTEMPTS:-5}
+
+QDR_READY_TIMEOUT=${QDR_READY_TIMEOUT:-600}
+QDR_HEALTH_URL=${QDR_HEALTH_URL:-http://127.0.0.1/health}
+
+exec > >(tee -a "$QDR_LOG") 2>&1
+
+log() { printf '%s quorum-dr bootstrap: %s\n' "$(date -u +%FT%TZ)" "$*"; }
+
+for name in QDR_SERVICE QDR_BACKUP_BUCKET QDR_BACKUP_PREFIX QDR_DSN; do
+  if [ -z "${!name}" ]; then
+    log "missing parameter $name (fill @@...@@ or set the environment variable)"
+    exit 2
+  fi
+done
+
+report() { # report <success|failure> <json-output-or-cause>; bounded retries; never fatal
+  local kind=$1 payload=$2 attempt=1
+  if [ -z "$QDR_TASK_TOKEN" ]; then
+    log "no task token: not reporting ($kind); the state machine's health check decides"
+    return 0
+  fi
+  local region_args=()
+  if [ -n "$QDR_STATES_REGION" ]; then region_args=(--region "$QDR_STATES_REGION"); fi
+  while [ "$attempt" -le "$QDR_REPORT_ATTEMPTS" ]; do
+    if [ "$kind" = success ]; then
+      "$QDR_AWS" stepfunctions send-task-success "${region_args[@]}" \
+        --task-token "$QDR_TASK_TOKEN" --task-output "$payload" && return 0
+    else
+      "$QDR_AWS" stepfunctions send-task-failure "${region_args[@]}" \
+        --task-token "$QDR_TASK_TOKEN" --error ColdSiteBootstrapFailed --cause "$payload" && return 0
+    fi
+    log "reporting $kind failed (attempt $attempt of $QDR_REPORT_ATTEMPTS)"
+    sleep $((attempt * 2))
+    attempt=$((attempt + 1))
+  done
+  log "could not report $kind; the state machine's health check decides"
+  return 0
+}
+
+STEP=start
+on_error() {
+  local code=$?
+  trap - ERR
+  # set -E runs this trap in subshells too (a failing $(...)): only the main shell reports.
+  if [ "$BASHPID" != "$$" ]; then exit "$code"; fi
+  log "failed in step '$STEP' (exit $code)"
+  report failure "cold site bootstrap of $QDR_SERVICE failed in step '$STEP' (exit $code); see $QDR_LOG"
+  exit "$code"
+}
+trap on_error ERR
+
+STEP=restore
+log "restoring the latest backup of $QDR_SERVICE from s3://$QDR_BACKUP_BUCKET/$QDR_BACKUP_PREFIX"
+restore_output=$("$QDR_PYTHON" -m quorum_dr.adapters.postgres_backup restore \
+  --bucket "$QDR_BACKUP_BUCKET" --prefix "$QDR_BACKUP_PREFIX" --dsn "$QDR_DSN")
+log "restore: $restore_output"
+
+STEP=start-app
+log "starting the application: $QDR_START_COMMAND"
+bash -c "$QDR_START_COMMAND"
+
+STEP=health
+log "waiting up to ${QDR_READY_TIMEOUT}s for $QDR_HEALTH_URL"
+deadline=$(($(date +%s) + QDR_READY_TIMEOUT))
+until curl -fsS -o /dev/null --max-time 5 "$QDR_HEALTH_URL"; do
+  if [ "$(date +%s)" -ge "$deadline" ]; then
+    log "health URL did not answer within ${QDR_READY_TIMEOUT}s"
+    false
+  fi
+  sleep 2
+done
+
+STEP=report
+touch "$QDR_READY_FILE" 2>/dev/null || true
+instance_id=$(cat /var/lib/cloud/data/instance-id 2>/dev/null || hostname)
+output=$("$QDR_PYTHON" -c '
+import json, sys
+restore = sys.argv[3]
+try:
+    restore = json.loads(restore)
+except ValueError:
+    pass
+print(json.dumps({"ready": True, "service": sys.argv[1], "instance": sys.argv[2], "restore": restore}))
+' "$QDR_SERVICE" "$instance_id" "$restore_output")
+log "ready: $output"
+trap - ERR
+report success "$output"

@@ -1,0 +1,79 @@
+"""The failover state machine: the ASL from statemachines/ inlined with its substitutions."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from pathlib import Path
+
+from aws_cdk import RemovalPolicy
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_stepfunctions as sfn
+from constructs import Construct
+
+from stacks import naming
+from stacks.nag import acknowledge
+
+ROOT = Path(__file__).resolve().parent.parent
+ASL_PATH = ROOT / "statemachines" / "failover.asl.json"
+SUBSTITUTION = re.compile(r"\$\{([A-Za-z0-9_]+)\}")
+
+
+def substitutions_used(definition: str) -> set[str]:
+    return set(SUBSTITUTION.findall(definition))
+
+
+class FailoverStateMachine(Construct):
+    """Standard workflow, logging level ALL to its own log group, X-Ray tracing.
+
+    The role may invoke only the functions passed in, and touch only the state table and the
+    alert topic (the ASL's direct SDK integrations).
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        substitutions: Mapping[str, str],
+        asl_path: Path = ASL_PATH,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        definition = asl_path.read_text(encoding="utf-8")
+        missing = substitutions_used(definition) - set(substitutions)
+        if missing:
+            raise ValueError(f"{asl_path.name} uses substitutions nobody supplies: {sorted(missing)}")
+        self.log_group = logs.LogGroup(
+            self,
+            "Logs",
+            log_group_name=f"/aws/vendedlogs/states/{naming.STATE_MACHINE}",
+            retention=logs.RetentionDays.ONE_YEAR,
+            removal_policy=RemovalPolicy.DESTROY,
+        )
+        self.role = iam.Role(
+            self,
+            "Role",
+            assumed_by=iam.ServicePrincipal("states.amazonaws.com"),
+            description="quorum-dr failover state machine: its own functions, table and topic only",
+        )
+        self.state_machine = sfn.StateMachine(
+            self,
+            "StateMachine",
+            state_machine_name=naming.STATE_MACHINE,
+            state_machine_type=sfn.StateMachineType.STANDARD,
+            definition_body=sfn.DefinitionBody.from_string(definition),
+            definition_substitutions=dict(substitutions),
+            role=self.role,
+            tracing_enabled=True,
+            logs=sfn.LogOptions(
+                destination=self.log_group, level=sfn.LogLevel.ALL, include_execution_data=True
+            ),
+        )
+        acknowledge(
+            self.role,
+            "AwsSolutions-IAM5[Resource::*]",
+            "Step Functions log delivery (logs:CreateLogDelivery, GetLogDelivery, ...) and X-Ray "
+            "(PutTraceSegments, GetSamplingRules, ...) support no resource-level permissions; "
+            "AWS requires Resource '*'.",
+        )

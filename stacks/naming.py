@@ -1,0 +1,81 @@
+"""Fixed physical names, so that stacks in different regions can address each other's resources.
+
+Probe stacks write to the home region's tables and bus, the control stack invokes the probe
+functions of every region, and the cold-site instance reports to the state machine: with fixed
+names each side computes the other's ARN without a cross-stack reference (and without a cycle).
+One deployment per account.
+"""
+
+from __future__ import annotations
+
+from aws_cdk import Arn, ArnFormat, Stack
+
+PREFIX = "quorum-dr"
+
+# The 11 functions: lambdas/<name>/handler.py exposing `handler(event, context)`.
+PROBE = "probe"
+ACTION_FUNCTIONS = (
+    "validate_input",
+    "incident_state",
+    "confirm_outage",
+    "check_replica",
+    "promote_database",
+    "fence_main",
+    "switch_edge",
+    "launch_cold_site",
+    "verify_switch",
+    "notify",
+)
+RESULTS_TABLE = f"{PREFIX}-results"
+STATE_TABLE = f"{PREFIX}-state"
+EVENT_BUS = PREFIX
+STATE_MACHINE = f"{PREFIX}-failover"
+EVENT_SOURCE = "quorum-dr"
+PROBE_DETAIL_TYPES = ("ProbeFailed", "VerdictChanged")
+
+
+def function_name(name: str) -> str:
+    """`promote_database` -> `quorum-dr-promote-database`."""
+    return f"{PREFIX}-{name.replace('_', '-')}"
+
+
+def substitution_name(name: str) -> str:
+    """`promote_database` -> `PromoteDatabaseFunctionArn` (the ASL's ${...} name)."""
+    return "".join(part.capitalize() for part in name.split("_")) + "FunctionArn"
+
+
+def function_arn(stack: Stack, name: str, region: str) -> str:
+    return stack.format_arn(
+        service="lambda",
+        region=region,
+        resource="function",
+        resource_name=function_name(name),
+        arn_format=ArnFormat.COLON_RESOURCE_NAME,
+    )
+
+
+def table_arn(stack: Stack, table: str, region: str) -> str:
+    return stack.format_arn(service="dynamodb", region=region, resource="table", resource_name=table)
+
+
+def event_bus_arn(stack: Stack, region: str) -> str:
+    return stack.format_arn(service="events", region=region, resource="event-bus", resource_name=EVENT_BUS)
+
+
+def state_machine_arn(stack: Stack, region: str) -> str:
+    return stack.format_arn(
+        service="states",
+        region=region,
+        resource="stateMachine",
+        resource_name=STATE_MACHINE,
+        arn_format=ArnFormat.COLON_RESOURCE_NAME,
+    )
+
+
+def topic_arn(stack: Stack, region: str, topic_name: str) -> str:
+    return Arn.format({"service": "sns", "region": region, "resource": topic_name}, stack)
+
+
+def stack_region_suffix(region: str) -> str:
+    """`eu-west-2` -> `EuWest2`, for stack and construct ids."""
+    return "".join(part.capitalize() for part in region.split("-"))

@@ -1,0 +1,57 @@
+"""The ASL inlined in the control template validates with asl-validator (npm, `make setup`)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from stacks import naming
+
+ROOT = Path(__file__).resolve().parents[2]
+VALIDATOR = ROOT / "node_modules" / ".bin" / "asl-validator"
+ACCOUNT = "123456789012"
+
+
+def _deployed_values(region: str) -> dict[str, str]:
+    values = {
+        naming.substitution_name(
+            name
+        ): f"arn:aws:lambda:{region}:{ACCOUNT}:function:{naming.function_name(name)}"
+        for name in naming.ACTION_FUNCTIONS
+    }
+    values["StateTableName"] = naming.STATE_TABLE
+    values["AlertTopicArn"] = f"arn:aws:sns:{region}:{ACCOUNT}:quorum-dr-alerts"
+    return values
+
+
+def _validate(path: Path) -> subprocess.CompletedProcess[str]:
+    if not VALIDATOR.exists():
+        pytest.fail("asl-validator is missing: run `make setup` (npm ci)")
+    return subprocess.run(
+        [str(VALIDATOR), "--json-path", str(path)], capture_output=True, text=True, timeout=60
+    )
+
+
+def test_the_template_asl_validates_with_its_substitutions(synth, tmp_path: Path) -> None:
+    control = synth.deployment.control
+    (machine,) = synth.resources(control, "AWS::StepFunctions::StateMachine").values()
+    definition = machine["Properties"]["DefinitionString"]
+    for name, value in _deployed_values(control.region).items():
+        assert name in machine["Properties"]["DefinitionSubstitutions"]
+        definition = definition.replace("${" + name + "}", value)
+    assert "${" not in definition
+    path = tmp_path / "failover.asl.json"
+    path.write_text(definition)
+    run = _validate(path)
+    assert run.returncode == 0, run.stdout + run.stderr
+
+
+def test_the_validator_rejects_a_broken_definition(tmp_path: Path) -> None:
+    path = tmp_path / "broken.asl.json"
+    path.write_text(json.dumps({"StartAt": "Missing", "States": {"Only": {"Type": "Pass", "End": True}}}))
+    run = _validate(path)
+    assert run.returncode != 0
+    assert "MISSING_TRANSITION_TARGET" in run.stdout + run.stderr

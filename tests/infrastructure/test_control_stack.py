@@ -1,0 +1,172 @@
+"""The control plane: tables, state machine, trigger, action functions, topic, alarms, dashboard."""
+
+from __future__ import annotations
+
+import json
+import re
+
+from aws_cdk.assertions import Match, Template
+
+from stacks import naming
+from stacks.failover_state_machine import ASL_PATH, substitutions_used
+
+
+def _control(synth):
+    return synth.deployment.control
+
+
+def test_tables_have_keys_pitr_ttl_and_encryption(synth) -> None:
+    tables = synth.resources(_control(synth), "AWS::DynamoDB::Table")
+    assert sorted(t["Properties"]["TableName"] for t in tables.values()) == [
+        naming.RESULTS_TABLE,
+        naming.STATE_TABLE,
+    ]
+    for table in tables.values():
+        props = table["Properties"]
+        assert props["KeySchema"] == [
+            {"AttributeName": "pk", "KeyType": "HASH"},
+            {"AttributeName": "sk", "KeyType": "RANGE"},
+        ]
+        assert props["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
+        assert props["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
+        assert props["SSESpecification"]["SSEEnabled"] is True
+        assert props["BillingMode"] == "PAY_PER_REQUEST"
+
+
+def test_state_machine_is_inlined_with_logging_all_and_xray(synth) -> None:
+    (machine,) = synth.resources(_control(synth), "AWS::StepFunctions::StateMachine").values()
+    props = machine["Properties"]
+    assert props["StateMachineName"] == naming.STATE_MACHINE
+    assert props["StateMachineType"] == "STANDARD"
+    assert props["TracingConfiguration"] == {"Enabled": True}
+    assert props["LoggingConfiguration"]["Level"] == "ALL"
+    assert props["LoggingConfiguration"]["IncludeExecutionData"] is True
+    # Inlined, not uploaded to S3: the template carries the file's own text.
+    assert isinstance(props["DefinitionString"], str)
+    assert json.loads(props["DefinitionString"]) == json.loads(ASL_PATH.read_text())
+
+
+def test_every_substitution_the_asl_uses_is_supplied(synth) -> None:
+    (machine,) = synth.resources(_control(synth), "AWS::StepFunctions::StateMachine").values()
+    used = substitutions_used(ASL_PATH.read_text())
+    supplied = set(machine["Properties"]["DefinitionSubstitutions"])
+    assert used <= supplied, f"unsupplied: {sorted(used - supplied)}"
+    # And the fixed set of the lead's conventions is what we supply.
+    expected = {naming.substitution_name(n) for n in naming.ACTION_FUNCTIONS} | {
+        "StateTableName",
+        "AlertTopicArn",
+    }
+    assert supplied == expected
+
+
+def test_probe_failed_on_the_home_bus_starts_the_state_machine(synth) -> None:
+    template = Template.from_json(synth.template(_control(synth)))
+    template.has_resource_properties("AWS::Events::EventBus", {"Name": naming.EVENT_BUS})
+    template.has_resource_properties(
+        "AWS::Events::Rule",
+        {
+            "EventPattern": {"source": ["quorum-dr"], "detail-type": ["ProbeFailed"]},
+            "EventBusName": Match.any_value(),
+            "Targets": [
+                Match.object_like({"Arn": {"Ref": Match.string_like_regexp("FailoverStateMachine")}})
+            ],
+        },
+    )
+
+
+def test_the_ten_action_functions(synth) -> None:
+    functions = synth.resources(_control(synth), "AWS::Lambda::Function")
+    ours = {
+        r["Properties"]["FunctionName"]: r["Properties"]
+        for r in functions.values()
+        if r["Properties"].get("FunctionName", "").startswith("quorum-dr-")
+    }
+    assert sorted(ours) == sorted(naming.function_name(n) for n in naming.ACTION_FUNCTIONS)
+    roles = set()
+    for props in ours.values():
+        assert props["Handler"] == "handler.handler"
+        assert props["Runtime"].startswith("python3.")
+        assert props["TracingConfig"] == {"Mode": "Active"}
+        env = props["Environment"]["Variables"]
+        assert env["QUORUM_DR_CONFIG_PATH"] == "watchdog.json"
+        for name in ("RESULTS_TABLE_NAME", "STATE_TABLE_NAME", "EVENT_BUS_NAME", "ALERT_TOPIC_ARN"):
+            assert name in env
+        assert "PROBE_FUNCTION_ARNS" in env and "STATE_MACHINE_ARN" in env
+        roles.add(json.dumps(props["Role"]))
+    assert len(roles) == len(ours), "one IAM role per function"
+
+
+def test_alert_topic_is_encrypted_and_enforces_ssl(synth) -> None:
+    template = Template.from_json(synth.template(_control(synth)))
+    template.has_resource_properties(
+        "AWS::SNS::Topic", {"TopicName": "quorum-dr-alerts", "KmsMasterKeyId": Match.any_value()}
+    )
+    template.has_resource_properties("AWS::KMS::Key", {"EnableKeyRotation": True})
+    template.has_resource_properties(
+        "AWS::SNS::TopicPolicy",
+        {
+            "PolicyDocument": {
+                "Statement": Match.array_with(
+                    [
+                        Match.object_like(
+                            {
+                                "Effect": "Deny",
+                                "Action": "sns:Publish",
+                                "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+                            }
+                        )
+                    ]
+                )
+            }
+        },
+    )
+
+
+def test_alarms_and_dashboard(synth) -> None:
+    alarms = synth.resources(_control(synth), "AWS::CloudWatch::Alarm")
+    names = {a["Properties"]["AlarmName"] for a in alarms.values()}
+    assert names == {"quorum-dr-executions-failed", "quorum-dr-executions-escalated"}
+    for alarm in alarms.values():
+        assert alarm["Properties"]["AlarmActions"], "every alarm notifies the alert topic"
+    (metric_filter,) = synth.resources(_control(synth), "AWS::Logs::MetricFilter").values()
+    assert '$.details.name = "Escalate"' in metric_filter["Properties"]["FilterPattern"]
+    (dashboard,) = synth.resources(_control(synth), "AWS::CloudWatch::Dashboard").values()
+    body = "".join(p for p in dashboard["Properties"]["DashboardBody"]["Fn::Join"][1] if isinstance(p, str))
+    for region in synth.deployment.config.probe_regions:
+        assert f'"region":"{region}"' in body, f"no widget for {region}"
+    # Forwarded probe-region alarms reach the topic through the home bus.
+    template = Template.from_json(synth.template(_control(synth)))
+    template.has_resource_properties(
+        "AWS::Events::Rule",
+        {
+            "EventPattern": {
+                "source": ["aws.cloudwatch"],
+                "detail": {"alarmName": [{"prefix": "quorum-dr-probe-"}]},
+            }
+        },
+    )
+
+
+def test_state_machine_may_invoke_only_its_own_functions(synth) -> None:
+    control = _control(synth)
+    template = synth.template(control)
+    own = {
+        logical
+        for logical, r in template["Resources"].items()
+        if r["Type"] == "AWS::Lambda::Function"
+        and r["Properties"].get("FunctionName", "").startswith("quorum-dr-")
+    }
+    role_logical = control.resolve(control.get_logical_id(control.failover.role.node.default_child))
+    invoked = set()
+    for policy in synth.resources(control, "AWS::IAM::Policy").values():
+        if {"Ref": role_logical} not in policy["Properties"]["Roles"]:
+            continue
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
+            actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+            if "lambda:InvokeFunction" in actions:
+                for resource in statement["Resource"]:
+                    text = json.dumps(resource)
+                    match = re.search(r'"([A-Za-z0-9]+)", "Arn"', text)
+                    assert match, f"invoke on something that is not one of our functions: {text}"
+                    invoked.add(match.group(1))
+    assert invoked == own
