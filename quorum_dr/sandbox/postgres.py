@@ -156,7 +156,9 @@ class PgCluster:
 
     @property
     def host(self) -> str:
-        return "127.0.0.1"
+        """The address clients use: the first listen address (127.0.0.1 for a wildcard)."""
+        first = self.listen_addresses[0] if self.listen_addresses else "127.0.0.1"
+        return "127.0.0.1" if first in ("*", "0.0.0.0") else first
 
     def bin(self, tool: str) -> str:
         return str(self.bin_dir / tool)
@@ -565,7 +567,8 @@ def make_standby(
     primary_host: str | None = None,
     command_prefix: Sequence[str] = (),
 ) -> PgCluster:
-    """`pg_basebackup -R -X stream` from `primary`, then start streaming as `name`.
+    """`pg_basebackup -R -X stream` from `primary`, start it, and return once it streams (and,
+    for a primary with synchronous_standby_names, once the primary counts it as synchronous).
 
     The standby keeps the primary's roles. Its `synchronous_standby_names` is emptied so that,
     once promoted, it never waits for a standby it does not have.
@@ -625,6 +628,12 @@ def make_standby(
             }
         )
         standby.start()
+        standby.wait_streaming()
+        if primary.value("SHOW synchronous_standby_names"):
+            # A sync primary counts the standby as synchronous once it has caught up.
+            primary.wait_until(
+                f"SELECT sync_state = 'sync' FROM pg_stat_replication WHERE application_name = '{name}'"
+            )
     except BaseException:
         standby.destroy()
         raise
