@@ -279,7 +279,8 @@ class PostgresPromoter(DatabasePromoter):
         read_only = self._wait_read_only(old)
         cur.execute(
             "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-            "WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()"
+            "WHERE backend_type = 'client backend' AND pid <> pg_backend_pid() "
+            "AND application_name NOT LIKE 'quorum-dr%'"
         )
         terminated = int(cur.fetchone()[0])
         state = "new sessions are read-only" if read_only else "read-only default set (reload not yet seen)"

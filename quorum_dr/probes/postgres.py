@@ -80,7 +80,9 @@ class PgEndpoint:
         )
 
     @classmethod
-    def from_secret(cls, host: str, port: int, dbname: str, secret: dict[str, Any], sslmode: str = "prefer"):
+    def from_secret(
+        cls, host: str, port: int, dbname: str, secret: dict[str, Any], sslmode: str = "prefer"
+    ) -> PgEndpoint:
         return cls(host, port, dbname, str(secret["username"]), str(secret["password"]), sslmode)
 
     def describe(self) -> str:
