@@ -113,6 +113,16 @@ def _process_gone(pid: int) -> bool:
         return True
 
 
+def _parent(pid: int) -> int | None:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("PPid:"):
+                return int(line.split()[1])
+    except (OSError, ValueError):
+        return None
+    return None
+
+
 def _children(pid: int) -> list[int]:
     found = []
     for status in Path("/proc").glob("[0-9]*/status"):
@@ -259,7 +269,9 @@ class PgCluster:
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
                 raise SandboxError(f"{self.name} exited at start: {self.log_tail()}")
-            if self._status_line() in ("ready", "standby"):
+            # A crashed server leaves a postmaster.pid saying "ready": trust only our own child's.
+            pid = self.pid()
+            if pid is not None and self._started_by_us(pid) and self._status_line() in ("ready", "standby"):
                 return
             time.sleep(0.05)
         self.stop()
@@ -308,6 +320,18 @@ class PgCluster:
             return " | ".join(self.log_path.read_text(errors="replace").strip().splitlines()[-lines:])
         except OSError:
             return "(no log)"
+
+    def _started_by_us(self, pid: int) -> bool:
+        if self._process is None:
+            return False
+        for _ in range(4):  # the postmaster, runuser, and any wrapper of command_prefix
+            if pid == self._process.pid:
+                return True
+            parent = _parent(pid)
+            if parent is None:
+                return False
+            pid = parent
+        return False
 
     def _status_line(self) -> str | None:
         try:

@@ -76,3 +76,16 @@ def test_sync_primary_commit_waits_for_its_standby(pg_pair_factory) -> None:  # 
         pair.standby.restore_streaming()
     assert committed.is_set()
     pair.standby.wait_until("SELECT count(*) = 1 FROM pg_tables WHERE tablename = 'waiting'", dbname="app")
+
+
+def test_crashed_cluster_starts_again_with_committed_data(pg_base_dir: Path) -> None:
+    # A crash leaves a postmaster.pid that still says "ready"; start must wait for the new server.
+    with make_primary(pg_base_dir, name="phoenix") as cluster:
+        cluster.sql("CREATE TABLE kept (n int)", who="app")
+        cluster.sql("INSERT INTO kept VALUES (1)", who="app")
+        cluster.crash()
+        assert cluster.pid() is None
+
+        cluster.start()
+
+        assert cluster.value("SELECT count(*) FROM kept", who="app") == 1
