@@ -269,3 +269,74 @@ class SwitchVerifier(ABC):
     @abstractmethod
     def verify(self, *, service: str, expect_site: str, incident_id: str, origin_only: bool) -> Any:
         """Receipt with `verified` (bool), `reason`, and what each region saw."""
+# Database promoter (PostgreSQL in production: quorum_dr.adapters.postgres_promoter)
+# ---------------------------------------------------------------------------------------------
+
+
+class DatabaseActionError(Exception):
+    """A database action failed; the message is the reason sentence. The state machine's
+    Retry/Catch match the subclass names below."""
+
+
+class DatabaseUnreachableError(DatabaseActionError):
+    """The database could not be reached or would not let us in (transient: retry)."""
+
+
+class ReplicaNotReadyError(DatabaseActionError):
+    """The replica cannot be promoted yet (e.g. still starting up; transient: retry)."""
+
+
+class PromotionError(DatabaseActionError):
+    """Promotion was attempted and did not give a writable primary (escalate)."""
+
+
+class PromotionReceipt(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    incident_id: str
+    promoted: bool  # this call promoted the replica
+    already: bool  # it was a primary before this call
+    writable: bool  # a write succeeded after promotion
+    lsn: str | None = None  # pg_current_wal_lsn() after promotion
+    promoted_by: str | None = None  # the incident recorded as having promoted it, if any
+    at: float  # epoch seconds
+    reason: str
+
+
+class WritableCheck(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    writable: bool
+    reason: str
+
+
+class FenceReceipt(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    reachable: bool
+    fenced: bool
+    terminated_sessions: int = 0
+    reason: str
+
+
+class DatabasePromoter(ABC):
+    """Checks, promotes and verifies the DR replica; fences the old primary where it can."""
+
+    @abstractmethod
+    def replica_status(self) -> DbStatus:
+        """Role and WAL figures of the DR database (DatabaseUnreachableError if unreachable)."""
+
+    @abstractmethod
+    def wait_for_replay(self, timeout_s: float) -> DbStatus:
+        """Wait, at most `timeout_s`, until replay has applied all received WAL; the last status."""
+
+    @abstractmethod
+    def promote(self, incident_id: str) -> PromotionReceipt:
+        """Promote once (idempotent), then verify it is a primary that accepts writes."""
+
+    @abstractmethod
+    def verify_writable(self) -> WritableCheck: ...
+
+    @abstractmethod
+    def fence_old_primary(self) -> FenceReceipt:
+        """Best effort: make the old primary refuse writes if it is reachable; never raises."""

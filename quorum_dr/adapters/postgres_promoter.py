@@ -1,0 +1,304 @@
+"""The database promoter over psycopg2: check the DR replica, promote it once, verify, fence main.
+
+Exactly one promotion, whatever the number of callers: `promote` takes a session advisory lock
+on the DR database (advisory locks work on a hot standby), then checks `pg_is_in_recovery()`
+before calling `pg_promote(true, wait)`. A second caller waits for the lock, finds a primary and
+answers "already promoted". A promotion started outside quorum-dr surfaces as
+ObjectNotInPrerequisiteState from `pg_promote` and is treated the same way.
+
+After promoting, the promoter proves the database writable by recording the incident in
+`quorum_dr_promotions` (a durable record of which incident promoted this database) on a fresh
+connection. A promotion that does not end writable raises PromotionError: traffic must never be
+switched to it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import psycopg2
+import psycopg2.errors
+import psycopg2.extensions
+
+from quorum_dr.config import Database
+from quorum_dr.domain.results import DbRole, DbStatus
+from quorum_dr.ports import (
+    DatabasePromoter,
+    DatabaseUnreachableError,
+    FenceReceipt,
+    PromotionError,
+    PromotionReceipt,
+    ReplicaNotReadyError,
+    SecretSource,
+    WritableCheck,
+)
+from quorum_dr.probes.postgres import (
+    STATUS_SQL,
+    DeadlineExceeded,
+    PgEndpoint,
+    classify,
+    query_bounded,
+    status_from_row,
+)
+
+PROMOTE_LOCK_KEY = 0x71D0_5E_01  # pg_advisory_lock key: "quorum-dr promote"
+RECORD_TABLE = "quorum_dr_promotions"
+WRITE_CHECK_TABLE = "quorum_dr_write_checks"
+FENCE_HOOK_NOTE = "fencing left to the fence_main hook"
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+class PostgresPromoter(DatabasePromoter):
+    def __init__(
+        self,
+        dr: PgEndpoint,
+        old_primary: PgEndpoint | None = None,
+        *,
+        timeout: float = 5.0,
+        promote_wait_s: int = 60,
+        poll_interval_s: float = 0.1,
+        fence_timeout: float = 3.0,
+    ) -> None:
+        self.dr = dr
+        self.old_primary = old_primary
+        self.timeout = timeout
+        self.promote_wait_s = promote_wait_s
+        self.poll_interval_s = poll_interval_s
+        self.fence_timeout = fence_timeout
+
+    @classmethod
+    def from_config(cls, database: Database, secrets: SecretSource, **options: Any) -> PostgresPromoter:
+        def endpoint(which: str) -> PgEndpoint:
+            cfg = getattr(database, which)
+            return PgEndpoint.from_secret(
+                cfg.host, cfg.port, cfg.dbname, secrets.get_json(cfg.credentials_secret)
+            )
+
+        return cls(endpoint("dr"), endpoint("main"), **options)
+
+    # -- connections ----------------------------------------------------------------------------
+
+    @contextmanager
+    def _session(self, endpoint: PgEndpoint, timeout: float, what: str) -> Iterator[Any]:
+        try:
+            conn = psycopg2.connect(**endpoint.connect_kwargs(timeout, "quorum-dr-promoter"))
+        except psycopg2.Error as exc:
+            raise DatabaseUnreachableError(
+                endpoint.scrub(
+                    f"{what} at {endpoint.describe()} not reachable ({classify(exc)}: {_one_line(exc)})"
+                )
+            ) from None
+        conn.autocommit = True
+        try:
+            yield conn
+        finally:
+            conn.close()
+
+    # -- replica --------------------------------------------------------------------------------
+
+    def replica_status(self, timeout: float | None = None) -> DbStatus:
+        try:
+            row = query_bounded(self.dr, STATUS_SQL, timeout or self.timeout)
+        except (DeadlineExceeded, psycopg2.Error) as exc:
+            raise DatabaseUnreachableError(
+                self.dr.scrub(
+                    f"DR database at {self.dr.describe()} not readable ({classify(exc)}: {_one_line(exc)})"
+                )
+            ) from None
+        assert row is not None
+        return status_from_row(row)
+
+    def wait_for_replay(self, timeout_s: float) -> DbStatus:
+        """Poll until replay caught up with receive, never beyond `timeout_s`; the last status.
+
+        Returns at once for a primary (nothing to replay). Raises DatabaseUnreachableError only if
+        not a single status could be read within the bound.
+        """
+        deadline = time.monotonic() + timeout_s
+        last: DbStatus | None = None
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            try:
+                last = self.replica_status(timeout=min(self.timeout, remaining))
+            except DatabaseUnreachableError:
+                pass  # keep the last status read; try again while time remains
+            if last is not None and (last.role == DbRole.PRIMARY or last.replay_lag_bytes == 0):
+                return last
+            time.sleep(max(0.0, min(self.poll_interval_s, deadline - time.monotonic())))
+        if last is None:
+            raise DatabaseUnreachableError(
+                f"DR database at {self.dr.describe()}: no status within {timeout_s:g} s"
+            )
+        return last
+
+    # -- promotion ------------------------------------------------------------------------------
+
+    def promote(self, incident_id: str) -> PromotionReceipt:
+        statement_s = self.promote_wait_s + self.timeout
+        with self._session(self.dr, self.timeout, "DR database") as conn, conn.cursor() as cur:
+            cur.execute("SET statement_timeout = %s", (f"{int(statement_s * 1000)}ms",))
+            cur.execute("SET lock_timeout = %s", (f"{int(statement_s * 1000)}ms",))
+            try:
+                cur.execute("SELECT pg_advisory_lock(%s)", (PROMOTE_LOCK_KEY,))
+            except psycopg2.errors.CannotConnectNow as exc:
+                raise ReplicaNotReadyError(f"DR database not ready: {_one_line(exc)}") from None
+            try:
+                promoted = self._promote_locked(cur)
+                return self._verify_and_record(conn, incident_id, promoted)
+            finally:
+                try:
+                    cur.execute("SELECT pg_advisory_unlock(%s)", (PROMOTE_LOCK_KEY,))
+                except psycopg2.Error:
+                    pass  # closing the session releases it anyway
+
+    def _promote_locked(self, cur: Any) -> bool:
+        """True when this call promoted; False when it already was a primary."""
+        cur.execute("SELECT pg_is_in_recovery()")
+        if not cur.fetchone()[0]:
+            return False
+        try:
+            cur.execute("SELECT pg_promote(true, %s)", (self.promote_wait_s,))
+        except psycopg2.errors.ObjectNotInPrerequisiteState:
+            return False  # promoted by someone else between our check and our call
+        except psycopg2.Error as exc:
+            raise PromotionError(f"pg_promote failed on {self.dr.describe()}: {_one_line(exc)}") from None
+        if not cur.fetchone()[0]:
+            raise PromotionError(
+                f"pg_promote on {self.dr.describe()} did not finish within {self.promote_wait_s} s"
+            )
+        return True
+
+    def _verify_and_record(self, conn: Any, incident_id: str, promoted: bool) -> PromotionReceipt:
+        with conn.cursor() as cur:
+            cur.execute("SELECT pg_is_in_recovery()")
+            if cur.fetchone()[0]:
+                raise PromotionError(f"{self.dr.describe()} is still in recovery after pg_promote")
+        try:
+            with self._session(self.dr, self.timeout, "DR database") as fresh, fresh.cursor() as cur:
+                cur.execute(
+                    f"CREATE TABLE IF NOT EXISTS {RECORD_TABLE} "
+                    "(incident_id text PRIMARY KEY, promoted_at timestamptz NOT NULL DEFAULT now())"
+                )
+                if promoted:
+                    cur.execute(
+                        f"INSERT INTO {RECORD_TABLE} (incident_id) VALUES (%s) ON CONFLICT DO NOTHING",
+                        (incident_id,),
+                    )
+                cur.execute(f"SELECT incident_id FROM {RECORD_TABLE} ORDER BY promoted_at DESC LIMIT 1")
+                row = cur.fetchone()
+                cur.execute("SELECT pg_current_wal_lsn()::text")
+                lsn = cur.fetchone()[0]
+        except (psycopg2.Error, DatabaseUnreachableError) as exc:
+            raise PromotionError(
+                f"{self.dr.describe()} left recovery but a write failed: {_one_line(exc)}"
+            ) from None
+        promoted_by = row[0] if row else None
+        if promoted:
+            reason = (
+                f"promoted {self.dr.describe()} for incident {incident_id}; it accepts writes at WAL {lsn}"
+            )
+        elif promoted_by == incident_id:
+            reason = f"already promoted for incident {incident_id}; {self.dr.describe()} accepts writes"
+        else:
+            by = f"by incident {promoted_by}" if promoted_by else "outside quorum-dr"
+            reason = f"already promoted ({by}); {self.dr.describe()} is a primary that accepts writes"
+        return PromotionReceipt(
+            incident_id=incident_id,
+            promoted=promoted,
+            already=not promoted,
+            writable=True,
+            lsn=lsn,
+            promoted_by=promoted_by,
+            at=time.time(),
+            reason=reason,
+        )
+
+    def verify_writable(self) -> WritableCheck:
+        try:
+            with self._session(self.dr, self.timeout, "DR database") as conn, conn.cursor() as cur:
+                cur.execute("SELECT pg_is_in_recovery()")
+                if cur.fetchone()[0]:
+                    return WritableCheck(
+                        writable=False, reason=f"{self.dr.describe()} is a standby (read-only)"
+                    )
+                cur.execute(
+                    f"CREATE TABLE IF NOT EXISTS {WRITE_CHECK_TABLE} "
+                    "(id int PRIMARY KEY, checked_at timestamptz)"
+                )
+                cur.execute(
+                    f"INSERT INTO {WRITE_CHECK_TABLE} VALUES (1, now()) "
+                    "ON CONFLICT (id) DO UPDATE SET checked_at = excluded.checked_at "
+                    "RETURNING pg_current_wal_lsn()::text"
+                )
+                lsn = cur.fetchone()[0]
+        except DatabaseUnreachableError as exc:
+            return WritableCheck(writable=False, reason=str(exc))
+        except psycopg2.Error as exc:
+            return WritableCheck(
+                writable=False, reason=f"a write on {self.dr.describe()} failed: {_one_line(exc)}"
+            )
+        return WritableCheck(writable=True, reason=f"{self.dr.describe()} committed a write at WAL {lsn}")
+
+    # -- fencing --------------------------------------------------------------------------------
+
+    def fence_old_primary(self) -> FenceReceipt:
+        old = self.old_primary
+        if old is None:
+            return FenceReceipt(
+                reachable=False, fenced=False, reason=f"no old primary configured; {FENCE_HOOK_NOTE}"
+            )
+        try:
+            with self._session(old, self.fence_timeout, "old primary") as conn, conn.cursor() as cur:
+                return self._fence(old, cur)
+        except DatabaseUnreachableError as exc:
+            return FenceReceipt(reachable=False, fenced=False, reason=f"{exc}; {FENCE_HOOK_NOTE}")
+        except psycopg2.Error as exc:
+            failure = f"old primary at {old.describe()} reachable but fencing failed: {_one_line(exc)}"
+            return FenceReceipt(
+                reachable=True, fenced=False, reason=old.scrub(f"{failure}; {FENCE_HOOK_NOTE}")
+            )
+
+    def _fence(self, old: PgEndpoint, cur: Any) -> FenceReceipt:
+        cur.execute("SELECT pg_is_in_recovery()")
+        if cur.fetchone()[0]:
+            return FenceReceipt(
+                reachable=True,
+                fenced=True,
+                reason=f"old primary at {old.describe()} is a standby: it takes no writes",
+            )
+        cur.execute("ALTER SYSTEM SET default_transaction_read_only = on")
+        cur.execute("SELECT pg_reload_conf()")
+        read_only = self._wait_read_only(old)
+        cur.execute(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+            "WHERE backend_type = 'client backend' AND pid <> pg_backend_pid() "
+            "AND application_name NOT LIKE 'quorum-dr%'"
+        )
+        terminated = int(cur.fetchone()[0])
+        state = "new sessions are read-only" if read_only else "read-only default set (reload not yet seen)"
+        return FenceReceipt(
+            reachable=True,
+            fenced=read_only,
+            terminated_sessions=terminated,
+            reason=f"fenced old primary at {old.describe()}: {state}, {terminated} client session(s) ended",
+        )
+
+    def _wait_read_only(self, old: PgEndpoint) -> bool:
+        deadline = time.monotonic() + self.fence_timeout
+        while time.monotonic() < deadline:
+            try:
+                row = query_bounded(old, "SHOW default_transaction_read_only", self.fence_timeout)
+            except (DeadlineExceeded, psycopg2.Error):
+                return False
+            if row and row[0] == "on":
+                return True
+            time.sleep(0.05)
+        return False

@@ -1,0 +1,96 @@
+"""Integration fixtures: real PostgreSQL 15 clusters, created and removed by the fixtures.
+
+- `pg_primary` (session): one primary with the sandbox roles and the `app` database.
+- `pg_pair` (session): a primary and an async streaming standby. Shared: a test may write to it
+  but must leave it streaming and replaying (use `pg_pair_factory` for faults and promotion).
+- `pg_pair_factory` (function): `make(sync=False)` gives a fresh pair, destroyed after the test
+  whatever happened; promotion is destructive, so every promoting test takes its own.
+- `pg_base_dir` (session): a directory under /tmp that the `postgres` user can use.
+
+The tests skip, saying why, only when the PostgreSQL 15 server binaries are absent
+(`make setup` installs them).
+"""
+
+from __future__ import annotations
+
+import itertools
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from quorum_dr.sandbox.postgres import DEFAULT_BIN_DIR, PgCluster, PgPair, make_primary, make_standby
+
+_PAIRS = itertools.count()
+
+
+def _require_binaries() -> None:
+    missing = [
+        tool for tool in ("initdb", "postgres", "pg_basebackup") if not (DEFAULT_BIN_DIR / tool).exists()
+    ]
+    if missing:
+        pytest.skip(
+            f"PostgreSQL 15 server binaries missing in {DEFAULT_BIN_DIR} ({', '.join(missing)}): "
+            "run `make setup` to install them"
+        )
+
+
+@pytest.fixture(scope="session")
+def pg_base_dir() -> Iterator[Path]:
+    _require_binaries()
+    base = Path(tempfile.mkdtemp(prefix="quorum-dr-pg-", dir="/tmp"))
+    try:
+        yield base
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def _pair(base: Path, prefix: str, sync: bool) -> PgPair:
+    primary = make_primary(base, name=f"{prefix}-main", sync_standby=sync)
+    try:
+        standby = make_standby(primary, base, name=f"{prefix}-dr")
+    except BaseException:
+        primary.destroy()
+        raise
+    try:
+        standby.wait_streaming()
+    except BaseException:
+        standby.destroy()
+        primary.destroy()
+        raise
+    return PgPair(primary, standby)
+
+
+@pytest.fixture(scope="session")
+def pg_primary(pg_base_dir: Path) -> Iterator[PgCluster]:
+    with make_primary(pg_base_dir, name="session-primary") as primary:
+        yield primary
+
+
+@pytest.fixture(scope="session")
+def pg_pair(pg_base_dir: Path) -> Iterator[PgPair]:
+    pair = _pair(pg_base_dir, "session", sync=False)
+    try:
+        yield pair
+    finally:
+        pair.standby.destroy()
+        pair.primary.destroy()
+
+
+@pytest.fixture
+def pg_pair_factory(pg_base_dir: Path) -> Iterator[Callable[..., PgPair]]:
+    made: list[PgPair] = []
+
+    def make(sync: bool = False) -> PgPair:
+        pair = _pair(pg_base_dir, f"pair{next(_PAIRS)}", sync)
+        made.append(pair)
+        return pair
+
+    try:
+        yield make
+    finally:
+        for pair in made:
+            pair.standby.destroy()
+            pair.primary.destroy()
