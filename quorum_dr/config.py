@@ -413,11 +413,11 @@ class ConfigError(Exception):
         super().__init__(f"{source}: " + "; ".join(problems))
 
 
-def describe_errors(error: ValidationError) -> list[str]:
+def describe_errors(error: ValidationError, prefix: str = "") -> list[str]:
     """One `dotted.field.path: reason` line per validation error, in the file's own terms."""
     lines = []
     for item in error.errors():
-        path = ".".join(str(part) for part in item["loc"] if not _is_union_tag(part))
+        path = prefix + ".".join(str(part) for part in item["loc"] if not _is_union_tag(part))
         message = item["msg"]
         if message.startswith("Value error, "):
             message = message[len("Value error, ") :]

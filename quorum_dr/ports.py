@@ -269,6 +269,8 @@ class SwitchVerifier(ABC):
     @abstractmethod
     def verify(self, *, service: str, expect_site: str, incident_id: str, origin_only: bool) -> Any:
         """Receipt with `verified` (bool), `reason`, and what each region saw."""
+
+
 # Database promoter (PostgreSQL in production: quorum_dr.adapters.postgres_promoter)
 # ---------------------------------------------------------------------------------------------
 

@@ -33,6 +33,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from quorum_dr.config import describe_errors
+
 SCENARIO_DIR = Path(__file__).resolve().parent.parent.parent / "scenarios"
 DEFAULT_SCENARIO = "main-outage"
 
@@ -173,7 +175,7 @@ class Fault(Strict):
         try:
             PARAMS_BY_KIND[self.kind].model_validate(self.params)
         except ValidationError as exc:
-            raise ValueError(f"{self.kind} " + "; ".join(_describe(exc, prefix="params."))) from None
+            raise ValueError(f"{self.kind} " + "; ".join(describe_errors(exc, prefix="params."))) from None
         return self
 
     @property
@@ -328,7 +330,7 @@ def parse_scenario(data: Any, source: str = "<scenario>") -> Scenario:
     try:
         return Scenario.model_validate(data)
     except ValidationError as exc:
-        raise ScenarioError(source, _describe(exc)) from None
+        raise ScenarioError(source, describe_errors(exc)) from None
 
 
 def load_scenario(name_or_path: str | Path = DEFAULT_SCENARIO) -> Scenario:
@@ -340,16 +342,3 @@ def load_scenario(name_or_path: str | Path = DEFAULT_SCENARIO) -> Scenario:
     except yaml.YAMLError as exc:
         raise ScenarioError(str(path), [f"(file): not valid YAML: {exc}"]) from None
     return parse_scenario(data, str(path))
-
-
-def _describe(error: ValidationError, prefix: str = "") -> list[str]:
-    lines = []
-    for item in error.errors():
-        path = prefix + ".".join(str(part) for part in item["loc"])
-        message = item["msg"]
-        if message.startswith("Value error, "):
-            message = message[len("Value error, ") :]
-        if item["type"] == "extra_forbidden":
-            message = "unknown field"
-        lines.append(f"{path or '(top level)'}: {message}")
-    return lines

@@ -49,6 +49,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from quorum_dr.sandbox.served import ServedInThread
+
 API_PREFIX = "/client/v4"
 ADMIN_PREFIX = "/__admin"
 MAX_PER_PAGE = 5000
@@ -188,8 +190,10 @@ class EmulatorState:
         }
 
 
-class CloudflareEmulator:
+class CloudflareEmulator(ServedInThread):
     """The emulator: state, faults, counters and the HTTP server around them."""
+
+    thread_name = "cf-emulator"
 
     def __init__(
         self,
@@ -206,45 +210,14 @@ class CloudflareEmulator:
         self.faults: list[Fault] = []
         self.log: list[dict[str, Any]] = []
         self.writes: dict[str, int] = {}
-        self._server = _EmulatorServer((host, port), self)
-        self._thread: threading.Thread | None = None
+        super().__init__(_EmulatorServer((host, port), self))
 
     # -- lifecycle ------------------------------------------------------------------------------
-
-    @property
-    def port(self) -> int:
-        return int(self._server.server_address[1])
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
 
     @property
     def base_url(self) -> str:
         """What to give the SDK as `base_url`."""
         return self.url + API_PREFIX
-
-    def start(self) -> CloudflareEmulator:
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="cf-emulator", daemon=True
-        )
-        self._thread.start()
-        return self
-
-    def serve_forever(self) -> None:
-        self._server.serve_forever()
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-
-    def __enter__(self) -> CloudflareEmulator:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     # -- programming and inspection ---------------------------------------------------------------
 

@@ -42,6 +42,8 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
+from quorum_dr.sandbox.served import ServedInThread
+
 HOP_BY_HOP = {
     "connection",
     "keep-alive",
@@ -229,8 +231,10 @@ class _ProxyHandler(BaseHTTPRequestHandler):
         self.close_connection = True
 
 
-class EdgeProxy:
+class EdgeProxy(ServedInThread):
     """The proxy server; `start()` runs it in a thread, `stop()` ends it."""
+
+    thread_name = "edge-proxy"
 
     def __init__(
         self,
@@ -241,38 +245,7 @@ class EdgeProxy:
         origin_timeout_seconds: float = 10.0,
     ) -> None:
         self.lookup = lookup
-        self._server = _ProxyServer((host, port), lookup, origin_timeout_seconds)
-        self._thread: threading.Thread | None = None
-
-    @property
-    def port(self) -> int:
-        return int(self._server.server_address[1])
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> EdgeProxy:
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="edge-proxy", daemon=True
-        )
-        self._thread.start()
-        return self
-
-    def serve_forever(self) -> None:
-        self._server.serve_forever()
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-
-    def __enter__(self) -> EdgeProxy:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+        super().__init__(_ProxyServer((host, port), lookup, origin_timeout_seconds))
 
 
 def parse_route(text: str) -> Route:
