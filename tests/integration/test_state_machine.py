@@ -412,3 +412,19 @@ def test_invariant_9_bad_input_is_rejected_before_any_side_effect(world: World) 
     assert states == ["ValidateInput", "InputRejected"]
     assert world.store.get_lock("booking") is None and world.store.get_incident("booking", "inc-bad") is None
     assert [name for name, _ in world.harness.invocations] == ["validate_input"]
+
+
+def test_a_failed_required_fence_hook_escalates_before_any_promotion(world: World) -> None:
+    from quorum_dr.failover.errors import HookFailed
+
+    def fence_fails(hook: str, *, incident_id: str, payload: Any) -> dict[str, Any]:
+        world.hooks.calls.append((hook, incident_id))
+        if hook == "fence_main":
+            raise HookFailed("fence_main hook (required) at https://hooks.example.com/fence failed: HTTP 500")
+        return {"hook": hook}
+
+    world.hooks.run = fence_fails  # type: ignore[method-assign]
+    described, states = run(world, AUTO_EVENT, name="inc-hook")
+    assert described["status"] == "FAILED" and "Escalate" in states
+    assert "PromoteDrDatabase" not in states and world.promoter.promotions == []
+    assert "fence_main hook (required)" in " ".join(world.reasons("inc-hook"))
