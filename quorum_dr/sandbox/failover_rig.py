@@ -49,6 +49,7 @@ CF_TOKEN = "cf-token-rig-0123456789"
 STATE_TABLE, RESULTS_TABLE, BUS = "quorum-dr-state", "quorum-dr-results", "quorum-dr"
 PROBE_FUNCTION = "quorum-dr-probe"
 DB_SECRET, CF_SECRET = "quorum-dr/booking/db-admin", "quorum-dr/cloudflare-token"
+MONITOR_SECRET = "quorum-dr/booking/db-monitor"
 PROMOTIONS_TABLE = "quorum_dr_promotions"
 AUTO_EVENT = {
     "source": "quorum-dr",
@@ -95,12 +96,14 @@ class FailoverRig:
         cold: bool = False,
         bootstrap_script: str | None = None,
         time_scale: float = 0.0,
+        postgres_checks: bool = False,
     ) -> None:
         self.base_dir = Path(base_dir)
         self.edge_kind = edge_kind
         self.cold = cold
         self.bootstrap_script = bootstrap_script
         self.time_scale = time_scale
+        self.postgres_checks = postgres_checks
         self._stack = ExitStack()
         self.pair: PgPair
         self.apps: dict[str, BookingApp] = {}
@@ -212,6 +215,8 @@ class FailoverRig:
             Name=DB_SECRET, SecretString=json.dumps(self.pair.primary.roles.superuser.as_secret())
         )
         secrets.create_secret(Name=CF_SECRET, SecretString=CF_TOKEN)
+        monitor = self.pair.primary.roles.monitor.as_secret()
+        secrets.create_secret(Name=MONITOR_SECRET, SecretString=json.dumps(monitor))
         if self.cold:
             ec2 = boto3.client("ec2", region_name=COLD_REGION)
             image = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
@@ -233,6 +238,21 @@ class FailoverRig:
     def _site(self, name: str) -> dict[str, Any]:
         app = self.apps.get(name)
         port = app.port if app else 9
+        checks: list[dict[str, Any]] = []
+        if self.postgres_checks and name in ("main", "dr"):
+            cluster = self.pair.primary if name == "main" else self.pair.standby
+            checks.append(
+                {
+                    "name": "postgres",
+                    "type": "postgres",
+                    "host": cluster.host,
+                    "port": cluster.port,
+                    "dbname": "app",
+                    "credentials_secret": MONITOR_SECRET,
+                    "sslmode": "disable",
+                    "vote": False,
+                }
+            )
         return {
             "label": name,
             "marker": name,
@@ -244,7 +264,8 @@ class FailoverRig:
                     "url": f"http://127.0.0.1:{port}/health",
                     "expect_headers": {"X-Site": name},
                     "timeout_seconds": 2,
-                }
+                },
+                *checks,
             ],
         }
 

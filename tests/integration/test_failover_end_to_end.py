@@ -201,3 +201,43 @@ def test_cold_failover_launches_one_instance_and_waits_for_the_bootstrap_callbac
     assert record["backup_age_seconds"] == 420
     assert "app.example.com is served by cold" in reasons(rig, "inc-e2e-cold")
     assert rig.edge_writes() == 1
+
+
+def test_split_brain_when_the_old_main_primary_comes_back_after_a_failover_is_told(
+    rig_factory: Callable[..., FailoverRig],
+) -> None:
+    import json
+
+    rig = rig_factory(postgres_checks=True)
+    rig.site_down("main")
+    described = rig.run(name="inc-e2e-sb")
+    assert described["status"] == "SUCCEEDED", described.get("cause")
+    events = boto3.client("events", region_name="us-east-1")
+    sqs = boto3.client("sqs", region_name="us-east-1")
+    queue = sqs.create_queue(QueueName="split-brain")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    events.put_rule(
+        Name="split-brain",
+        EventBusName="quorum-dr",
+        EventPattern=json.dumps({"source": ["quorum-dr"], "detail-type": ["SplitBrainSuspected"]}),
+    )
+    events.put_targets(Rule="split-brain", EventBusName="quorum-dr", Targets=[{"Id": "q", "Arn": queue_arn}])
+
+    rig.pair.primary.start()  # the old main database comes back, as a writable primary
+    answer = boto3.client("lambda", region_name="us-east-1").invoke(
+        FunctionName="arn:aws:lambda:us-east-1:123456789012:function:quorum-dr-probe",
+        Payload=json.dumps({"round_id": "after-sb-1", "service": "booking"}).encode(),
+    )
+    round_answer = json.loads(answer["Payload"].read())
+
+    assert {"detail_type": "SplitBrainSuspected", "service": "booking", "site": "main,dr"} in round_answer[
+        "events"
+    ]
+    messages = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10).get("Messages", [])
+    assert len(messages) == 1
+    detail = json.loads(messages[0]["Body"])["detail"]
+    assert detail["sites"] == ["main", "dr"] and detail["region"] == "us-east-1"
+    assert set(detail["lsns"]) == {"main", "dr"} and all(detail["lsns"].values())
+    assert detail["reason"].startswith("split brain suspected for booking: 2 sites have a PostgreSQL primary")
