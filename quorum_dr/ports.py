@@ -215,28 +215,6 @@ class ProbeInvoker(ABC):
         """Invoke every region's probe; return region -> a sentence on how its invocation went."""
 
 
-class Promoter(ABC):
-    """The DR database: its standby status, promotion and the fencing of the old primary."""
-
-    @abstractmethod
-    def replica_status(self) -> DbStatus | None: ...
-
-    @abstractmethod
-    def wait_for_replay(self, timeout_seconds: float) -> DbStatus | None:
-        """Wait, at most `timeout_seconds`, for replay to reach what the standby received."""
-
-    @abstractmethod
-    def promote(self, incident_id: str) -> Any:
-        """Promote once (idempotent: checks pg_is_in_recovery first); a receipt with a reason."""
-
-    @abstractmethod
-    def verify_writable(self) -> bool: ...
-
-    @abstractmethod
-    def fence_old_primary(self, incident_id: str) -> Any:
-        """Best effort: stop the old primary taking writes where it is reachable; a receipt."""
-
-
 class Notifier(ABC):
     """SNS and signed webhooks."""
 
@@ -269,6 +247,9 @@ class SwitchVerifier(ABC):
     @abstractmethod
     def verify(self, *, service: str, expect_site: str, incident_id: str, origin_only: bool) -> Any:
         """Receipt with `verified` (bool), `reason`, and what each region saw."""
+
+
+# ---------------------------------------------------------------------------------------------
 # Database promoter (PostgreSQL in production: quorum_dr.adapters.postgres_promoter)
 # ---------------------------------------------------------------------------------------------
 
@@ -319,8 +300,13 @@ class FenceReceipt(BaseModel):
     reason: str
 
 
-class DatabasePromoter(ABC):
-    """Checks, promotes and verifies the DR replica; fences the old primary where it can."""
+class Promoter(ABC):
+    """The DR database: its standby status, one promotion per incident, and fencing the old primary.
+
+    The one database port (PostgreSQL in production: quorum_dr.adapters.postgres_promoter). Errors
+    are DatabaseActionError subclasses: DatabaseUnreachableError and ReplicaNotReadyError are
+    transient, PromotionError means the promotion did not give a writable primary.
+    """
 
     @abstractmethod
     def replica_status(self) -> DbStatus:
@@ -332,11 +318,11 @@ class DatabasePromoter(ABC):
 
     @abstractmethod
     def promote(self, incident_id: str) -> PromotionReceipt:
-        """Promote once (idempotent), then verify it is a primary that accepts writes."""
+        """Promote once (idempotent: checks pg_is_in_recovery first), then verify it accepts writes."""
 
     @abstractmethod
     def verify_writable(self) -> WritableCheck: ...
 
     @abstractmethod
-    def fence_old_primary(self) -> FenceReceipt:
+    def fence_old_primary(self, incident_id: str) -> FenceReceipt:
         """Best effort: make the old primary refuse writes if it is reachable; never raises."""

@@ -11,16 +11,21 @@ import yaml
 
 from quorum_dr.config import WatchdogConfig, parse_config
 from quorum_dr.domain.results import DbRole, DbStatus, ProbeResult, Vote
-from quorum_dr.failover.errors import PromotionFailed, SwitchFailed
+from quorum_dr.failover.errors import SwitchFailed
 from quorum_dr.ports import (
     ColdSiteLauncher,
+    DatabaseUnreachableError,
     EdgeSwitch,
+    FenceReceipt,
     HookRunner,
     Notifier,
     ProbeInvoker,
     Promoter,
+    PromotionError,
+    PromotionReceipt,
     ResultStore,
     SwitchVerifier,
+    WritableCheck,
 )
 from tests.conftest import ROOT
 
@@ -95,9 +100,9 @@ class FakePromoter(Promoter):
         self.in_recovery = True
         self._lock = threading.Lock()
 
-    def _status(self) -> DbStatus | None:
+    def _status(self) -> DbStatus:
         if not self.known:
-            return None
+            raise DatabaseUnreachableError("DR database at dr-db:5432 not reachable (connect_timeout)")
         return DbStatus(
             role=DbRole.STANDBY,
             receive_lsn="0/5000000",
@@ -107,28 +112,36 @@ class FakePromoter(Promoter):
             streaming=False,
         )
 
-    def replica_status(self) -> DbStatus | None:
+    def replica_status(self) -> DbStatus:
         return self._status()
 
-    def wait_for_replay(self, timeout_seconds: float) -> DbStatus | None:
+    def wait_for_replay(self, timeout_s: float) -> DbStatus:
         return self._status()
 
-    def promote(self, incident_id: str) -> dict[str, Any]:
+    def promote(self, incident_id: str) -> PromotionReceipt:
         if self.fail:
-            raise PromotionFailed("pg_promote failed: the standby is not in recovery")
+            raise PromotionError("pg_promote failed: the standby is not in recovery")
         with self._lock:
-            if not self.in_recovery:
-                return {"promoted": False, "already_promoted": True, "reason": "already promoted"}
-            self.in_recovery = False
-            self.promotions.append(incident_id)
-        return {"promoted": True, "reason": f"promoted the DR standby for {incident_id}"}
+            already = not self.in_recovery
+            if not already:
+                self.in_recovery = False
+                self.promotions.append(incident_id)
+        return PromotionReceipt(
+            incident_id=incident_id,
+            promoted=not already,
+            already=already,
+            writable=True,
+            at=0.0,
+            reason="already promoted" if already else f"promoted the DR standby for {incident_id}",
+        )
 
-    def verify_writable(self) -> bool:
-        return self.writable and not self.in_recovery
+    def verify_writable(self) -> WritableCheck:
+        ok = self.writable and not self.in_recovery
+        return WritableCheck(writable=ok, reason="a test write committed" if ok else "read-only")
 
-    def fence_old_primary(self, incident_id: str) -> dict[str, Any]:
+    def fence_old_primary(self, incident_id: str) -> FenceReceipt:
         self.fenced.append(incident_id)
-        return {"fenced": False, "reason": "main is unreachable: nothing to fence"}
+        return FenceReceipt(reachable=False, fenced=False, reason="main is unreachable: nothing to fence")
 
 
 class FakeEdge(EdgeSwitch):

@@ -26,9 +26,9 @@ import psycopg2.extensions
 from quorum_dr.config import Database
 from quorum_dr.domain.results import DbRole, DbStatus
 from quorum_dr.ports import (
-    DatabasePromoter,
     DatabaseUnreachableError,
     FenceReceipt,
+    Promoter,
     PromotionError,
     PromotionReceipt,
     ReplicaNotReadyError,
@@ -54,7 +54,7 @@ def _one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split()) or type(exc).__name__
 
 
-class PostgresPromoter(DatabasePromoter):
+class PostgresPromoter(Promoter):
     def __init__(
         self,
         dr: PgEndpoint,
@@ -249,7 +249,8 @@ class PostgresPromoter(DatabasePromoter):
 
     # -- fencing --------------------------------------------------------------------------------
 
-    def fence_old_primary(self) -> FenceReceipt:
+    def fence_old_primary(self, incident_id: str = "") -> FenceReceipt:
+        """Best effort; `incident_id` only correlates the caller's log lines."""
         old = self.old_primary
         if old is None:
             return FenceReceipt(

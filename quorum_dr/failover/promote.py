@@ -4,10 +4,28 @@ from __future__ import annotations
 
 from typing import Any
 
-from quorum_dr.failover.errors import PromotionFailed
+from quorum_dr.failover.errors import PromotionFailed, TransientError
 from quorum_dr.failover.receipts import as_dict, entry
 from quorum_dr.failover.request import Incident
 from quorum_dr.failover.wiring import Ports
+from quorum_dr.ports import (
+    DatabaseUnreachableError,
+    Promoter,
+    PromotionError,
+    PromotionReceipt,
+    ReplicaNotReadyError,
+)
+
+
+def _promote_once(promoter: Promoter, incident_id: str) -> PromotionReceipt:
+    """The promoter's errors as the state machine's: unreachable or not ready is retried,
+    a promotion that does not give a writable primary escalates."""
+    try:
+        return promoter.promote(incident_id)
+    except (DatabaseUnreachableError, ReplicaNotReadyError) as exc:
+        raise TransientError(str(exc)) from None
+    except PromotionError as exc:
+        raise PromotionFailed(str(exc)) from None
 
 
 def fence(ports: Ports, incident: Incident) -> dict[str, Any]:
@@ -58,7 +76,7 @@ def promote(ports: Ports, incident: Incident) -> dict[str, Any]:
     else:
         hooks = ports.hooks(service)
         hooks.run("before_promote", incident_id=incident.incident_id, payload={"service": service.name})
-        receipt = as_dict(promoter.promote(incident.incident_id))
+        receipt = as_dict(_promote_once(promoter, incident.incident_id))
         reason = str(receipt.get("reason") or f"promoted the DR database at {db.dr.host}:{db.dr.port}")
         ports.store.update_incident(
             service.name,
@@ -67,13 +85,13 @@ def promote(ports: Ports, incident: Incident) -> dict[str, Any]:
             timeline=entry("promote", reason, ports.clock()),
         )
         hooks.run("after_promote", incident_id=incident.incident_id, payload={"service": service.name})
-    writable = bool(promoter.verify_writable())
-    if not writable:
+    check = promoter.verify_writable()
+    if not check.writable:
         raise PromotionFailed(
-            f"the DR database of {service.name} was promoted but a test write failed: "
+            f"the DR database of {service.name} was promoted but a test write failed ({check.reason}): "
             "not switching traffic to it"
         )
-    verified = f"{reason}; a test write succeeded"
+    verified = f"{reason}; a test write succeeded: {check.reason}"
     ports.store.update_incident(
         service.name,
         incident.incident_id,

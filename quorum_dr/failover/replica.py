@@ -5,10 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from quorum_dr.domain.decisions import check_replica, data_loss_receipt
+from quorum_dr.domain.results import DbStatus
 from quorum_dr.failover.errors import PortNotWired
 from quorum_dr.failover.receipts import entry
 from quorum_dr.failover.request import Incident
 from quorum_dr.failover.wiring import Ports
+from quorum_dr.ports import DatabaseActionError
 
 LOSS_WINDOW_SECONDS = 3600.0
 
@@ -26,7 +28,11 @@ def check(ports: Ports, incident: Incident) -> dict[str, Any]:
         reason = f"{service.name} has no database configured: nothing to promote"
         _note(ports, incident, "replica", reason)
         return {"proceed": True, "code": "no_database", "reason": reason, "at": now}
-    status = ports.promoter(service).replica_status()
+    unreadable = ""
+    try:
+        status: DbStatus | None = ports.promoter(service).replica_status()
+    except DatabaseActionError as exc:  # lag unknown: invariant 4 refuses an automatic promotion
+        status, unreadable = None, f" ({exc})"
     try:
         results = ports.results().recent_results(service.name, now - LOSS_WINDOW_SECONDS)
     except PortNotWired:
@@ -35,9 +41,11 @@ def check(ports: Ports, incident: Incident) -> dict[str, Any]:
     decision = check_replica(
         status, service.database, allow_data_loss=incident.allow_data_loss, receipt=receipt
     )
-    _note(ports, incident, "replica", decision.reason, data_loss=receipt.model_dump(mode="json"))
+    reason = decision.reason + unreadable
+    _note(ports, incident, "replica", reason, data_loss=receipt.model_dump(mode="json"))
     return {
         **decision.model_dump(mode="json"),
+        "reason": reason,
         "status": status.model_dump(mode="json") if status else None,
         "data_loss": receipt.model_dump(mode="json"),
         "at": now,
@@ -49,7 +57,10 @@ def wait_for_replay(ports: Ports, incident: Incident) -> dict[str, Any]:
     if service.database is None:
         return {"proceed": True, "reason": "no database: no replay to wait for", "at": ports.clock()}
     limit = service.database.replay_wait_seconds
-    status = ports.promoter(service).wait_for_replay(limit)
+    try:
+        status: DbStatus | None = ports.promoter(service).wait_for_replay(limit)
+    except DatabaseActionError:  # not one status within the bound: the lag is unknown
+        status = None
     caught_up = status is not None and status.replay_lag_bytes == 0
     if caught_up:
         proceed, reason = True, "replay caught up with everything the standby received"

@@ -149,7 +149,7 @@ def test_fence_live_old_primary_makes_writes_fail(pg_pair_factory: Callable[...,
     pair.primary.sql("CREATE TABLE orders (id int)", who="app")
     open_session = psycopg2.connect(**pair.primary.conn_params("app"))
 
-    receipt = promoter_for(pair).fence_old_primary()
+    receipt = promoter_for(pair).fence_old_primary("inc-fence")
 
     assert receipt.reachable is True and receipt.fenced is True, receipt.reason
     assert receipt.terminated_sessions >= 1
@@ -166,7 +166,7 @@ def test_fence_unreachable_old_primary_reports_without_error(pg_pair_factory: Ca
     pair = pg_pair_factory()
     pair.primary.crash()
 
-    receipt = promoter_for(pair).fence_old_primary()
+    receipt = promoter_for(pair).fence_old_primary("inc-fence")
 
     assert receipt.reachable is False and receipt.fenced is False
     assert "not reachable" in receipt.reason and "fence_main hook" in receipt.reason
