@@ -267,6 +267,11 @@ class Service(Strict):
     name: Name
     public_hostname: str = Field(min_length=1, description="what clients use; verified after a switch")
     public_health_path: str = "/health"
+    public_endpoint: HttpUrl | None = Field(
+        default=None,
+        description="where to connect to reach public_hostname when verifying a switch, sent with "
+        "Host / SNI = public_hostname (e.g. a local edge proxy); default https://{public_hostname}{path}",
+    )
     sites: Sites
     edge: CloudflareEdge
     database: Database | None = None

@@ -137,7 +137,10 @@ class ComputeLauncher(ABC):
     """Starts the cold site's compute, at most once per incident."""
 
     @abstractmethod
-    def launch(self, incident_id: str, cold: ColdSite, user_data: str) -> LaunchReceipt: ...
+    def launch(
+        self, incident_id: str, cold: ColdSite, user_data: str, *, launch_template_id: str | None = None
+    ) -> LaunchReceipt:
+        """At most one instance per incident; `launch_template_id` wins over the config's template name."""
 
     @abstractmethod
     def describe(self, instance_id: str, region: str | None = None) -> InstanceView: ...

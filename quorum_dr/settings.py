@@ -31,9 +31,13 @@ class LambdaSettings(BaseModel):
         default_factory=dict, description="JSON object: probe region -> probe function ARN"
     )
     STATE_MACHINE_ARN: str | None = None
+    COLD_SITE_LAUNCH_TEMPLATES: dict[str, dict[str, str]] = Field(
+        default_factory=dict,
+        description="JSON object: service -> {region, launch_template_id} (launch_cold_site only)",
+    )
     AWS_REGION: str | None = None
 
-    @field_validator("PROBE_FUNCTION_ARNS", mode="before")
+    @field_validator("PROBE_FUNCTION_ARNS", "COLD_SITE_LAUNCH_TEMPLATES", mode="before")
     @classmethod
     def _json_map(cls, value: object) -> object:
         if isinstance(value, str):

@@ -1,11 +1,14 @@
-"""Probe Lambda: one round from this region, scheduled or on demand.
+"""Probe Lambda: rounds from this region, scheduled or on demand, and the verify round.
 
-Input: `{}` or a Scheduled Event (scheduled round), or
-`{"round_id", "service"?, "sites"?, "incident_id"?}` (on-demand round); see
-`quorum_dr.probes.event`, whose `OnDemandRound` model the state machine's callers share.
-Output: the round (results as JSON-able dicts, per-site round verdicts, events published).
+Input: `{}` or a Scheduled Event (one scheduled round); `{"source": "schedule", "rounds": N,
+"round_spacing_seconds": S}` (N rounds S seconds apart, as the time left in the invocation
+allows); `{"round_id", "service"?, "sites"?, "incident_id"?}` (on-demand round); or
+`{"action": "verify", "service", "expect_site", ...}` (what the public hostname answers from
+here). See `quorum_dr.probes.event`, whose models the state machine's callers share.
+Output: the round (results as JSON-able dicts, per-site round verdicts, events published); for
+several rounds `{"rounds": [...], "reason"}`; for a verify round what this region saw.
 Environment: QUORUM_DR_CONFIG_PATH, RESULTS_TABLE_NAME (in the home region), EVENT_BUS_NAME,
-AWS_REGION (the probing region).
+AWS_REGION (the probing region; the invoked function's ARN names the same region and wins).
 """
 
 from __future__ import annotations
@@ -22,7 +25,13 @@ from quorum_dr.adapters.secrets import SecretsManagerSecrets
 from quorum_dr.config import WatchdogConfig, load_config
 from quorum_dr.domain.results import Vote
 from quorum_dr.observability import logger, metrics, tracer
-from quorum_dr.probes.event import InvalidProbeEvent, OnDemandRound, parse_probe_event
+from quorum_dr.probes.event import (
+    InvalidProbeEvent,
+    OnDemandRound,
+    is_verify_event,
+    parse_probe_event,
+    parse_verify_event,
+)
 from quorum_dr.probes.service import ProbeRoundOutcome, ProbeService
 from quorum_dr.settings import LambdaSettings
 
@@ -42,35 +51,73 @@ def _config(path: str) -> WatchdogConfig:
 @metrics.log_metrics
 def handler(event: Any, context: Any) -> dict[str, Any]:
     try:
-        outcome = _run(event)
+        if is_verify_event(event):
+            return _verify(event, context)
+        outcomes, reason = _run(event, context)
     except InvalidProbeEvent as exc:
         logger.error(f"rejected probe event: {exc}")
         metrics.add_metric(name="EventsRejected", unit=MetricUnit.Count, value=1)
         raise
-    _record(outcome)
-    return outcome.as_dict()
+    for outcome in outcomes:
+        _record(outcome)
+    if len(outcomes) == 1:
+        return outcomes[0].as_dict()
+    logger.info(reason)
+    return {"kind": "scheduled", "rounds": [o.as_dict() for o in outcomes], "reason": reason}
 
 
-def _run(event: Any) -> ProbeRoundOutcome:
-    request = parse_probe_event(event, now=time.time())
-    if request.incident_id:
-        logger.set_correlation_id(request.incident_id)
+def _region(context: Any, settings: LambdaSettings) -> str:
+    """The region this function runs in: its ARN's (arn:aws:lambda:REGION:...), else AWS_REGION."""
+    arn = str(getattr(context, "invoked_function_arn", "") or "")
+    parts = arn.split(":")
+    if len(parts) > 3 and parts[0] == "arn" and parts[3]:
+        return parts[3]
+    settings.require("AWS_REGION")
+    assert settings.AWS_REGION
+    return settings.AWS_REGION
+
+
+def _service(context: Any) -> ProbeService:
     settings = LambdaSettings.from_env()
-    settings.require("RESULTS_TABLE_NAME", "EVENT_BUS_NAME", "AWS_REGION")
-    assert settings.RESULTS_TABLE_NAME and settings.EVENT_BUS_NAME and settings.AWS_REGION
+    settings.require("RESULTS_TABLE_NAME", "EVENT_BUS_NAME")
+    assert settings.RESULTS_TABLE_NAME and settings.EVENT_BUS_NAME
     config = _config(settings.QUORUM_DR_CONFIG_PATH)
-    service = ProbeService(
+    region = _region(context, settings)
+    return ProbeService(
         config,
-        region=settings.AWS_REGION,
+        region=region,
         results=DynamoDbResultStore.from_name(
             settings.RESULTS_TABLE_NAME,
             ttl_seconds=config.probe.result_ttl_seconds,
             region=config.home_region,
         ),
-        events=EventBridgePublisher.from_name(settings.EVENT_BUS_NAME, region=settings.AWS_REGION),
+        events=EventBridgePublisher.from_name(settings.EVENT_BUS_NAME, region=region),
         secrets=_secrets,
     )
-    return service.run(request)
+
+
+def _remaining_seconds(context: Any) -> Any:
+    remaining = getattr(context, "get_remaining_time_in_millis", None)
+    return (lambda: remaining() / 1000.0) if callable(remaining) else None
+
+
+def _run(event: Any, context: Any) -> tuple[list[ProbeRoundOutcome], str]:
+    request = parse_probe_event(event, now=time.time())
+    if request.incident_id:
+        logger.set_correlation_id(request.incident_id)
+    service = _service(context)
+    if request.rounds == 1:
+        return [service.run(request)], "ran 1 round"
+    return service.run_scheduled(request, remaining_seconds=_remaining_seconds(context))
+
+
+def _verify(event: Any, context: Any) -> dict[str, Any]:
+    request = parse_verify_event(event)
+    if request.incident_id:
+        logger.set_correlation_id(request.incident_id)
+    outcome = _service(context).verify(request)
+    logger.info(outcome.seen.reason, extra={"verified": outcome.seen.ok, "expect_site": request.expect_site})
+    return outcome.as_dict()
 
 
 def _record(outcome: ProbeRoundOutcome) -> None:

@@ -11,13 +11,16 @@ already on that instance.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import boto3
 from aws_lambda_powertools import Logger
 
-from quorum_dr.config import ColdSite
-from quorum_dr.ports import ComputeLauncher, InstanceView, LaunchReceipt
+from quorum_dr.config import ColdSite, Service
+from quorum_dr.failover.errors import ColdSiteFailed
+from quorum_dr.ports import ColdSiteLauncher, ComputeLauncher, InstanceView, LaunchReceipt
 
 logger = Logger(service="quorum-dr", child=True)
 
@@ -25,6 +28,8 @@ INCIDENT_TAG = "quorum-dr:incident"
 ROLE_TAG = "quorum-dr:role"
 LIVE_STATES = ["pending", "running", "stopping", "stopped"]
 CLIENT_TOKEN_LIMIT = 64
+TOKEN_PLACEHOLDER = "@@TASK_TOKEN@@"  # the one placeholder the CDK app leaves in cold_site/<service>.sh
+USER_DATA_LIMIT = 16 * 1024  # bytes, before base64 (EC2's limit)
 
 
 def client_token(incident_id: str) -> str:
@@ -55,7 +60,10 @@ class Ec2ColdSiteLauncher(ComputeLauncher):
 
     # -----------------------------------------------------------------------------------------
 
-    def launch(self, incident_id: str, cold: ColdSite, user_data: str) -> LaunchReceipt:
+    def launch(
+        self, incident_id: str, cold: ColdSite, user_data: str, *, launch_template_id: str | None = None
+    ) -> LaunchReceipt:
+        """`launch_template_id` (the one the CDK app created) wins over `cold.launch_template_name`."""
         self._region = cold.region
         ec2 = self._client("ec2", cold.region)
         existing = self._tagged_instance(ec2, incident_id)
@@ -64,12 +72,10 @@ class Ec2ColdSiteLauncher(ComputeLauncher):
             already, how = True, f"instance {instance_id} already launched for incident {incident_id}; reused"
         else:
             image_id = self.resolve_image(cold)
-            instance = self._run(ec2, incident_id, cold, user_data, image_id)
+            instance = self._run(ec2, incident_id, cold, user_data, image_id, launch_template_id)
             instance_id, image_id = instance["InstanceId"], instance.get("ImageId", image_id)
-            already, how = (
-                False,
-                f"launched {instance_id} from {self._source(cold, image_id)} in {cold.region}",
-            )
+            source = self._source(cold, image_id, launch_template_id)
+            already, how = False, f"launched {instance_id} from {source} in {cold.region}"
         elastic_ip, eip_sentence = None, ""
         if cold.elastic_ip_allocation_id:
             elastic_ip, eip_sentence = self.associate_elastic_ip(instance_id, cold)
@@ -95,8 +101,9 @@ class Ec2ColdSiteLauncher(ComputeLauncher):
         return None
 
     @staticmethod
-    def _source(cold: ColdSite, image_id: str | None) -> str:
-        template = f"launch template {cold.launch_template_name}" if cold.launch_template_name else ""
+    def _source(cold: ColdSite, image_id: str | None, template_id: str | None = None) -> str:
+        name = template_id or cold.launch_template_name
+        template = f"launch template {name}" if name else ""
         if not (cold.ami_id or cold.ami_ssm_parameter):
             return f"{template} (AMI {image_id})" if image_id else template
         via = f" (from SSM parameter {cold.ami_ssm_parameter})" if cold.ami_ssm_parameter else ""
@@ -115,7 +122,13 @@ class Ec2ColdSiteLauncher(ComputeLauncher):
         return instances[0] if instances else None
 
     def _run(
-        self, ec2: Any, incident_id: str, cold: ColdSite, user_data: str, image_id: str | None
+        self,
+        ec2: Any,
+        incident_id: str,
+        cold: ColdSite,
+        user_data: str,
+        image_id: str | None,
+        template_id: str | None = None,
     ) -> dict[str, Any]:
         request: dict[str, Any] = {
             "MinCount": 1,
@@ -135,10 +148,13 @@ class Ec2ColdSiteLauncher(ComputeLauncher):
         }
         if image_id:
             request["ImageId"] = image_id
-        if cold.launch_template_name:
+        if template_id:
+            request["LaunchTemplate"] = {"LaunchTemplateId": template_id}
+        elif cold.launch_template_name:
             request["LaunchTemplate"] = {"LaunchTemplateName": cold.launch_template_name}
         # With a launch template, its instance type wins unless the config sets one explicitly.
-        if not cold.launch_template_name or "instance_type" in cold.model_fields_set:
+        has_template = bool(template_id or cold.launch_template_name)
+        if not has_template or "instance_type" in cold.model_fields_set:
             request["InstanceType"] = cold.instance_type
         if cold.subnet_id:
             request["SubnetId"] = cold.subnet_id
@@ -174,3 +190,67 @@ class Ec2ColdSiteLauncher(ComputeLauncher):
             public_ip=instance.get("PublicIpAddress"),
             private_ip=instance.get("PrivateIpAddress"),
         )
+
+
+class ColdSiteLaunch(ColdSiteLauncher):
+    """The failover layer's ColdSiteLauncher port for one service.
+
+    The user data is the bootstrap script the CDK app bundled as `cold_site/<service>.sh` (every
+    value filled in but the task token) with the task token filled in here; the launch template is
+    the one the CDK app created (`COLD_SITE_LAUNCH_TEMPLATES`: service -> region and id), else the
+    config's. ClientToken = the incident id, so a retried launch never starts a second instance.
+    """
+
+    def __init__(
+        self,
+        service: Service,
+        compute: ComputeLauncher,
+        *,
+        script_dir: Path,
+        launch_templates: Mapping[str, Mapping[str, str]] | None = None,
+    ) -> None:
+        self.service = service
+        self.compute = compute
+        self.script_dir = Path(script_dir)
+        self.template = dict((launch_templates or {}).get(service.name) or {})
+
+    def user_data(self, task_token: str | None) -> str:
+        path = self.script_dir / f"{self.service.name}.sh"
+        try:
+            script = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ColdSiteFailed(
+                f"the cold-site bootstrap {path} is not in the bundle: {exc.strerror}"
+            ) from None
+        if task_token and "'" in task_token:
+            raise ColdSiteFailed("the task token contains a single quote: refusing to put it in the script")
+        filled = script.replace(TOKEN_PLACEHOLDER, task_token) if task_token else script
+        if len(filled.encode("utf-8")) > USER_DATA_LIMIT:
+            raise ColdSiteFailed(f"the cold-site user data is over EC2's {USER_DATA_LIMIT} bytes")
+        return filled
+
+    def launch(self, *, incident_id: str, task_token: str | None, dry_run: bool) -> dict[str, Any]:
+        cold = self.service.cold_site
+        if cold is None:
+            raise ColdSiteFailed(f"{self.service.name} has no cold site configured")
+        if self.template.get("region") and self.template["region"] != cold.region:
+            cold = cold.model_copy(update={"region": self.template["region"]})
+        template_id = self.template.get("launch_template_id")
+        user_data = self.user_data(task_token)
+        if dry_run:
+            source = f"launch template {template_id}" if template_id else "the configured image"
+            return {
+                "dry_run": True,
+                "reason": f"dry run: would run one instance from {source} in {cold.region} "
+                f"(ClientToken {client_token(incident_id)}) with the bootstrap that reports ready",
+            }
+        try:
+            receipt = self.compute.launch(incident_id, cold, user_data, launch_template_id=template_id)
+        except ColdSiteFailed:
+            raise
+        except Exception as exc:  # botocore errors: the state machine escalates with this sentence
+            raise ColdSiteFailed(
+                f"launching the cold site of {self.service.name} in {cold.region} failed: "
+                f"{type(exc).__name__}: {exc}"
+            ) from None
+        return receipt.model_dump(mode="json")

@@ -11,14 +11,15 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, cast
 
 import requests
 from aws_lambda_powertools import Logger
 
 from quorum_dr.adapters.notifier import post_signed, redact_url
-from quorum_dr.config import Hook
-from quorum_dr.ports import HookCaller, HookName, HookResult, SecretSource
+from quorum_dr.config import Hook, Service
+from quorum_dr.failover.errors import HookFailed
+from quorum_dr.ports import HookCaller, HookName, HookResult, HookRunner, SecretSource
 
 logger = Logger(service="quorum-dr", child=True)
 
@@ -157,4 +158,32 @@ class HttpHookCaller(HookCaller):
             response=response,
         )
         logger.error(result.reason, extra={"incident_id": incident_id, "hook": name})
+        return result
+
+
+class ServiceHooks(HookRunner):
+    """The failover layer's HookRunner port: the service's configured hooks through a HookCaller.
+
+    A hook that is not configured is a skipped no-op; a failed required hook raises HookFailed
+    (the failover stops and escalates); a failed optional hook is reported and the failover goes on.
+    """
+
+    NAMES = ("fence_main", "before_promote", "after_promote")
+
+    def __init__(self, service: Service, caller: HookCaller) -> None:
+        self.service = service
+        self.caller = caller
+
+    def run(self, hook: str, *, incident_id: str, payload: Mapping[str, Any]) -> HookResult:
+        if hook not in self.NAMES:
+            raise ValueError(f"unknown hook {hook!r}; known: {list(self.NAMES)}")
+        result = self.caller.call(
+            cast(HookName, hook),
+            getattr(self.service.hooks, hook),
+            incident_id=incident_id,
+            service=self.service.name,
+            payload=payload,
+        )
+        if result.blocking:
+            raise HookFailed(result.reason)
         return result

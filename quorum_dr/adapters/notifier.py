@@ -21,7 +21,7 @@ from aws_lambda_powertools import Logger
 from pydantic import BaseModel, ConfigDict
 
 from quorum_dr.config import Webhook
-from quorum_dr.ports import Notification, NotificationChannel, NotifyReceipt, SecretSource
+from quorum_dr.ports import Notification, NotificationChannel, Notifier, NotifyReceipt, SecretSource
 from quorum_dr.signing import signed_headers
 
 logger = Logger(service="quorum-dr", child=True)
@@ -246,3 +246,43 @@ def build_notifier(
     if webhooks:
         channels.append(WebhookNotifier(webhooks, secrets))
     return BroadcastNotifier(channels)
+
+
+class OperatorNotifier(Notifier):
+    """The failover layer's Notifier port over the notification channels.
+
+    `notify(subject, message, incident_id=..., detail=...)` becomes one Notification: the detail's
+    `service` and `kind` give its service and event word, the rest its details. A channel that
+    fails is named in the receipt; it never stops the failover (the incident record keeps it).
+    """
+
+    def __init__(self, channel: NotificationChannel) -> None:
+        self.channel = channel
+
+    def notify(
+        self, subject: str, message: str, *, incident_id: str, detail: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        note = Notification(
+            incident_id=incident_id,
+            service=str(detail.get("service") or "quorum-dr"),
+            event=str(detail.get("kind") or detail.get("event") or "notice"),
+            subject=subject,
+            summary=message,
+            details={k: v for k, v in detail.items() if k not in ("incident_id", "service", "kind", "event")},
+        )
+        receipts = self.channel.notify(note)
+        delivered = [r for r in receipts if r.delivered]
+        if not receipts:
+            reason = "no notification channel is configured: nobody was told"
+        elif delivered:
+            reason = f"delivered on {len(delivered)} of {len(receipts)} channel(s)"
+        else:
+            reason = f"NOT delivered on any of {len(receipts)} channel(s)"
+        failed = [r.reason for r in receipts if not r.delivered]
+        if failed:
+            reason += ": " + "; ".join(failed)
+        return {
+            "delivered": len(delivered),
+            "channels": [r.model_dump(mode="json") for r in receipts],
+            "reason": reason,
+        }

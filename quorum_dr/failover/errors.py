@@ -28,6 +28,10 @@ class ColdSiteFailed(FailoverError):
     """The cold site could not be launched."""
 
 
+class HookFailed(FailoverError):
+    """A required site-specific hook (fence_main, before_promote, after_promote) failed."""
+
+
 class StaleState(FailoverError):
     """Someone else changed the service state since it was read (optimistic concurrency)."""
 

@@ -1,8 +1,9 @@
 """The ports one failover step talks through, built once per Lambda container from its environment.
 
-Tests and the drill hand their own set to `use(...)`; production builds the config and the state
-store from `LambdaSettings`. Adapters that live in other modules are attached with `attach(...)`
-by the deployment's wiring; a port left unwired fails with its name, never silently.
+Tests and the drill hand their own set to `use(...)`; production builds every port from
+`LambdaSettings`, the bundled config and Secrets Manager (`quorum_dr.failover.production`).
+`attach(...)` can still replace a factory by field name (the drill, a custom deployment). A Ports
+built by hand leaves the ports it was not given unwired: they fail with their name, never silently.
 """
 
 from __future__ import annotations
@@ -83,13 +84,13 @@ def load_bundled_config(path: str) -> WatchdogConfig:
 
 
 def from_env(settings: LambdaSettings | None = None) -> Ports:
-    from quorum_dr.adapters.dynamodb_state import DynamoStateStore
+    """Production: every port bound to its real adapter, then any attached replacement."""
+    from quorum_dr.failover.production import production_ports
 
     settings = settings or LambdaSettings.from_env()
     settings.require("STATE_TABLE_NAME")
     config = load_bundled_config(settings.QUORUM_DR_CONFIG_PATH)
-    assert settings.STATE_TABLE_NAME is not None
-    ports = Ports(config=config, store=DynamoStateStore(settings.STATE_TABLE_NAME))
+    ports = production_ports(settings, config=config)
     for name, factory in _attachments.items():
         setattr(ports, name, factory)
     return ports

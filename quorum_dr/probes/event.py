@@ -3,8 +3,12 @@
 Accepted shapes:
 - `{}` (EventBridge Scheduler with no input) or an EventBridge "Scheduled Event" envelope: a
   scheduled round of every service and site, with a round id made here;
+- `{"source": "schedule", "rounds": 2, "round_spacing_seconds": 30}` (what the CDK schedule sends):
+  `rounds` scheduled rounds in this invocation, `round_spacing_seconds` apart;
 - `{"round_id": "...", "service": "...", "sites": ["main", "dr"], "incident_id": "..."}`: an
-  on-demand round with the caller's round id (unknown fields are refused).
+  on-demand round with the caller's round id (unknown fields are refused);
+- `{"action": "verify", "service": "...", "expect_site": "dr", ...}`: a verify round (see
+  `quorum_dr.probes.verify`), parsed by `parse_verify_event`.
 Anything else is refused with a message that says what was expected, before any side effect.
 """
 
@@ -40,6 +44,29 @@ class OnDemandRound(BaseModel):
     incident_id: str | None = Field(default=None, min_length=1, max_length=256)
 
 
+class ScheduleInput(BaseModel):
+    """The input the CDK app's EventBridge Scheduler schedule sends."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    source: Literal["schedule"]
+    rounds: int = Field(default=1, ge=1, le=60)
+    round_spacing_seconds: float = Field(default=0, ge=0, le=900)
+
+
+class VerifyRequest(BaseModel):
+    """`{"action": "verify", "service", "expect_site", "incident_id"?, "origin_only"?, "round_id"?}`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    action: Literal["verify"]
+    service: str = Field(min_length=1)
+    expect_site: Literal["main", "dr", "cold"]
+    incident_id: str | None = Field(default=None, min_length=1, max_length=256)
+    origin_only: bool = False
+    round_id: str | None = Field(default=None, pattern=ROUND_ID_PATTERN)
+
+
 class ScheduledEvent(EventBridgeModel):
     """The envelope EventBridge (rules or Scheduler) wraps around a scheduled invocation."""
 
@@ -53,6 +80,19 @@ class RoundRequest:
     services: list[str] | None = None
     sites: list[str] | None = None
     incident_id: str | None = None
+    rounds: int = 1  # scheduled rounds in this invocation
+    round_spacing_seconds: float = 0.0
+
+
+def is_verify_event(event: Any) -> bool:
+    return isinstance(event, dict) and event.get("action") == "verify"
+
+
+def parse_verify_event(event: Any) -> VerifyRequest:
+    try:
+        return VerifyRequest.model_validate(event)
+    except ValidationError as exc:
+        raise InvalidProbeEvent(_problems("verify probe event", exc)) from None
 
 
 def parse_probe_event(event: Any, *, now: float) -> RoundRequest:
@@ -72,6 +112,17 @@ def parse_probe_event(event: Any, *, now: float) -> RoundRequest:
             list(on_demand.sites) if on_demand.sites else None,
             on_demand.incident_id,
         )
+    if event.get("source") == "schedule":
+        try:
+            schedule = ScheduleInput.model_validate(event)
+        except ValidationError as exc:
+            raise InvalidProbeEvent(_problems("schedule probe event", exc)) from None
+        return RoundRequest(
+            "scheduled",
+            _scheduled_round_id(now, None),
+            rounds=schedule.rounds,
+            round_spacing_seconds=schedule.round_spacing_seconds,
+        )
     if "detail-type" in event or "source" in event:
         try:
             envelope = ScheduledEvent.model_validate(event)
@@ -84,8 +135,9 @@ def parse_probe_event(event: Any, *, now: float) -> RoundRequest:
             )
         return RoundRequest("scheduled", _scheduled_round_id(now, envelope.id))
     raise InvalidProbeEvent(
-        f"unrecognised probe event with fields {sorted(event)}: expected {{}} or a Scheduled Event "
-        "(scheduled round), or {round_id, service?, sites?, incident_id?} (on-demand round)"
+        f"unrecognised probe event with fields {sorted(event)}: expected {{}}, a Scheduled Event or "
+        "{source: schedule, rounds, round_spacing_seconds} (scheduled rounds), or "
+        "{round_id, service?, sites?, incident_id?} (on-demand round)"
     )
 
 

@@ -13,14 +13,15 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from quorum_dr.config import WatchdogConfig
 from quorum_dr.domain.results import CONTROL_SITE, ProbeResult, Vote
 from quorum_dr.ports import EventPublisher, ResultStore, SecretSource
-from quorum_dr.probes.event import InvalidProbeEvent, RoundRequest
+from quorum_dr.probes.event import InvalidProbeEvent, RoundRequest, VerifyRequest
 from quorum_dr.probes.round import CheckRunner, RoundReport, SiteRoundVerdict, run_round, site_round_verdicts
+from quorum_dr.probes.verify import SiteSeen, see_public
 
 PROBE_FAILED = "ProbeFailed"
 VERDICT_CHANGED = "VerdictChanged"
@@ -60,6 +61,21 @@ class ProbeRoundOutcome:
         }
 
 
+@dataclass(frozen=True)
+class VerifyOutcome:
+    request: VerifyRequest
+    seen: SiteSeen
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "kind": "verify",
+            "service": self.request.service,
+            "incident_id": self.request.incident_id,
+            "origin_only": self.request.origin_only,
+            **self.seen.as_dict(),
+        }
+
+
 class ProbeService:
     def __init__(
         self,
@@ -71,6 +87,7 @@ class ProbeService:
         secrets: SecretSource,
         clock: Callable[[], float] = time.time,
         runners: Mapping[str, CheckRunner] | None = None,
+        public_transport: Any = None,
     ) -> None:
         self.config = config
         self.region = region
@@ -79,6 +96,7 @@ class ProbeService:
         self.secrets = secrets
         self.clock = clock
         self.runners = runners
+        self.public_transport = public_transport  # an httpx transport for the verify round (tests)
 
     def run(self, request: RoundRequest) -> ProbeRoundOutcome:
         self._check_request(request)
@@ -102,6 +120,80 @@ class ProbeService:
                     verdict, previous.get((verdict.service, verdict.site)), report, request
                 )
         return ProbeRoundOutcome(request, report, stored, verdicts, published)
+
+    def round_budget_seconds(self) -> float:
+        """What one round may take at most: the checks' timeouts run concurrently, the
+        self-check first, plus the writes."""
+        return 2 * self.config.probe.timeout_seconds + 5
+
+    def run_scheduled(
+        self,
+        request: RoundRequest,
+        *,
+        remaining_seconds: Callable[[], float] | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> tuple[list[ProbeRoundOutcome], str]:
+        """`request.rounds` rounds, `round_spacing_seconds` apart from the first one's start.
+
+        A round starts only if it can finish before the invocation ends (`remaining_seconds`, the
+        Lambda context's clock): the rounds left are skipped and the sentence says so.
+        """
+        first = monotonic()
+        outcomes: list[ProbeRoundOutcome] = []
+        for index in range(request.rounds):
+            wait = first + index * request.round_spacing_seconds - monotonic()
+            if remaining_seconds is not None:
+                left = remaining_seconds() - max(0.0, wait)
+                if left < self.round_budget_seconds():
+                    skipped = request.rounds - index
+                    return outcomes, (
+                        f"ran {index} of {request.rounds} rounds: {skipped} skipped, since "
+                        f"{max(0.0, left):.0f} s would be left of the invocation and a round may take "
+                        f"{self.round_budget_seconds():g} s"
+                    )
+            if wait > 0:
+                sleep(wait)
+            round_id = request.round_id if index == 0 else f"{request.round_id}-{index + 1}"
+            outcomes.append(self.run(replace(request, round_id=round_id)))
+        spacing = f", {request.round_spacing_seconds:g} s apart" if request.rounds > 1 else ""
+        return outcomes, f"ran {request.rounds} of {request.rounds} round(s){spacing}"
+
+    def verify(self, request: VerifyRequest) -> VerifyOutcome:
+        """What this region sees of the switch: the public hostname's marker, or with
+        `origin_only` the target site's own checks. Nothing is stored: a verify round is no vote."""
+        known = [s.name for s in self.config.services]
+        if request.service not in known:
+            raise InvalidProbeEvent(f"service: no service named {request.service!r}; configured: {known}")
+        service = self.config.service(request.service)
+        site = request.expect_site
+        if getattr(service.sites, site) is None:
+            raise InvalidProbeEvent(f"expect_site: service {service.name!r} has no {site} site configured")
+        if not request.origin_only:
+            seen = see_public(
+                service,
+                site,
+                region=self.region,
+                timeout=self.config.probe.timeout_seconds,
+                transport=self.public_transport,
+            )
+            return VerifyOutcome(request, seen)
+        started = self.clock()
+        report = run_round(
+            self.config,
+            region=self.region,
+            round_id=request.round_id or f"verify-{int(started)}",
+            services=[service.name],
+            sites=[site],
+            secrets=self.secrets,
+            clock=self.clock,
+            runners=self.runners,
+        )
+        verdict = next((v for v in report.site_verdicts() if v.site == site), None)
+        ok = verdict is not None and verdict.vote is Vote.UP and not report.abstaining
+        reason = report.reason if verdict is None or report.abstaining else verdict.reason
+        latency = round((report.finished_at - report.started_at) * 1000, 1)
+        return VerifyOutcome(request, SiteSeen(self.region, site, ok, None, None, reason, latency))
 
     def _check_request(self, request: RoundRequest) -> None:
         known = [s.name for s in self.config.services]

@@ -1,0 +1,183 @@
+"""The production wiring: every failover port bound to its real adapter.
+
+Built once per Lambda container from `LambdaSettings`, the bundled config and Secrets Manager:
+
+- state: DynamoStateStore (STATE_TABLE_NAME); results: DynamoDbResultStore (RESULTS_TABLE_NAME,
+  in the home region);
+- probes / verifier: the probe function of every region (PROBE_FUNCTION_ARNS), invoked in parallel;
+- promoter: PostgresPromoter from the service's database config and its credentials secrets;
+- edge: CloudflareEdge with the API token secret;
+- hooks: the service's configured hooks, signed, through HttpHookCaller;
+- launcher: EC2 with the bundled bootstrap (cold_site/<service>.sh next to the config) and the
+  launch templates the CDK app created (COLD_SITE_LAUNCH_TEMPLATES);
+- notifier: SNS (ALERT_TOPIC_ARN) and the configured webhooks.
+
+Each factory asks for its environment variable only when its port is used, so a function fails
+with the variable's name, and builds its adapter lazily (no network call at import or wiring).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from quorum_dr.config import Service, WatchdogConfig
+from quorum_dr.ports import (
+    ColdSiteLauncher,
+    EdgeSwitch,
+    HookRunner,
+    Notifier,
+    ProbeInvoker,
+    Promoter,
+    ResultStore,
+    SecretSource,
+    StateStore,
+    SwitchVerifier,
+)
+from quorum_dr.settings import LambdaSettings
+
+if TYPE_CHECKING:
+    from quorum_dr.failover.wiring import Ports
+
+SECRETS_MAX_AGE_SECONDS = 300
+PROBE_INVOKE_GRACE_SECONDS = 15.0  # a probe function's cold start and its writes, on top of a round
+
+T = TypeVar("T")
+
+
+class _Once:
+    """One adapter per key for the life of the container (thread-safe)."""
+
+    def __init__(self) -> None:
+        self._made: dict[Any, Any] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: Any, make: Callable[[], T]) -> T:
+        with self._lock:
+            if key not in self._made:
+                self._made[key] = make()
+            value: T = self._made[key]
+            return value
+
+
+def probe_invoke_timeout(config: WatchdogConfig) -> float:
+    """How long to wait for one region's probe function: its round (self-check, then the checks,
+    each bounded by the probe timeout) plus the function's start and writes."""
+    return 2 * config.probe.timeout_seconds + PROBE_INVOKE_GRACE_SECONDS
+
+
+def production_ports(
+    settings: LambdaSettings,
+    *,
+    config: WatchdogConfig,
+    store: StateStore | None = None,
+    secrets: SecretSource | None = None,
+) -> Ports:
+    """The Ports of a deployed function (see the module docstring)."""
+    from quorum_dr.adapters.secrets import SecretsManagerSecrets
+    from quorum_dr.failover.wiring import Ports
+
+    secrets = secrets or SecretsManagerSecrets(max_age=SECRETS_MAX_AGE_SECONDS)
+    once = _Once()
+    if store is None:
+        from quorum_dr.adapters.dynamodb_state import DynamoStateStore
+
+        settings.require("STATE_TABLE_NAME")
+        assert settings.STATE_TABLE_NAME is not None
+        store = DynamoStateStore(settings.STATE_TABLE_NAME)
+
+    def results() -> ResultStore:
+        from quorum_dr.adapters.dynamodb_results import DynamoDbResultStore
+
+        settings.require("RESULTS_TABLE_NAME")
+        assert settings.RESULTS_TABLE_NAME is not None
+        name = settings.RESULTS_TABLE_NAME
+        return once.get(
+            "results",
+            lambda: DynamoDbResultStore.from_name(
+                name, ttl_seconds=config.probe.result_ttl_seconds, region=config.home_region
+            ),
+        )
+
+    def probe_functions() -> Any:
+        from quorum_dr.adapters.lambda_probes import ProbeFunctions
+
+        settings.require("PROBE_FUNCTION_ARNS")
+        return once.get(
+            "probe_functions",
+            lambda: ProbeFunctions(
+                settings.PROBE_FUNCTION_ARNS, timeout_seconds=probe_invoke_timeout(config)
+            ),
+        )
+
+    def probes() -> ProbeInvoker:
+        from quorum_dr.adapters.lambda_probes import LambdaProbeInvoker
+
+        return once.get("probes", lambda: LambdaProbeInvoker(probe_functions()))
+
+    def verifier() -> SwitchVerifier:
+        from quorum_dr.adapters.lambda_probes import LambdaSwitchVerifier
+
+        return once.get(
+            "verifier",
+            lambda: LambdaSwitchVerifier(
+                probe_functions(),
+                quorum=config.quorum,
+                public_hostname=lambda name: config.service(name).public_hostname,
+            ),
+        )
+
+    def promoter(service: Service) -> Promoter:
+        from quorum_dr.adapters.postgres_promoter import PostgresPromoter
+
+        database = service.database
+        if database is None:
+            raise ValueError(f"{service.name} has no database configured: there is nothing to promote")
+        return once.get(("promoter", service.name), lambda: PostgresPromoter.from_config(database, secrets))
+
+    def edge(service: Service) -> EdgeSwitch:
+        from quorum_dr.adapters.cloudflare_edge import CloudflareEdge
+
+        return CloudflareEdge.for_service(service, secrets)  # the token is read (cached) on each use
+
+    def hooks(service: Service) -> HookRunner:
+        from quorum_dr.adapters.hooks import HttpHookCaller, ServiceHooks
+
+        caller = once.get("hook_caller", lambda: HttpHookCaller(secrets))
+        return ServiceHooks(service, caller)
+
+    def launcher(service: Service) -> ColdSiteLauncher:
+        from quorum_dr.adapters.cold_site import ColdSiteLaunch, Ec2ColdSiteLauncher
+
+        compute = once.get("ec2", Ec2ColdSiteLauncher)
+        return ColdSiteLaunch(
+            service,
+            compute,
+            script_dir=Path(settings.QUORUM_DR_CONFIG_PATH).resolve().parent / "cold_site",
+            launch_templates=settings.COLD_SITE_LAUNCH_TEMPLATES,
+        )
+
+    def notifier() -> Notifier:
+        from quorum_dr.adapters.notifier import OperatorNotifier, build_notifier
+
+        return once.get(
+            "notifier",
+            lambda: OperatorNotifier(
+                build_notifier(settings.ALERT_TOPIC_ARN, config.notifications.webhooks, secrets)
+            ),
+        )
+
+    return Ports(
+        config=config,
+        store=store,
+        results=results,
+        probes=probes,
+        promoter=promoter,
+        edge=edge,
+        hooks=hooks,
+        launcher=launcher,
+        verifier=verifier,
+        notifier=notifier,
+    )

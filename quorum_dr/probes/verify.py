@@ -1,0 +1,93 @@
+"""The verify round: after a switch, what does the public hostname answer from this region?
+
+The state machine's verify step invokes the probe function of several regions with a verify
+request. Each region fetches `https://{public_hostname}{public_health_path}` (or the service's
+`public_endpoint`, sent with Host / SNI = the public hostname) and reports the site marker it saw in
+the `X-Site` header. The caller counts the regions that saw the target's marker against the quorum.
+
+With `origin_only` (the cold site's health fallback) the region runs the target site's own checks
+instead: the site is ready when all its voting checks pass.
+"""
+
+from __future__ import annotations
+
+import ssl
+import time
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import certifi
+import httpx
+
+from quorum_dr.config import Service
+
+MARKER_HEADER = "X-Site"
+_USER_AGENT = "quorum-dr-verify/1"
+
+
+@dataclass(frozen=True)
+class SiteSeen:
+    """What one region saw: the marker (None when no answer), and whether it is the one expected."""
+
+    region: str
+    expect_site: str
+    ok: bool
+    marker_seen: str | None
+    status: int | None
+    reason: str
+    latency_ms: float
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def public_url(service: Service) -> str:
+    """Where to connect for the public hostname: `public_endpoint` (its path, or the health path
+    when it has none), else https://{public_hostname}{public_health_path}."""
+    if service.public_endpoint is None:
+        return f"https://{service.public_hostname}{service.public_health_path}"
+    endpoint = str(service.public_endpoint)
+    if service.public_endpoint.path in (None, "", "/"):
+        return endpoint.rstrip("/") + service.public_health_path
+    return endpoint
+
+
+def see_public(
+    service: Service, expect_site: str, *, region: str, timeout: float, transport: Any = None
+) -> SiteSeen:
+    """GET the public hostname once, bounded by `timeout`; never raises for a network failure."""
+    site = getattr(service.sites, expect_site)
+    if site is None:
+        raise ValueError(f"service {service.name!r} has no {expect_site} site configured")
+    want = site.marker
+    url = public_url(service)
+    host = service.public_hostname
+    extensions: dict[str, Any] = {"sni_hostname": host} if url.startswith("https://") else {}
+    started = time.perf_counter()
+
+    def seen(ok: bool, marker: str | None, status: int | None, reason: str) -> SiteSeen:
+        latency = (time.perf_counter() - started) * 1000
+        return SiteSeen(region, expect_site, ok, marker, status, reason, round(latency, 1))
+
+    try:
+        with httpx.Client(
+            verify=ssl.create_default_context(cafile=certifi.where()),
+            timeout=timeout,
+            trust_env=False,
+            follow_redirects=False,
+            transport=transport,
+            headers={"User-Agent": _USER_AGENT},
+        ) as client:
+            response = client.get(url, headers={"Host": host}, extensions=extensions)
+    except httpx.HTTPError as exc:
+        what = type(exc).__name__
+        return seen(False, None, None, f"{region}: no answer from {host} via {url}: {what}: {exc}")
+    marker = response.headers.get(MARKER_HEADER)
+    via = "" if url.startswith(f"https://{host}/") else f" via {url}"
+    if response.status_code != 200:
+        reason = f"{region}: {host}{via} answered HTTP {response.status_code} (marker {marker!r})"
+        return seen(False, marker, response.status_code, reason + f", expected 200 from {expect_site}")
+    if marker != want:
+        reason = f"{region}: {host}{via} is served by {marker!r}, expected {expect_site}'s marker {want!r}"
+        return seen(False, marker, 200, reason)
+    return seen(True, marker, 200, f"{region}: {host}{via} is served by {expect_site} (marker {want!r})")
