@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import urllib.error
 import urllib.request
 from collections.abc import Callable
@@ -66,6 +67,14 @@ class DrillCloud:
         from moto.server import ThreadedMotoServer
 
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
+        # In this process moto answers every call; the variables keep botocore from looking further.
+        saved = {
+            k: os.environ.get(k) for k in ("AWS_DEFAULT_REGION", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
+        }
+        os.environ.update(
+            AWS_DEFAULT_REGION=sb.HOME_REGION, AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing"
+        )
+        self._stack.callback(_restore_env, saved)
         self._stack.enter_context(
             mock_aws(
                 config={"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}
@@ -161,6 +170,14 @@ class DrillCloud:
 
     def stop(self) -> None:
         self._stack.close()
+
+
+def _restore_env(saved: dict[str, str | None]) -> None:
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
 
 
 def _stub_zip() -> bytes:

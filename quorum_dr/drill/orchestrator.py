@@ -25,6 +25,7 @@ import sys
 import threading
 import time
 import traceback
+import warnings
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -130,7 +131,9 @@ class Drill:
         if not any(e.kind == "run_finished" for e in self.log.events):
             self.log.record("run_finished")
         self.log.close()
-        report = write_report(self.log.events, self.folder, self.scenario)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # matplotlib: an empty panel has no legend
+            report = write_report(self.log.events, self.folder, self.scenario)
         if error or problems or self.notes:
             report["drill_notes"] = [n for n in [error, *self.notes, *problems] if n]
             (self.folder / "report.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")

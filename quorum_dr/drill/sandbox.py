@@ -52,6 +52,7 @@ MONITOR_SECRET = "quorum-dr/drill/db-monitor"
 ADMIN_SECRET = "quorum-dr/drill/db-admin"
 TOKEN_SECRET = "quorum-dr/drill/cloudflare-token"
 READY_TIMEOUT_S = 20.0
+BOOTSTRAP = Path(__file__).resolve().parent.parent.parent / "cold_site" / "bootstrap.sh"
 STOP_TIMEOUT_S = 5.0
 
 
@@ -192,6 +193,7 @@ def watchdog_config(scenario: Scenario, layout: Layout, *, cold_ami: str) -> dic
         "name": SERVICE,
         "public_hostname": HOSTNAME,
         "public_health_path": "/health",
+        "public_endpoint": f"http://{layout.control}:{layout.edge_port}",
         "sites": {"main": _site(layout, "main", "main (drill)"), "dr": _site(layout, "dr", "dr (drill)")},
         "edge": {
             "kind": "dns",
@@ -299,6 +301,7 @@ class DrillSandbox:
         self.log = log
         self.namespaces = namespaces
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix="qdr-drill-", dir="/tmp"))
+        self.workdir.chmod(0o755)  # the postgres user must reach the clusters' folder inside it
         self.python = sys.executable
         self.network: netns.RegionNetwork | None = None
         self.layout: Layout | None = None
@@ -320,7 +323,11 @@ class DrillSandbox:
         return self.layout
 
     def write_config(self, config: dict[str, Any]) -> Path:
+        """The config as the functions' bundle holds it, with the cold-site bootstrap next to it."""
         self.config_path.write_text(json.dumps(config, indent=2), encoding="utf-8")
+        bundle = self.workdir / "cold_site"
+        bundle.mkdir(exist_ok=True)
+        shutil.copy(BOOTSTRAP, bundle / f"{SERVICE}.sh")
         return self.config_path
 
     def start_databases(self) -> None:
