@@ -110,6 +110,7 @@ class Drill:
         self.stop = threading.Event()
         self.timers: list[threading.Timer] = []
         self.notes: list[str] = []
+        self._sink: Any = None
 
     # -- the whole run ---------------------------------------------------------------------------
 
@@ -138,6 +139,8 @@ class Drill:
             report["drill_notes"] = [n for n in [error, *self.notes, *problems] if n]
             (self.folder / "report.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
         self.view.close()
+        if self._sink is not None:
+            self._sink.close()
         self._summary(report, error)
         if outcome != EXIT_OK:
             return outcome
@@ -145,10 +148,14 @@ class Drill:
 
     def _quiet_watchdog_logs(self) -> None:
         """The in-process handlers log JSON lines (Powertools): into watchdog.log, not the terminal."""
-        sink = open(self.folder / "watchdog.log", "a", encoding="utf-8")  # noqa: SIM115 - closed at exit
-        for handler in logging.getLogger("quorum-dr").handlers:
-            if isinstance(handler, logging.StreamHandler):
-                handler.setStream(sink)
+        if self._sink is None:
+            self._sink = open(self.folder / "watchdog.log", "a", encoding="utf-8")  # noqa: SIM115
+        for name in ["quorum-dr", *logging.Logger.manager.loggerDict]:
+            if not name.startswith("quorum-dr"):
+                continue
+            for handler in logging.getLogger(name).handlers:
+                if isinstance(handler, logging.StreamHandler) and handler.stream is not self._sink:
+                    handler.setStream(self._sink)
         os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
         os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "QuorumDR")
 
@@ -187,6 +194,7 @@ class Drill:
         self.harness = harness
         store = DynamoStateStore(sb.STATE_TABLE)
         wiring.use(self._ports(config, store))
+        self._quiet_watchdog_logs()  # again: loading the handlers made their loggers
         sb.wait_http(
             f"http://{layout.control}:{layout.edge_port}/health",
             "the edge proxy",

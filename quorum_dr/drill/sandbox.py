@@ -419,6 +419,8 @@ class DrillSandbox:
                 str(layout.edge_port),
                 "--emulator",
                 self.emulator_url,
+                "--refresh-seconds",
+                "0",  # follow the record at once: the drill measures the watchdog, not propagation
                 "--route",
                 f"dns:{HOSTNAME}:{ZONE_ID}",
                 "--ready-file",
