@@ -260,16 +260,7 @@ class Drill:
             rate_per_second=scenario.traffic.rate_per_second,
             duration_seconds=scenario.duration_seconds + scenario.settle_seconds,
             timeout_seconds=scenario.traffic.timeout_seconds,
-            on_attempt=lambda a: self.log.record(
-                "attempt",
-                at=a.at,
-                ok=a.ok,
-                status=a.status,
-                site=a.site,
-                order_id=a.order_id,
-                latency_ms=round(a.latency_ms, 1),
-                error=a.error,
-            ),
+            on_attempt=self._attempt,
         )
         self.log.record(
             "run_started",
@@ -302,6 +293,18 @@ class Drill:
         if executions.running():
             self.notes.append(f"{executions.running()} execution(s) still running when the drill ended")
         player.join(timeout=5)
+
+    def _attempt(self, a: Any) -> None:
+        self.log.record(
+            "attempt",
+            at=a.at,
+            ok=a.ok,
+            status=a.status,
+            site=a.site,
+            order_id=a.order_id,
+            latency_ms=round(a.latency_ms, 1),
+            error=a.error,
+        )
 
     def _play(self, actions: list[Any], zero: float) -> None:
         try:
