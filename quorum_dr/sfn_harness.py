@@ -21,8 +21,8 @@ import threading
 import time
 import types
 import zipfile
-from collections.abc import Callable, Mapping
-from contextlib import ExitStack
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 from unittest import mock
@@ -105,6 +105,42 @@ def _mock_test_case(config: Mapping[str, Any], machine: str, case: str) -> Any:
     return MockTestCase(machine, case, states)
 
 
+def answer_invoke(
+    handlers: Mapping[str, Handler], function_name: str, region: str, body: Any, response_headers: Any
+) -> bytes:
+    """What Lambda answers when `function_name` (a name or an ARN) is invoked in `region`: the
+    handler's JSON, or a function error named after the exception's class, as on AWS."""
+    name = function_name.split(":function:")[-1].split(":")[0]
+    event = json.loads(body or "{}")
+    try:
+        result = handlers[name](event, _Context(name, region))
+    except Exception as exc:  # noqa: BLE001 - every error becomes a Lambda function error
+        response_headers["x-amz-function-error"] = "Unhandled"
+        return json.dumps({"errorType": type(exc).__name__, "errorMessage": str(exc)}).encode()
+    return json.dumps(result).encode()
+
+
+@contextmanager
+def lambda_dispatch(handlers: Mapping[str, Handler]) -> Iterator[list[tuple[str, str, dict[str, Any]]]]:
+    """Inside moto: Lambda Invoke in any region runs `handlers[function name]` in-process, with a
+    context whose ARN names the region invoked. Yields the calls as (region, name, event)."""
+    from moto.awslambda_simple.models import LambdaSimpleBackend
+
+    calls: list[tuple[str, str, dict[str, Any]]] = []
+    guard = threading.Lock()
+
+    def invoke(
+        backend: Any, function_name: str, qualifier: Any, body: Any, headers: Any, response_headers: Any
+    ) -> bytes:
+        name = function_name.split(":function:")[-1].split(":")[0]
+        with guard:
+            calls.append((backend.region_name, name, json.loads(body or "{}")))
+        return answer_invoke(handlers, function_name, backend.region_name, body, response_headers)
+
+    with mock.patch.object(LambdaSimpleBackend, "invoke", invoke):
+        yield calls
+
+
 class SfnHarness:
     """Create the functions and the state machine in moto; start, wait for and inspect executions."""
 
@@ -139,15 +175,10 @@ class SfnHarness:
         self, backend: Any, function_name: str, qualifier: Any, body: Any, headers: Any, response_headers: Any
     ) -> bytes:
         name = function_name.split(":function:")[-1].split(":")[0]
-        event = json.loads(body or "{}")
         with self._guard:
-            self.invocations.append((name, event))
-        try:
-            result = self.handlers[name](event, _Context(name, self.region))
-        except Exception as exc:  # noqa: BLE001 - every error becomes a Lambda function error
-            response_headers["x-amz-function-error"] = "Unhandled"
-            return json.dumps({"errorType": type(exc).__name__, "errorMessage": str(exc)}).encode()
-        return json.dumps(result).encode()
+            self.invocations.append((name, json.loads(body or "{}")))
+        region = getattr(backend, "region_name", None) or self.region
+        return answer_invoke(self.handlers, function_name, region, body, response_headers)
 
     def _patch(self) -> None:
         from moto.awslambda_simple.models import LambdaSimpleBackend

@@ -52,7 +52,7 @@ class _Once:
 
     def __init__(self) -> None:
         self._made: dict[Any, Any] = {}
-        self._lock = threading.RLock()  # reentrant: probes() builds probe_functions() inside get()
+        self._lock = threading.RLock()  # a factory may ask for another (verifier -> probe functions)
 
     def get(self, key: Any, make: Callable[[], T]) -> T:
         with self._lock:

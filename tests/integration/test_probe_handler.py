@@ -268,3 +268,33 @@ def test_event_publisher_puts_quorum_dr_events_on_the_bus(aws: dict[str, Any]) -
     assert [(e["source"], e["detail-type"], e["detail"]["site"]) for e in events] == [
         ("quorum-dr", "ProbeFailed", "main")
     ]
+
+
+def test_the_schedule_input_runs_several_rounds_in_one_invocation(aws: dict[str, Any]) -> None:
+    answer = probe_handler.handler(
+        {"source": "schedule", "rounds": 2, "round_spacing_seconds": 0}, LambdaContext()
+    )
+    first, second = answer["rounds"]
+    assert second["round_id"] == first["round_id"] + "-2"
+    assert answer["reason"] == "ran 2 of 2 round(s), 0 s apart"
+    rounds = {item["round_id"]["S"] for item in stored_items(aws)}
+    assert rounds == {first["round_id"], second["round_id"]}
+
+
+def test_a_verify_round_reports_the_marker_and_stores_nothing(
+    aws: dict[str, Any], origin: Origin, config_path: Path
+) -> None:
+    data = json.loads(config_path.read_text())
+    data["services"][0]["public_endpoint"] = f"http://127.0.0.1:{origin.port}/health"
+    config_path.write_text(json.dumps(data))
+    probe_handler._config.cache_clear()
+    try:
+        answer = probe_handler.handler(
+            {"action": "verify", "service": "booking", "expect_site": "main", "incident_id": "inc-v"},
+            LambdaContext(),
+        )
+    finally:
+        probe_handler._config.cache_clear()
+    assert answer["kind"] == "verify" and answer["region"] == PROBE_REGION
+    assert answer["ok"] is True and answer["marker_seen"] == "main"
+    assert stored_items(aws) == [] and captured(aws) == []
