@@ -80,6 +80,7 @@ class ColdInstance(Watcher):
         self.booted: set[str] = set()
         self.thread: threading.Thread | None = None
         self.outcome: str | None = None
+        self.booted_ok = False
 
     def poll(self) -> None:
         answer = self.ec2.describe_instances(
@@ -145,6 +146,7 @@ class ColdInstance(Watcher):
             return f"bootstrap exited {done.returncode}: {done.stdout[-400:]} {done.stderr[-400:]}"
         ids = world.order_ids("cold") or []
         self.log.record("restored", site="cold", order_ids=ids, instance=instance_id)
+        self.booted_ok = True
         return f"cold instance {instance_id} bootstrapped: {len(ids)} order(s) restored"
 
 

@@ -390,7 +390,7 @@ class Drill:
         cold = getattr(self, "cold", None)
         if cold is not None and cold.thread is not None:
             cold.thread.join(timeout=60)
-            if cold.outcome:
+            if cold.outcome and not cold.booted_ok:
                 self.notes.append(cold.outcome)
         for entry in self.world.emulator_log():
             if entry.get("fault"):
