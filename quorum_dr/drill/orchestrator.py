@@ -111,6 +111,7 @@ class Drill:
         self.timers: list[threading.Timer] = []
         self.notes: list[str] = []
         self._sink: Any = None
+        self._streams: list[tuple[logging.StreamHandler[Any], Any]] = []
 
     # -- the whole run ---------------------------------------------------------------------------
 
@@ -139,6 +140,9 @@ class Drill:
             report["drill_notes"] = [n for n in [error, *self.notes, *problems] if n]
             (self.folder / "report.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
         self.view.close()
+        for handler, stream in reversed(self._streams):  # give the loggers back their streams
+            if stream is not None:
+                handler.setStream(stream)
         if self._sink is not None:
             self._sink.close()
         self._summary(report, error)
@@ -155,7 +159,7 @@ class Drill:
                 continue
             for handler in logging.getLogger(name).handlers:
                 if isinstance(handler, logging.StreamHandler) and handler.stream is not self._sink:
-                    handler.setStream(self._sink)
+                    self._streams.append((handler, handler.setStream(self._sink)))
         os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
         os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "QuorumDR")
 
