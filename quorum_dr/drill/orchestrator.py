@@ -117,8 +117,8 @@ class Drill:
 
     def run(self) -> int:
         outcome, error = EXIT_OK, None
-        self._quiet_watchdog_logs()
         try:
+            self._quiet_watchdog_logs()
             self.build()
             self.exercise()
             self.observe_end()

@@ -300,8 +300,8 @@ class DrillSandbox:
         self.scenario = scenario
         self.log = log
         self.namespaces = namespaces
-        self.workdir = Path(workdir or tempfile.mkdtemp(prefix="qdr-drill-", dir="/tmp"))
-        self.workdir.chmod(0o755)  # the postgres user must reach the clusters' folder inside it
+        self.workdir = Path(workdir) if workdir else Path("/tmp/qdr-drill-unplanned")
+        self._own_workdir = workdir is None
         self.python = sys.executable
         self.network: netns.RegionNetwork | None = None
         self.layout: Layout | None = None
@@ -309,18 +309,25 @@ class DrillSandbox:
         self.apps: dict[str, Started] = {}
         self.clusters: dict[str, PgCluster] = {}
         self.partitions: dict[tuple[str, str], netns.Partition] = {}
-        self.config_path = self.workdir / "watchdog.json"
         self.old_primary_return: tuple[str, float] | None = None
         self.token = "drill-" + os.urandom(12).hex()
 
     # -- building ----------------------------------------------------------------------------
 
     def plan(self) -> Layout:
+        if self._own_workdir:
+            self.workdir = Path(tempfile.mkdtemp(prefix="qdr-drill-", dir="/tmp"))
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.workdir.chmod(0o755)  # the postgres user must reach the clusters' folder inside it
         if self.namespaces:
             netns.cleanup_stale()
             self.network = netns.RegionNetwork(PROBE_REGIONS).create()
         self.layout = plan_layout(self.network)
         return self.layout
+
+    @property
+    def config_path(self) -> Path:
+        return self.workdir / "watchdog.json"
 
     def write_config(self, config: dict[str, Any]) -> Path:
         """The config as the functions' bundle holds it, with the cold-site bootstrap next to it."""
@@ -633,5 +640,6 @@ class DrillSandbox:
             except Exception as exc:  # noqa: BLE001
                 problems.append(f"network: {exc}")
             self.network = None
-        shutil.rmtree(self.workdir, ignore_errors=True)
+        if self.workdir.exists():
+            shutil.rmtree(self.workdir, ignore_errors=True)
         return problems
