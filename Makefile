@@ -26,6 +26,7 @@ drill: setup
 
 bench: setup
 	$(PY) bench/probe_round.py
+	$(PY) bench/action_phase.py
 
 synth: setup
 	$(PY) app.py

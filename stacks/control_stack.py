@@ -113,6 +113,25 @@ class ControlStack(Stack):
                 )
             ],
         )
+        detail = events.EventField.from_path
+        self.alert_on_split_brain = events.Rule(
+            self,
+            "AlertOnSplitBrain",
+            description="SplitBrainSuspected from any probe region -> the alert topic: a person must act",
+            event_bus=self.bus,
+            event_pattern=events.EventPattern(
+                source=[naming.EVENT_SOURCE], detail_type=[naming.SPLIT_BRAIN_SUSPECTED]
+            ),
+            targets=[
+                events_targets.SnsTopic(
+                    self.alerts.topic,
+                    message=events.RuleTargetInput.from_text(
+                        f"quorum-dr: {detail('$.detail.reason')} "
+                        f"(seen from {detail('$.detail.region')}, round {detail('$.detail.round_id')})"
+                    ),
+                )
+            ],
+        )
         self.alarms = Alarms(
             self,
             "Alarms",

@@ -31,7 +31,8 @@ STATE_TABLE = f"{PREFIX}-state"
 EVENT_BUS = PREFIX
 STATE_MACHINE = f"{PREFIX}-failover"
 EVENT_SOURCE = "quorum-dr"
-PROBE_DETAIL_TYPES = ("ProbeFailed", "VerdictChanged")
+PROBE_DETAIL_TYPES = ("ProbeFailed", "VerdictChanged", "SplitBrainSuspected")
+SPLIT_BRAIN_SUSPECTED = "SplitBrainSuspected"
 
 
 def function_name(name: str) -> str:

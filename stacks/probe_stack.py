@@ -82,7 +82,7 @@ class ProbeStack(Stack):
         self.forward_events = events.Rule(
             self,
             "ForwardProbeEvents",
-            description="ProbeFailed / VerdictChanged of this region to the home bus",
+            description="ProbeFailed / VerdictChanged / SplitBrainSuspected of this region to the home bus",
             event_bus=self.bus,
             event_pattern=events.EventPattern(
                 source=[naming.EVENT_SOURCE], detail_type=list(naming.PROBE_DETAIL_TYPES)

@@ -6,7 +6,9 @@
 4. Write every result (the store stamps `received_at` and the TTL).
 5. Publish `ProbeFailed` for each site with a failing voting check, and `VerdictChanged` for each
    site whose round verdict differs from this region's previous round. An abstaining round
-   publishes nothing: its results are recorded but they are not votes.
+   publishes neither: its results are recorded but they are not votes.
+6. Publish `SplitBrainSuspected` for each service of which more than one site's PostgreSQL check
+   reported a primary in this round (abstaining or not: a primary that answered is a primary).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Any
 
 from quorum_dr.config import WatchdogConfig
 from quorum_dr.domain.results import CONTROL_SITE, ProbeResult, Vote
+from quorum_dr.domain.split_brain import SPLIT_BRAIN_SUSPECTED, detect_split_brain
 from quorum_dr.ports import EventPublisher, ResultStore, SecretSource
 from quorum_dr.probes.event import InvalidProbeEvent, RoundRequest, VerifyRequest
 from quorum_dr.probes.round import CheckRunner, RoundReport, SiteRoundVerdict, run_round, site_round_verdicts
@@ -118,6 +121,14 @@ class ProbeService:
             for verdict in verdicts:
                 published += self._publish(
                     verdict, previous.get((verdict.service, verdict.site)), report, request
+                )
+        for service in sorted({r.service for r in report.results if r.site != CONTROL_SITE}):
+            split = detect_split_brain(report.results, service)
+            if split.suspected:
+                detail = split.detail(region=report.region, round_id=report.round_id)
+                self.events.publish(SPLIT_BRAIN_SUSPECTED, detail)
+                published.append(
+                    PublishedEvent(SPLIT_BRAIN_SUSPECTED, service, ",".join(split.sites), split.reason)
                 )
         return ProbeRoundOutcome(request, report, stored, verdicts, published)
 

@@ -74,6 +74,29 @@ def test_probe_failed_on_the_home_bus_starts_the_state_machine(synth) -> None:
     )
 
 
+def test_split_brain_suspected_is_sent_to_the_alert_topic_with_its_reason(synth) -> None:
+    template = Template.from_json(synth.template(_control(synth)))
+    rules = [
+        r["Properties"]
+        for r in synth.resources(_control(synth), "AWS::Events::Rule").values()
+        if r["Properties"].get("EventPattern", {}).get("detail-type") == ["SplitBrainSuspected"]
+    ]
+    assert len(rules) == 1
+    (target,) = rules[0]["Targets"]
+    assert "AlertsTopic" in json.dumps(target["Arn"])
+    transformer = target["InputTransformer"]
+    assert set(transformer["InputPathsMap"].values()) == {
+        "$.detail.reason",
+        "$.detail.region",
+        "$.detail.round_id",
+    }
+    assert "<detail-reason>" in transformer["InputTemplate"]
+    template.has_resource_properties(
+        "AWS::Events::Rule",
+        {"EventPattern": {"source": ["quorum-dr"], "detail-type": ["SplitBrainSuspected"]}},
+    )
+
+
 def test_the_ten_action_functions(synth) -> None:
     functions = synth.resources(_control(synth), "AWS::Lambda::Function")
     ours = {

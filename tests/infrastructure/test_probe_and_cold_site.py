@@ -68,7 +68,10 @@ def test_probe_events_reach_the_home_bus(synth) -> None:
         template.has_resource_properties(
             "AWS::Events::Rule",
             {
-                "EventPattern": {"source": ["quorum-dr"], "detail-type": ["ProbeFailed", "VerdictChanged"]},
+                "EventPattern": {
+                    "source": ["quorum-dr"],
+                    "detail-type": ["ProbeFailed", "VerdictChanged", "SplitBrainSuspected"],
+                },
                 "Targets": [home_bus],
             },
         )

@@ -412,3 +412,56 @@ def test_invariant_9_bad_input_is_rejected_before_any_side_effect(world: World) 
     assert states == ["ValidateInput", "InputRejected"]
     assert world.store.get_lock("booking") is None and world.store.get_incident("booking", "inc-bad") is None
     assert [name for name, _ in world.harness.invocations] == ["validate_input"]
+
+
+def test_a_failed_required_fence_hook_escalates_before_any_promotion(world: World) -> None:
+    from quorum_dr.failover.errors import HookFailed
+
+    def fence_fails(hook: str, *, incident_id: str, payload: Any) -> dict[str, Any]:
+        world.hooks.calls.append((hook, incident_id))
+        if hook == "fence_main":
+            raise HookFailed("fence_main hook (required) at https://hooks.example.com/fence failed: HTTP 500")
+        return {"hook": hook}
+
+    world.hooks.run = fence_fails  # type: ignore[method-assign]
+    described, states = run(world, AUTO_EVENT, name="inc-hook")
+    assert described["status"] == "FAILED" and "Escalate" in states
+    assert "PromoteDrDatabase" not in states and world.promoter.promotions == []
+    assert "fence_main hook (required)" in " ".join(world.reasons("inc-hook"))
+
+
+def test_drctl_approve_lets_a_waiting_failover_proceed(
+    world: World, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from quorum_dr.cli import main as drctl
+
+    world.configure(mode="approve", approval_timeout_seconds=60)
+    arn = world.harness.start(AUTO_EVENT, name="inc-approve")
+    for _ in range(500):  # bounded: until the approval request carries its task token
+        if (world.store.get_incident("booking", "inc-approve") or {}).get("task_token"):
+            break
+        time.sleep(0.02)
+
+    code = drctl(["approve", "inc-approve", "--service", "booking", "--table", TABLE])
+
+    assert code == 0
+    assert "answered approve to incident inc-approve" in capsys.readouterr().out
+    described = world.harness.wait(arn)
+    assert described["status"] == "SUCCEEDED" and world.harness.states_entered(arn)[-1] == "FailedOver"
+    assert world.promoter.promotions == ["inc-approve"]
+    record = world.incident("inc-approve")
+    assert record.get("task_token") is None
+    assert any(e["step"] == "operator_approve" for e in record["timeline"])
+
+
+def test_drctl_approve_of_an_incident_that_waits_for_nothing_is_refused(
+    world: World, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from quorum_dr.cli import main as drctl
+
+    described, _ = run(world, AUTO_EVENT, name="inc-done")
+    assert described["status"] == "SUCCEEDED"
+    assert drctl(["approve", "inc-done", "--service", "booking", "--table", TABLE]) == 2
+    assert "is not waiting for an approval or a veto" in capsys.readouterr().err
+    assert drctl(["approve", "inc-nope", "--service", "booking", "--table", TABLE]) == 2
+    assert "no incident inc-nope for service booking" in capsys.readouterr().err

@@ -1,0 +1,115 @@
+"""Wall time of the action phase: from "the quorum says DOWN" to "edge switched and verified".
+
+    python bench/action_phase.py [--runs 5] [--edge dns|load_balancer]
+
+Each run builds the in-process end-to-end rig (`quorum_dr.sandbox.failover_rig`: the real ASL in
+moto with the real handlers and the production wiring, a real PostgreSQL 15 primary + streaming
+standby, the Cloudflare emulator and edge proxy, real local sites, the probe function of three
+regions dispatched in-process), stops the main site, and starts the state machine.
+
+The clock starts when the confirm_outage function returns the round in which main is DOWN and
+stops when the verify_switch function returns `verified: true` (both measured around the handler
+calls, in this process). Configured waits are excluded: the harness scales Wait states and Retry
+intervals to 0. Per-step figures come from the incident timeline: each is the time since the
+previous timeline entry (an entry is stamped when its step records it; verify's before it asks
+the regions). Target: at most 2 s. Prints figures; asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")  # the figures, not the handlers' log lines
+os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
+
+from quorum_dr.sandbox.failover_rig import FailoverRig  # noqa: E402
+
+TARGET_SECONDS = 2.0
+
+
+class Stopwatch:
+    """Marks the first 'quorum says DOWN' and the first 'verified' seen from the handlers."""
+
+    def __init__(self) -> None:
+        self.down_at: float | None = None
+        self.verified_at: float | None = None
+        self._lock = threading.Lock()
+
+    def wrap(self, rig: FailoverRig) -> None:
+        handlers = rig.harness.handlers
+        confirm, verify = handlers["confirm_outage"], handlers["verify_switch"]
+
+        def timed_confirm(event: Any, context: Any) -> Any:
+            answer = confirm(event, context)
+            if answer.get("main") == "DOWN":
+                with self._lock:
+                    self.down_at = self.down_at or time.perf_counter()
+            return answer
+
+        def timed_verify(event: Any, context: Any) -> Any:
+            answer = verify(event, context)
+            if answer.get("verified") and event.get("action") == "verify":
+                with self._lock:
+                    self.verified_at = self.verified_at or time.perf_counter()
+            return answer
+
+        handlers["confirm_outage"], handlers["verify_switch"] = timed_confirm, timed_verify
+
+
+def one_run(base: Path, n: int, edge: str) -> tuple[float, dict[str, float], str]:
+    with FailoverRig(base, edge_kind=edge) as rig:
+        watch = Stopwatch()
+        watch.wrap(rig)
+        rig.site_down("main")
+        incident = f"bench-{n}"
+        described = rig.run(name=incident, timeout=120)
+        if described["status"] != "SUCCEEDED" or watch.down_at is None or watch.verified_at is None:
+            raise SystemExit(f"run {n}: the failover did not complete: {described.get('cause')}")
+        timeline = rig.incident(incident)["timeline"]
+        steps: dict[str, float] = {}
+        start = next(e["at"] for e in timeline if e["step"] == "scenario")
+        previous = start
+        for entry in timeline:
+            if entry["at"] < start or entry["step"] in steps:
+                continue
+            steps[entry["step"]] = entry["at"] - previous
+            previous = entry["at"]
+        return watch.verified_at - watch.down_at, steps, str(timeline[-1]["reason"])
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--edge", choices=["dns", "load_balancer"], default="dns")
+    args = parser.parse_args()
+    base = Path(tempfile.mkdtemp(prefix="quorum-dr-bench-", dir="/tmp"))
+    figures: list[float] = []
+    print(f"action phase, quorum DOWN -> edge switched and verified ({args.edge} edge, waits scaled to 0)")
+    try:
+        for n in range(1, args.runs + 1):
+            seconds, steps, _ = one_run(base, n, args.edge)
+            figures.append(seconds)
+            detail = ", ".join(f"{step} {value * 1000:.0f} ms" for step, value in steps.items())
+            print(f"run {n}: {seconds:.3f} s  ({detail})", flush=True)
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+    print(
+        f"median {statistics.median(figures):.3f} s, min {min(figures):.3f} s, max {max(figures):.3f} s "
+        f"over {len(figures)} runs; target <= {TARGET_SECONDS:g} s: "
+        + ("met" if max(figures) <= TARGET_SECONDS else "NOT met")
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

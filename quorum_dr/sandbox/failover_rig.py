@@ -1,0 +1,417 @@
+"""The failover, end to end, in one process: the real ASL, the real handlers, the REAL adapters.
+
+Used by the end-to-end tests and `bench/action_phase.py` (development only: it imports moto).
+
+- PostgreSQL 15: a primary (main) and a streaming standby (DR), each behind a booking app whose
+  `/health` answers with its site in `X-Site`; a third booking app stands for the cold site.
+- Cloudflare: the API emulator (DNS record or load-balancer pools) and the edge proxy that routes
+  the public hostname to what the emulator points at; `public_endpoint` is that proxy.
+- AWS through moto: DynamoDB (state, results), SNS (-> SQS, to read notifications back), EC2 (cold
+  site), Secrets Manager (the secrets the production wiring reads), EventBridge (the probes' bus in
+  each region), Lambda Invoke dispatched in-process: the failover functions to their handlers and
+  the probe function of each region to the real probe handler, in that region.
+- The ports are built by the production wiring from the environment (`wiring.from_env`): nothing
+  is attached or faked.
+
+Site down = its booking app stopped (and, for main, its database crashed).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+from typing import Any
+
+import boto3
+
+from quorum_dr.failover import wiring
+from quorum_dr.sandbox.booking_app import BookingApp
+from quorum_dr.sandbox.cloudflare_emulator import CloudflareEmulator, seed_for_service
+from quorum_dr.sandbox.edge_proxy import DnsRoute, EdgeProxy, EmulatorRoutes, PoolRoute
+from quorum_dr.sandbox.postgres import PgPair, make_primary, make_standby
+from quorum_dr.sfn_harness import ACCOUNT, FUNCTIONS, SfnHarness, load_handler
+
+HOME = "eu-west-2"
+REGIONS = ["eu-west-2", "us-east-1", "us-west-2"]
+COLD_REGION = "us-west-2"
+ZONE = "023e105f4ecef8ad9ca31a8372d0c353"
+CF_ACCOUNT = "acct-qdr"
+CF_TOKEN = "cf-token-rig-0123456789"
+STATE_TABLE, RESULTS_TABLE, BUS = "quorum-dr-state", "quorum-dr-results", "quorum-dr"
+PROBE_FUNCTION = "quorum-dr-probe"
+DB_SECRET, CF_SECRET = "quorum-dr/booking/db-admin", "quorum-dr/cloudflare-token"
+MONITOR_SECRET = "quorum-dr/booking/db-monitor"
+PROMOTIONS_TABLE = "quorum_dr_promotions"
+AUTO_EVENT = {
+    "source": "quorum-dr",
+    "detail-type": "ProbeFailed",
+    "detail": {"service": "booking", "site": "main", "region": "eu-west-2", "round_id": "r0", "results": []},
+}
+_TOKEN_LINE = re.compile(r"QDR_TASK_TOKEN=\$\{QDR_TASK_TOKEN:-\$\(placeholder '([^']*)'\)\}")
+
+
+def _table(name: str) -> None:
+    boto3.client("dynamodb", region_name=HOME).create_table(
+        TableName=name,
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+        AttributeDefinitions=[
+            {"AttributeName": "pk", "AttributeType": "S"},
+            {"AttributeName": "sk", "AttributeType": "S"},
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )
+
+
+@contextmanager
+def _environment(values: Mapping[str, str]) -> Iterator[None]:
+    saved = {key: os.environ.get(key) for key in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+class FailoverRig:
+    """`with FailoverRig(base_dir) as rig:` everything up; on exit everything stopped and removed."""
+
+    def __init__(
+        self,
+        base_dir: Path,
+        *,
+        edge_kind: str = "dns",
+        cold: bool = False,
+        bootstrap_script: str | None = None,
+        time_scale: float = 0.0,
+        postgres_checks: bool = False,
+    ) -> None:
+        self.base_dir = Path(base_dir)
+        self.edge_kind = edge_kind
+        self.cold = cold
+        self.bootstrap_script = bootstrap_script
+        self.time_scale = time_scale
+        self.postgres_checks = postgres_checks
+        self._stack = ExitStack()
+        self.pair: PgPair
+        self.apps: dict[str, BookingApp] = {}
+        self.emulator: CloudflareEmulator
+        self.proxy: EdgeProxy
+        self.harness: SfnHarness
+        self.topic_arn = ""
+        self.inbox_url = ""
+        self.config_dir = Path()
+        self.cold_image = "ami-00000000"
+
+    # -- set-up ---------------------------------------------------------------------------------
+
+    def __enter__(self) -> FailoverRig:
+        try:
+            self._start()
+        except BaseException:
+            self._stack.close()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stack.close()
+
+    def _start(self) -> None:
+        stack = self._stack
+        self.config_dir = Path(tempfile.mkdtemp(prefix="quorum-dr-rig-"))
+        stack.callback(shutil.rmtree, self.config_dir, True)
+        primary = make_primary(self.base_dir, name=f"rig{id(self) % 100000}-main")
+        stack.callback(primary.destroy)
+        standby = make_standby(primary, self.base_dir, name=f"rig{id(self) % 100000}-dr")
+        stack.callback(standby.destroy)
+        standby.wait_streaming()
+        self.pair = PgPair(primary, standby)
+        for site, cluster in (("main", primary), ("dr", standby), ("cold", standby)):
+            if site == "cold" and not self.cold:
+                continue
+            app = BookingApp(site, cluster.dsn("app")).start()
+            stack.callback(app.stop)
+            self.apps[site] = app
+        service_stub = self._service_config()
+        from quorum_dr.config import Service
+
+        seed = seed_for_service(Service.model_validate(service_stub), CF_TOKEN)
+        self.emulator = CloudflareEmulator(seed).start()
+        stack.callback(self.emulator.stop)
+        route = (
+            DnsRoute("app.example.com", ZONE)
+            if self.edge_kind == "dns"
+            else PoolRoute("app.example.com", CF_ACCOUNT, ("pool-main", "pool-dr", "pool-cold"))
+        )
+        self.proxy = EdgeProxy(EmulatorRoutes(self.emulator.url, [route], refresh_seconds=0.0)).start()
+        stack.callback(self.proxy.stop)
+        config_path = self.config_dir / "watchdog.json"
+        env = {
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_DEFAULT_REGION": HOME,
+            "AWS_REGION": HOME,
+            "QUORUM_DR_CONFIG_PATH": str(config_path),
+            "STATE_TABLE_NAME": STATE_TABLE,
+            "RESULTS_TABLE_NAME": RESULTS_TABLE,
+            "EVENT_BUS_NAME": BUS,
+            "ALERT_TOPIC_ARN": f"arn:aws:sns:{HOME}:{ACCOUNT}:quorum-dr-alerts",
+            "PROBE_FUNCTION_ARNS": json.dumps(
+                {r: f"arn:aws:lambda:{r}:{ACCOUNT}:function:{PROBE_FUNCTION}" for r in REGIONS}
+            ),
+            "POWERTOOLS_METRICS_NAMESPACE": "QuorumDR",
+            "POWERTOOLS_TRACE_DISABLED": "true",
+        }
+        stack.enter_context(_environment(env))
+        from moto import mock_aws
+
+        stack.enter_context(
+            mock_aws(
+                config={"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}
+            )
+        )
+        self._aws_resources(env)
+        config_path.write_text(json.dumps(self.config_data()))  # the bundled config, as JSON
+        wiring.use(None)  # the production wiring, from the environment
+        stack.callback(wiring.use, None)
+        handlers = {name: load_handler(name) for name in FUNCTIONS.values()}
+        handlers[PROBE_FUNCTION] = load_handler("probe")
+        self.harness = SfnHarness(
+            state_table=STATE_TABLE,
+            alert_topic_arn=env["ALERT_TOPIC_ARN"],
+            region=HOME,
+            handlers=handlers,
+            time_scale=self.time_scale,
+        )
+        stack.enter_context(self.harness)
+
+    def _aws_resources(self, env: dict[str, str]) -> None:
+        _table(STATE_TABLE)
+        _table(RESULTS_TABLE)
+        sns = boto3.client("sns", region_name=HOME)
+        self.topic_arn = sns.create_topic(Name="quorum-dr-alerts")["TopicArn"]
+        sqs = boto3.client("sqs", region_name=HOME)
+        self.inbox_url = sqs.create_queue(QueueName="operators")["QueueUrl"]
+        queue_arn = sqs.get_queue_attributes(QueueUrl=self.inbox_url, AttributeNames=["QueueArn"])[
+            "Attributes"
+        ]["QueueArn"]
+        sns.subscribe(TopicArn=self.topic_arn, Protocol="sqs", Endpoint=queue_arn)
+        for region in REGIONS:
+            boto3.client("events", region_name=region).create_event_bus(Name=BUS)
+        secrets = boto3.client("secretsmanager", region_name=HOME)
+        secrets.create_secret(
+            Name=DB_SECRET, SecretString=json.dumps(self.pair.primary.roles.superuser.as_secret())
+        )
+        secrets.create_secret(Name=CF_SECRET, SecretString=CF_TOKEN)
+        monitor = self.pair.primary.roles.monitor.as_secret()
+        secrets.create_secret(Name=MONITOR_SECRET, SecretString=json.dumps(monitor))
+        if self.cold:
+            ec2 = boto3.client("ec2", region_name=COLD_REGION)
+            image = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
+            self.cold_image = image
+            template = ec2.create_launch_template(
+                LaunchTemplateName="quorum-dr-booking-cold",
+                LaunchTemplateData={"ImageId": image, "InstanceType": "t3.small"},
+            )["LaunchTemplate"]["LaunchTemplateId"]
+            os.environ["COLD_SITE_LAUNCH_TEMPLATES"] = json.dumps(
+                {"booking": {"region": COLD_REGION, "launch_template_id": template}}
+            )
+            self._stack.callback(os.environ.pop, "COLD_SITE_LAUNCH_TEMPLATES", None)
+            scripts = self.config_dir / "cold_site"
+            scripts.mkdir()
+            (scripts / "booking.sh").write_text(self.bootstrap_script or "#!/bin/bash\n", encoding="utf-8")
+
+    # -- the config -----------------------------------------------------------------------------
+
+    def _site(self, name: str) -> dict[str, Any]:
+        app = self.apps.get(name)
+        port = app.port if app else 9
+        checks: list[dict[str, Any]] = []
+        if self.postgres_checks and name in ("main", "dr"):
+            cluster = self.pair.primary if name == "main" else self.pair.standby
+            checks.append(
+                {
+                    "name": "postgres",
+                    "type": "postgres",
+                    "host": cluster.host,
+                    "port": cluster.port,
+                    "dbname": "app",
+                    "credentials_secret": MONITOR_SECRET,
+                    "sslmode": "disable",
+                    "vote": False,
+                }
+            )
+        return {
+            "label": name,
+            "marker": name,
+            "origin": f"127.0.0.1:{port}",
+            "checks": [
+                {
+                    "name": "health",
+                    "type": "http",
+                    "url": f"http://127.0.0.1:{port}/health",
+                    "expect_headers": {"X-Site": name},
+                    "timeout_seconds": 2,
+                },
+                *checks,
+            ],
+        }
+
+    def _service_config(self) -> dict[str, Any]:
+        sites = {"main": self._site("main"), "dr": self._site("dr")}
+        if self.edge_kind == "dns":
+            edge: dict[str, Any] = {
+                "kind": "dns",
+                "records": [{"name": "app.example.com", "record_id": "rec-1"}],
+            }
+        else:
+            pools = {"main": "pool-main", "dr": "pool-dr"} | ({"cold": "pool-cold"} if self.cold else {})
+            edge = {"kind": "load_balancer", "account_id": CF_ACCOUNT, "pools": pools}
+        service: dict[str, Any] = {
+            "name": "booking",
+            "public_hostname": "app.example.com",
+            "public_endpoint": (self.proxy.url + "/health") if hasattr(self, "proxy") else None,
+            "sites": sites,
+            "edge": {
+                **edge,
+                "zone_id": ZONE,
+                "api_token_secret": CF_SECRET,
+                "api_base_url": self.emulator.base_url if hasattr(self, "emulator") else None,
+            },
+            "database": {
+                "main": self._db(self.pair.primary.port),
+                "dr": self._db(self.pair.standby.port),
+                "replay_wait_seconds": 5,
+            },
+            "failover": {"mode": "auto", "cooldown_seconds": 3600, "daily_cap": 5},
+        }
+        if self.cold:
+            sites["cold"] = self._site("cold")
+            service["cold_site"] = {
+                "region": COLD_REGION,
+                "ami_id": self.cold_image,
+                "backup_bucket": "booking-backups",
+                "ready_timeout_seconds": 60,
+            }
+        return service
+
+    def _db(self, port: int) -> dict[str, Any]:
+        return {
+            "host": self.pair.primary.host,
+            "port": port,
+            "dbname": "app",
+            "credentials_secret": DB_SECRET,
+        }
+
+    def config_data(self) -> dict[str, Any]:
+        return {
+            "home_region": HOME,
+            "probe_regions": REGIONS,
+            "quorum": 2,
+            "probe": {
+                "interval_seconds": 30,
+                "timeout_seconds": 2,
+                "down_after_rounds": 1,
+                "control_target": {
+                    "checks": [
+                        {"name": "control", "type": "tcp", "host": "127.0.0.1", "port": self.emulator.port}
+                    ]
+                },
+            },
+            "confirmation": {"max_rounds": 3, "wait_seconds": 1},
+            "services": [self._service_config()],
+        }
+
+    # -- faults ---------------------------------------------------------------------------------
+
+    def site_down(self, site: str) -> None:
+        """The site stops answering: its app stops; for main, its database crashes too."""
+        self.apps[site].stop()
+        if site == "main":
+            self.pair.primary.crash()
+
+    # -- runs and what they left ----------------------------------------------------------------
+
+    def start(self, payload: Mapping[str, Any] = AUTO_EVENT, *, name: str) -> str:
+        return self.harness.start(payload, name=name)
+
+    def run(
+        self, payload: Mapping[str, Any] = AUTO_EVENT, *, name: str, timeout: float = 60
+    ) -> dict[str, Any]:
+        return self.harness.wait(self.start(payload, name=name), timeout=timeout)
+
+    def incident(self, incident_id: str) -> dict[str, Any]:
+        record = wiring.current().store.get_incident("booking", incident_id)
+        if record is None:
+            raise KeyError(f"no incident record {incident_id}")
+        return record
+
+    def promotions(self) -> list[str]:
+        """The incidents recorded as having promoted the DR database (its own durable table)."""
+        query = f"SELECT incident_id FROM {PROMOTIONS_TABLE} ORDER BY promoted_at"
+        rows = self.pair.standby.sql(query, dbname="app")
+        return [row[0] for row in rows]
+
+    def edge_writes(self) -> int:
+        return self.emulator.total_writes()
+
+    def notifications(self) -> list[dict[str, Any]]:
+        sqs = boto3.client("sqs", region_name=HOME)
+        bodies = []
+        for _ in range(20):  # bounded drain
+            messages = sqs.receive_message(QueueUrl=self.inbox_url, MaxNumberOfMessages=10).get(
+                "Messages", []
+            )
+            if not messages:
+                break
+            for message in messages:
+                bodies.append(json.loads(message["Body"]))
+                sqs.delete_message(QueueUrl=self.inbox_url, ReceiptHandle=message["ReceiptHandle"])
+        return bodies
+
+    def cold_bootstrap_reports_ready(
+        self, *, backup_age_seconds: int = 420, timeout: float = 30
+    ) -> threading.Thread:
+        """What the cold instance's bootstrap does once its site is up: read the task token from its
+        own user data and answer it (states:SendTaskSuccess). Runs in a thread; bounded."""
+
+        def report() -> None:
+            ec2 = boto3.client("ec2", region_name=COLD_REGION)
+            sfn = boto3.client("stepfunctions", region_name=HOME)
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                instances = [i for r in ec2.describe_instances()["Reservations"] for i in r["Instances"]]
+                if instances:
+                    attribute = ec2.describe_instance_attribute(
+                        InstanceId=instances[0]["InstanceId"], Attribute="userData"
+                    )
+                    script = base64.b64decode(attribute["UserData"]["Value"]).decode()
+                    match = _TOKEN_LINE.search(script)
+                    if match and not match.group(1).startswith("@@"):
+                        output = {
+                            "ready": True,
+                            "backup_age_seconds": backup_age_seconds,
+                            "reason": "cold site ready",
+                        }
+                        try:
+                            sfn.send_task_success(taskToken=match.group(1), output=json.dumps(output))
+                            return
+                        except Exception:  # noqa: BLE001 - the task may not be waiting yet
+                            pass
+                time.sleep(0.05)
+
+        thread = threading.Thread(target=report, name="cold-bootstrap", daemon=True)
+        thread.start()
+        return thread

@@ -1,0 +1,243 @@
+"""End to end, in one process: the real ASL in moto, the real handlers and the REAL adapters (the
+production wiring from the environment) against a real PostgreSQL 15 primary + streaming standby,
+the Cloudflare API emulator and edge proxy, real local HTTP sites, and moto for DynamoDB, EC2, SNS,
+Secrets Manager and Lambda (the probe function of each region runs in-process, in that region)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import boto3
+import pytest
+
+from quorum_dr.sandbox.cloudflare_emulator import Fault
+from quorum_dr.sandbox.failover_rig import FailoverRig
+
+
+@pytest.fixture
+def rig_factory(pg_base_dir: Path) -> Iterator[Callable[..., FailoverRig]]:
+    made: list[FailoverRig] = []
+
+    def make(**options: object) -> FailoverRig:
+        rig = FailoverRig(pg_base_dir, **options).__enter__()  # type: ignore[arg-type]
+        made.append(rig)
+        return rig
+
+    try:
+        yield make
+    finally:
+        for rig in reversed(made):
+            rig.__exit__(None, None, None)
+
+
+def steps(rig: FailoverRig, incident_id: str) -> list[str]:
+    return [entry["step"] for entry in rig.incident(incident_id)["timeline"]]
+
+
+def reasons(rig: FailoverRig, incident_id: str) -> str:
+    return " | ".join(entry["reason"] for entry in rig.incident(incident_id)["timeline"])
+
+
+def test_hot_failover_with_real_adapters_promotes_once_switches_once_and_verifies(
+    rig_factory: Callable[..., FailoverRig],
+) -> None:
+    rig = rig_factory()
+    rig.pair.primary.sql("CREATE TABLE ledger (id int PRIMARY KEY)", who="app")
+    rig.pair.primary.sql("INSERT INTO ledger SELECT generate_series(1, 100)", who="app")
+    rig.pair.standby.wait_replayed(rig.pair.primary.value("SELECT pg_current_wal_lsn()::text"))
+    rig.site_down("main")
+
+    described = rig.run(name="inc-e2e-hot")
+
+    assert described["status"] == "SUCCEEDED", described.get("cause")
+    assert rig.harness.states_entered(described["executionArn"])[-1] == "FailedOver"
+    assert rig.promotions() == ["inc-e2e-hot"]
+    assert rig.edge_writes() == 1
+    assert rig.emulator.record("023e105f4ecef8ad9ca31a8372d0c353", "rec-1")["content"] == (
+        f"127.0.0.1:{rig.apps['dr'].port}"
+    )
+    assert rig.pair.standby.value("SELECT count(*) FROM ledger", who="app") == 100
+    record = rig.incident("inc-e2e-hot")
+    assert record["outcome"] == "failed_over" and record["scenario"]["scenario"] == "hot"
+    assert record["rto_seconds"] >= 0 and "data_loss" in record
+    text = reasons(rig, "inc-e2e-hot")
+    for sentence in (
+        "main is DOWN",
+        "hot failover to dr",
+        "the DR standby may be promoted",
+        "promoted 127.0.0.1",
+        "a test write succeeded",
+        "verified: ",
+        "app.example.com is served by dr",
+        "RTO",
+    ):
+        assert sentence in text, sentence
+    subjects = [n["Subject"] for n in rig.notifications()]
+    assert any("failed over" in s and "inc-e2e-hot" in s for s in subjects), subjects
+
+
+def test_invariant_6_the_replica_is_verified_writable_before_the_edge_switch(
+    rig_factory: Callable[..., FailoverRig],
+) -> None:
+    rig = rig_factory()
+    rig.site_down("main")
+
+    described = rig.run(name="inc-e2e-order")
+
+    assert described["status"] == "SUCCEEDED", described.get("cause")
+    order = steps(rig, "inc-e2e-order")
+    assert order.index("promote") < order.index("writable") < order.index("switch") < order.index("verify")
+    record = rig.incident("inc-e2e-order")
+    assert record["writable_verified_at"] <= record["switched_at"]
+
+
+def test_invariant_5_two_concurrent_starts_give_one_promotion_and_one_edge_write(
+    rig_factory: Callable[..., FailoverRig],
+) -> None:
+    rig = rig_factory()
+    rig.site_down("main")
+
+    arns = [rig.start(name=f"inc-e2e-c{n}") for n in range(2)]
+    outcomes = [rig.harness.wait(arn, timeout=60) for arn in arns]
+
+    assert all(o["status"] == "SUCCEEDED" for o in outcomes), [o.get("cause") for o in outcomes]
+    ends = sorted(rig.harness.states_entered(arn)[-1] for arn in arns)
+    assert ends[1] == "FailedOver" and ends[0] in ("AlreadyHandling", "GatesClosed")
+    assert len(rig.promotions()) == 1
+    assert rig.edge_writes() == 1
+
+
+def test_a_retried_promotion_for_the_same_incident_does_not_promote_again(
+    rig_factory: Callable[..., FailoverRig],
+) -> None:
+    rig = rig_factory()
+    rig.site_down("main")
+    described = rig.run(name="inc-e2e-once")
+    assert described["status"] == "SUCCEEDED", described.get("cause")
+
+    from quorum_dr.failover import wiring
+    from quorum_dr.failover.promote import promote
+    from quorum_dr.failover.request import Incident
+
+    incident = Incident.model_validate(rig.harness.output(described)["incident"])
+    again = promote(wiring.current(), incident)
+
+    assert again["already_promoted"] is True and again["writable"] is True
+    assert rig.promotions() == ["inc-e2e-once"]
+
+
+def test_false_alarm_with_real_probes_changes_nothing(rig_factory: Callable[..., FailoverRig]) -> None:
+    rig = rig_factory()
+
+    described = rig.run(name="inc-e2e-fa")
+
+    assert described["status"] == "SUCCEEDED", described.get("cause")
+    assert rig.harness.states_entered(described["executionArn"])[-1] == "FalseAlarm"
+    assert rig.incident("inc-e2e-fa")["outcome"] == "false_alarm"
+    assert "main is UP" in reasons(rig, "inc-e2e-fa")
+    assert rig.pair.standby.in_recovery() is True
+    assert rig.edge_writes() == 0
+
+
+def test_invariant_8_a_load_balancer_edge_keeps_the_old_pool_enabled_when_enabling_the_target_fails(
+    rig_factory: Callable[..., FailoverRig],
+) -> None:
+    rig = rig_factory(edge_kind="load_balancer")
+    rig.site_down("main")
+    rig.emulator.add_fault(Fault(kind="success_false", method="PATCH", path_contains="pool-dr", count=None))
+
+    described = rig.run(name="inc-e2e-lb")
+
+    assert described["status"] == "FAILED" and described["error"] == "NeedsAttention"
+    pools = {p["id"]: p["enabled"] for p in rig.emulator.snapshot()["accounts"]["acct-qdr"]["pools"]}
+    assert pools["pool-main"] is True, "the old pool must stay enabled: never zero origins"
+    assert pools["pool-dr"] is False
+    assert "promoted but traffic is NOT switched" in reasons(rig, "inc-e2e-lb")
+    assert rig.promotions() == ["inc-e2e-lb"]
+
+
+def test_hot_failover_through_load_balancer_pools(rig_factory: Callable[..., FailoverRig]) -> None:
+    rig = rig_factory(edge_kind="load_balancer")
+    rig.site_down("main")
+
+    described = rig.run(name="inc-e2e-lb-ok")
+
+    assert described["status"] == "SUCCEEDED", described.get("cause")
+    pools = {p["id"]: p["enabled"] for p in rig.emulator.snapshot()["accounts"]["acct-qdr"]["pools"]}
+    assert pools == {"pool-main": False, "pool-dr": True}
+    assert rig.edge_writes() == 2  # enable dr first, then disable main
+
+
+def test_cold_failover_launches_one_instance_and_waits_for_the_bootstrap_callback(
+    rig_factory: Callable[..., FailoverRig],
+) -> None:
+    from quorum_dr.config import parse_config
+    from stacks.cold_site import render_bootstrap
+
+    rig = rig_factory(cold=True)
+    config = parse_config(rig.config_data())
+    (rig.config_dir / "cold_site" / "booking.sh").write_text(
+        render_bootstrap(config, config.service("booking"))
+    )
+    rig.site_down("main")
+    rig.site_down("dr")
+    reporter = rig.cold_bootstrap_reports_ready(backup_age_seconds=420)
+
+    described = rig.run(name="inc-e2e-cold")
+    reporter.join(5)
+
+    assert described["status"] == "SUCCEEDED", described.get("cause")
+    states = rig.harness.states_entered(described["executionArn"])
+    assert "LaunchColdSite" in states and "CheckColdSiteHealth" not in states
+    instances = [
+        i
+        for r in boto3.client("ec2", region_name="us-west-2").describe_instances()["Reservations"]
+        for i in r["Instances"]
+    ]
+    assert len(instances) == 1
+    assert rig.pair.standby.in_recovery() is True, "the cold path promotes nothing on DR"
+    record = rig.incident("inc-e2e-cold")
+    assert record["backup_age_seconds"] == 420
+    assert "app.example.com is served by cold" in reasons(rig, "inc-e2e-cold")
+    assert rig.edge_writes() == 1
+
+
+def test_split_brain_when_the_old_main_primary_comes_back_after_a_failover_is_told(
+    rig_factory: Callable[..., FailoverRig],
+) -> None:
+    import json
+
+    rig = rig_factory(postgres_checks=True)
+    rig.site_down("main")
+    described = rig.run(name="inc-e2e-sb")
+    assert described["status"] == "SUCCEEDED", described.get("cause")
+    events = boto3.client("events", region_name="us-east-1")
+    sqs = boto3.client("sqs", region_name="us-east-1")
+    queue = sqs.create_queue(QueueName="split-brain")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    events.put_rule(
+        Name="split-brain",
+        EventBusName="quorum-dr",
+        EventPattern=json.dumps({"source": ["quorum-dr"], "detail-type": ["SplitBrainSuspected"]}),
+    )
+    events.put_targets(Rule="split-brain", EventBusName="quorum-dr", Targets=[{"Id": "q", "Arn": queue_arn}])
+
+    rig.pair.primary.start()  # the old main database comes back, as a writable primary
+    answer = boto3.client("lambda", region_name="us-east-1").invoke(
+        FunctionName="arn:aws:lambda:us-east-1:123456789012:function:quorum-dr-probe",
+        Payload=json.dumps({"round_id": "after-sb-1", "service": "booking"}).encode(),
+    )
+    round_answer = json.loads(answer["Payload"].read())
+
+    assert {"detail_type": "SplitBrainSuspected", "service": "booking", "site": "main,dr"} in round_answer[
+        "events"
+    ]
+    messages = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10).get("Messages", [])
+    assert len(messages) == 1
+    detail = json.loads(messages[0]["Body"])["detail"]
+    assert detail["sites"] == ["main", "dr"] and detail["region"] == "us-east-1"
+    assert set(detail["lsns"]) == {"main", "dr"} and all(detail["lsns"].values())
+    assert detail["reason"].startswith("split brain suspected for booking: 2 sites have a PostgreSQL primary")
