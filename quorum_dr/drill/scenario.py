@@ -195,7 +195,7 @@ class ProbeTimings(Strict):
     interval_seconds: float = Field(default=2, gt=0, description="scheduled probe round per region")
     timeout_seconds: float = Field(default=1, gt=0, description="one check's timeout")
     confirmation_rounds: int = Field(default=2, ge=1, le=20, description="on-demand rounds before deciding")
-    confirmation_wait_seconds: float = Field(default=1, ge=0, description="wait between confirmation rounds")
+    confirmation_wait_seconds: float = Field(default=2, ge=0, description="wait between confirmation rounds")
 
     @model_validator(mode="after")
     def _timeout_below_interval(self) -> ProbeTimings:

@@ -262,16 +262,19 @@ def parse_route(text: str) -> Route:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Local edge proxy following the Cloudflare emulator")
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
+    parser.add_argument("--host", default="127.0.0.1", help="listen address (default 127.0.0.1)")
     parser.add_argument("--emulator", required=True, help="the emulator's URL, e.g. http://127.0.0.1:8787")
     parser.add_argument("--route", action="append", required=True, type=parse_route)
     parser.add_argument("--refresh-seconds", type=float, default=0.2)
     parser.add_argument("--ready-file", help="write the chosen port here once listening")
     args = parser.parse_args(argv)
     proxy = EdgeProxy(
-        EmulatorRoutes(args.emulator, args.route, refresh_seconds=args.refresh_seconds), port=args.port
+        EmulatorRoutes(args.emulator, args.route, refresh_seconds=args.refresh_seconds),
+        host=args.host,
+        port=args.port,
     )
     signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=proxy._server.shutdown).start())
-    print(f"edge proxy listening on {proxy.url}", flush=True)
+    print(f"edge proxy listening on {args.host}:{proxy.port}", flush=True)
     if args.ready_file:
         Path(args.ready_file).write_text(str(proxy.port), encoding="utf-8")
     try:

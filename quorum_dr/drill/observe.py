@@ -1,0 +1,226 @@
+"""What the drill watches while it runs, turned into events of the drill's log.
+
+- `EventForwarder`: the control plane's EventBridge rule. It reads the events the probe regions
+  put on their buses (delivered to an SQS queue, since moto's EventBridge does not deliver to
+  Step Functions) and, for a `ProbeFailed` on the main site, starts a failover execution with
+  the event as its input, as the rule's Step Functions target does. A `SplitBrainSuspected`
+  event becomes a `split_brain_alert`.
+- `ResultWatcher`: reads the results table and records one `vote` per region, site and round.
+- `ExecutionWatcher`: reads every execution's history and records the states entered, the
+  quorum of each confirmation round, the data-loss receipt, promotions, switches, verifications
+  and escalations, from the steps' own outputs.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from quorum_dr.adapters.dynamodb_results import DynamoDbResultStore
+from quorum_dr.domain.results import CONTROL_SITE, ProbeResult, Vote
+from quorum_dr.drill.timeline import EventLog
+
+POLL_SECONDS = 0.25
+TRIGGER_SITES = ("main",)
+
+
+class Watcher:
+    """A polling thread: `poll()` every `interval` seconds until `stop()`; errors are counted, not fatal."""
+
+    name = "watcher"
+
+    def __init__(self, interval: float = POLL_SECONDS) -> None:
+        self.interval = interval
+        self.errors: list[str] = []
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def poll(self) -> None:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.poll()
+            except Exception as exc:  # noqa: BLE001 - a failed poll is retried on the next tick
+                if len(self.errors) < 50:
+                    self.errors.append(f"{type(exc).__name__}: {exc}")
+            self._stop.wait(self.interval)
+
+    def start(self) -> Watcher:
+        self._thread = threading.Thread(target=self._loop, name=self.name, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        try:
+            self.poll()  # a last look, so nothing that happened before the stop is missed
+        except Exception as exc:  # noqa: BLE001
+            self.errors.append(f"{type(exc).__name__}: {exc}")
+
+
+class EventForwarder(Watcher):
+    name = "event-forwarder"
+
+    def __init__(
+        self, sqs: Any, queue_url: str, start: Callable[[dict[str, Any], str], str], log: EventLog
+    ) -> None:
+        super().__init__(interval=0.05)
+        self.sqs = sqs
+        self.queue_url = queue_url
+        self.start_execution = start
+        self.log = log
+        self.started: list[str] = []
+        self.paused = False
+
+    def poll(self) -> None:
+        answer = self.sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0)
+        for message in answer.get("Messages", []):
+            self.sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"])
+            self.handle(json.loads(message["Body"]))
+
+    def handle(self, event: dict[str, Any]) -> None:
+        detail = event.get("detail") or {}
+        kind = event.get("detail-type")
+        if kind == "SplitBrainSuspected":
+            self.log.record(
+                "split_brain_alert", reason=str(detail.get("reason") or detail), region=detail.get("region")
+            )
+        elif kind == "ProbeFailed" and detail.get("site") in TRIGGER_SITES and not self.paused:
+            name = f"auto-{int(time.time())}-{uuid.uuid4().hex[:8]}"
+            self.started.append(self.start_execution(event, name))
+
+
+class ResultWatcher(Watcher):
+    """One `vote` event per (region, site, round), timed at the round's receive time."""
+
+    name = "result-watcher"
+
+    def __init__(self, store: DynamoDbResultStore, service: str, log: EventLog, since: float) -> None:
+        super().__init__(interval=0.3)
+        self.store = store
+        self.service = service
+        self.log = log
+        self.since = since
+        self.seen: set[tuple[str, str, str]] = set()
+
+    def poll(self) -> None:
+        results = self.store.recent_results(self.service, self.since - 1)
+        rounds: dict[tuple[str, str, str], list[ProbeResult]] = {}
+        for result in results:
+            key = (result.region, result.site, result.round_id)
+            if result.site != CONTROL_SITE and key not in self.seen:
+                rounds.setdefault(key, []).append(result)
+        for (region, site, round_id), found in sorted(rounds.items(), key=lambda kv: _received(kv[1])):
+            self.seen.add((region, site, round_id))
+            if any(r.abstaining for r in found):
+                vote = "abstain"
+            elif any(r.counts and r.vote is Vote.DOWN for r in found):
+                vote = "down"
+            else:
+                vote = "up"
+            kind = "on-demand" if not round_id.startswith("sched-") else "scheduled"
+            self.log.record("vote", at=_received(found), region=region, site=site, vote=vote, round=kind)
+
+
+def _received(results: list[ProbeResult]) -> float:
+    return max(r.received_at or 0.0 for r in results)
+
+
+class ExecutionWatcher(Watcher):
+    """Reads every execution's history once it has news; records the steps' outcomes."""
+
+    name = "execution-watcher"
+
+    def __init__(self, sfn: Any, machine_arn: str, log: EventLog) -> None:
+        super().__init__(interval=0.25)
+        self.sfn = sfn
+        self.machine_arn = machine_arn
+        self.log = log
+        self.done: set[str] = set()
+        self.seen_events: dict[str, int] = {}
+        self.statuses: dict[str, str] = {}
+        self.on_switch: list[Callable[[str], None]] = []
+
+    def running(self) -> int:
+        return sum(1 for s in self.statuses.values() if s == "RUNNING")
+
+    def poll(self) -> None:
+        page = self.sfn.list_executions(stateMachineArn=self.machine_arn, maxResults=1000)
+        for execution in sorted(page.get("executions", []), key=lambda e: e["startDate"]):
+            arn = execution["executionArn"]
+            if arn in self.done:
+                continue
+            status = execution["status"]
+            self.statuses[arn] = status
+            self._read(arn, execution["name"])
+            if status != "RUNNING":
+                self.done.add(arn)
+
+    def _read(self, arn: str, name: str) -> None:
+        events = self.sfn.get_execution_history(executionArn=arn, maxResults=1000)["events"]
+        start = self.seen_events.get(arn, 0)
+        for event in events[start:]:
+            at = event["timestamp"].timestamp()
+            entered = event.get("stateEnteredEventDetails")
+            if entered:
+                self.log.record("state", at=at, state=entered["name"], execution=name)
+            exited = event.get("stateExitedEventDetails")
+            if exited:
+                self._exited(exited["name"], json.loads(exited.get("output") or "{}"), at, name)
+        self.seen_events[arn] = len(events)
+
+    def _exited(self, state: str, output: dict[str, Any], at: float, execution: str) -> None:  # noqa: C901
+        if state == "ConfirmOutageRound":
+            confirm = output.get("confirm") or {}
+            self.log.record(
+                "quorum",
+                at=confirm.get("at", at),
+                site="main",
+                verdict=confirm.get("main"),
+                reason=confirm.get("reason"),
+                execution=execution,
+            )
+        elif state == "CheckDrReplica":
+            replica = output.get("replica") or {}
+            loss = replica.get("data_loss") or {}
+            self.log.record(
+                "loss_receipt",
+                at=replica.get("at", at),
+                bytes=loss.get("loss_bytes"),
+                reason=loss.get("reason") or replica.get("reason"),
+                execution=execution,
+            )
+        elif state == "PromoteDrDatabase":
+            promotion = output.get("promotion") or {}
+            if promotion.get("promoted"):
+                self.log.record(
+                    "promotion", at=promotion.get("at", at), site="dr", reason=promotion.get("reason")
+                )
+        elif state in ("SwitchEdgeToDr", "SwitchEdgeToCold"):
+            switch = output.get("switch") or {}
+            if switch.get("changed"):
+                target = "dr" if state.endswith("Dr") else "cold"
+                self.log.record("switch", at=switch.get("at", at), to=target, reason=switch.get("reason"))
+                for callback in self.on_switch:
+                    callback(target)
+        elif state in ("VerifyThroughPublicHostname", "VerifyColdSite"):
+            verify = output.get("verify") or {}
+            if not verify.get("dry_run"):
+                self.log.record(
+                    "verify",
+                    at=verify.get("at", at),
+                    site="dr" if state.endswith("Hostname") else "cold",
+                    ok=bool(verify.get("verified")),
+                    reason=verify.get("reason"),
+                )
+        elif state == "Escalate":
+            escalation = output.get("escalation") or {}
+            self.log.record("escalation", at=at, reason=escalation.get("reason"), execution=execution)

@@ -1,0 +1,456 @@
+"""`drctl drill`: build the sandbox, run a scenario against the real watchdog, report, tear down.
+
+1. Pre-flight: a scenario that needs network namespaces is skipped (exit 0, a report that says
+   `skipped: true` and why) when they are unavailable; PostgreSQL 15 must be installed.
+2. Build (`DrillSandbox`, `DrillCloud`): PostgreSQL primary (main) + streaming standby (dr), the
+   booking application per site, the Cloudflare emulator and the edge proxy, moto (in-process and
+   as a server on the control address), one probe agent per probe region (in its namespace when
+   root), the failover state machine with the real handlers bound to the real adapters.
+3. Run: clients order through the edge; the fault plan plays; the watchers record votes,
+   quorum, states, promotions, switches; a manual start goes through `FailoverRequest`.
+4. Observe the end (edge writes, API errors, dry-run steps, the orders the serving database
+   holds), write report.json, report.md, timeline.png (and events.jsonl, watchdog.log).
+5. Tear down whatever happened (success, failure, exception, Ctrl-C, SIGTERM).
+Exit code: 0 when every expectation is met (or the scenario was skipped), 1 when one is unmet or
+the drill failed, 130 when interrupted.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+import traceback
+import warnings
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from quorum_dr.drill import sandbox as sb
+from quorum_dr.drill.progress import ProgressView
+from quorum_dr.drill.report import REPORT_KEYS, write_report
+from quorum_dr.drill.scenario import FaultKind, Scenario
+from quorum_dr.drill.schedule import plan, play
+from quorum_dr.drill.timeline import EventLog
+from quorum_dr.sandbox import netns
+from quorum_dr.sandbox.postgres import DEFAULT_BIN_DIR
+
+EXIT_OK, EXIT_UNMET, EXIT_INVALID, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXECUTION_DRAIN_SECONDS = 30.0
+
+
+class Interrupted(KeyboardInterrupt):
+    """SIGTERM, turned into the same clean shutdown as Ctrl-C."""
+
+
+def _on_sigterm(signum: int, frame: FrameType | None) -> None:
+    raise Interrupted()
+
+
+def skipped_report(scenario: Scenario, folder: Path, reason: str) -> dict[str, Any]:
+    report: dict[str, Any] = dict.fromkeys(REPORT_KEYS)
+    report.update(
+        scenario=scenario.name, failover=False, expectations={}, ok=None, skipped=True, skip_reason=reason
+    )
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "report.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    (folder / "report.md").write_text(
+        f"# Drill `{scenario.name}`: SKIPPED\n\n{reason}\n\nNothing was run and no expectation was judged.\n",
+        encoding="utf-8",
+    )
+    return report
+
+
+def preflight(scenario: Scenario) -> str | None:
+    """None when the drill can run; otherwise why not (an error, not a skip)."""
+    if not (DEFAULT_BIN_DIR / "postgres").exists():
+        return f"PostgreSQL 15 is not installed ({DEFAULT_BIN_DIR}/postgres is missing): run `make setup`"
+    if any(f.kind == FaultKind.CLOCK_SKEW for f in scenario.faults):
+        return "clock_skew faults are not supported by this drill yet: the probe handler reads the real clock"
+    return None
+
+
+def run(scenario: Scenario, report_dir: str | Path) -> int:
+    folder = Path(report_dir)
+    why = netns.availability()
+    if scenario.needs_namespaces and why is not None:
+        reason = netns.SKIP_MESSAGE.format(why=why)
+        skipped_report(scenario, folder, f"skipped: {reason}")
+        print(f"drill {scenario.name}: skipped: {reason}", file=sys.stderr)
+        return EXIT_OK
+    problem = preflight(scenario)
+    if problem:
+        print(f"drill {scenario.name}: {problem}", file=sys.stderr)
+        return EXIT_INVALID
+    folder.mkdir(parents=True, exist_ok=True)
+    for stale in ("events.jsonl", "report.json", "report.md", "timeline.png"):
+        (folder / stale).unlink(missing_ok=True)
+    previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        return Drill(scenario, folder, namespaces=why is None).run()
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+class Drill:
+    def __init__(self, scenario: Scenario, folder: Path, *, namespaces: bool) -> None:
+        self.scenario = scenario
+        self.folder = folder
+        self.log = EventLog(folder / "events.jsonl")
+        self.view = ProgressView()
+        self.log.subscribe(self.view.on_event)
+        self.world = sb.DrillSandbox(scenario, self.log, namespaces=namespaces)
+        self.cloud: Any = None
+        self.watchers: list[Any] = []
+        self.traffic: Any = None
+        self.stop = threading.Event()
+        self.timers: list[threading.Timer] = []
+        self.notes: list[str] = []
+        self._sink: Any = None
+        self._streams: list[tuple[logging.StreamHandler[Any], Any]] = []
+
+    # -- the whole run ---------------------------------------------------------------------------
+
+    def run(self) -> int:
+        outcome, error = EXIT_OK, None
+        try:
+            self._quiet_watchdog_logs()
+            self.build()
+            self.exercise()
+            self.observe_end()
+        except KeyboardInterrupt:
+            outcome, error = EXIT_INTERRUPTED, "interrupted (Ctrl-C or SIGTERM): tore everything down"
+        except Exception as exc:  # noqa: BLE001 - reported, then torn down
+            outcome, error = EXIT_UNMET, f"the drill failed: {type(exc).__name__}: {exc}"
+            (self.folder / "drill-error.txt").write_text(traceback.format_exc(), encoding="utf-8")
+        finally:
+            self.view.phase("tearing down")
+            problems = self.teardown()
+        if not any(e.kind == "run_finished" for e in self.log.events):
+            self.log.record("run_finished")
+        self.log.close()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # matplotlib: an empty panel has no legend
+            report = write_report(self.log.events, self.folder, self.scenario)
+        if error or problems or self.notes:
+            report["drill_notes"] = [n for n in [error, *self.notes, *problems] if n]
+            (self.folder / "report.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+        self.view.close()
+        for handler, stream in reversed(self._streams):  # give the loggers back their streams
+            if stream is not None:
+                handler.setStream(stream)
+        if self._sink is not None:
+            self._sink.close()
+        self._summary(report, error)
+        if outcome != EXIT_OK:
+            return outcome
+        return EXIT_OK if report["ok"] else EXIT_UNMET
+
+    def _quiet_watchdog_logs(self) -> None:
+        """The in-process handlers log JSON lines (Powertools): into watchdog.log, not the terminal."""
+        if self._sink is None:
+            self._sink = open(self.folder / "watchdog.log", "a", encoding="utf-8")  # noqa: SIM115
+        for name in ["quorum-dr", *logging.Logger.manager.loggerDict]:
+            if not name.startswith("quorum-dr"):
+                continue
+            for handler in logging.getLogger(name).handlers:
+                if isinstance(handler, logging.StreamHandler) and handler.stream is not self._sink:
+                    self._streams.append((handler, handler.setStream(self._sink)))
+        os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
+        os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "QuorumDR")
+
+    # -- build ---------------------------------------------------------------------------------
+
+    def build(self) -> None:
+        from quorum_dr.adapters.dynamodb_state import DynamoStateStore
+        from quorum_dr.config import parse_config
+        from quorum_dr.drill.cloud import DrillCloud
+        from quorum_dr.failover import wiring
+        from quorum_dr.sandbox.cloudflare_emulator import seed_for_service
+
+        self.view.phase("building the sandbox: network, AWS (moto), PostgreSQL")
+        layout = self.world.plan()
+        self.cloud = DrillCloud(layout).start()
+        self.world.start_databases()
+        main = self.world.clusters["main"]
+        secrets = {
+            sb.MONITOR_SECRET: json.dumps(main.roles.monitor.as_secret()),
+            sb.ADMIN_SECRET: json.dumps(main.roles.superuser.as_secret()),
+            sb.TOKEN_SECRET: self.world.token,
+        }
+        self.cloud.create_resources(secrets)
+        data = sb.watchdog_config(self.scenario, layout, cold_ami=self.cloud.cold_ami())
+        config = parse_config(data, "drill config")
+        self.config = config
+        self.world.write_config(data)
+        self.view.phase("building the sandbox: applications, edge, probe regions")
+        self.world.start_app("main")
+        self.world.start_app("dr")
+        self.world.start_edge(seed_for_service(config.service(sb.SERVICE), self.world.token))
+        self.world.start_probe_agents()
+        agents = {region: self.world.agent_url(region) for region in sb.PROBE_REGIONS}
+        timeout = 2 * config.probe.timeout_seconds + 5
+        harness = self.cloud.start_state_machine(agents, timeout)
+        self.harness = harness
+        store = DynamoStateStore(sb.STATE_TABLE)
+        wiring.use(self._ports(config, store))
+        self._quiet_watchdog_logs()  # again: loading the handlers made their loggers
+        sb.wait_http(
+            f"http://{layout.control}:{layout.edge_port}/health",
+            "the edge proxy",
+            headers={"Host": sb.HOSTNAME},
+        )
+
+    def _ports(self, config: Any, store: Any) -> Any:
+        from quorum_dr.adapters.secrets import SecretsManagerSecrets
+        from quorum_dr.failover.production import production_ports
+        from quorum_dr.settings import LambdaSettings
+
+        settings = LambdaSettings.model_validate(
+            {
+                "QUORUM_DR_CONFIG_PATH": str(self.world.config_path),
+                "RESULTS_TABLE_NAME": sb.RESULTS_TABLE,
+                "STATE_TABLE_NAME": sb.STATE_TABLE,
+                "EVENT_BUS_NAME": sb.EVENT_BUS,
+                "ALERT_TOPIC_ARN": self.cloud.topic_arn,
+                "PROBE_FUNCTION_ARNS": self.cloud.probe_function_arns(),
+                "STATE_MACHINE_ARN": self.harness.machine_arn,
+                "AWS_REGION": sb.HOME_REGION,
+            }
+        )
+        return production_ports(
+            settings, config=config, store=store, secrets=SecretsManagerSecrets(max_age=300)
+        )
+
+    # -- run -----------------------------------------------------------------------------------
+
+    def exercise(self) -> None:
+        import boto3
+
+        from quorum_dr.adapters.dynamodb_results import DynamoDbResultStore
+        from quorum_dr.drill.observe import EventForwarder, ExecutionWatcher, ResultWatcher
+        from quorum_dr.sandbox.traffic import TrafficClient
+
+        layout = self.world._layout()
+        scenario = self.scenario
+        self.view.phase("running: traffic through the edge")
+        if sb.uses_cold_site(scenario):
+            self._start_cold_site_player()
+        forwarder = EventForwarder(
+            boto3.client("sqs", region_name=sb.HOME_REGION),
+            self.cloud.queue_url,
+            self._start_execution,
+            self.log,
+        )
+        executions = ExecutionWatcher(self.harness.sfn, self.harness.machine_arn, self.log)
+        executions.on_switch.append(self._after_switch)
+        self.executions = executions
+        started = time.time()
+        results = ResultWatcher(
+            DynamoDbResultStore.from_name(sb.RESULTS_TABLE, ttl_seconds=86400, region=sb.HOME_REGION),
+            sb.SERVICE,
+            self.log,
+            since=started,
+        )
+        self.watchers = [forwarder, executions, results]
+        self.traffic = TrafficClient(
+            layout.control,
+            layout.edge_port,
+            sb.HOSTNAME,
+            rate_per_second=scenario.traffic.rate_per_second,
+            duration_seconds=scenario.duration_seconds + scenario.settle_seconds,
+            timeout_seconds=scenario.traffic.timeout_seconds,
+            on_attempt=self._attempt,
+        )
+        self.log.record(
+            "run_started",
+            scenario=scenario.name,
+            regions=list(sb.PROBE_REGIONS),
+            quorum=sb.QUORUM,
+            namespaces=self.world.namespaces,
+        )
+        zero = time.monotonic()
+        for watcher in self.watchers:
+            watcher.start()
+        self.traffic.start()
+        if sb.uses_cold_site(scenario):
+            self._schedule(min(scenario.first_fault_at or 5.0, 10.0) / 2, self._take_backup)
+        if scenario.manual_start is not None:
+            self._schedule(scenario.manual_start.at, self._manual_start)
+        actions = plan(scenario)
+        player = threading.Thread(target=self._play, args=(actions, zero), name="fault-plan", daemon=True)
+        player.start()
+        self.view.phase("running: faults as planned")
+        if self.stop.wait(scenario.duration_seconds):
+            return
+        self.view.phase("settling: traffic goes on, the watchdog finishes")
+        self.stop.wait(scenario.settle_seconds)
+        self.traffic.stop()
+        forwarder.paused = True
+        deadline = time.monotonic() + EXECUTION_DRAIN_SECONDS
+        while executions.running() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        if executions.running():
+            self.notes.append(f"{executions.running()} execution(s) still running when the drill ended")
+        player.join(timeout=5)
+
+    def _attempt(self, a: Any) -> None:
+        self.log.record(
+            "attempt",
+            at=a.at,
+            ok=a.ok,
+            status=a.status,
+            site=a.site,
+            order_id=a.order_id,
+            latency_ms=round(a.latency_ms, 1),
+            error=a.error,
+        )
+
+    def _play(self, actions: list[Any], zero: float) -> None:
+        try:
+            play(actions, self.world, self.log, self.stop, started_monotonic=zero)
+        except Exception as exc:  # noqa: BLE001 - noted in the report; the run goes on
+            self.notes.append(f"a fault could not be played: {type(exc).__name__}: {exc}")
+
+    def _schedule(self, delay: float, call: Any) -> None:
+        def guarded() -> None:
+            if self.stop.is_set():
+                return
+            try:
+                call()
+            except Exception as exc:  # noqa: BLE001 - noted in the report
+                self.notes.append(
+                    f"{getattr(call, '__name__', 'a step')} failed: {type(exc).__name__}: {exc}"
+                )
+
+        timer = threading.Timer(delay, guarded)
+        timer.daemon = True
+        self.timers.append(timer)
+        timer.start()
+
+    def _start_execution(self, event: dict[str, Any], name: str) -> str:
+        return self.harness.start(event, name=name)
+
+    def _manual_start(self) -> None:
+        from quorum_dr.cli.failover_cmd import new_incident_id, start_failover
+        from quorum_dr.failover.request import parse_manual
+
+        manual = self.scenario.manual_start
+        assert manual is not None
+        request = parse_manual(
+            {
+                "service": sb.SERVICE,
+                "to": manual.to,
+                "reason": manual.reason,
+                "dry_run": manual.dry_run,
+                "allow_data_loss": manual.allow_data_loss,
+                "skip_confirm": manual.skip_confirm,
+                "requested_by": "drill-operator",
+                "incident_id": new_incident_id(sb.SERVICE, time.time()),
+            }
+        )
+        start_failover(request, sfn=self.harness.sfn, state_machine_arn=self.harness.machine_arn)
+        self.log.record("fault", fault="manual_start", phase="start", to=manual.to, dry_run=manual.dry_run)
+
+    def _after_switch(self, target: str) -> None:
+        armed = self.world.old_primary_return
+        if armed is None:
+            return
+        site, delay = armed
+        self.world.old_primary_return = None
+
+        def come_back() -> None:
+            self.world.start_site(site, "all")
+            self.log.record("fault", fault="old_primary_returns", phase="end", site=site)
+            self.log.record("site_truth", site=site, up=True)
+
+        self._schedule(delay, come_back)
+
+    def _take_backup(self) -> None:
+        from quorum_dr.drill.cold_instance import take_drill_backup
+
+        take_drill_backup(self.world.clusters["main"], self.log)
+
+    def _start_cold_site_player(self) -> None:
+        from quorum_dr.drill.cold_instance import ColdInstance
+
+        env = sb.aws_env(self.world._layout())
+        player = ColdInstance(self.world, self.log, env)
+        self.cold = player
+        player.start()
+        self.watchers.append(player)
+
+    # -- the end -------------------------------------------------------------------------------
+
+    def observe_end(self) -> None:
+        self.view.phase("observing the end state")
+        for watcher in self.watchers:
+            watcher.stop()
+            self.notes += [f"{watcher.name}: {e}" for e in watcher.errors[:3]]
+        cold = getattr(self, "cold", None)
+        if cold is not None and cold.thread is not None:
+            cold.thread.join(timeout=60)
+            if cold.outcome and not cold.booted_ok:
+                self.notes.append(cold.outcome)
+        for entry in self.world.emulator_log():
+            if entry.get("fault"):
+                self.log.record(
+                    "api_error", at=entry["at"], status=entry.get("status"), path=entry.get("path")
+                )
+            elif entry.get("write"):
+                self.log.record("edge_write", at=entry["at"], target=entry.get("write"))
+        for incident in self.harness_incidents():
+            for step in incident.get("timeline", []):
+                if str(step.get("reason", "")).startswith("dry run"):
+                    self.log.record(
+                        "dry_run_step", at=float(step.get("at", time.time())), sentence=step["reason"]
+                    )
+        serving = self.world.serving_site()
+        ids = self.world.order_ids(serving) if serving else None
+        if serving and ids is not None:
+            self.log.record("orders_present", site=serving, order_ids=ids)
+        self.log.record("run_finished")
+
+    def harness_incidents(self) -> list[dict[str, Any]]:
+        from quorum_dr.adapters.dynamodb_state import DynamoStateStore
+
+        return DynamoStateStore(sb.STATE_TABLE).list_incidents(sb.SERVICE, limit=200)
+
+    def teardown(self) -> list[str]:
+        from quorum_dr.failover import wiring
+
+        self.stop.set()
+        for timer in self.timers:
+            timer.cancel()
+        if self.traffic is not None:
+            self.traffic.stop()
+        for watcher in self.watchers:
+            watcher._stop.set()
+        wiring.use(None)
+        problems = self.world.teardown()
+        if self.cloud is not None:
+            try:
+                self.cloud.stop()
+            except Exception as exc:  # noqa: BLE001
+                problems.append(f"moto: {exc}")
+        return problems
+
+    def _summary(self, report: dict[str, Any], error: str | None) -> None:
+        verdict = "PASS" if report.get("ok") else "FAIL"
+        print(
+            f"drill {report['scenario']}: {verdict}: failover={report['failover']} target={report['target']} "
+            f"rto={report['rto_seconds']} s promotions={report['promotions']} "
+            f"edge_writes={report['edge_writes']} "
+            f"orders committed={report['orders_committed']} lost={report['orders_lost']}",
+            file=sys.stderr,
+        )
+        for name, judged in report.get("expectations", {}).items():
+            if not judged["met"]:
+                print(f"  unmet {name}: {judged['reason']}", file=sys.stderr)
+        if error:
+            print(f"  {error}", file=sys.stderr)
+        print(f"  report: {self.folder}/report.md, report.json, timeline.png", file=sys.stderr)

@@ -1,0 +1,90 @@
+"""The whole system on one machine: `drctl drill` scenarios run end to end, judged on report.json.
+
+Each test runs one shipped scenario through the real orchestrator (PostgreSQL, the booking
+application, the Cloudflare emulator and edge proxy, moto executing the real ASL with the real
+handlers, probe regions as network namespaces when root) and asserts on the report it wrote and
+on what it left behind (nothing).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from quorum_dr.drill import orchestrator
+from quorum_dr.drill.scenario import load_scenario
+from quorum_dr.sandbox import netns
+
+pytestmark = pytest.mark.timeout(300)
+
+
+def run_scenario(name: str, tmp_path: Path) -> tuple[int, dict[str, Any]]:
+    folder = tmp_path / name
+    code = orchestrator.run(load_scenario(name), folder)
+    report = json.loads((folder / "report.json").read_text())
+    for produced in ("report.md", "timeline.png", "events.jsonl"):
+        assert (folder / produced).exists(), f"{produced} missing"
+    assert (folder / "timeline.png").read_bytes().startswith(b"\x89PNG")
+    return code, report
+
+
+def assert_nothing_left() -> None:
+    if netns.availability() is None:
+        assert not [n for n in netns.list_namespaces() if n.startswith(netns.PREFIX)]
+        assert not [n for n in netns.list_links() if n.startswith(netns.PREFIX)]
+    assert not list(Path("/tmp").glob("qdr-drill-*"))
+
+
+def test_main_outage_fails_over_to_dr_once_within_the_rto(tmp_path: Path) -> None:
+    code, report = run_scenario("main-outage", tmp_path)
+    assert code == 0, report.get("drill_notes") or report["expectations"]
+    assert report["ok"] is True
+    assert report["failover"] is True and report["target"] == "dr"
+    assert report["promotions"] == 1 and report["edge_writes"] == 1
+    assert report["rto_seconds"] is not None and report["rto_seconds"] <= 10
+    assert report["fault_at"] < report["quorum_at"] < report["promoted_at"] <= report["switched_at"]
+    assert report["verified_at"] >= report["switched_at"]
+    assert report["orders_committed"] > 0 and report["orders_lost"] is not None
+    if report["orders_lost"] > 0:
+        assert report["loss_receipt_bytes"] and report["loss_receipt_bytes"] > 0
+    assert report["serving_site"] == "dr" and report["false_failovers"] == 0
+    assert_nothing_left()
+
+
+@pytest.mark.skipif(netns.availability() is not None, reason="needs network namespaces (root)")
+def test_partition_of_one_region_causes_no_failover(tmp_path: Path) -> None:
+    code, report = run_scenario("partition-one-region", tmp_path)
+    assert code == 0, report["expectations"]
+    assert report["failover"] is False and report["target"] is None
+    assert report["promotions"] == 0 and report["edge_writes"] == 0
+    assert report["serving_site"] == "main"
+    events = [json.loads(line) for line in (tmp_path / "partition-one-region" / "events.jsonl").open()]
+    down = {e["data"]["region"] for e in events if e["kind"] == "vote" and e["data"]["vote"] == "down"}
+    assert down == {"eu-west-2"}, "the partition is a real fault: only the cut region sees main down"
+    assert_nothing_left()
+
+
+def test_partition_scenario_is_skipped_with_a_report_without_namespaces(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(netns, "availability", lambda: "not running as root")
+    code = orchestrator.run(load_scenario("partition-one-region"), tmp_path)
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert code == 0
+    assert report["skipped"] is True and "not running as root" in report["skip_reason"]
+    assert report["ok"] is None and report["expectations"] == {}
+
+
+def test_dual_outage_fails_over_to_the_cold_site_restored_from_the_backup(tmp_path: Path) -> None:
+    code, report = run_scenario("dual-outage", tmp_path)
+    assert code == 0, report.get("drill_notes") or report["expectations"]
+    assert report["failover"] is True and report["target"] == "cold"
+    assert report["promotions"] == 0 and report["edge_writes"] == 1
+    assert report["backup_orders"] and report["backup_orders"] > 0
+    assert report["restored_orders"] == report["backup_orders"]
+    assert report["restored_equals_backup"] is True
+    assert report["serving_site"] == "cold"
+    assert_nothing_left()
