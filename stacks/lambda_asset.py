@@ -33,6 +33,10 @@ PLATFORM = "manylinux2014_x86_64"
 CONFIG_FILE = "watchdog.json"
 HANDLER = "handler.handler"
 _IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", ".mypy_cache", ".pytest_cache")
+# The local sandbox, the drill and the operator CLI never run in a Lambda: keep them out of it.
+_NOT_IN_LAMBDA = shutil.ignore_patterns(
+    "__pycache__", "*.pyc", ".mypy_cache", ".pytest_cache", "sandbox", "drill", "cli"
+)
 
 
 def _hash_tree(digest: Any, path: Path) -> None:
@@ -57,7 +61,7 @@ class _FunctionBundler:
         handler_dir = ROOT / "lambdas" / self._name
         if handler_dir.is_dir():
             shutil.copytree(handler_dir, out, dirs_exist_ok=True, ignore=_IGNORED)
-        shutil.copytree(ROOT / "quorum_dr", out / "quorum_dr", dirs_exist_ok=True, ignore=_IGNORED)
+        shutil.copytree(ROOT / "quorum_dr", out / "quorum_dr", dirs_exist_ok=True, ignore=_NOT_IN_LAMBDA)
         for relative, text in self._files.items():
             target = out / relative
             target.parent.mkdir(parents=True, exist_ok=True)

@@ -6,8 +6,8 @@ PID) so that `teardown()` stops exactly those, whatever happened. It implements 
 pausing replay, injecting Cloudflare API errors, bringing an old primary back.
 
 Addresses. As root, probe regions are network namespaces on a bridge (`RegionNetwork`): the
-bridge address (10.213.0.1) is the control address (the AWS endpoint, the edge proxy, the
-regions' self-check target) and each site has its own address on the bridge (main 10.213.0.2,
+bridge address (10.213.N.1, N from the PID) is the control address (the AWS endpoint, the edge proxy, the
+regions' self-check target) and each site has its own address on the bridge (main 10.213.N.2,
 dr .3, cold .4) on which its application and database listen. Without root everything listens
 on 127.0.0.1 and the probe agents are plain processes (no partition is possible then).
 """

@@ -3,8 +3,10 @@
 Layout of one `RegionNetwork` (root only; every name carries a per-run prefix `qdr-<pid>-`):
 
     root namespace                                     region namespaces
-    bridge qdr-<pid>-br  10.213.0.1/24 (control)        qdr-<pid>-r1   10.213.0.11  (veth)
-      + one address per site: 10.213.0.2, .3, ...       qdr-<pid>-r2   10.213.0.12
+    bridge qdr-<pid>-br  10.213.N.1/24 (control)        qdr-<pid>-r1   10.213.N.11  (veth)
+      + one address per site: 10.213.N.2, .3, ...       qdr-<pid>-r2   10.213.N.12
+
+N is chosen from the PID (`run_subnet`), so runs side by side use different subnets.
                                                         ...
 
 Servers of the sites run in the root namespace and listen on 0.0.0.0 or on their site address;
@@ -41,7 +43,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 PREFIX = "qdr-"
-DEFAULT_SUBNET = "10.213.0.0/24"
+
+
+def run_subnet(pid: int | None = None) -> str:
+    """This run's /24 inside 10.213.0.0/16, chosen by PID so that two runs side by side (a drill
+    and the netns tests, say) never share a bridge subnet."""
+    return f"10.213.{(os.getpid() if pid is None else pid) % 254 + 1}.0/24"
+
+
 CLONE_NEWNET = 0x40000000
 BOGUS_MAC = "02:00:00:00:de:ad"  # locally administered, owned by nobody on our bridge
 COMMAND_TIMEOUT_SECONDS = 10
@@ -190,7 +199,7 @@ class RegionNetwork:
 
     regions_wanted: Sequence[str]
     prefix: str = field(default_factory=lambda: f"{PREFIX}{os.getpid()}-")
-    subnet: str = DEFAULT_SUBNET
+    subnet: str = field(default_factory=run_subnet)
     regions: dict[str, Region] = field(default_factory=dict)
     sites: dict[str, str] = field(default_factory=dict)
     partitions: list[Partition] = field(default_factory=list)
@@ -251,11 +260,11 @@ class RegionNetwork:
         self.regions[name] = Region(name, namespace, host_link, inner_link, address)
 
     def add_site(self, site: str) -> str:
-        """Give `site` its own address on the bridge (10.213.0.2, .3, ...) and return it."""
+        """Give `site` its own address on the bridge (10.213.N.2, .3, ...) and return it."""
         if site in self.sites:
             return self.sites[site]
         if len(self.sites) >= 8:
-            raise ValueError("at most 8 site addresses (10.213.0.2-.9)")
+            raise ValueError("at most 8 site addresses (.2 to .9 of the run's subnet)")
         address = str(self._network.network_address + 2 + len(self.sites))
         _run(["ip", "addr", "add", f"{address}/32", "dev", self.bridge])
         self.sites[site] = address
