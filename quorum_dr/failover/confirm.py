@@ -22,7 +22,7 @@ def confirm_round(ports: Ports, incident: Incident, round_index: int) -> dict[st
     results = ports.results().recent_results(service.name, now - ports.config.probe.freshness_seconds)
     verdicts = evaluate_service(results, ports.config, service.name, now)
     main = verdicts["main"]
-    reason = f"round {round_index + 1}: main is {main.verdict.value}: {main.reason}"
+    reason = f"round {round_index + 1}: {main.reason}"
     ports.store.update_incident(
         service.name,
         incident.incident_id,
