@@ -316,7 +316,7 @@ class DrillSandbox:
 
     def plan(self) -> Layout:
         if self._own_workdir:
-            self.workdir = Path(tempfile.mkdtemp(prefix="qdr-drill-", dir="/tmp"))
+            self.workdir = Path(tempfile.mkdtemp(prefix=f"qdr-drill-{os.getpid()}-", dir="/tmp"))
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.workdir.chmod(0o755)  # the postgres user must reach the clusters' folder inside it
         if self.namespaces:

@@ -9,6 +9,7 @@ on what it left behind (nothing).
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -32,10 +33,12 @@ def run_scenario(name: str, tmp_path: Path) -> tuple[int, dict[str, Any]]:
 
 
 def assert_nothing_left() -> None:
+    """Nothing of this process's runs is left (other drills on the machine are not ours to judge)."""
+    ours = f"{netns.PREFIX}{os.getpid()}-"
     if netns.availability() is None:
-        assert not [n for n in netns.list_namespaces() if n.startswith(netns.PREFIX)]
-        assert not [n for n in netns.list_links() if n.startswith(netns.PREFIX)]
-    assert not list(Path("/tmp").glob("qdr-drill-*"))
+        assert not [n for n in netns.list_namespaces() if n.startswith(ours)]
+        assert not [n for n in netns.list_links() if n.startswith(ours)]
+    assert not list(Path("/tmp").glob(f"qdr-drill-{os.getpid()}-*"))
 
 
 def test_main_outage_fails_over_to_dr_once_within_the_rto(tmp_path: Path) -> None:
