@@ -315,6 +315,12 @@ class Probe(Strict):
         default=2, ge=1, description="consecutive failing rounds before a region votes DOWN"
     )
     result_ttl_seconds: int = Field(default=86400, ge=60)
+    retrigger_rounds: int = Field(
+        default=10,
+        ge=1,
+        description="a region publishes ProbeFailed when a site turns DOWN, then again every this many "
+        "consecutive failing rounds",
+    )
     control_target: ControlTarget
     region_control_targets: dict[str, ControlTarget] = Field(
         default_factory=dict, description="per-region override of control_target"

@@ -102,9 +102,13 @@ class ControlStack(Stack):
         self.start_on_probe_failed = events.Rule(
             self,
             "StartFailoverOnProbeFailed",
-            description="ProbeFailed on the home bus starts the failover state machine",
+            description="ProbeFailed for the main site on the home bus starts the failover state machine",
             event_bus=self.bus,
-            event_pattern=events.EventPattern(source=[naming.EVENT_SOURCE], detail_type=["ProbeFailed"]),
+            # Only main fails over: a ProbeFailed for dr or cold (say an unlaunched cold site) is
+            # recorded on the bus but starts nothing.
+            event_pattern=events.EventPattern(
+                source=[naming.EVENT_SOURCE], detail_type=["ProbeFailed"], detail={"site": ["main"]}
+            ),
             targets=[
                 events_targets.SfnStateMachine(
                     self.failover.state_machine,

@@ -71,6 +71,12 @@ class ProbeResult(BaseModel):
     abstaining: bool = Field(default=False, description="the region failed its self-check this round")
     counts: bool = Field(default=True, description="the check votes (config `vote`)")
     db: DbStatus | None = None
+    failing_rounds: int = Field(
+        default=0,
+        ge=0,
+        description="consecutive failing round verdicts of this site from this region, this round included "
+        "(0 when UP); stamped by the probe service, see domain/retrigger.py",
+    )
 
 
 def parse_lsn(text: str) -> int:

@@ -4,7 +4,9 @@
 2. Run the round (self-check first, then every check; see `round.py`).
 3. Read this region's previous round verdict per site from the results store.
 4. Write every result (the store stamps `received_at` and the TTL).
-5. Publish `ProbeFailed` for each site with a failing voting check, and `VerdictChanged` for each
+5. Publish `ProbeFailed` for a site with a failing voting check on the round it turns DOWN in
+   this region, then again only every `probe.retrigger_rounds` consecutive failing rounds (the
+   count rides on the stored results, see `domain/retrigger.py`); publish `VerdictChanged` for each
    site whose round verdict differs from this region's previous round. An abstaining round
    publishes neither: its results are recorded but they are not votes.
 6. Publish `SplitBrainSuspected` for each service of which more than one site's PostgreSQL check
@@ -20,6 +22,7 @@ from typing import Any
 
 from quorum_dr.config import WatchdogConfig
 from quorum_dr.domain.results import CONTROL_SITE, ProbeResult, Vote
+from quorum_dr.domain.retrigger import ProbeFailedDecision, decide_probe_failed
 from quorum_dr.domain.split_brain import SPLIT_BRAIN_SUSPECTED, detect_split_brain
 from quorum_dr.ports import EventPublisher, ResultStore, SecretSource
 from quorum_dr.probes.event import InvalidProbeEvent, RoundRequest, VerifyRequest
@@ -115,13 +118,32 @@ class ProbeService:
         )
         verdicts = report.site_verdicts()
         previous = self._previous_verdicts({v.service for v in verdicts}, report.round_id)
-        stored = self.results.put_results(report.results)
-        published: list[PublishedEvent] = []
+        decisions: dict[tuple[str, str], ProbeFailedDecision] = {}
         if not report.abstaining:
             for verdict in verdicts:
-                published += self._publish(
-                    verdict, previous.get((verdict.service, verdict.site)), report, request
+                before = previous.get((verdict.service, verdict.site))
+                decisions[(verdict.service, verdict.site)] = decide_probe_failed(
+                    site=verdict.site,
+                    region=report.region,
+                    down=verdict.vote is Vote.DOWN,
+                    previous_failing_rounds=None if before is None else before[1],
+                    retrigger_rounds=self.config.probe.retrigger_rounds,
                 )
+        stored = self.results.put_results(
+            [
+                r.model_copy(update={"failing_rounds": decisions[(r.service, r.site)].failing_rounds})
+                if (r.service, r.site) in decisions
+                else r
+                for r in report.results
+            ]
+        )
+        published: list[PublishedEvent] = []
+        for verdict in verdicts if not report.abstaining else []:
+            key = (verdict.service, verdict.site)
+            before = previous.get(key)
+            published += self._publish(
+                verdict, None if before is None else before[0], decisions[key], report, request
+            )
         for service in sorted({r.service for r in report.results if r.site != CONTROL_SITE}):
             split = detect_split_brain(report.results, service)
             if split.suspected:
@@ -218,11 +240,12 @@ class ProbeService:
 
     def _previous_verdicts(
         self, services: Iterable[str], round_id: str
-    ) -> dict[tuple[str, str], SiteRoundVerdict]:
-        """This region's latest earlier non-abstaining round, per site, as a round verdict."""
+    ) -> dict[tuple[str, str], tuple[SiteRoundVerdict, int]]:
+        """This region's latest earlier non-abstaining round, per site, as a round verdict and the
+        count of consecutive failing rounds it carried."""
         probe = self.config.probe
         since = self.clock() - max(probe.freshness_seconds, 3 * probe.interval_seconds)
-        previous: dict[tuple[str, str], SiteRoundVerdict] = {}
+        previous: dict[tuple[str, str], tuple[SiteRoundVerdict, int]] = {}
         for service in services:
             rounds: dict[tuple[str, str], dict[str, list[ProbeResult]]] = {}
             for result in self.results.recent_results(service, since):
@@ -233,13 +256,14 @@ class ProbeService:
                 rounds.setdefault((service, result.site), {}).setdefault(result.round_id, []).append(result)
             for key, by_round in rounds.items():
                 latest = max(by_round.values(), key=lambda rs: max(r.received_at or 0.0 for r in rs))
-                previous[key] = site_round_verdicts(latest)[0]
+                previous[key] = (site_round_verdicts(latest)[0], max(r.failing_rounds for r in latest))
         return previous
 
     def _publish(
         self,
         verdict: SiteRoundVerdict,
         before: SiteRoundVerdict | None,
+        decision: ProbeFailedDecision,
         report: RoundReport,
         request: RoundRequest,
     ) -> list[PublishedEvent]:
@@ -259,9 +283,10 @@ class ProbeService:
             "failing": failing,
         }
         sent = []
-        if verdict.vote is Vote.DOWN:
-            self.events.publish(PROBE_FAILED, detail)
-            sent.append(PublishedEvent(PROBE_FAILED, verdict.service, verdict.site, verdict.reason))
+        if decision.publish:
+            publish_detail = {**detail, "failing_rounds": decision.failing_rounds, "why": decision.reason}
+            self.events.publish(PROBE_FAILED, publish_detail)
+            sent.append(PublishedEvent(PROBE_FAILED, verdict.service, verdict.site, decision.reason))
         if before is not None and before.vote is not verdict.vote:
             reason = f"{verdict.site} went from {before.vote.value.upper()} to {verdict.vote.value.upper()} "
             reason += f"in {report.region}: {verdict.reason}"

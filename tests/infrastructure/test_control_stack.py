@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import re
 
+import boto3
 from aws_cdk.assertions import Match, Template
+from moto import mock_aws
 
 from stacks import naming
 from stacks.failover_state_machine import ASL_PATH, substitutions_used
@@ -59,19 +61,68 @@ def test_every_substitution_the_asl_uses_is_supplied(synth) -> None:
     assert supplied == expected
 
 
-def test_probe_failed_on_the_home_bus_starts_the_state_machine(synth) -> None:
+def test_probe_failed_of_main_on_the_home_bus_starts_the_state_machine(synth) -> None:
     template = Template.from_json(synth.template(_control(synth)))
     template.has_resource_properties("AWS::Events::EventBus", {"Name": naming.EVENT_BUS})
     template.has_resource_properties(
         "AWS::Events::Rule",
         {
-            "EventPattern": {"source": ["quorum-dr"], "detail-type": ["ProbeFailed"]},
+            "EventPattern": Match.exact(
+                {"source": ["quorum-dr"], "detail-type": ["ProbeFailed"], "detail": {"site": ["main"]}}
+            ),
             "EventBusName": Match.any_value(),
             "Targets": [
                 Match.object_like({"Arn": {"Ref": Match.string_like_regexp("FailoverStateMachine")}})
             ],
         },
     )
+
+
+def test_the_start_rule_matches_main_probe_failed_only(synth) -> None:
+    """The synthesized pattern on a bus (moto), events put through it: a ProbeFailed for dr or cold
+    (an unlaunched cold site fails every round) starts no execution."""
+    rules = synth.template(_control(synth))["Resources"].values()
+    (pattern,) = [
+        r["Properties"]["EventPattern"]
+        for r in rules
+        if r["Type"] == "AWS::Events::Rule"
+        and "ProbeFailed" in r["Properties"]["EventPattern"]["detail-type"]
+    ]
+    with mock_aws():
+        events = boto3.client("events", region_name="eu-west-2")
+        sqs = boto3.client("sqs", region_name="eu-west-2")
+        queue_url = sqs.create_queue(QueueName="started")["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"][
+            "QueueArn"
+        ]
+        events.put_rule(Name="start", EventPattern=json.dumps(pattern))
+        events.put_targets(Rule="start", Targets=[{"Id": "q", "Arn": arn}])
+        sent = [
+            ("ProbeFailed", "main"),
+            ("ProbeFailed", "dr"),
+            ("ProbeFailed", "cold"),
+            ("VerdictChanged", "main"),
+        ]
+        events.put_events(
+            Entries=[
+                {
+                    "Source": "quorum-dr",
+                    "DetailType": kind,
+                    "Detail": json.dumps({"service": "booking", "site": site, "region": "us-east-1"}),
+                }
+                for kind, site in sent
+            ]
+        )
+        matched = []
+        for _ in range(5):  # bounded drain
+            messages = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages", [])
+            if not messages:
+                break
+            for message in messages:
+                body = json.loads(message["Body"])
+                matched.append((body["detail-type"], body["detail"]["site"]))
+                sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+        assert matched == [("ProbeFailed", "main")]
 
 
 def test_split_brain_suspected_is_sent_to_the_alert_topic_with_its_reason(synth) -> None:

@@ -90,6 +90,7 @@ def config_path(tmp_path: Path, origin: Origin) -> Path:
     data = yaml.safe_load((ROOT / "config" / "watchdog.example.yaml").read_text())
     data["home_region"] = HOME
     data["probe"]["timeout_seconds"] = 1
+    data["probe"]["retrigger_rounds"] = 3
     data["probe"]["control_target"] = {
         "checks": [{"name": "control", "type": "tcp", "host": "127.0.0.1", "port": origin.port}]
     }
@@ -210,8 +211,22 @@ def test_events_on_failure_and_on_verdict_change_only(aws: dict[str, Any], origi
     assert "HTTP 500 from http://127.0.0.1" in failed["failing"][0]["detail"]
     assert events[1]["detail"]["previous_vote"] == "up"
 
-    probe_handler.handler({}, LambdaContext())  # still failing: ProbeFailed, no change
-    assert [e["detail-type"] for e in captured(aws)] == ["ProbeFailed"]
+    assert failed["failing_rounds"] == 1
+
+    probe_handler.handler({}, LambdaContext())  # still failing, 2nd round of 3: no event at all
+    assert captured(aws) == []
+    probe_handler.handler({}, LambdaContext())  # 3rd consecutive failing round: ProbeFailed again
+    events = captured(aws)
+    assert [(e["detail-type"], e["detail"]["site"], e["detail"]["failing_rounds"]) for e in events] == [
+        ("ProbeFailed", "main", 3)
+    ]
+    assert "for 3 consecutive rounds" in events[0]["detail"]["why"]
+    counts = {
+        json.loads(item["result"]["S"])["failing_rounds"]
+        for item in stored_items(aws)
+        if json.loads(item["result"]["S"])["site"] == "main"
+    }
+    assert counts == {0, 1, 2, 3}, "the count rides on the stored results, read back from DynamoDB"
 
     origin.broken.clear()
     probe_handler.handler({}, LambdaContext())

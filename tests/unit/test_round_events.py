@@ -121,9 +121,11 @@ def test_failure_publishes_probe_failed_and_the_change_publishes_verdict_changed
     assert changed["change"].startswith("main went from UP to DOWN in eu-west-2: main is DOWN from eu-west-2")
     assert [e["detail_type"] for e in outcome.as_dict()["events"]] == ["ProbeFailed", "VerdictChanged"]
 
+    assert failed["failing_rounds"] == 1 and "turns DOWN" in failed["why"]
+
     bus.events.clear()
-    run(service, clock, "r3")  # still failing: ProbeFailed again, no change
-    assert [kind for kind, _ in bus.events] == ["ProbeFailed"]
+    run(service, clock, "r3")  # still failing: no change, and no ProbeFailed before the 10th round
+    assert bus.events == []
 
     bus.events.clear()
     endpoints.down = set()
@@ -131,6 +133,43 @@ def test_failure_publishes_probe_failed_and_the_change_publishes_verdict_changed
     assert [(kind, d["vote"], d["previous_vote"]) for kind, d in bus.events] == [
         ("VerdictChanged", "up", "down")
     ]
+
+
+def test_a_site_that_stays_down_retriggers_every_retrigger_rounds_and_an_up_round_rearms(world: Any) -> None:
+    service, results, bus, endpoints, clock = world
+    assert service.config.probe.retrigger_rounds == 10
+    endpoints.down = {"tcp-443"}
+    published_on = []
+    for index in range(1, 22):
+        bus.events.clear()
+        run(service, clock, f"r{index}")
+        if ("ProbeFailed", "main") in [(kind, d["site"]) for kind, d in bus.events]:
+            published_on.append(index)
+    assert published_on == [1, 10, 20]
+    last = [r for r in results.items if r.round_id == "r21" and r.site == "main"]
+    assert last and {r.failing_rounds for r in last} == {21}
+    assert {r.failing_rounds for r in results.items if r.round_id == "r21" and r.site == "dr"} == {0}
+
+    endpoints.down = set()
+    run(service, clock, "up")
+    endpoints.down = {"tcp-443"}
+    bus.events.clear()
+    run(service, clock, "down-again")  # flapping: each turn to DOWN triggers at once
+    assert [(d["site"], d["failing_rounds"]) for kind, d in bus.events if kind == "ProbeFailed"] == [
+        ("main", 1)
+    ]
+
+
+def test_an_abstaining_round_neither_publishes_nor_breaks_the_count(world: Any) -> None:
+    service, _, bus, endpoints, clock = world
+    endpoints.down = {"tcp-443"}
+    run(service, clock, "r1")
+    endpoints.control_down = True
+    run(service, clock, "r2")  # abstains: not a vote, not counted
+    endpoints.control_down = False
+    bus.events.clear()
+    run(service, clock, "r3")
+    assert bus.events == []  # the 2nd counted failing round: quiet
 
 
 def test_informational_check_failure_publishes_nothing(world: Any) -> None:
