@@ -196,6 +196,8 @@ class ExecutionWatcher(Watcher):
                 at=replica.get("at", at),
                 bytes=loss.get("loss_bytes"),
                 reason=loss.get("reason") or replica.get("reason"),
+                code=replica.get("code"),
+                proceed=replica.get("proceed"),
                 execution=execution,
             )
         elif state == "PromoteDrDatabase":

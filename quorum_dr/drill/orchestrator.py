@@ -341,6 +341,8 @@ class Drill:
 
         manual = self.scenario.manual_start
         assert manual is not None
+        if manual.reset_first:
+            self._operator_reset(manual.reason)
         request = parse_manual(
             {
                 "service": sb.SERVICE,
@@ -355,6 +357,16 @@ class Drill:
         )
         start_failover(request, sfn=self.harness.sfn, state_machine_arn=self.harness.machine_arn)
         self.log.record("fault", fault="manual_start", phase="start", to=manual.to, dry_run=manual.dry_run)
+
+    def _operator_reset(self, reason: str) -> None:
+        """What `drctl reset` does (the same function): clear NEEDS_ATTENTION and the incident lock."""
+        from quorum_dr.adapters.dynamodb_state import DynamoStateStore
+        from quorum_dr.failover.operator import reset
+
+        sentence = reset(
+            DynamoStateStore(sb.STATE_TABLE), sb.SERVICE, reason=reason, by="drill-operator", now=time.time()
+        )
+        self.log.record("fault", fault="operator_reset", phase="start", reason=sentence)
 
     def _after_switch(self, target: str) -> None:
         armed = self.world.old_primary_return

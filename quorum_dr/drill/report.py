@@ -80,6 +80,8 @@ class Figures:
     restored_orders: int | None
     restored_equals_backup: bool | None
     duration_seconds: float | None
+    loss_receipt_reason: str | None = None  # the watchdog's sentence for its last loss receipt
+    data_loss_allowed: bool = False  # a replica check passed only because an operator allowed data loss
 
 
 @dataclass(frozen=True)
@@ -150,7 +152,7 @@ def compute_figures(events: Iterable[Event], scenario: str = "") -> Figures:
         rto_seconds=_round(client_outage(attempts, fault_t)),
         orders_committed=len(committed),
         orders_lost=orders_lost,
-        loss_receipt_bytes=int(receipts[-1].data.get("bytes", 0)) if receipts else None,
+        loss_receipt_bytes=_receipt_bytes(receipts),
         false_failovers=_false_failovers(events),
         promotions=len(promotions),
         edge_writes=sum(1 for e in events if e.kind == "edge_write"),
@@ -165,7 +167,17 @@ def compute_figures(events: Iterable[Event], scenario: str = "") -> Figures:
         if backup_ids is not None and restored_ids is not None
         else None,
         duration_seconds=rel(finished),
+        loss_receipt_reason=str(receipts[-1].data.get("reason")) if receipts else None,
+        data_loss_allowed=any(e.data.get("code") == "data_loss_allowed" for e in receipts),
     )
+
+
+def _receipt_bytes(receipts: list[Event]) -> int | None:
+    """The watchdog's own figure from its last replica check: None when it said "unknown" (never 0)."""
+    if not receipts:
+        return None
+    figure = receipts[-1].data.get("bytes")
+    return None if figure is None else int(figure)
 
 
 def client_outage(attempts: list[Event], fault_t: float | None) -> float | None:
@@ -237,6 +249,19 @@ def _judge_one(name: str, want: Any, f: Figures) -> Judgement:  # noqa: C901 - o
         return _exact(name, want, getattr(f, name), name.replace("_", " "))
     if name == "orders_lost_max":
         return _at_most(name, want, f.orders_lost, "orders lost")
+    if name == "orders_lost_min":
+        if f.orders_lost is None:
+            return Judgement(
+                name, want, None, False, f"orders lost could not be measured, expected at least {want}."
+            )
+        met = f.orders_lost >= want
+        return Judgement(
+            name,
+            want,
+            f.orders_lost,
+            met,
+            f"{f.orders_lost} committed order(s) lost, expected at least {want}.",
+        )
     if name == "orders_lost_zero":
         judged = _at_most(name, 0, f.orders_lost, "orders lost")
         return Judgement(name, want, f.orders_lost, judged.met == want, judged.reason)
@@ -248,6 +273,8 @@ def _judge_one(name: str, want: Any, f: Figures) -> Judgement:  # noqa: C901 - o
             ": it does not hide the loss." if honest else ": the receipt claims no loss."
         )
         return Judgement(name, want, honest, honest == want, reason)
+    if name == "data_loss_allowed":
+        return _exact(name, want, f.data_loss_allowed, "a promotion allowed to lose data by an operator")
     if name == "false_failovers_max":
         return _at_most(name, want, f.false_failovers, "false failovers")
     if name == "escalation":
@@ -356,6 +383,7 @@ def report_markdown(scenario: Scenario | None, report: dict[str, Any], events: l
         ("orders_committed", "orders clients saw committed"),
         ("orders_lost", "of which missing afterwards"),
         ("loss_receipt_bytes", "watchdog's data-loss receipt, bytes"),
+        ("data_loss_allowed", "promoted on an operator's allow_data_loss"),
         ("promotions", "promotions"),
         ("edge_writes", "edge writes"),
         ("false_failovers", "false failovers"),
@@ -366,7 +394,9 @@ def report_markdown(scenario: Scenario | None, report: dict[str, Any], events: l
     for name, j in report["expectations"].items():
         lines.append(f"- {'✅' if j['met'] else '❌'} `{name}`: {j['reason']}")
     notes = [
-        e for e in events if e.kind in ("quorum", "escalation", "split_brain_alert", "dry_run_step", "fault")
+        e
+        for e in events
+        if e.kind in ("quorum", "escalation", "split_brain_alert", "dry_run_step", "fault", "loss_receipt")
     ]
     if notes:
         zero = next((e.t for e in events if e.kind == "run_started"), events[0].t)

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from quorum_dr.drill.scenario import FaultKind, ReplicaLagParams, Scenario
+from quorum_dr.drill.scenario import FaultKind, ReplicaLagParams, ReplicationCutParams, Scenario
 from quorum_dr.drill.timeline import EventLog
 from quorum_dr.sandbox import netns
 from quorum_dr.sandbox.postgres import PgCluster, free_port, make_primary, make_standby
@@ -186,8 +186,11 @@ def watchdog_config(scenario: Scenario, layout: Layout, *, cold_ami: str) -> dic
     machine may run one round more than that before it calls the outcome undecided.
     """
     timings = scenario.probe
-    lag = next((f.typed for f in scenario.faults if f.kind == FaultKind.REPLICA_LAG), None)
-    max_lag = lag.max_lag_bytes if isinstance(lag, ReplicaLagParams) else 16 * 1024 * 1024
+    limited = (FaultKind.REPLICA_LAG, FaultKind.REPLICATION_CUT)
+    lag = next((f.typed for f in scenario.faults if f.kind in limited), None)
+    max_lag = (
+        lag.max_lag_bytes if isinstance(lag, ReplicaLagParams | ReplicationCutParams) else 16 * 1024 * 1024
+    )
     db = {"dbname": "app", "credentials_secret": ADMIN_SECRET}
     service: dict[str, Any] = {
         "name": SERVICE,
@@ -582,6 +585,21 @@ class DrillSandbox:
     def lag_replica(self, extra_write_bytes: int, max_lag_bytes: int) -> None:
         """Pause replay on DR, then write `extra_write_bytes` of WAL on main (the limit is in the config)."""
         self.clusters["dr"].pause_replay()
+        self._write_filler(extra_write_bytes)
+
+    def cut_replication(self, extra_write_bytes: int, max_lag_bytes: int) -> None:
+        """DR stops receiving WAL from main; then main writes `extra_write_bytes` that DR will never
+        have (the limit is in the config). Client orders committed from now on exist on main only."""
+        standby = self.clusters["dr"]
+        standby.cut_streaming(primary=self.clusters["main"])
+        time.sleep(0.5)  # the startup process restarts the WAL receiver with the dead conninfo
+        standby.wait_until(
+            "SELECT count(*) = 0 FROM pg_stat_wal_receiver WHERE status = 'streaming'", timeout=10
+        )
+        if extra_write_bytes:
+            self._write_filler(extra_write_bytes)
+
+    def _write_filler(self, extra_write_bytes: int) -> None:
         rows = max(1, extra_write_bytes // 1100)
         self.clusters["main"].sql(
             "CREATE TABLE IF NOT EXISTS drill_filler (id bigserial PRIMARY KEY, pad text)", dbname="app"

@@ -66,6 +66,7 @@ class FaultKind(StrEnum):
     LINK_DOWN = "link_down"
     FLAP = "flap"
     REPLICA_LAG = "replica_lag"
+    REPLICATION_CUT = "replication_cut"
     CLOUDFLARE_API = "cloudflare_api"
     DUAL_OUTAGE = "dual_outage"
     CLOCK_SKEW = "clock_skew"
@@ -119,6 +120,20 @@ class ReplicaLagParams(Strict):
     )
 
 
+class ReplicationCutParams(Strict):
+    """The DR standby stops receiving WAL from main (its WAL receiver points at a closed port and
+    main's walsender is dropped) while main keeps committing: those commits exist on main only.
+    `extra_write_bytes` of filler are written on main after the cut, so the loss a probe can see
+    is beyond the watchdog's `max_lag_bytes` whatever the clients' order rate."""
+
+    extra_write_bytes: int = Field(
+        default=256 * 1024, ge=0, description="WAL written on main right after the cut"
+    )
+    max_lag_bytes: int = Field(
+        default=64 * 1024, ge=0, description="the watchdog's promotion limit during this drill"
+    )
+
+
 class CloudflareApiParams(Strict):
     """The Cloudflare API emulator answers the next `count` calls with `status`."""
 
@@ -157,6 +172,7 @@ PARAMS_BY_KIND: dict[FaultKind, type[Strict]] = {
     FaultKind.LINK_DOWN: LinkDownParams,
     FaultKind.FLAP: FlapParams,
     FaultKind.REPLICA_LAG: ReplicaLagParams,
+    FaultKind.REPLICATION_CUT: ReplicationCutParams,
     FaultKind.CLOUDFLARE_API: CloudflareApiParams,
     FaultKind.DUAL_OUTAGE: DualOutageParams,
     FaultKind.CLOCK_SKEW: ClockSkewParams,
@@ -213,7 +229,11 @@ class Traffic(Strict):
 
 
 class ManualStart(Strict):
-    """An operator's `drctl failover` issued during the drill, validated like the real one."""
+    """An operator's `drctl failover` issued during the drill, validated like the real one.
+
+    `reset_first`: the operator first runs `drctl reset` (same code path: clears NEEDS_ATTENTION
+    and the incident lock an escalation keeps), with `reason` as the reset's reason.
+    """
 
     at: float = Field(ge=0, description="seconds after the traffic starts")
     to: Literal["dr", "cold"]
@@ -221,6 +241,7 @@ class ManualStart(Strict):
     dry_run: bool = False
     allow_data_loss: bool = False
     skip_confirm: bool = False
+    reset_first: bool = Field(default=False, description="`drctl reset` before the failover starts")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -240,9 +261,15 @@ class Expectations(Strict):
     promotions: int | None = Field(default=None, ge=0, description="exact number of promotions")
     edge_writes: int | None = Field(default=None, ge=0, description="exact number of edge record changes")
     orders_lost_max: int | None = Field(default=None, ge=0, description="committed orders missing afterwards")
+    orders_lost_min: int | None = Field(
+        default=None, ge=0, description="at least this many committed orders missing (a real data loss)"
+    )
     orders_lost_zero: bool | None = Field(default=None, description="shorthand for orders_lost_max: 0")
     loss_receipt_nonzero_when_lost: bool | None = Field(
         default=None, description="orders_lost > 0 implies the watchdog's loss_receipt_bytes > 0"
+    )
+    data_loss_allowed: bool | None = Field(
+        default=None, description="a promotion went ahead on an operator's allow_data_loss (recorded)"
     )
     false_failovers_max: int | None = Field(default=None, ge=0)
     escalation: bool | None = Field(default=None, description="an escalation (NEEDS_ATTENTION) was recorded")

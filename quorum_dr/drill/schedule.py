@@ -25,6 +25,7 @@ from quorum_dr.drill.scenario import (
     OldPrimaryReturnsParams,
     PartitionParams,
     ReplicaLagParams,
+    ReplicationCutParams,
     Scenario,
     SiteDownParams,
 )
@@ -41,6 +42,7 @@ class FaultTarget(Protocol):
     def link_down(self, region: str) -> None: ...
     def link_up(self, region: str) -> None: ...
     def lag_replica(self, extra_write_bytes: int, max_lag_bytes: int) -> None: ...
+    def cut_replication(self, extra_write_bytes: int, max_lag_bytes: int) -> None: ...
     def inject_api_errors(self, status: int, count: int, retry_after_seconds: float | None) -> None: ...
     def skew_clock(self, region: str, seconds: float) -> None: ...
     def arm_old_primary_return(self, site: str, after_failover_seconds: float) -> None: ...
@@ -117,6 +119,8 @@ def _expand(fault: Fault) -> list[Action]:  # noqa: C901 - one branch per fault 
         ]
     if isinstance(p, ReplicaLagParams):
         return [Action(fault.at, kind, "start", "lag_replica", p.model_dump())]
+    if isinstance(p, ReplicationCutParams):
+        return [Action(fault.at, kind, "start", "cut_replication", p.model_dump())]
     if isinstance(p, CloudflareApiParams):
         return [Action(fault.at, kind, "start", "inject_api_errors", p.model_dump())]
     if isinstance(p, ClockSkewParams):

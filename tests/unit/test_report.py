@@ -215,3 +215,44 @@ def test_event_log_round_trips_through_jsonl_and_rejects_unknown_kinds(tmp_path:
         assert "unknown event kind 'votes'" in str(exc)
     else:
         raise AssertionError("an unknown kind was accepted")
+
+
+def test_an_unknown_receipt_is_none_not_zero_and_not_a_crash():
+    # the watchdog says "data loss unknown" with bytes None: the report must keep None (it used to
+    # raise TypeError on int(None)), and losing orders with an unknown receipt is unmet
+    events = main_outage_log(lost_ids=3, receipt=None)
+    events.insert(-1, ev(16, "loss_receipt", bytes=None, reason="data loss unknown: no probe saw main"))
+    figures = compute_figures(events)
+    assert figures.loss_receipt_bytes is None
+    assert figures.loss_receipt_reason == "data loss unknown: no probe saw main"
+    (judgement,) = evaluate(Expectations(loss_receipt_nonzero_when_lost=True), figures)
+    assert not judgement.met and "the receipt claims no loss" in judgement.reason
+
+
+def test_a_lossy_manual_failover_is_judged_from_the_watchdogs_last_receipt():
+    events = main_outage_log(lost_ids=4, receipt=None)
+    events[-1:-1] = [
+        ev(14.2, "loss_receipt", bytes=317248, code="loss_bytes", proceed=False, reason="at least 317248"),
+        ev(14.4, "escalation", reason="NEEDS_ATTENTION"),
+        ev(
+            14.8,
+            "loss_receipt",
+            bytes=320000,
+            code="data_loss_allowed",
+            proceed=True,
+            reason="at least 320000",
+        ),
+    ]
+    figures = compute_figures(events)
+    assert (figures.orders_lost, figures.loss_receipt_bytes, figures.data_loss_allowed) == (4, 320000, True)
+    expected = Expectations(
+        orders_lost_min=1, loss_receipt_nonzero_when_lost=True, data_loss_allowed=True, escalation=True
+    )
+    judgements = evaluate(expected, figures)
+    assert all(j.met for j in judgements), [j.reason for j in judgements if not j.met]
+    lost = next(j for j in judgements if j.name == "orders_lost_min")
+    assert lost.reason == "4 committed order(s) lost, expected at least 1."
+    (none_lost,) = evaluate(Expectations(orders_lost_min=1), compute_figures(main_outage_log()))
+    assert not none_lost.met and none_lost.actual == 0
+    (not_allowed,) = evaluate(Expectations(data_loss_allowed=True), compute_figures(main_outage_log()))
+    assert not not_allowed.met

@@ -10,6 +10,7 @@ import yaml
 from quorum_dr.drill.scenario import (
     FaultKind,
     PartitionParams,
+    ReplicationCutParams,
     ScenarioError,
     load_scenario,
     parse_scenario,
@@ -26,6 +27,7 @@ SHIPPED = {
     "manual-failover-dry-run",
     "old-primary-returns",
     "sync-main-outage",
+    "async-data-loss",
 }
 
 
@@ -33,7 +35,7 @@ def minimal(**extra: object) -> dict[str, object]:
     return {"name": "x", "description": "d", "expectations": {}, **extra}
 
 
-def test_the_nine_shipped_scenarios_are_there_and_valid():
+def test_the_ten_shipped_scenarios_are_there_and_valid():
     assert set(shipped_scenarios()) == SHIPPED
     for name in SHIPPED:
         scenario = load_scenario(name)
@@ -69,6 +71,48 @@ def test_shipped_expectations_match_the_issue():
     dry = load_scenario("manual-failover-dry-run")
     assert dry.manual_start is not None and dry.manual_start.dry_run is True
     assert dry.expectations.dry_run_plan is True
+
+
+def test_async_data_loss_cuts_replication_then_main_and_resets_before_a_lossy_manual_start():
+    scenario = load_scenario("async-data-loss")
+    assert scenario.replication == "async"
+    cut, down = scenario.faults
+    assert (cut.kind, cut.at, down.kind, down.at) == (FaultKind.REPLICATION_CUT, 6, FaultKind.SITE_DOWN, 12)
+    assert isinstance(cut.typed, ReplicationCutParams) and cut.typed.max_lag_bytes == 65536
+    manual = scenario.manual_start
+    assert manual is not None and manual.at > down.at
+    assert (manual.to, manual.allow_data_loss, manual.reset_first, manual.dry_run) == (
+        "dr",
+        True,
+        True,
+        False,
+    )
+    e = scenario.expectations
+    assert (e.failover, e.target, e.promotions, e.edge_writes, e.escalation) == (True, "dr", 1, 1, True)
+    assert (e.orders_lost_min, e.loss_receipt_nonzero_when_lost, e.data_loss_allowed) == (1, True, True)
+
+
+def test_replication_cut_params_have_defaults_and_are_checked():
+    fault = parse_scenario(minimal(faults=[{"at": 1, "kind": "replication_cut"}])).faults[0]
+    assert fault.typed == ReplicationCutParams(extra_write_bytes=256 * 1024, max_lag_bytes=64 * 1024)
+    with pytest.raises(ScenarioError) as caught:
+        parse_scenario(
+            minimal(faults=[{"at": 1, "kind": "replication_cut", "params": {"max_lag_bytes": -1}}])
+        )
+    assert "replication_cut params.max_lag_bytes" in str(caught.value)
+    with pytest.raises(ScenarioError) as caught:
+        parse_scenario(minimal(faults=[{"at": 1, "kind": "replication_cut", "params": {"site": "dr"}}]))
+    assert "params.site" in str(caught.value)
+
+
+def test_manual_start_reset_first_defaults_to_false_and_orders_lost_min_is_not_negative():
+    start = {"at": 1, "to": "dr", "reason": "why not"}
+    assert parse_scenario(minimal(manual_start=start)).manual_start.reset_first is False  # type: ignore[union-attr]
+    reset = parse_scenario(minimal(manual_start={**start, "reset_first": True})).manual_start
+    assert reset is not None and reset.reset_first is True
+    with pytest.raises(ScenarioError) as caught:
+        parse_scenario(minimal(expectations={"orders_lost_min": -1}))
+    assert "expectations.orders_lost_min" in str(caught.value)
 
 
 def test_only_partition_scenarios_need_namespaces():

@@ -47,6 +47,14 @@ def test_dual_outage_and_old_primary_and_api_errors():
     }
 
 
+def test_replication_cut_is_one_action_before_main_goes_down():
+    actions = plan(load_scenario("async-data-loss"))
+    assert [(a.at, a.method, a.args, a.truth) for a in actions] == [
+        (6, "cut_replication", {"extra_write_bytes": 262144, "max_lag_bytes": 65536}, {}),
+        (12, "stop_site", {"site": "main", "parts": "all"}, {"main": False}),
+    ]
+
+
 def test_play_calls_the_target_in_order_and_records_faults_and_truth():
     scenario = parse_scenario(
         {
