@@ -24,6 +24,7 @@ from typing import Any
 
 import boto3
 
+from quorum_dr.adapters.tables import create_table
 from quorum_dr.drill import sandbox as sb
 from quorum_dr.sfn_harness import ACCOUNT, SfnHarness
 
@@ -93,18 +94,7 @@ class DrillCloud:
     def create_resources(self, secrets: dict[str, str]) -> None:
         ddb = self.client("dynamodb")
         for table in (sb.STATE_TABLE, sb.RESULTS_TABLE):
-            ddb.create_table(
-                TableName=table,
-                KeySchema=[
-                    {"AttributeName": "pk", "KeyType": "HASH"},
-                    {"AttributeName": "sk", "KeyType": "RANGE"},
-                ],
-                AttributeDefinitions=[
-                    {"AttributeName": "pk", "AttributeType": "S"},
-                    {"AttributeName": "sk", "AttributeType": "S"},
-                ],
-                BillingMode="PAY_PER_REQUEST",
-            )
+            create_table(ddb, table)
         sqs = self.client("sqs")
         self.queue_url = sqs.create_queue(QueueName=sb.EVENT_QUEUE)["QueueUrl"]
         queue_arn = sqs.get_queue_attributes(QueueUrl=self.queue_url, AttributeNames=["QueueArn"])[

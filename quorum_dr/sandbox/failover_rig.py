@@ -33,6 +33,7 @@ from typing import Any
 
 import boto3
 
+from quorum_dr.adapters.tables import create_table
 from quorum_dr.failover import wiring
 from quorum_dr.sandbox.booking_app import BookingApp
 from quorum_dr.sandbox.cloudflare_emulator import CloudflareEmulator, seed_for_service
@@ -60,15 +61,7 @@ _TOKEN_LINE = re.compile(r"QDR_TASK_TOKEN=\$\{QDR_TASK_TOKEN:-\$\(placeholder '(
 
 
 def _table(name: str) -> None:
-    boto3.client("dynamodb", region_name=HOME).create_table(
-        TableName=name,
-        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-        AttributeDefinitions=[
-            {"AttributeName": "pk", "AttributeType": "S"},
-            {"AttributeName": "sk", "AttributeType": "S"},
-        ],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    create_table(boto3.client("dynamodb", region_name=HOME), name)
 
 
 @contextmanager

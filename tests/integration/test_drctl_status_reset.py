@@ -10,6 +10,7 @@ import pytest
 from moto import mock_aws
 
 from quorum_dr.adapters.dynamodb_state import DynamoStateStore
+from quorum_dr.adapters.tables import create_table
 from quorum_dr.cli import main as drctl
 
 REGION = "eu-west-2"
@@ -26,18 +27,7 @@ def store(monkeypatch: pytest.MonkeyPatch) -> Iterator[DynamoStateStore]:
         monkeypatch.setenv(key, value)
     monkeypatch.delenv("STATE_TABLE_NAME", raising=False)
     with mock_aws():
-        boto3.client("dynamodb", region_name=REGION).create_table(
-            TableName=TABLE,
-            KeySchema=[
-                {"AttributeName": "pk", "KeyType": "HASH"},
-                {"AttributeName": "sk", "KeyType": "RANGE"},
-            ],
-            AttributeDefinitions=[
-                {"AttributeName": "pk", "AttributeType": "S"},
-                {"AttributeName": "sk", "AttributeType": "S"},
-            ],
-            BillingMode="PAY_PER_REQUEST",
-        )
+        create_table(boto3.client("dynamodb", region_name=REGION), TABLE)
         yield DynamoStateStore(TABLE, resource=boto3.resource("dynamodb", region_name=REGION))
 
 

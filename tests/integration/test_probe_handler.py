@@ -19,6 +19,7 @@ from moto import mock_aws
 from quorum_dr.adapters.dynamodb_results import DynamoDbResultStore
 from quorum_dr.adapters.eventbridge import EventBridgePublisher
 from quorum_dr.adapters.secrets import SecretsManagerSecrets
+from quorum_dr.adapters.tables import create_table
 from quorum_dr.domain.results import ProbeResult, Vote
 from quorum_dr.probes.event import InvalidProbeEvent
 
@@ -125,21 +126,7 @@ def aws(monkeypatch: pytest.MonkeyPatch, config_path: Path) -> Iterator[dict[str
         monkeypatch.setenv(name, value)
     with mock_aws():
         dynamodb = boto3.client("dynamodb", region_name=HOME)
-        dynamodb.create_table(
-            TableName=TABLE,
-            KeySchema=[
-                {"AttributeName": "pk", "KeyType": "HASH"},
-                {"AttributeName": "sk", "KeyType": "RANGE"},
-            ],
-            AttributeDefinitions=[
-                {"AttributeName": "pk", "AttributeType": "S"},
-                {"AttributeName": "sk", "AttributeType": "S"},
-            ],
-            BillingMode="PAY_PER_REQUEST",
-        )
-        dynamodb.update_time_to_live(
-            TableName=TABLE, TimeToLiveSpecification={"Enabled": True, "AttributeName": "expires_at"}
-        )
+        create_table(dynamodb, TABLE)
         events = boto3.client("events", region_name=PROBE_REGION)
         events.create_event_bus(Name=BUS)
         sqs = boto3.client("sqs", region_name=PROBE_REGION)

@@ -16,6 +16,7 @@ import pytest
 from moto import mock_aws
 
 from quorum_dr.adapters.dynamodb_state import DynamoStateStore
+from quorum_dr.adapters.tables import create_table
 from quorum_dr.failover import wiring
 from quorum_dr.failover.operator import answer_request
 from quorum_dr.sfn_harness import SfnHarness
@@ -103,18 +104,7 @@ def world(monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
     for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
         monkeypatch.setenv(key, "testing")
     with mock_aws(config={"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}):
-        boto3.client("dynamodb", region_name=REGION).create_table(
-            TableName=TABLE,
-            KeySchema=[
-                {"AttributeName": "pk", "KeyType": "HASH"},
-                {"AttributeName": "sk", "KeyType": "RANGE"},
-            ],
-            AttributeDefinitions=[
-                {"AttributeName": "pk", "AttributeType": "S"},
-                {"AttributeName": "sk", "AttributeType": "S"},
-            ],
-            BillingMode="PAY_PER_REQUEST",
-        )
+        create_table(boto3.client("dynamodb", region_name=REGION), TABLE)
         store = DynamoStateStore(TABLE, resource=boto3.resource("dynamodb", region_name=REGION))
         results = FakeResults()
         probes = FakeProbes(results, time.time, {"main": "down", "dr": "up", "cold": "up"})

@@ -25,6 +25,7 @@ from quorum_dr.adapters.lambda_probes import LambdaProbeInvoker, LambdaSwitchVer
 from quorum_dr.adapters.notifier import OperatorNotifier
 from quorum_dr.adapters.postgres_promoter import PostgresPromoter
 from quorum_dr.adapters.secrets import StaticSecrets
+from quorum_dr.adapters.tables import create_table
 from quorum_dr.config import parse_config
 from quorum_dr.failover import wiring
 from quorum_dr.failover.errors import ColdSiteFailed
@@ -57,15 +58,7 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 
 def make_table(name: str) -> None:
-    boto3.client("dynamodb", region_name=HOME).create_table(
-        TableName=name,
-        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-        AttributeDefinitions=[
-            {"AttributeName": "pk", "AttributeType": "S"},
-            {"AttributeName": "sk", "AttributeType": "S"},
-        ],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    create_table(boto3.client("dynamodb", region_name=HOME), name)
 
 
 def settings(tmp_path: Path, **extra: Any) -> LambdaSettings:
