@@ -179,43 +179,47 @@ def _region_vote(
 def _veto_witness(dr_results: Iterable[ProbeResult], regions: set[str], service: str) -> str | None:
     """A sentence naming the evidence that the primary is alive, or None.
 
-    Per region and check, the two latest fresh standby reports are compared: the later one must
-    say the WAL receiver is streaming, and its receive position must be past the earlier one's.
-    Only the latest pair counts, so a primary that died stops vetoing one round later.
+    Per region and check, the latest fresh result of the DR database check must itself be a
+    standby report saying the WAL receiver is streaming, with a receive position past the one of
+    the standby report before it. A latest result that failed (the DR database is down or cut
+    off) is no evidence at all, however recent the reports before it: only the present counts.
     """
     series: dict[tuple[str, str], list[ProbeResult]] = defaultdict(list)
     for result in dr_results:
-        db = result.db
         if (
             result.service == service
             and result.region in regions
             and not result.abstaining
-            and db is not None
-            and db.role is DbRole.STANDBY
-            and db.receive_lsn
+            and (result.check_type == "postgres" or result.db is not None)
         ):
             series[(result.region, result.check)].append(result)
-    for (region, _check), reports in sorted(series.items()):
-        reports.sort(
-            key=lambda r: (
-                r.received_at or 0.0,
-                r.round_id,
-                parse_lsn(r.db.receive_lsn or "0/0") if r.db else 0,
-                bool(r.db and r.db.streaming),
-            )
-        )
-        if len(reports) < 2:
+    for (region, _check), results in sorted(series.items()):
+        results.sort(key=lambda r: (r.received_at or 0.0, r.round_id))
+        after = results[-1]
+        if not _streaming_standby(after):
             continue
-        before, after = reports[-2], reports[-1]
+        earlier = [r for r in results[:-1] if _standby_report(r)]
+        if not earlier:
+            continue
+        before = earlier[-1]
         assert before.db is not None and after.db is not None
         start = parse_lsn(before.db.receive_lsn or "0/0")
         end = parse_lsn(after.db.receive_lsn or "0/0")
-        if after.db.streaming and end > start:
+        if end > start:
             return (
                 f"the DR standby is still streaming from the primary and its receive position "
                 f"advanced from {format_lsn(start)} to {format_lsn(end)} (seen from {region})"
             )
     return None
+
+
+def _standby_report(result: ProbeResult) -> bool:
+    db = result.db
+    return db is not None and db.role is DbRole.STANDBY and bool(db.receive_lsn)
+
+
+def _streaming_standby(result: ProbeResult) -> bool:
+    return _standby_report(result) and bool(result.db and result.db.streaming)
 
 
 def _check_quorum(quorum: int, regions: Sequence[str]) -> None:

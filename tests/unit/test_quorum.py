@@ -204,6 +204,18 @@ def test_no_veto_without_fresh_streaming_advancing_evidence(dr: list[ProbeResult
     assert not verdict.vetoed
 
 
+def test_no_veto_when_the_latest_standby_check_failed() -> None:
+    """Streaming evidence from before the DR database went down is history, not a witness (the
+    dual-outage drill found this: DR died with main, and its last good reports vetoed the cold path)."""
+    dr_down = result("us-east-1", 9, Vote.DOWN, site="dr", check="postgres", counts=False).model_copy(
+        update={"check_type": "postgres"}
+    )
+    dr = [standby("us-east-1", 7, "0/3000060"), standby("us-east-1", 8, "0/3000148"), dr_down]
+    verdict = main_verdict(outside_down(), db_veto=True, dr_results=dr)
+    assert verdict.verdict is Verdict.DOWN
+    assert not verdict.vetoed
+
+
 def test_veto_only_when_asked() -> None:
     dr = [standby("us-east-1", 8, "0/3000060"), standby("us-east-1", 9, "0/3000148")]
     assert main_verdict(outside_down(), dr_results=dr).verdict is Verdict.DOWN
