@@ -16,7 +16,9 @@ from __future__ import annotations
 import itertools
 import shutil
 import tempfile
+import threading
 from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -94,3 +96,43 @@ def pg_pair_factory(pg_base_dir: Path) -> Iterator[Callable[..., PgPair]]:
         for pair in made:
             pair.standby.destroy()
             pair.primary.destroy()
+
+
+# ---------------------------------------------------------------------------------------------
+# A local HTTP receiver for signed POSTs (hooks, webhooks)
+# ---------------------------------------------------------------------------------------------
+
+PostHandler = Callable[[BaseHTTPRequestHandler], None]
+
+
+@pytest.fixture
+def post_receiver() -> Iterator[Callable[[PostHandler], str]]:
+    """`post_receiver(handle)` serves POSTs on 127.0.0.1 with `handle(request_handler)` and
+    returns `http://127.0.0.1:PORT`; every server it started is stopped at the end of the test."""
+    servers: list[ThreadingHTTPServer] = []
+    threads: list[threading.Thread] = []
+
+    def start(handle: PostHandler) -> str:
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 (the stdlib's name)
+                handle(self)
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        server.daemon_threads = True
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        servers.append(server)
+        threads.append(thread)
+        return f"http://127.0.0.1:{server.server_address[1]}"
+
+    try:
+        yield start
+    finally:
+        for server in servers:
+            server.shutdown()
+            server.server_close()
+        for thread in threads:
+            thread.join(timeout=5)

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import json
-import threading
-from collections.abc import Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 
@@ -57,27 +56,10 @@ class HookServer:
 
 
 @pytest.fixture
-def server() -> Iterator[HookServer]:
+def server(post_receiver: Callable[[Callable[[BaseHTTPRequestHandler], None]], str]) -> HookServer:
     state = HookServer()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 (the stdlib's name)
-            state.handle(self)
-
-        def log_message(self, format: str, *args: object) -> None:
-            pass
-
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    httpd.daemon_threads = True
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    state.url = f"http://127.0.0.1:{httpd.server_address[1]}/hooks/fence-main"
-    try:
-        yield state
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join(timeout=5)
+    state.url = post_receiver(state.handle) + "/hooks/fence-main"
+    return state
 
 
 def caller(key: str = KEY) -> HttpHookCaller:
