@@ -24,18 +24,19 @@ from __future__ import annotations
 
 import argparse
 import json
-import signal
 import sys
 import threading
 import uuid
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Self
 from urllib.parse import parse_qs, urlsplit
 
 import psycopg2
 import psycopg2.errors
+
+from quorum_dr.sandbox.served import ServedInThread
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS orders (
@@ -237,47 +238,23 @@ def make_handler(book: OrderBook) -> type[BaseHTTPRequestHandler]:
     return type("BookingHandler", (BookingHandler,), {"book": book})
 
 
-class BookingApp:
-    """The application as a server: `start()` in a thread (tests, the drill), or `serve_forever()`."""
+class BookingApp(ServedInThread):
+    """The application as a server: `start()` in a thread (tests, the drill), or as a process."""
 
     def __init__(self, site: str, dsn: str, host: str = "127.0.0.1", port: int = 0) -> None:
         self.book = OrderBook(site, dsn)
-        self.server = ThreadingHTTPServer((host, port), make_handler(self.book))
-        self.server.daemon_threads = True
-        self._thread: threading.Thread | None = None
+        server = ThreadingHTTPServer((host, port), make_handler(self.book))
+        server.daemon_threads = True
+        super().__init__(server)
+        self.thread_name = f"booking-{site}"
 
     @property
     def site(self) -> str:
         return self.book.site
 
-    @property
-    def port(self) -> int:
-        return int(self.server.server_address[1])
-
-    @property
-    def url(self) -> str:
-        host = str(self.server.server_address[0])
-        return f"http://{'127.0.0.1' if host == '0.0.0.0' else host}:{self.port}"
-
-    def start(self) -> BookingApp:
+    def start(self) -> Self:
         self.book.ensure_schema()
-        self._thread = threading.Thread(
-            target=self.server.serve_forever, name=f"booking-{self.site}", daemon=True
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-
-    def __enter__(self) -> BookingApp:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+        return super().start()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -289,15 +266,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     app = BookingApp(args.site, args.dsn, args.host, args.port)
     app.book.ensure_schema()
-    signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=app.server.shutdown).start())
     print(f"booking app for site {args.site} on {args.host}:{app.port}", flush=True)
-    try:
-        app.server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        app.server.server_close()
-    return 0
+    return app.serve_as_process()
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -38,7 +38,6 @@ import argparse
 import copy
 import json
 import os
-import signal
 import sys
 import threading
 import time
@@ -696,17 +695,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     seed = json.loads(Path(args.state).read_text(encoding="utf-8")) if args.state else {}
     emulator = CloudflareEmulator(seed, port=args.port, state_file=args.state)
-    signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=emulator._server.shutdown).start())
     print(f"cloudflare emulator listening on {emulator.url} (API at {emulator.base_url})", flush=True)
-    if args.ready_file:
-        Path(args.ready_file).write_text(str(emulator.port), encoding="utf-8")
-    try:
-        emulator.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        emulator._server.server_close()
-    return 0
+    return emulator.serve_as_process(args.ready_file)
 
 
 if __name__ == "__main__":

@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
-import signal
 import sys
 import threading
 import time
@@ -38,7 +37,6 @@ import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
@@ -273,17 +271,8 @@ def main(argv: list[str] | None = None) -> int:
         host=args.host,
         port=args.port,
     )
-    signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=proxy._server.shutdown).start())
     print(f"edge proxy listening on {args.host}:{proxy.port}", flush=True)
-    if args.ready_file:
-        Path(args.ready_file).write_text(str(proxy.port), encoding="utf-8")
-    try:
-        proxy.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        proxy._server.server_close()
-    return 0
+    return proxy.serve_as_process(args.ready_file)
 
 
 if __name__ == "__main__":

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import signal
 import threading
 from http.server import ThreadingHTTPServer
+from pathlib import Path
 from typing import Self
 
 
@@ -26,7 +28,9 @@ class ServedInThread:
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        """Where to reach it: a server bound to every address is reached on loopback."""
+        host = "127.0.0.1" if self.host == "0.0.0.0" else self.host
+        return f"http://{host}:{self.port}"
 
     def start(self) -> Self:
         self._thread = threading.Thread(
@@ -40,6 +44,20 @@ class ServedInThread:
 
     def serve_forever(self) -> None:
         self._server.serve_forever()
+
+    def serve_as_process(self, ready_file: str | None = None) -> int:
+        """Serve in the foreground until SIGTERM or Ctrl-C; write the port to `ready_file` once
+        listening, so whoever started the process knows where to reach it. Returns the exit code."""
+        signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=self._server.shutdown).start())
+        if ready_file:
+            Path(ready_file).write_text(str(self.port), encoding="utf-8")
+        try:
+            self._server.serve_forever()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            self._server.server_close()
+        return 0
 
     def stop(self) -> None:
         self._server.shutdown()
