@@ -13,6 +13,7 @@ import pytest
 
 from quorum_dr import config
 from quorum_dr.adapters.cloudflare_edge import CloudflareEdge
+from quorum_dr.adapters.secrets import StaticSecrets
 from quorum_dr.domain.edge import (
     EdgeApiError,
     EdgeAuthError,
@@ -21,7 +22,7 @@ from quorum_dr.domain.edge import (
     EdgeReadBackError,
     EdgeUnavailableError,
 )
-from quorum_dr.ports import EdgeSwitch, SecretSource
+from quorum_dr.ports import EdgeSwitch
 from quorum_dr.sandbox.cloudflare_emulator import CloudflareEmulator, Fault, seed_for_service
 
 TOKEN = "cf-token-0123456789abcdef"
@@ -51,14 +52,6 @@ DNS = service({"kind": "dns", "records": [{"name": "app.example.com"}, {"name": 
 POOLS = service(
     {"kind": "load_balancer", "account_id": ACCOUNT, "pools": {"main": "pool-main", "dr": "pool-dr"}}
 )
-
-
-class Secrets(SecretSource):
-    def __init__(self, values: dict[str, str]) -> None:
-        self.values = values
-
-    def get(self, name: str) -> str:
-        return self.values[name]
 
 
 class FakeTime:
@@ -94,7 +87,7 @@ def edge_for(
 ) -> CloudflareEdge:
     return CloudflareEdge.for_service(
         svc,
-        Secrets({SECRET_NAME: token}),
+        StaticSecrets({SECRET_NAME: token}),
         base_url=emulator.base_url,
         sleep=fake_time.sleep,
         clock=fake_time.clock,

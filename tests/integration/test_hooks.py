@@ -10,19 +10,11 @@ from http.server import BaseHTTPRequestHandler
 import pytest
 
 from quorum_dr.adapters.hooks import HttpHookCaller
+from quorum_dr.adapters.secrets import StaticSecrets
 from quorum_dr.config import Hook
-from quorum_dr.ports import SecretSource
 from quorum_dr.signing import SignatureError, verify
 
 KEY = "hook-key-9f8e7d6c-never-log-me"
-
-
-class DictSecrets(SecretSource):
-    def __init__(self, values: dict[str, str]) -> None:
-        self.values = values
-
-    def get(self, name: str) -> str:
-        return self.values[name]
 
 
 @dataclass
@@ -63,7 +55,7 @@ def server(post_receiver: Callable[[Callable[[BaseHTTPRequestHandler], None]], s
 
 
 def caller(key: str = KEY) -> HttpHookCaller:
-    return HttpHookCaller(DictSecrets({"quorum-dr/hook-key": key}), backoff_seconds=0.01)
+    return HttpHookCaller(StaticSecrets({"quorum-dr/hook-key": key}), backoff_seconds=0.01)
 
 
 def hook(url: str, required: bool = False) -> Hook:
@@ -157,9 +149,9 @@ def test_an_unconfigured_hook_is_skipped(server: HookServer) -> None:
 
 
 def test_an_unreadable_secret_fails_without_calling(server: HookServer) -> None:
-    result = HttpHookCaller(DictSecrets({})).call(
+    result = HttpHookCaller(StaticSecrets({})).call(
         "fence_main", hook(server.url, required=True), incident_id="inc-15", service="booking"
     )
     assert (result.ok, result.blocking, result.attempts) == (False, True, 0)
-    assert "cannot read signing secret 'quorum-dr/hook-key' (KeyError)" in result.reason
+    assert "cannot read signing secret 'quorum-dr/hook-key' (SecretNotFound)" in result.reason
     assert server.requests == []

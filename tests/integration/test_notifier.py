@@ -16,8 +16,9 @@ import pytest
 from moto import mock_aws
 
 from quorum_dr.adapters.notifier import BroadcastNotifier, SnsNotifier, WebhookNotifier, build_notifier
+from quorum_dr.adapters.secrets import StaticSecrets
 from quorum_dr.config import Webhook
-from quorum_dr.ports import Notification, NotificationChannel, NotifyReceipt, SecretSource
+from quorum_dr.ports import Notification, NotificationChannel, NotifyReceipt
 from quorum_dr.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, SignatureError, verify
 
 KEY = "whk-0123456789abcdef-never-log-me"
@@ -31,14 +32,6 @@ MESSAGE = Notification(
     summary="main is DOWN: 2 of 3 regions saw 2 consecutive failing rounds; promoted dr, switched the edge",
     details={"rto_seconds": 41.5, "loss": "no known data loss"},
 )
-
-
-class DictSecrets(SecretSource):
-    def __init__(self, values: dict[str, str]) -> None:
-        self.values = values
-
-    def get(self, name: str) -> str:
-        return self.values[name]
 
 
 @dataclass
@@ -80,7 +73,7 @@ def receiver(post_receiver: Callable[[Callable[[BaseHTTPRequestHandler], None]],
 
 def webhook_notifier(url: str, timeout: float = 5, **kw: object) -> WebhookNotifier:
     hook = Webhook(url=url, signing_secret="quorum-dr/webhook-key", timeout_seconds=timeout)
-    return WebhookNotifier([hook], DictSecrets({"quorum-dr/webhook-key": KEY}), backoff_seconds=0.01, **kw)  # type: ignore[arg-type]
+    return WebhookNotifier([hook], StaticSecrets({"quorum-dr/webhook-key": KEY}), backoff_seconds=0.01, **kw)  # type: ignore[arg-type]
 
 
 def test_sns_message_reaches_a_subscribed_queue_with_the_incident_id() -> None:
@@ -214,9 +207,9 @@ def test_one_failing_channel_never_stops_the_others(receiver: Receiver) -> None:
 
 def test_a_missing_signing_secret_is_reported_without_sending(receiver: Receiver) -> None:
     hook = Webhook(url=receiver.url, signing_secret="absent")
-    receipts = WebhookNotifier([hook], DictSecrets({})).notify(MESSAGE)
+    receipts = WebhookNotifier([hook], StaticSecrets({})).notify(MESSAGE)
     assert [(r.delivered, r.attempts) for r in receipts] == [(False, 0)]
-    assert receipts[0].reason == "cannot read signing secret 'absent': KeyError"
+    assert receipts[0].reason == "cannot read signing secret 'absent': SecretNotFound"
     assert receiver.requests == []
 
 
@@ -224,7 +217,7 @@ def test_build_notifier_sends_on_sns_and_every_webhook(receiver: Receiver) -> No
     with mock_aws():
         topic = boto3.client("sns", region_name=REGION).create_topic(Name="quorum-dr-alerts")["TopicArn"]
         hook = Webhook(url=receiver.url, signing_secret="k")
-        notifier = build_notifier(topic, [hook], DictSecrets({"k": KEY}))
+        notifier = build_notifier(topic, [hook], StaticSecrets({"k": KEY}))
         receipts = notifier.notify(MESSAGE)
     assert [r.channel.split(":")[0] for r in receipts] == ["sns", "webhook"]
     assert all(r.delivered for r in receipts)
