@@ -151,14 +151,7 @@ class CloudflareEdge(EdgeSwitch):
     def _switch_records(self, site: str, *, dry_run: bool) -> SwitchReceipt:
         plan = plan_dns_switch(self._read_records(), site, self.origins)
         if dry_run or not plan.changed:
-            return SwitchReceipt(
-                site,
-                False,
-                0,
-                not plan.changed,
-                receipt_sentence(plan.reason, dry_run=dry_run, changed=plan.changed, writes=0),
-                dry_run,
-            )
+            return _nothing_written(site, plan.reason, changed=plan.changed, dry_run=dry_run)
         for want in plan.writes:
             self._write_record(want, f"pointing {want.label()} at {site}")
         for want in plan.writes:
@@ -212,14 +205,7 @@ class CloudflareEdge(EdgeSwitch):
     def _switch_pools(self, site: str, *, dry_run: bool) -> SwitchReceipt:
         plan = plan_pool_switch(self._read_pools(), site)
         if dry_run or not plan.changed:
-            return SwitchReceipt(
-                site,
-                False,
-                0,
-                not plan.changed,
-                receipt_sentence(plan.reason, dry_run=dry_run, changed=plan.changed, writes=0),
-                dry_run,
-            )
+            return _nothing_written(site, plan.reason, changed=plan.changed, dry_run=dry_run)
         # The plan enables the target first; an error there raises before any pool is disabled,
         # and each step is read back before the next, so no moment has zero enabled pools.
         for step in plan.steps:
@@ -340,3 +326,15 @@ def _pools(edge: config.CloudflareEdge) -> dict[str, str]:
     if edge.pools.cold:
         found["cold"] = edge.pools.cold
     return found
+
+
+def _nothing_written(site: str, reason: str, *, changed: bool, dry_run: bool) -> SwitchReceipt:
+    """The receipt of a switch that wrote nothing: already there (read back), or a dry run."""
+    return SwitchReceipt(
+        site,
+        False,
+        0,
+        not changed,
+        receipt_sentence(reason, dry_run=dry_run, changed=changed, writes=0),
+        dry_run,
+    )
