@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 1
 export JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION := 1
 
-.PHONY: setup test test-unit lint drill bench synth clean
+.PHONY: setup test test-unit lint drill bench synth charts clean
 
 setup:
 	@bash scripts/bootstrap.sh
@@ -30,6 +30,10 @@ bench: setup
 
 synth: setup
 	$(PY) app.py
+
+# The Mermaid charts of statemachines/ in README.md, drawn from the definitions.
+charts: setup
+	$(PY) -m quorum_dr.state_machines README.md
 
 clean:
 	rm -rf cdk.out drill-report .pytest_cache .mypy_cache .ruff_cache

@@ -29,8 +29,9 @@ from unittest import mock
 
 import boto3
 
+from quorum_dr.state_machines import definition_json
+
 ROOT = Path(__file__).resolve().parent.parent
-ASL_PATH = ROOT / "statemachines" / "failover.asl.json"
 FUNCTIONS = {
     "ValidateInputFunctionArn": "validate_input",
     "IncidentStateFunctionArn": "incident_state",
@@ -239,7 +240,7 @@ class SfnHarness:
                 Code={"ZipFile": code.getvalue()},
             )["FunctionArn"]
         definition = substitute(
-            ASL_PATH.read_text(encoding="utf-8"),
+            definition_json("failover"),
             {**arns, "StateTableName": self.state_table, "AlertTopicArn": self.alert_topic_arn},
         )
         self.sfn = boto3.client("stepfunctions", region_name=self.region)

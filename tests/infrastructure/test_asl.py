@@ -1,4 +1,5 @@
-"""The ASL inlined in the control template validates with asl-validator (npm, `make setup`)."""
+"""The ASL rendered from statemachines/*.asl.yaml, and the ASL inlined in the control template,
+validate with asl-validator (npm, `make setup`)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from quorum_dr.state_machines import definition_json, names
 from stacks import naming
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -44,6 +46,18 @@ def test_the_template_asl_validates_with_its_substitutions(synth, tmp_path: Path
         definition = definition.replace("${" + name + "}", value)
     assert "${" not in definition
     path = tmp_path / "failover.asl.json"
+    path.write_text(definition)
+    run = _validate(path)
+    assert run.returncode == 0, run.stdout + run.stderr
+
+
+@pytest.mark.parametrize("name", names())
+def test_every_rendered_state_machine_validates(name: str, tmp_path: Path) -> None:
+    definition = definition_json(name)
+    for key, value in _deployed_values("eu-west-2").items():
+        definition = definition.replace("${" + key + "}", value)
+    assert "${" not in definition, f"{name} uses a substitution the stack does not supply"
+    path = tmp_path / f"{name}.asl.json"
     path.write_text(definition)
     run = _validate(path)
     assert run.returncode == 0, run.stdout + run.stderr
