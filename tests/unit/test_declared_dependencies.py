@@ -111,9 +111,7 @@ def test_the_requirement_reader_follows_includes_and_drops_extras_and_pins(tmp_p
 
 
 def test_runtime_code_imports_only_what_requirements_txt_declares() -> None:
-    problems = undeclared(
-        _files(RUNTIME_TREES, excluding=LOCAL_ONLY), declared(ROOT / "requirements.txt")
-    )
+    problems = undeclared(_files(RUNTIME_TREES, excluding=LOCAL_ONLY), declared(ROOT / "requirements.txt"))
     assert not problems, "add to requirements.txt (the Lambda layer installs only that):\n" + "\n".join(
         problems
     )
