@@ -22,16 +22,20 @@ from stacks.tables import Tables
 if TYPE_CHECKING:
     from stacks.control_stack import AlertTopic
 
+# Each holds its function's worst case: every call it makes at its timeout, every retry and wait
+# (tests/infrastructure/test_budgets.py adds them up from the config and the code's constants).
 TIMEOUTS = {
+    "incident_state": 150,  # up to 4 state-table calls
     "confirm_outage": 120,  # one on-demand round from every region, invoked in parallel
-    "check_replica": 120,  # includes the bounded wait for replay
-    "promote_database": 180,  # pg_promote(true, 60) plus hooks
-    "fence_main": 60,
-    "switch_edge": 60,
-    "launch_cold_site": 60,
+    "check_replica": 150,  # two secrets, the bounded wait for replay
+    "promote_database": 660,  # hooks, advisory lock and pg_promote(true, 60), verify, record
+    "fence_main": 180,  # the old primary's statements and the fence_main hook
+    "switch_edge": 780,  # up to 9 Cloudflare calls (3 load-balancer pools), each retried for 60 s
+    "launch_cold_site": 720,  # five EC2/SSM calls and the wait for running before the Elastic IP
     "verify_switch": 120,
-    "notify": 60,
+    "notify": 110,  # SNS and a webhook; below the veto window (WaitForVeto's task timeout)
 }
+DEFAULT_TIMEOUT = 30
 
 
 class ActionFunctions(Construct):
@@ -79,7 +83,7 @@ class ActionFunctions(Construct):
                 assets=assets,
                 layer=layer,
                 environment={**environment, **extra},
-                timeout=Duration.seconds(TIMEOUTS.get(name, 30)),
+                timeout=Duration.seconds(TIMEOUTS.get(name, DEFAULT_TIMEOUT)),
                 secrets=secrets.get(name, []),
                 # Waiting for the cold instance; DescribeInstances has no resource-level permissions.
                 star_only_actions=["ec2:DescribeInstances"]

@@ -3,7 +3,7 @@
 A function's asset is its handler folder (`lambdas/<name>/`), the `quorum_dr` package and the
 validated config as `watchdog.json` (plus, for launch_cold_site, the cold-site bootstrap script
 with every value but the task token filled in). The dependency layer holds requirements.txt
-installed for the Lambda platform with `pip install --platform manylinux2014_x86_64
+installed for the Lambda platform with `pip install --platform manylinux2014_aarch64
 --only-binary=:all: --target`, cached under build/lambda-deps/ by the hash of its inputs.
 
 With `skip_bundling` (context `-c skip_bundling=true`, on in tests) the source folders are used as
@@ -27,9 +27,12 @@ from aws_cdk import AssetHashType, BundlingOptions, DockerImage, ILocalBundling
 from aws_cdk import aws_lambda as lambda_
 
 ROOT = Path(__file__).resolve().parent.parent
-RUNTIME = lambda_.Runtime.PYTHON_3_14
-RUNTIME_VERSION = "3.14"
-PLATFORM = "manylinux2014_x86_64"
+# The Python the tests also run on (make test-lambda-runtime, a .venv-lambda of this version), on
+# Graviton: cheaper per GB-second, and every wheel of requirements.txt exists for manylinux aarch64.
+RUNTIME = lambda_.Runtime.PYTHON_3_13
+RUNTIME_VERSION = "3.13"
+ARCHITECTURE = lambda_.Architecture.ARM_64
+PLATFORM = "manylinux2014_aarch64"
 CONFIG_FILE = "watchdog.json"
 HANDLER = "handler.handler"
 _IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", ".mypy_cache", ".pytest_cache")

@@ -27,6 +27,7 @@ from quorum_dr.ports import ProbeInvoker, SwitchVerifier
 from quorum_dr.probes.event import OnDemandRound, VerifyRequest
 
 ClientFactory = Callable[[str, float], Any]
+DEADLINE_GRACE_SECONDS = 1.0  # on top of the invocation timeout, before a region is given up
 
 
 def lambda_client(region: str, timeout_seconds: float) -> Any:
@@ -104,7 +105,7 @@ class ProbeFunctions:
         pool = ThreadPoolExecutor(max_workers=len(self.function_arns), thread_name_prefix="probe-invoke")
         try:
             futures = {pool.submit(self._invoke, region, payload): region for region in self.function_arns}
-            done, _ = wait(futures, timeout=self.timeout_seconds + 1.0)
+            done, _ = wait(futures, timeout=self.timeout_seconds + DEADLINE_GRACE_SECONDS)
             answers: dict[str, Invocation] = {}
             for future, region in futures.items():
                 if future in done and future.exception() is None:

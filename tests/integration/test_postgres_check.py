@@ -13,7 +13,7 @@ from quorum_dr.domain.results import DbRole, FailureClass, Vote, parse_lsn
 from quorum_dr.probes.postgres import check_postgres
 from quorum_dr.sandbox.postgres import PgCluster, PgPair, free_port
 
-TIMEOUT = 3.0
+TIMEOUT = 10.0  # a bound for answers that come; a loaded CI machine may be slow to give them
 
 
 def pg_check(cluster: PgCluster, port: int | None = None, host: str = "127.0.0.1") -> PostgresCheck:

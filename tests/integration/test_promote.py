@@ -100,7 +100,7 @@ def test_concurrent_promotes_promote_exactly_once(pg_pair_factory: Callable[...,
 
 
 def test_promote_of_a_primary_is_already_promoted_outside_quorum_dr(pg_pair: PgPair) -> None:
-    promoter = PostgresPromoter(admin(pg_pair.primary), None, timeout=3.0)
+    promoter = PostgresPromoter(admin(pg_pair.primary), None, timeout=10.0)
 
     receipt = promoter.promote("inc-5")
 
@@ -109,8 +109,8 @@ def test_promote_of_a_primary_is_already_promoted_outside_quorum_dr(pg_pair: PgP
 
 
 def test_verify_writable_on_standby_and_primary(pg_pair: PgPair) -> None:
-    on_standby = PostgresPromoter(admin(pg_pair.standby), timeout=3.0).verify_writable()
-    on_primary = PostgresPromoter(admin(pg_pair.primary), timeout=3.0).verify_writable()
+    on_standby = PostgresPromoter(admin(pg_pair.standby), timeout=10.0).verify_writable()
+    on_primary = PostgresPromoter(admin(pg_pair.primary), timeout=10.0).verify_writable()
 
     assert on_standby.writable is False and "standby" in on_standby.reason
     assert on_primary.writable is True and "committed a write" in on_primary.reason
