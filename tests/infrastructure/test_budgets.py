@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 from botocore.retries.standard import ExponentialBackoff
 
+from quorum_dr import state_machines
 from quorum_dr.adapters import aws_sdk, cloudflare_edge, cold_site, lambda_probes, notifier
 from quorum_dr.adapters import postgres_promoter as pg
 from quorum_dr.config import Hook, Service, WatchdogConfig, load_config
@@ -34,7 +35,7 @@ LAMBDA_MAX_SECONDS = 900
 
 def failover_definition() -> dict[str, Any]:
     """The failover state machine's ASL (the one place that knows where it lives)."""
-    return json.loads((ROOT / "statemachines" / "failover.asl.json").read_text(encoding="utf-8"))
+    return state_machines.definition("failover")
 
 
 # -- the cost of one call of each kind --------------------------------------------------------
