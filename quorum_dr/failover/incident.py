@@ -121,6 +121,14 @@ def _at(progress: dict[str, Any], key: str) -> float | None:
     return float(value) if isinstance(value, int | float) else None
 
 
+def _override_used(progress: dict[str, Any]) -> bool:
+    """Did any step promote only because an operator gave allow_data_loss?"""
+    return any(
+        isinstance(progress.get(step), dict) and progress[step].get("code") == "data_loss_allowed"
+        for step in ("replica", "replay")
+    )
+
+
 def record(
     ports: Ports, incident: Incident, scenario: dict[str, Any], progress: dict[str, Any]
 ) -> dict[str, Any]:
@@ -158,7 +166,7 @@ def record(
         "rto_seconds": rto,
         "data_loss": data_loss,
         "data_loss_reason": loss_sentence,
-        "allow_data_loss_used": replica.get("code") == "data_loss_allowed",
+        "allow_data_loss_used": _override_used(progress),
         "backup_age_seconds": cold.get("backup_age_seconds"),
         "status": "FAILED_OVER" if not incident.dry_run else "CLOSED",
         "finished_at": now,
