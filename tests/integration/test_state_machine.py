@@ -259,6 +259,33 @@ def test_invariant_4_no_automatic_promotion_when_lag_unknown(world: World) -> No
     assert "status is unknown" in " ".join(world.reasons("inc-unknown"))
 
 
+def test_invariant_4_no_automatic_promotion_when_the_loss_has_no_known_bound(world: World) -> None:
+    """Unknown is not zero: no probe saw main's WAL position and the standby cannot say when it
+    last heard from main, so the replica check refuses and the state machine escalates."""
+    world.promoter.heard_age = None
+    described, states = run(world, AUTO_EVENT, name="inc-unbounded")
+    assert described["status"] == "FAILED" and described["error"] == "NeedsAttention"
+    assert "RefusePromotion" in states and "PromoteDrDatabase" not in states
+    assert world.promoter.promotions == [] and world.edge.writes == []
+    assert (
+        "no automatic promotion: data loss unknown, no known bound: no probe saw main's WAL position; "
+        "the standby's last message from main is unknown" in " ".join(world.reasons("inc-unbounded"))
+    )
+
+
+def test_invariant_4_the_override_of_a_replay_that_did_not_catch_up_is_audited(world: World) -> None:
+    """The replica check passes, replay does not catch up within the wait, and only the
+    operator's allow_data_loss lets it promote: the record says the override was used."""
+    world.promoter.lag_bytes, world.promoter.replay_seconds = 10, 1.0
+    described, states = run(world, manual(allow_data_loss=True, skip_confirm=True), name="inc-replay")
+    assert described["status"] == "SUCCEEDED", described.get("cause")
+    record = world.incident("inc-replay")
+    assert record["allow_data_loss_used"] is True
+    assert "promoting anyway: allow_data_loss was given by an operator" in " ".join(
+        world.reasons("inc-replay")
+    )
+
+
 def test_invariant_4_manual_start_with_allow_data_loss_proceeds_and_says_so(world: World) -> None:
     world.promoter.lag_bytes = 99_999_999
     described, states = run(world, manual(allow_data_loss=True, skip_confirm=True), name="inc-loss")
