@@ -95,6 +95,10 @@ class FakePromoter(Promoter):
         self, *, lag_bytes: int | None = 0, known: bool = True, fail: bool = False, writable: bool = True
     ) -> None:
         self.lag_bytes, self.known, self.fail, self.writable = lag_bytes, known, fail, writable
+        # The standby heard from main this long ago (None: unknown), when main's WAL ended where
+        # the standby's received position is: the data-loss receipt's "heard from main" bound.
+        self.heard_age: float | None = 1.0
+        self.replay_seconds = 99.0  # replay lag in seconds while bytes are behind
         self.promotions: list[str] = []
         self.fenced: list[str] = []
         self.in_recovery = True
@@ -108,8 +112,10 @@ class FakePromoter(Promoter):
             receive_lsn="0/5000000",
             replay_lsn="0/5000000",
             replay_lag_bytes=self.lag_bytes,
-            replay_lag_seconds=0.0 if self.lag_bytes == 0 else 99.0,
+            replay_lag_seconds=0.0 if self.lag_bytes == 0 else self.replay_seconds,
             streaming=False,
+            last_msg_age_seconds=self.heard_age,
+            latest_end_lsn="0/5000000",
         )
 
     def replica_status(self) -> DbStatus:

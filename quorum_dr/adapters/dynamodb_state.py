@@ -33,6 +33,7 @@ STATE_FIELDS = (
     "failover_day",
     "failovers_today",
     "last_failover_at",
+    "counted_incident",
     "version",
 )
 

@@ -34,6 +34,11 @@ class ServiceState(BaseModel):
     failover_day: str | None = Field(default=None, description="UTC day (YYYY-MM-DD) of failovers_today")
     failovers_today: int = Field(default=0, ge=0)
     last_failover_at: float | None = None
+    counted_incident: str | None = Field(
+        default=None,
+        description="the incident whose promotion or cold launch last started the cooldown and counted in "
+        "the daily cap: counted once, at its first irreversible step, whatever happens after",
+    )
     version: int = Field(default=0, ge=0)
 
     def failovers_on(self, day: str) -> int:

@@ -121,6 +121,14 @@ def _at(progress: dict[str, Any], key: str) -> float | None:
     return float(value) if isinstance(value, int | float) else None
 
 
+def _override_used(progress: dict[str, Any]) -> bool:
+    """Did any step promote only because an operator gave allow_data_loss?"""
+    return any(
+        isinstance(progress.get(step), dict) and progress[step].get("code") == "data_loss_allowed"
+        for step in ("replica", "replay")
+    )
+
+
 def record(
     ports: Ports, incident: Incident, scenario: dict[str, Any], progress: dict[str, Any]
 ) -> dict[str, Any]:
@@ -158,7 +166,7 @@ def record(
         "rto_seconds": rto,
         "data_loss": data_loss,
         "data_loss_reason": loss_sentence,
-        "allow_data_loss_used": replica.get("code") == "data_loss_allowed",
+        "allow_data_loss_used": _override_used(progress),
         "backup_age_seconds": cold.get("backup_age_seconds"),
         "status": "FAILED_OVER" if not incident.dry_run else "CLOSED",
         "finished_at": now,
@@ -173,6 +181,39 @@ def record(
     }
 
 
+def count_failover(ports: Ports, incident: Incident, what: str) -> str:
+    """Start the cooldown and count an automatic failover in the daily cap, at the incident's
+    first irreversible step (`what`: the promotion, the cold launch), once per incident.
+
+    Counted before the step runs, so a step that half-happened still counts, and a run that
+    escalates afterwards still holds the cooldown: an operator's `reset` clears the lock and
+    NEEDS_ATTENTION, not the cooldown, so no second automatic failover follows at once
+    (DESIGN invariant 7: any promotion counts)."""
+    state = _state(ports, incident.service)
+    if state.counted_incident == incident.incident_id:
+        return f"{what} of incident {incident.incident_id} already counted in the cooldown and daily cap"
+    now = ports.clock()
+    policy = ports.service(incident.service).failover
+    day = utc_day(now)
+    count = state.failovers_on(day) + (1 if incident.trigger == "auto" else 0)
+    until = max(state.cooldown_until or 0.0, now + policy.cooldown_seconds)
+    _write_state(
+        ports,
+        incident.service,
+        cooldown_until=until,
+        failover_day=day,
+        failovers_today=count,
+        last_failover_at=now,
+        counted_incident=incident.incident_id,
+    )
+    reason = (
+        f"{what} of {incident.service} counted: no automatic failover before the cooldown ends in "
+        f"{until - now:.0f} s; {count} of {policy.daily_cap} automatic failovers used on {day}"
+    )
+    _record(ports, incident, "cooldown", reason)
+    return reason
+
+
 def set_active_site(ports: Ports, incident: Incident, scenario: dict[str, Any]) -> dict[str, Any]:
     target = scenario.get("target")
     now = ports.clock()
@@ -185,7 +226,8 @@ def set_active_site(ports: Ports, incident: Incident, scenario: dict[str, Any]) 
         return {"reason": reason}
     state = _state(ports, incident.service)
     day = utc_day(now)
-    count = state.failovers_on(day) + (1 if incident.trigger == "auto" else 0)
+    counted = state.counted_incident == incident.incident_id  # at its promotion or cold launch
+    count = state.failovers_on(day) + (1 if incident.trigger == "auto" and not counted else 0)
     _write_state(
         ports,
         incident.service,
@@ -195,6 +237,7 @@ def set_active_site(ports: Ports, incident: Incident, scenario: dict[str, Any]) 
         failover_day=day,
         failovers_today=count,
         last_failover_at=now,
+        counted_incident=incident.incident_id,
         lock_holder=None,
         lock_expires_at=None,
     )

@@ -40,6 +40,9 @@ def test_replica_status_reads_the_standby(pg_pair: PgPair) -> None:
     assert status.role == DbRole.STANDBY
     assert status.streaming is True
     assert status.replay_lag_bytes is not None and status.replay_lag_bytes >= 0
+    # what the data-loss receipt's "heard from main" bound is made of
+    assert status.last_msg_age_seconds is not None and status.last_msg_age_seconds < 5
+    assert status.application_name == pg_pair.standby.name
 
 
 def test_committed_data_present_after_promote(pg_pair_factory: Callable[..., PgPair]) -> None:
