@@ -11,8 +11,8 @@ from pathlib import Path
 import boto3
 import pytest
 
-from quorum_dr.sandbox.cloudflare_emulator import Fault
-from quorum_dr.sandbox.failover_rig import FailoverRig
+from quorum_dr_local.rig import FailoverRig
+from quorum_dr_local.standins.cloudflare_emulator import Fault
 
 
 @pytest.fixture

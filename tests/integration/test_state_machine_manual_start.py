@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from moto import mock_aws
 
 from quorum_dr.cli.failover_cmd import EXIT_INVALID, run_failover
-from quorum_dr.sfn_harness import ASL_PATH
+from quorum_dr_local.sfn_harness import ASL_PATH
 
 REGION = "eu-west-2"
 

@@ -26,10 +26,10 @@ from typing import Any
 import boto3
 
 from quorum_dr.adapters.postgres_backup import pg_tool, take_backup
-from quorum_dr.drill import sandbox as sb
-from quorum_dr.drill.observe import Watcher
-from quorum_dr.drill.timeline import EventLog
-from quorum_dr.sandbox.postgres import PgCluster
+from quorum_dr_local.drill import sandbox as sb
+from quorum_dr_local.drill.observe import Watcher
+from quorum_dr_local.drill.timeline import EventLog
+from quorum_dr_local.standins.postgres import PgCluster
 
 BOOTSTRAP = Path(__file__).resolve().parent.parent.parent / "cold_site" / "bootstrap.sh"
 BOOTSTRAP_TIMEOUT_S = 120
@@ -117,7 +117,7 @@ class ColdInstance(Watcher):
             " ".join(_quote(a) for a in argv) + f" >> {world.workdir}/app-cold.log 2>&1 & echo $! > {pidfile}"
         )
         aws = world.workdir / "aws"
-        aws.write_text(f'#!/bin/sh\nexec {_quote(world.python)} -m quorum_dr.drill.task_report "$@"\n')
+        aws.write_text(f'#!/bin/sh\nexec {_quote(world.python)} -m quorum_dr_local.drill.task_report "$@"\n')
         aws.chmod(0o755)
         env = {
             **os.environ,

@@ -25,8 +25,8 @@ from typing import Any
 import boto3
 
 from quorum_dr.adapters.tables import create_table
-from quorum_dr.drill import sandbox as sb
-from quorum_dr.sfn_harness import ACCOUNT, SfnHarness
+from quorum_dr_local.drill import sandbox as sb
+from quorum_dr_local.sfn_harness import ACCOUNT, SfnHarness
 
 
 class AgentError(Exception):
@@ -127,7 +127,7 @@ class DrillCloud:
 
     def start_state_machine(self, agents: dict[str, str], probe_timeout: float) -> SfnHarness:
         """The failover state machine with the real handlers; probe functions go to the agents."""
-        from quorum_dr.sfn_harness import FUNCTIONS, load_handler
+        from quorum_dr_local.sfn_harness import FUNCTIONS, load_handler
 
         handlers = {name: load_handler(name) for name in FUNCTIONS.values()}
         for region, url in agents.items():

@@ -30,14 +30,14 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from quorum_dr.drill import sandbox as sb
-from quorum_dr.drill.progress import ProgressView
-from quorum_dr.drill.report import REPORT_KEYS, write_report
-from quorum_dr.drill.scenario import FaultKind, Scenario
-from quorum_dr.drill.schedule import plan, play
-from quorum_dr.drill.timeline import EventLog
-from quorum_dr.sandbox import netns
-from quorum_dr.sandbox.postgres import DEFAULT_BIN_DIR
+from quorum_dr_local.drill import sandbox as sb
+from quorum_dr_local.drill.progress import ProgressView
+from quorum_dr_local.drill.report import REPORT_KEYS, write_report
+from quorum_dr_local.drill.scenario import FaultKind, Scenario
+from quorum_dr_local.drill.schedule import plan, play
+from quorum_dr_local.drill.timeline import EventLog
+from quorum_dr_local.standins import netns
+from quorum_dr_local.standins.postgres import DEFAULT_BIN_DIR
 
 EXIT_OK, EXIT_UNMET, EXIT_INVALID, EXIT_INTERRUPTED = 0, 1, 2, 130
 EXECUTION_DRAIN_SECONDS = 30.0
@@ -168,9 +168,9 @@ class Drill:
     def build(self) -> None:
         from quorum_dr.adapters.dynamodb_state import DynamoStateStore
         from quorum_dr.config import parse_config
-        from quorum_dr.drill.cloud import DrillCloud
         from quorum_dr.failover import wiring
-        from quorum_dr.sandbox.cloudflare_emulator import seed_for_service
+        from quorum_dr_local.drill.cloud import DrillCloud
+        from quorum_dr_local.standins.cloudflare_emulator import seed_for_service
 
         self.view.phase("building the sandbox: network, AWS (moto), PostgreSQL")
         layout = self.world.plan()
@@ -232,8 +232,8 @@ class Drill:
         import boto3
 
         from quorum_dr.adapters.dynamodb_results import DynamoDbResultStore
-        from quorum_dr.drill.observe import EventForwarder, ExecutionWatcher, ResultWatcher
-        from quorum_dr.sandbox.traffic import TrafficClient
+        from quorum_dr_local.drill.observe import EventForwarder, ExecutionWatcher, ResultWatcher
+        from quorum_dr_local.standins.traffic import TrafficClient
 
         layout = self.world._layout()
         scenario = self.scenario
@@ -383,12 +383,12 @@ class Drill:
         self._schedule(delay, come_back)
 
     def _take_backup(self) -> None:
-        from quorum_dr.drill.cold_instance import take_drill_backup
+        from quorum_dr_local.drill.cold_instance import take_drill_backup
 
         take_drill_backup(self.world.clusters["main"], self.log)
 
     def _start_cold_site_player(self) -> None:
-        from quorum_dr.drill.cold_instance import ColdInstance
+        from quorum_dr_local.drill.cold_instance import ColdInstance
 
         env = sb.aws_env(self.world._layout())
         player = ColdInstance(self.world, self.log, env)

@@ -35,11 +35,11 @@ import boto3
 
 from quorum_dr.adapters.tables import create_table
 from quorum_dr.failover import wiring
-from quorum_dr.sandbox.booking_app import BookingApp
-from quorum_dr.sandbox.cloudflare_emulator import CloudflareEmulator, seed_for_service
-from quorum_dr.sandbox.edge_proxy import DnsRoute, EdgeProxy, EmulatorRoutes, PoolRoute
-from quorum_dr.sandbox.postgres import PgPair, make_primary, make_standby
-from quorum_dr.sfn_harness import ACCOUNT, FUNCTIONS, SfnHarness, load_handler
+from quorum_dr_local.sfn_harness import ACCOUNT, FUNCTIONS, SfnHarness, load_handler
+from quorum_dr_local.standins.booking_app import BookingApp
+from quorum_dr_local.standins.cloudflare_emulator import CloudflareEmulator, seed_for_service
+from quorum_dr_local.standins.edge_proxy import DnsRoute, EdgeProxy, EmulatorRoutes, PoolRoute
+from quorum_dr_local.standins.postgres import PgPair, make_primary, make_standby
 
 HOME = "eu-west-2"
 REGIONS = ["eu-west-2", "us-east-1", "us-west-2"]

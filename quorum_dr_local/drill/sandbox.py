@@ -2,7 +2,7 @@
 
 `DrillSandbox` starts every real part the drill needs and records each process it starts (by
 PID) so that `teardown()` stops exactly those, whatever happened. It implements the fault plan's
-`FaultTarget` (quorum_dr.drill.schedule): killing a site, partitioning a region from a site,
+`FaultTarget` (quorum_dr_local.drill.schedule): killing a site, partitioning a region from a site,
 pausing replay, injecting Cloudflare API errors, bringing an old primary back.
 
 Addresses. As root, probe regions are network namespaces on a bridge (`RegionNetwork`): the
@@ -28,10 +28,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from quorum_dr.drill.scenario import FaultKind, ReplicaLagParams, ReplicationCutParams, Scenario
-from quorum_dr.drill.timeline import EventLog
-from quorum_dr.sandbox import netns
-from quorum_dr.sandbox.postgres import PgCluster, free_port, make_primary, make_standby
+from quorum_dr_local.drill.scenario import FaultKind, ReplicaLagParams, ReplicationCutParams, Scenario
+from quorum_dr_local.drill.timeline import EventLog
+from quorum_dr_local.standins import netns
+from quorum_dr_local.standins.postgres import PgCluster, free_port, make_primary, make_standby
 
 SERVICE = "booking"
 HOSTNAME = "booking.drill.example"
@@ -356,7 +356,7 @@ class DrillSandbox:
             main, base, layout.db_ports["dr"], name="dr", listen_addresses=(layout.sites["dr"],)
         )
         with main.connect("app") as conn, conn.cursor() as cur:
-            from quorum_dr.sandbox.booking_app import SCHEMA
+            from quorum_dr_local.standins.booking_app import SCHEMA
 
             cur.execute(SCHEMA)
 
@@ -377,7 +377,7 @@ class DrillSandbox:
         cluster = self.clusters[site]
         creds = cluster.roles.app
         dsn = f"host={cluster.host} port={cluster.port} dbname={cluster.app_db} user={creds.username}"
-        argv = [self.python, "-m", "quorum_dr.sandbox.booking_app", "--site", site]
+        argv = [self.python, "-m", "quorum_dr_local.standins.booking_app", "--site", site]
         argv += ["--host", layout.sites[site], "--port", str(layout.app_ports[site]), "--dsn", dsn]
         return argv, {**os.environ, "PGPASSWORD": creds.password, "PGCONNECT_TIMEOUT": "2"}
 
@@ -407,7 +407,7 @@ class DrillSandbox:
             "cloudflare-emulator",
             [
                 "-m",
-                "quorum_dr.sandbox.cloudflare_emulator",
+                "quorum_dr_local.standins.cloudflare_emulator",
                 "--port",
                 str(layout.emulator_port),
                 "--state",
@@ -422,7 +422,7 @@ class DrillSandbox:
             "edge-proxy",
             [
                 "-m",
-                "quorum_dr.sandbox.edge_proxy",
+                "quorum_dr_local.standins.edge_proxy",
                 "--host",
                 layout.control,
                 "--port",
@@ -451,7 +451,7 @@ class DrillSandbox:
             argv = [
                 self.python,
                 "-m",
-                "quorum_dr.drill.probe_agent",
+                "quorum_dr_local.drill.probe_agent",
                 "--region",
                 region,
                 "--host",
