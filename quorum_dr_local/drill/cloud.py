@@ -26,18 +26,15 @@ import boto3
 
 from quorum_dr.adapters.tables import create_table
 from quorum_dr_local.drill.layout import (
-    ALERT_TOPIC,
     BACKUP_BUCKET,
-    COLD_REGION,
     EVENT_BUS,
     EVENT_QUEUE,
-    HOME_REGION,
-    PROBE_REGIONS,
     RESULTS_TABLE,
     STATE_TABLE,
     Layout,
 )
 from quorum_dr_local.sfn_harness import ACCOUNT, SfnHarness
+from quorum_dr_local.system_config import ALERT_TOPIC, COLD_REGION, HOME_REGION, PROBE_REGIONS
 
 
 class AgentError(Exception):

@@ -26,18 +26,12 @@ from typing import Any
 import boto3
 
 from quorum_dr.adapters.postgres_backup import pg_tool, take_backup
-from quorum_dr_local.drill.layout import (
-    BACKUP_BUCKET,
-    BACKUP_PREFIX,
-    BOOTSTRAP,
-    COLD_REGION,
-    HOME_REGION,
-    SERVICE,
-)
+from quorum_dr_local.drill.layout import BACKUP_BUCKET, BACKUP_PREFIX, BOOTSTRAP, SERVICE
 from quorum_dr_local.drill.observe import Watcher
 from quorum_dr_local.drill.timeline import EventLog
 from quorum_dr_local.drill.world import DrillWorld
 from quorum_dr_local.standins.postgres import PgCluster
+from quorum_dr_local.system_config import COLD_REGION, HOME_REGION
 
 BOOTSTRAP_TIMEOUT_S = 120
 

@@ -14,20 +14,16 @@ from pathlib import Path
 
 from quorum_dr_local.standins import netns
 from quorum_dr_local.standins.postgres import free_port
+from quorum_dr_local.system_config import HOME_REGION, PROBE_REGIONS
 
 SERVICE = "booking"
 HOSTNAME = "booking.drill.example"
 ZONE_ID = "drillzone0000000000000000000000001"
 RECORD_ID = "drill-record-1"
-HOME_REGION = "eu-west-2"
-PROBE_REGIONS = ("eu-west-2", "us-east-1", "us-west-2")
-COLD_REGION = "us-west-2"
-QUORUM = 2
 STATE_TABLE = "quorum-dr-state"
 RESULTS_TABLE = "quorum-dr-results"
 EVENT_BUS = "quorum-dr"
 EVENT_QUEUE = "quorum-dr-drill-events"
-ALERT_TOPIC = "quorum-dr-alerts"
 BACKUP_BUCKET = "quorum-dr-drill-backups"
 BACKUP_PREFIX = "postgres/"
 MONITOR_SECRET = "quorum-dr/drill/db-monitor"

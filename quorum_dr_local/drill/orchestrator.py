@@ -30,16 +30,13 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from quorum_dr_local.drill.config import uses_cold_site, watchdog_config
+from quorum_dr_local.drill.config import drill_config, uses_cold_site
 from quorum_dr_local.drill.faults import WorldFaults
 from quorum_dr_local.drill.layout import (
     ADMIN_SECRET,
     EVENT_BUS,
-    HOME_REGION,
     HOSTNAME,
     MONITOR_SECRET,
-    PROBE_REGIONS,
-    QUORUM,
     RESULTS_TABLE,
     SERVICE,
     STATE_TABLE,
@@ -55,6 +52,7 @@ from quorum_dr_local.drill.timeline import EventLog
 from quorum_dr_local.drill.world import DrillWorld
 from quorum_dr_local.standins import netns
 from quorum_dr_local.standins.postgres import DEFAULT_BIN_DIR
+from quorum_dr_local.system_config import HOME_REGION, PROBE_REGIONS, QUORUM
 
 EXIT_OK, EXIT_UNMET, EXIT_INVALID, EXIT_INTERRUPTED = 0, 1, 2, 130
 EXECUTION_DRAIN_SECONDS = 30.0
@@ -185,7 +183,6 @@ class Drill:
 
     def build(self) -> None:
         from quorum_dr.adapters.dynamodb_state import DynamoStateStore
-        from quorum_dr.config import parse_config
         from quorum_dr.failover import wiring
         from quorum_dr_local.drill.cloud import DrillCloud
         from quorum_dr_local.standins.cloudflare_emulator import seed_for_service
@@ -201,10 +198,9 @@ class Drill:
             TOKEN_SECRET: self.world.token,
         }
         self.cloud.create_resources(secrets)
-        data = watchdog_config(self.scenario, layout, cold_ami=self.cloud.cold_ami())
-        config = parse_config(data, "drill config")
+        config = drill_config(self.scenario, layout, cold_ami=self.cloud.cold_ami())
         self.config = config
-        self.world.write_config(data)
+        self.world.write_config(config)
         self.view.phase("building the sandbox: applications, edge, probe regions")
         self.world.start_app("main")
         self.world.start_app("dr")

@@ -18,11 +18,11 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from quorum_dr.config import WatchdogConfig
 from quorum_dr_local.drill.layout import (
     BOOTSTRAP,
     EVENT_BUS,
     HOSTNAME,
-    PROBE_REGIONS,
     RESULTS_TABLE,
     SERVICE,
     ZONE_ID,
@@ -35,6 +35,7 @@ from quorum_dr_local.drill.scenario import Scenario
 from quorum_dr_local.drill.timeline import EventLog
 from quorum_dr_local.standins import netns
 from quorum_dr_local.standins.postgres import PgCluster, make_primary, make_standby
+from quorum_dr_local.system_config import PROBE_REGIONS, config_json
 
 
 class DrillWorld:
@@ -80,9 +81,9 @@ class DrillWorld:
     def config_path(self) -> Path:
         return self.workdir / "watchdog.json"
 
-    def write_config(self, config: dict[str, Any]) -> Path:
+    def write_config(self, config: WatchdogConfig) -> Path:
         """The config as the functions' bundle holds it, with the cold-site bootstrap next to it."""
-        self.config_path.write_text(json.dumps(config, indent=2), encoding="utf-8")
+        self.config_path.write_text(json.dumps(config_json(config), indent=2), encoding="utf-8")
         bundle = self.workdir / "cold_site"
         bundle.mkdir(exist_ok=True)
         shutil.copy(BOOTSTRAP, bundle / f"{SERVICE}.sh")
