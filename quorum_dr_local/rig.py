@@ -44,8 +44,9 @@ from quorum_dr.config import (
     WatchdogConfig,
 )
 from quorum_dr.failover import wiring
+from quorum_dr.functions import ACTION_FUNCTIONS, PROBE, function_name
 from quorum_dr_local import system_config as local
-from quorum_dr_local.sfn_harness import ACCOUNT, FUNCTIONS, SfnHarness, load_handler
+from quorum_dr_local.sfn_harness import ACCOUNT, SfnHarness, load_handler
 from quorum_dr_local.standins.booking_app import BookingApp
 from quorum_dr_local.standins.cloudflare_emulator import CloudflareEmulator, seed_for_service
 from quorum_dr_local.standins.edge_proxy import DnsRoute, EdgeProxy, EmulatorRoutes, PoolRoute
@@ -58,7 +59,7 @@ ZONE = "023e105f4ecef8ad9ca31a8372d0c353"
 CF_ACCOUNT = "acct-qdr"
 CF_TOKEN = "cf-token-rig-0123456789"
 STATE_TABLE, RESULTS_TABLE, BUS = "quorum-dr-state", "quorum-dr-results", "quorum-dr"
-PROBE_FUNCTION = "quorum-dr-probe"
+PROBE_FUNCTION = function_name(PROBE)
 DB_SECRET, CF_SECRET = "quorum-dr/booking/db-admin", "quorum-dr/cloudflare-token"
 MONITOR_SECRET = "quorum-dr/booking/db-monitor"
 PROMOTIONS_TABLE = "quorum_dr_promotions"
@@ -186,7 +187,7 @@ class FailoverRig:
         config_path.write_text(json.dumps(local.config_json(self.config())))  # the bundled config
         wiring.use(None)  # the production wiring, from the environment
         stack.callback(wiring.use, None)
-        handlers = {name: load_handler(name) for name in FUNCTIONS.values()}
+        handlers = {name: load_handler(name) for name in ACTION_FUNCTIONS}
         handlers[PROBE_FUNCTION] = load_handler("probe")
         self.harness = SfnHarness(
             state_table=STATE_TABLE,

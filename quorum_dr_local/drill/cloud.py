@@ -135,9 +135,10 @@ class DrillCloud:
 
     def start_state_machine(self, agents: dict[str, str], probe_timeout: float) -> SfnHarness:
         """The failover state machine with the real handlers; probe functions go to the agents."""
-        from quorum_dr_local.sfn_harness import FUNCTIONS, load_handler
+        from quorum_dr.functions import ACTION_FUNCTIONS
+        from quorum_dr_local.sfn_harness import load_handler
 
-        handlers = {name: load_handler(name) for name in FUNCTIONS.values()}
+        handlers = {name: load_handler(name) for name in ACTION_FUNCTIONS}
         for region, url in agents.items():
             handlers[probe_function_name(region)] = forward_to_agent(url, probe_timeout)
         harness = SfnHarness(
