@@ -32,7 +32,7 @@ test-unit: setup
 
 lint: setup
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/mypy quorum_dr lambdas
+	$(VENV)/bin/mypy quorum_dr quorum_dr_local lambdas
 
 drill: setup
 	$(VENV)/bin/drctl drill $(SCENARIO)

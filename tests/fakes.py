@@ -1,21 +1,23 @@
-"""Fakes of the failover ports: small, thread-safe, and they remember every call."""
+"""Fakes of the ports (one per port) and of the probe's clock and check runners: small, thread-safe
+where the failover needs it, and they remember every call."""
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from copy import deepcopy
 from typing import Any
 
 import yaml
 
 from quorum_dr.config import WatchdogConfig, parse_config
-from quorum_dr.domain.results import DbRole, DbStatus, ProbeResult, Vote
+from quorum_dr.domain.results import DbRole, DbStatus, FailureClass, ProbeResult, Vote
 from quorum_dr.failover.errors import SwitchFailed
 from quorum_dr.ports import (
     ColdSiteLauncher,
     DatabaseUnreachableError,
     EdgeSwitch,
+    EventPublisher,
     FenceReceipt,
     HookRunner,
     Notifier,
@@ -27,6 +29,7 @@ from quorum_dr.ports import (
     SwitchVerifier,
     WritableCheck,
 )
+from quorum_dr.probes.outcome import CheckOutcome
 from tests.conftest import ROOT
 
 REGIONS = ["eu-west-2", "us-east-1", "us-west-2"]
@@ -43,18 +46,68 @@ def make_config(**failover: Any) -> WatchdogConfig:
 
 
 class FakeResults(ResultStore):
-    def __init__(self) -> None:
+    """The results table in memory. With a clock, `put_results` stamps `received_at` as the real
+    store does; without one, results are kept as given (callers set `received_at` themselves)."""
+
+    def __init__(self, clock: Callable[[], float] | None = None) -> None:
+        self.clock = clock
         self.items: list[ProbeResult] = []
         self._lock = threading.Lock()
 
-    def put_results(self, results: Any) -> list[ProbeResult]:
+    def put_results(self, results: Iterable[ProbeResult]) -> list[ProbeResult]:
+        clock = self.clock
+        stored = [r.model_copy(update={"received_at": clock()}) for r in results] if clock else list(results)
         with self._lock:
-            self.items.extend(results)
-        return list(results)
+            self.items.extend(stored)
+        return stored
 
     def recent_results(self, service: str, since: float) -> list[ProbeResult]:
         with self._lock:
             return [r for r in self.items if r.service == service and (r.received_at or 0) >= since]
+
+
+class FakeBus(EventPublisher):
+    """The event bus in memory: every (detail type, detail) published, in order."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, dict[str, Any]]] = []
+
+    def publish(self, detail_type: str, detail: Mapping[str, Any]) -> None:
+        self.events.append((detail_type, dict(detail)))
+
+
+class Clock:
+    """A wall clock that moves only when a test sets `now`."""
+
+    def __init__(self) -> None:
+        self.now = 1_700_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class Endpoints:
+    """Fake check runners: every check is UP unless its (site-less) name is in `down`."""
+
+    def __init__(self) -> None:
+        self.down: set[str] = set()
+        self.control_down = False
+
+    async def run(self, check: Any, *, timeout: float, secrets: Any) -> CheckOutcome:
+        if check.name == "control" and self.control_down:
+            return CheckOutcome.down(FailureClass.CONNECT_TIMEOUT, 1, "control unreachable")
+        if check.name in self.down:
+            return CheckOutcome.down(FailureClass.HTTP_STATUS, 1, f"HTTP 500 from {check.name}, expected 200")
+        return CheckOutcome.up(1, "fine")
+
+
+def probe_config() -> WatchdogConfig:
+    """The example config with one TCP control target, for the probe service."""
+    data = yaml.safe_load((ROOT / "config" / "watchdog.example.yaml").read_text())
+    data["probe"]["control_target"] = {
+        "checks": [{"name": "control", "type": "tcp", "host": "c.test", "port": 1}]
+    }
+    return parse_config(data)
 
 
 class FakeProbes(ProbeInvoker):

@@ -20,9 +20,9 @@ from typing import Any
 
 import pytest
 
-from quorum_dr.drill import orchestrator
-from quorum_dr.drill.scenario import Expectations, Scenario, load_scenario
-from quorum_dr.sandbox import netns
+from quorum_dr_local.drill import orchestrator
+from quorum_dr_local.drill.scenario import Expectations, Scenario, load_scenario
+from quorum_dr_local.standins import netns
 
 pytestmark = pytest.mark.timeout(300)
 

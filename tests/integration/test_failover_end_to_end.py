@@ -12,8 +12,8 @@ from pathlib import Path
 import boto3
 import pytest
 
-from quorum_dr.sandbox.cloudflare_emulator import Fault
-from quorum_dr.sandbox.failover_rig import REGIONS, FailoverRig
+from quorum_dr_local.rig import REGIONS, FailoverRig
+from quorum_dr_local.standins.cloudflare_emulator import Fault
 
 
 @pytest.fixture
@@ -216,11 +216,10 @@ def test_hot_failover_through_load_balancer_pools(rig_factory: Callable[..., Fai
 def test_cold_failover_launches_one_instance_and_waits_for_the_bootstrap_callback(
     rig_factory: Callable[..., FailoverRig],
 ) -> None:
-    from quorum_dr.config import parse_config
     from stacks.cold_site import render_bootstrap
 
     rig = rig_factory(cold=True)
-    config = parse_config(rig.config_data())
+    config = rig.config()
     (rig.config_dir / "cold_site" / "booking.sh").write_text(
         render_bootstrap(config, config.service("booking"))
     )

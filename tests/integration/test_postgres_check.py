@@ -15,7 +15,7 @@ from quorum_dr.domain.quorum import Verdict, evaluate_site
 from quorum_dr.domain.results import DbRole, FailureClass, ProbeResult, Vote, parse_lsn
 from quorum_dr.probes.outcome import CheckOutcome
 from quorum_dr.probes.postgres import check_postgres
-from quorum_dr.sandbox.postgres import PgCluster, PgPair, free_port
+from quorum_dr_local.standins.postgres import PgCluster, PgPair, free_port
 
 TIMEOUT = 10.0  # a bound for answers that come; a loaded CI machine may be slow to give them
 
@@ -111,7 +111,7 @@ def test_standby_cut_from_primary_is_not_streaming(pg_pair_factory) -> None:  # 
 
 
 def test_stopped_cluster_is_connect_refused(pg_base_dir) -> None:  # type: ignore[no-untyped-def]
-    from quorum_dr.sandbox.postgres import make_primary
+    from quorum_dr_local.standins.postgres import make_primary
 
     with make_primary(pg_base_dir, name="stopped") as cluster:
         cluster.stop()

@@ -13,7 +13,7 @@ from quorum_dr.adapters.postgres_promoter import RECORD_TABLE, PostgresPromoter
 from quorum_dr.domain.results import DbRole
 from quorum_dr.ports import DatabaseUnreachableError, PromotionReceipt
 from quorum_dr.probes.postgres import PgEndpoint
-from quorum_dr.sandbox.postgres import PgCluster, PgPair, free_port
+from quorum_dr_local.standins.postgres import PgCluster, PgPair, free_port
 
 
 def admin(cluster: PgCluster, dbname: str | None = None) -> PgEndpoint:

@@ -19,7 +19,7 @@ from quorum_dr.adapters.dynamodb_state import DynamoStateStore
 from quorum_dr.adapters.tables import create_table
 from quorum_dr.failover import wiring
 from quorum_dr.failover.operator import answer_request, reset
-from quorum_dr.sfn_harness import SfnHarness
+from quorum_dr_local.sfn_harness import SfnHarness
 from tests.conftest import ROOT
 from tests.fakes import (
     FakeEdge,

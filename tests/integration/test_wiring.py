@@ -31,7 +31,7 @@ from quorum_dr.failover import wiring
 from quorum_dr.failover.errors import ColdSiteFailed
 from quorum_dr.failover.production import production_ports
 from quorum_dr.settings import LambdaSettings, SettingsError
-from quorum_dr.sfn_harness import lambda_dispatch
+from quorum_dr_local.sfn_harness import lambda_dispatch
 from tests.conftest import ROOT
 
 HOME = "eu-west-2"

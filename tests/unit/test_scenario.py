@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from quorum_dr.drill.scenario import (
+from quorum_dr_local.drill.scenario import (
     FaultKind,
     PartitionParams,
     ReplicationCutParams,

@@ -12,7 +12,7 @@ from quorum_dr.domain.split_brain import SPLIT_BRAIN_SUSPECTED, detect_split_bra
 from quorum_dr.probes.event import RoundRequest
 from quorum_dr.probes.outcome import CheckOutcome
 from quorum_dr.probes.service import ProbeService
-from tests.unit.test_round_events import Clock, MemoryBus, MemoryResults, config
+from tests.fakes import Clock, FakeBus, FakeResults, probe_config
 
 
 def pg(site: str, role: DbRole | None, lsn: str | None = None, service: str = "booking") -> ProbeResult:
@@ -68,9 +68,9 @@ def test_the_same_site_seen_primary_twice_is_one_primary() -> None:
     assert verdict.suspected is False and verdict.sites == ["dr"]
 
 
-def service_with(roles: dict[str, DbRole], clock: Clock | None = None) -> tuple[ProbeService, MemoryBus]:
+def service_with(roles: dict[str, DbRole], clock: Clock | None = None) -> tuple[ProbeService, FakeBus]:
     clock = clock or Clock()
-    bus = MemoryBus()
+    bus = FakeBus()
 
     async def postgres(check: Any, *, timeout: float, secrets: Any) -> CheckOutcome:
         site = "main" if check.host == "203.0.113.10" else "dr"
@@ -83,9 +83,9 @@ def service_with(roles: dict[str, DbRole], clock: Clock | None = None) -> tuple[
         return CheckOutcome.up(1, "fine")
 
     probe = ProbeService(
-        config(),
+        probe_config(),
         region="us-east-1",
-        results=MemoryResults(clock),
+        results=FakeResults(clock),
         events=bus,
         secrets=StaticSecrets({}),
         clock=clock,

@@ -8,8 +8,8 @@ from pathlib import Path
 import matplotlib
 import pytest
 
-from quorum_dr.drill.timeline import Event, _label_states, _plot_states, _state_spans, render_timeline
 from quorum_dr.state_machines import PHASES, phase_of
+from quorum_dr_local.drill.timeline import Event, _label_states, _plot_states, _state_spans, render_timeline
 
 T0 = 1_700_000_000.0
 # A hot failover as the drill sees it: bursts of states a few milliseconds apart, then long tasks.

@@ -2,7 +2,7 @@
 
 Everything the drill observes goes into one `EventLog` as `Event(t, kind, data)`: `t` is epoch
 seconds, `kind` one of the names below, `data` a small JSON object. The log is kept in memory and
-appended to `events.jsonl`; the report (`quorum_dr.drill.report`) is computed from it alone, so a
+appended to `events.jsonl`; the report (`quorum_dr_local.drill.report`) is computed from it alone, so a
 report can be rebuilt from the file of an earlier run.
 
 Kinds and their data:

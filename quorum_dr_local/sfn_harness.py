@@ -29,21 +29,10 @@ from unittest import mock
 
 import boto3
 
+from quorum_dr.functions import ACTION_FUNCTIONS, substitution_name
 from quorum_dr.state_machines import definition_json
 
 ROOT = Path(__file__).resolve().parent.parent
-FUNCTIONS = {
-    "ValidateInputFunctionArn": "validate_input",
-    "IncidentStateFunctionArn": "incident_state",
-    "ConfirmOutageFunctionArn": "confirm_outage",
-    "CheckReplicaFunctionArn": "check_replica",
-    "PromoteDatabaseFunctionArn": "promote_database",
-    "FenceMainFunctionArn": "fence_main",
-    "SwitchEdgeFunctionArn": "switch_edge",
-    "LaunchColdSiteFunctionArn": "launch_cold_site",
-    "VerifySwitchFunctionArn": "verify_switch",
-    "NotifyFunctionArn": "notify",
-}
 ACCOUNT = "123456789012"
 Handler = Callable[[Any, Any], Any]
 
@@ -160,7 +149,7 @@ class SfnHarness:
         self.machine_name = machine_name
         self.state_table = state_table
         self.alert_topic_arn = alert_topic_arn
-        self.handlers = dict(handlers or {name: load_handler(name) for name in FUNCTIONS.values()})
+        self.handlers = dict(handlers or {name: load_handler(name) for name in ACTION_FUNCTIONS})
         self.mock_config = mock_config
         self.time_scale = time_scale
         self.invocations: list[tuple[str, dict[str, Any]]] = []
@@ -231,8 +220,8 @@ class SfnHarness:
         with zipfile.ZipFile(code, "w") as archive:
             archive.writestr("handler.py", "def handler(event, context):\n    return event\n")
         arns = {}
-        for key, name in FUNCTIONS.items():
-            arns[key] = lam.create_function(
+        for name in ACTION_FUNCTIONS:
+            arns[substitution_name(name)] = lam.create_function(
                 FunctionName=name,
                 Runtime="python3.11",
                 Role=role,
