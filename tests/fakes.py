@@ -89,7 +89,15 @@ class FakeProbes(ProbeInvoker):
         self.results, self.clock, self.sites = results, clock, dict(sites)
         self.rounds: list[str] = []
 
-    def run_round(self, *, service: str, round_id: str, incident_id: str, sites: list[str]) -> dict[str, str]:
+    def run_round(
+        self,
+        *,
+        service: str,
+        round_id: str,
+        incident_id: str,
+        sites: list[str],
+        settled: Callable[[frozenset[str]], str | None] | None = None,
+    ) -> dict[str, str]:
         self.rounds.append(round_id)
         now = self.clock()
         batch = []
