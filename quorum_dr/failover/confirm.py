@@ -11,6 +11,7 @@ from quorum_dr.domain.settle import round_settled, tally
 from quorum_dr.failover.receipts import entry
 from quorum_dr.failover.request import Incident
 from quorum_dr.failover.wiring import Ports
+from quorum_dr.observability import logger
 
 
 class _SettleCheck:
@@ -46,6 +47,7 @@ class _SettleCheck:
             and not verdicts["main"].vetoed,
         )
         if not settlement.settled:
+            logger.info(settlement.reason, extra={"round_id": self.round_id})
             return None
         self.silent, self.reason = outstanding, settlement.reason
         return settlement.reason
