@@ -43,6 +43,7 @@ from quorum_dr.config import (
     Site,
     WatchdogConfig,
 )
+from quorum_dr.domain.cold_report import ColdBootstrapReport, RestoreLine
 from quorum_dr.failover import wiring
 from quorum_dr.functions import ACTION_FUNCTIONS, PROBE, function_name
 from quorum_dr_local import system_config as local
@@ -355,13 +356,9 @@ class FailoverRig:
                     script = base64.b64decode(attribute["UserData"]["Value"]).decode()
                     match = _TOKEN_LINE.search(script)
                     if match and not match.group(1).startswith("@@"):
-                        output = {
-                            "ready": True,
-                            "backup_age_seconds": backup_age_seconds,
-                            "reason": "cold site ready",
-                        }
+                        output = _bootstrap_report(instances[0]["InstanceId"], backup_age_seconds)
                         try:
-                            sfn.send_task_success(taskToken=match.group(1), output=json.dumps(output))
+                            sfn.send_task_success(taskToken=match.group(1), output=output)
                             return
                         except Exception:  # noqa: BLE001 - the task may not be waiting yet
                             pass
@@ -370,3 +367,23 @@ class FailoverRig:
         thread = threading.Thread(target=report, name="cold-bootstrap", daemon=True)
         thread.start()
         return thread
+
+
+def _bootstrap_report(instance_id: str, backup_age_seconds: float) -> str:
+    """The report cold_site/bootstrap.sh sends, built from its contract (ColdBootstrapReport)."""
+    restored_at = time.time()
+    taken_at = restored_at - backup_age_seconds
+    key = "postgres/booking-rig.dump"
+    restore = RestoreLine(
+        bucket="booking-backups",
+        key=key,
+        source="main",
+        taken_at=taken_at,
+        lsn="0/3000060",
+        restored_at=restored_at,
+        backup_age_seconds=backup_age_seconds,
+        target="host=127.0.0.1 dbname=booking (cold)",
+        reason=f"restored s3://booking-backups/{key} (taken {backup_age_seconds:.0f} s earlier)",
+    )
+    report = ColdBootstrapReport(ready=True, service="booking", instance=instance_id, restore=restore)
+    return report.model_dump_json()

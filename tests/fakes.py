@@ -11,6 +11,7 @@ from typing import Any
 import yaml
 
 from quorum_dr.config import WatchdogConfig, parse_config
+from quorum_dr.domain.cold_report import ColdBootstrapReport, RestoreLine
 from quorum_dr.domain.results import DbRole, DbStatus, FailureClass, ProbeResult, Vote
 from quorum_dr.failover.errors import SwitchFailed
 from quorum_dr.ports import (
@@ -43,6 +44,30 @@ def make_config(**failover: Any) -> WatchdogConfig:
     service["failover"].update({"veto_seconds": 1, "approval_timeout_seconds": 1, **failover})
     service["cold_site"]["ready_timeout_seconds"] = 30
     return parse_config(deepcopy(data))
+
+
+def cold_bootstrap_report(
+    backup_age_seconds: float = 420, *, service: str = "booking", instance: str = "i-0123", now: float = 0.0
+) -> ColdBootstrapReport:
+    """What cold_site/bootstrap.sh sends with SendTaskSuccess, built from its contract."""
+    restored_at = now or 1_800_000_000.0
+    key = "postgres/20270115T030000Z-main.dump"
+    return ColdBootstrapReport(
+        ready=True,
+        service=service,
+        instance=instance,
+        restore=RestoreLine(
+            bucket="booking-backups",
+            key=key,
+            source="main",
+            taken_at=restored_at - backup_age_seconds,
+            lsn="0/3000060",
+            restored_at=restored_at,
+            backup_age_seconds=backup_age_seconds,
+            target="booking on the cold site",
+            reason=f"restored s3://booking-backups/{key} (taken {backup_age_seconds:.0f} s earlier)",
+        ),
+    )
 
 
 class FakeResults(ResultStore):
@@ -117,7 +142,15 @@ class FakeProbes(ProbeInvoker):
         self.results, self.clock, self.sites = results, clock, dict(sites)
         self.rounds: list[str] = []
 
-    def run_round(self, *, service: str, round_id: str, incident_id: str, sites: list[str]) -> dict[str, str]:
+    def run_round(
+        self,
+        *,
+        service: str,
+        round_id: str,
+        incident_id: str,
+        sites: list[str],
+        settled: Callable[[frozenset[str]], str | None] | None = None,
+    ) -> dict[str, str]:
         self.rounds.append(round_id)
         now = self.clock()
         batch = []

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from quorum_dr.domain.cold_report import read_cold_rpo
 from quorum_dr.domain.decisions import check_gates as gates_decision
 from quorum_dr.domain.state import ServiceState, ServiceStatus, utc_day
 from quorum_dr.failover.errors import TransientError
@@ -141,12 +142,11 @@ def record(
     replica = progress.get("replica") or {}
     cold = progress.get("cold") or {}
     data_loss = replica.get("data_loss") or {}
+    backup_age: float | None = None
     if scenario.get("scenario") == "cold":
-        age = cold.get("backup_age_seconds")
-        loss_sentence = (
-            f"RPO {age:.0f} s: the cold site restored a backup {age:.0f} s old"
-            if isinstance(age, int | float)
-            else "RPO unknown: the cold site did not report its backup's age"
+        # $.cold is the bootstrap's report (ColdBootstrapReport); a malformed one raises
+        backup_age, loss_sentence = read_cold_rpo(
+            cold, dry_run=incident.dry_run, health_fallback=bool(progress.get("cold_timeout"))
         )
     else:
         loss_sentence = data_loss.get("reason") or "data loss unknown: no replica report"
@@ -167,7 +167,7 @@ def record(
         "data_loss": data_loss,
         "data_loss_reason": loss_sentence,
         "allow_data_loss_used": _override_used(progress),
-        "backup_age_seconds": cold.get("backup_age_seconds"),
+        "backup_age_seconds": backup_age,
         "status": "FAILED_OVER" if not incident.dry_run else "CLOSED",
         "finished_at": now,
     }

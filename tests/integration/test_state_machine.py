@@ -30,6 +30,7 @@ from tests.fakes import (
     FakePromoter,
     FakeResults,
     FakeVerifier,
+    cold_bootstrap_report,
     make_config,
 )
 
@@ -62,9 +63,7 @@ def bootstrap_reports_ready(token: str | None) -> None:
             try:
                 sfn.send_task_success(
                     taskToken=token,
-                    output=json.dumps(
-                        {"ready": True, "backup_age_seconds": 420, "reason": "cold site ready"}
-                    ),
+                    output=cold_bootstrap_report(420).model_dump_json(),
                 )
                 return
             except Exception:  # noqa: BLE001 - the token may not be registered yet
