@@ -20,7 +20,6 @@ from moto import mock_aws
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.ec2.models import ec2_backends
 from moto.server import ThreadedMotoServer
-from quorum_dr.sandbox.postgres import PgCluster, make_primary
 
 from quorum_dr.adapters.cold_site import INCIDENT_TAG, Ec2ColdSiteLauncher, client_token
 from quorum_dr.adapters.dynamodb_state import DynamoStateStore
@@ -31,6 +30,7 @@ from quorum_dr.domain.cold_report import ColdBootstrapReport
 from quorum_dr.failover import incident as incident_state
 from quorum_dr.failover import wiring
 from quorum_dr.failover.request import start_incident
+from quorum_dr_local.standins.postgres import PgCluster, make_primary
 from tests.conftest import ROOT
 from tests.fakes import make_config
 

@@ -13,7 +13,6 @@ from typing import Any
 import boto3
 import pytest
 from moto import mock_aws
-from quorum_dr.sfn_harness import lambda_dispatch
 
 from quorum_dr.adapters.dynamodb_state import DynamoStateStore
 from quorum_dr.adapters.lambda_probes import LambdaProbeInvoker, ProbeFunctions
@@ -23,6 +22,7 @@ from quorum_dr.domain.results import DbRole, DbStatus, ProbeResult, Vote
 from quorum_dr.failover import wiring
 from quorum_dr.failover.confirm import confirm_round
 from quorum_dr.failover.request import start_incident
+from quorum_dr_local.sfn_harness import lambda_dispatch
 from tests.fakes import REGIONS, FakeResults, make_config
 
 HOME = "eu-west-2"

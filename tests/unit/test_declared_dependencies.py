@@ -23,7 +23,7 @@ pytestmark = pytest.mark.unit
 
 ROOT = Path(__file__).resolve().parents[2]
 # Local tooling inside quorum_dr (never bundled into a Lambda; moving to quorum_dr_local).
-LOCAL_ONLY = ("quorum_dr/sandbox", "quorum_dr/drill", "quorum_dr/sfn_harness.py", "quorum_dr_local")
+LOCAL_ONLY = ("quorum_dr_local",)
 RUNTIME_TREES = ("quorum_dr", "lambdas")
 DEV_TREES = ("quorum_dr_local", "stacks", "bench", "scripts", "tests", "app.py", *LOCAL_ONLY)
 
