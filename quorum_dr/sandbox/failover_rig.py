@@ -27,7 +27,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator, Mapping
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +38,8 @@ from quorum_dr.failover import wiring
 from quorum_dr.sandbox.booking_app import BookingApp
 from quorum_dr.sandbox.cloudflare_emulator import CloudflareEmulator, seed_for_service
 from quorum_dr.sandbox.edge_proxy import DnsRoute, EdgeProxy, EmulatorRoutes, PoolRoute
+from quorum_dr.sandbox.iam_enforcement import IamEnforcement
+from quorum_dr.sandbox.iam_policies import StackTemplate, principal_policies, synthesize
 from quorum_dr.sandbox.postgres import PgPair, make_primary, make_standby
 from quorum_dr.sfn_harness import ACCOUNT, FUNCTIONS, SfnHarness, load_handler
 
@@ -50,6 +52,8 @@ CF_TOKEN = "cf-token-rig-0123456789"
 STATE_TABLE, RESULTS_TABLE, BUS = "quorum-dr-state", "quorum-dr-results", "quorum-dr"
 PROBE_FUNCTION = "quorum-dr-probe"
 DB_SECRET, CF_SECRET = "quorum-dr/booking/db-admin", "quorum-dr/cloudflare-token"
+DR_DB_SECRET = "quorum-dr/booking/db-admin-dr"  # its own secret: each function reads only its own
+COLD_AMI_PARAMETER = "/quorum-dr/booking/cold-ami"
 MONITOR_SECRET = "quorum-dr/booking/db-monitor"
 PROMOTIONS_TABLE = "quorum_dr_promotions"
 AUTO_EVENT = {
@@ -57,6 +61,7 @@ AUTO_EVENT = {
     "detail-type": "ProbeFailed",
     "detail": {"service": "booking", "site": "main", "region": "eu-west-2", "round_id": "r0", "results": []},
 }
+_SYNTHESIZED: dict[tuple[Any, ...], dict[str, StackTemplate]] = {}  # the app, once per rig variant
 _TOKEN_LINE = re.compile(r"QDR_TASK_TOKEN=\$\{QDR_TASK_TOKEN:-\$\(placeholder '([^']*)'\)\}")
 
 
@@ -90,6 +95,7 @@ class FailoverRig:
         bootstrap_script: str | None = None,
         time_scale: float = 0.0,
         postgres_checks: bool = False,
+        enforce_iam: bool = False,
     ) -> None:
         self.base_dir = Path(base_dir)
         self.edge_kind = edge_kind
@@ -97,6 +103,8 @@ class FailoverRig:
         self.bootstrap_script = bootstrap_script
         self.time_scale = time_scale
         self.postgres_checks = postgres_checks
+        self.enforce_iam = enforce_iam
+        self.iam: IamEnforcement | None = None
         self._stack = ExitStack()
         self.pair: PgPair
         self.apps: dict[str, BookingApp] = {}
@@ -107,6 +115,7 @@ class FailoverRig:
         self.inbox_url = ""
         self.config_dir = Path()
         self.cold_image = "ami-00000000"
+        self.cold_eip = "eipalloc-00000000"
 
     # -- set-up ---------------------------------------------------------------------------------
 
@@ -181,6 +190,8 @@ class FailoverRig:
         stack.callback(wiring.use, None)
         handlers = {name: load_handler(name) for name in FUNCTIONS.values()}
         handlers[PROBE_FUNCTION] = load_handler("probe")
+        if self.enforce_iam:
+            handlers = self._under_iam(handlers)
         self.harness = SfnHarness(
             state_table=STATE_TABLE,
             alert_topic_arn=env["ALERT_TOPIC_ARN"],
@@ -189,6 +200,47 @@ class FailoverRig:
             time_scale=self.time_scale,
         )
         stack.enter_context(self.harness)
+        if self.iam is not None:
+            self.iam.enforce()
+
+    def _under_iam(self, handlers: dict[str, Any]) -> dict[str, Any]:
+        """Each handler under its own synthesized role (quorum_dr.sandbox.iam_enforcement)."""
+        from unittest import mock
+
+        key = (self.edge_kind, self.cold, self.postgres_checks)
+        if key not in _SYNTHESIZED:
+            _SYNTHESIZED[key] = synthesize(self.config_data())
+        physical = {}
+        if self.cold:
+            physical["launch_template:quorum-dr-booking-cold"] = json.loads(
+                os.environ["COLD_SITE_LAUNCH_TEMPLATES"]
+            )["booking"]["launch_template_id"]
+        policies = principal_policies(_SYNTHESIZED[key], physical)
+        self.iam = iam = IamEnforcement(policies, region=HOME).install()
+        self._stack.callback(iam.close)
+        current = wiring.current
+        self._stack.enter_context(
+            mock.patch.object(wiring, "current", lambda: iam.ports_for(wiring.from_env, current))
+        )
+        wrapped = {
+            name: iam.handler_as(lambda _ctx, name=name: f"function:{name}", handler)
+            for name, handler in handlers.items()
+            if name != PROBE_FUNCTION
+        }
+        # One probe container per region, as deployed: its module-level clients are its own.
+        probes = {
+            region: iam.handler_as(lambda _ctx, r=region: f"probe:{r}", load_handler("probe"))
+            for region in REGIONS
+        }
+        wrapped[PROBE_FUNCTION] = lambda event, ctx: probes[ctx.invoked_function_arn.split(":")[3]](
+            event, ctx
+        )
+        return wrapped
+
+    def iam_problems(self) -> list[str]:
+        """With enforce_iam: every call refused, or not allowed by its function's synthesized
+        policy (exact ARNs), so far."""
+        return self.iam.problems() if self.iam is not None else []
 
     def _aws_resources(self, env: dict[str, str]) -> None:
         _table(STATE_TABLE)
@@ -204,16 +256,23 @@ class FailoverRig:
         for region in REGIONS:
             boto3.client("events", region_name=region).create_event_bus(Name=BUS)
         secrets = boto3.client("secretsmanager", region_name=HOME)
-        secrets.create_secret(
-            Name=DB_SECRET, SecretString=json.dumps(self.pair.primary.roles.superuser.as_secret())
-        )
+        admin = json.dumps(self.pair.primary.roles.superuser.as_secret())
+        secrets.create_secret(Name=DB_SECRET, SecretString=admin)
+        secrets.create_secret(Name=DR_DB_SECRET, SecretString=admin)  # the standby has the same roles
         secrets.create_secret(Name=CF_SECRET, SecretString=CF_TOKEN)
         monitor = self.pair.primary.roles.monitor.as_secret()
-        secrets.create_secret(Name=MONITOR_SECRET, SecretString=json.dumps(monitor))
+        for region in REGIONS:  # each region's probe reads it in its own region (a replica on AWS)
+            boto3.client("secretsmanager", region_name=region).create_secret(
+                Name=MONITOR_SECRET, SecretString=json.dumps(monitor)
+            )
         if self.cold:
             ec2 = boto3.client("ec2", region_name=COLD_REGION)
             image = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
             self.cold_image = image
+            boto3.client("ssm", region_name=COLD_REGION).put_parameter(
+                Name=COLD_AMI_PARAMETER, Value=image, Type="String"
+            )
+            self.cold_eip = ec2.allocate_address(Domain="vpc")["AllocationId"]
             template = ec2.create_launch_template(
                 LaunchTemplateName="quorum-dr-booking-cold",
                 LaunchTemplateData={"ImageId": image, "InstanceType": "t3.small"},
@@ -284,8 +343,8 @@ class FailoverRig:
                 "api_base_url": self.emulator.base_url if hasattr(self, "emulator") else None,
             },
             "database": {
-                "main": self._db(self.pair.primary.port),
-                "dr": self._db(self.pair.standby.port),
+                "main": self._db(self.pair.primary.port, DB_SECRET),
+                "dr": self._db(self.pair.standby.port, DR_DB_SECRET),
                 "replay_wait_seconds": 5,
             },
             "failover": {"mode": "auto", "cooldown_seconds": 3600, "daily_cap": 5},
@@ -294,18 +353,19 @@ class FailoverRig:
             sites["cold"] = self._site("cold")
             service["cold_site"] = {
                 "region": COLD_REGION,
-                "ami_id": self.cold_image,
+                "ami_ssm_parameter": COLD_AMI_PARAMETER,
+                "elastic_ip_allocation_id": self.cold_eip,
                 "backup_bucket": "booking-backups",
                 "ready_timeout_seconds": 60,
             }
         return service
 
-    def _db(self, port: int) -> dict[str, Any]:
+    def _db(self, port: int, secret: str) -> dict[str, Any]:
         return {
             "host": self.pair.primary.host,
             "port": port,
             "dbname": "app",
-            "credentials_secret": DB_SECRET,
+            "credentials_secret": secret,
         }
 
     def config_data(self) -> dict[str, Any]:
@@ -382,7 +442,8 @@ class FailoverRig:
 
         def report() -> None:
             ec2 = boto3.client("ec2", region_name=COLD_REGION)
-            sfn = boto3.client("stepfunctions", region_name=HOME)
+            with self.iam.acting_as("cold_site:booking") if self.iam else nullcontext():
+                sfn = boto3.client("stepfunctions", region_name=HOME)  # the instance role's call
             deadline = time.monotonic() + timeout
             while time.monotonic() < deadline:
                 instances = [i for r in ec2.describe_instances()["Reservations"] for i in r["Instances"]]

@@ -17,18 +17,24 @@ from quorum_dr.sandbox.failover_rig import FailoverRig
 
 @pytest.fixture
 def rig_factory(pg_base_dir: Path) -> Iterator[Callable[..., FailoverRig]]:
+    """Rigs whose functions run under their own synthesized roles with moto's IAM on: any call
+    refused, or not allowed on its exact ARN by the unwidened policy, fails the test."""
     made: list[FailoverRig] = []
 
     def make(**options: object) -> FailoverRig:
+        options.setdefault("enforce_iam", True)
         rig = FailoverRig(pg_base_dir, **options).__enter__()  # type: ignore[arg-type]
         made.append(rig)
         return rig
 
+    problems: list[str] = []
     try:
         yield make
     finally:
         for rig in reversed(made):
+            problems.extend(rig.iam_problems())
             rig.__exit__(None, None, None)
+    assert not problems, "IAM: calls the synthesized policies do not allow:\n  " + "\n  ".join(problems)
 
 
 def steps(rig: FailoverRig, incident_id: str) -> list[str]:
@@ -75,6 +81,18 @@ def test_hot_failover_with_real_adapters_promotes_once_switches_once_and_verifie
         assert sentence in text, sentence
     subjects = [n["Subject"] for n in rig.notifications()]
     assert any("failed over" in s and "inc-e2e-hot" in s for s in subjects), subjects
+    # The IAM check saw every principal under its own role, Step Functions' engine included.
+    assert rig.iam is not None
+    seen = {(call.principal, call.action) for call in rig.iam.calls}
+    assert {
+        ("state_machine", "lambda:InvokeFunction"),
+        ("state_machine", "dynamodb:PutItem"),
+        ("function:promote_database", "secretsmanager:GetSecretValue"),
+        ("function:confirm_outage", "lambda:InvokeFunction"),
+    } <= seen
+    assert {principal for principal, _ in seen} >= {
+        f"probe:{r}" for r in ("eu-west-2", "us-east-1", "us-west-2")
+    }
 
 
 def test_invariant_6_the_replica_is_verified_writable_before_the_edge_switch(
