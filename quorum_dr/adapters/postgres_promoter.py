@@ -15,7 +15,7 @@ switched to it.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -54,19 +54,25 @@ def _one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split()) or type(exc).__name__
 
 
+Endpoint = PgEndpoint | Callable[[], PgEndpoint]
+
+
 class PostgresPromoter(Promoter):
+    """`dr` and `old_primary` may be given as callables: each is resolved (its secret read) on
+    first use only, so a step that talks to one database reads only that database's secret."""
+
     def __init__(
         self,
-        dr: PgEndpoint,
-        old_primary: PgEndpoint | None = None,
+        dr: Endpoint,
+        old_primary: Endpoint | None = None,
         *,
         timeout: float = 5.0,
         promote_wait_s: int = 60,
         poll_interval_s: float = 0.1,
         fence_timeout: float = 3.0,
     ) -> None:
-        self.dr = dr
-        self.old_primary = old_primary
+        self._dr = dr
+        self._old_primary = old_primary
         self.timeout = timeout
         self.promote_wait_s = promote_wait_s
         self.poll_interval_s = poll_interval_s
@@ -74,13 +80,26 @@ class PostgresPromoter(Promoter):
 
     @classmethod
     def from_config(cls, database: Database, secrets: SecretSource, **options: Any) -> PostgresPromoter:
-        def endpoint(which: str) -> PgEndpoint:
+        def endpoint(which: str) -> Callable[[], PgEndpoint]:
             cfg = getattr(database, which)
-            return PgEndpoint.from_secret(
+            return lambda: PgEndpoint.from_secret(
                 cfg.host, cfg.port, cfg.dbname, secrets.get_json(cfg.credentials_secret)
             )
 
+        # check_replica and promote_database may read only the DR secret, fence_main only main's.
         return cls(endpoint("dr"), endpoint("main"), **options)
+
+    @property
+    def dr(self) -> PgEndpoint:
+        if callable(self._dr):
+            self._dr = self._dr()
+        return self._dr
+
+    @property
+    def old_primary(self) -> PgEndpoint | None:
+        if callable(self._old_primary):
+            self._old_primary = self._old_primary()
+        return self._old_primary
 
     # -- connections ----------------------------------------------------------------------------
 
