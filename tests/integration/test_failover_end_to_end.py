@@ -259,3 +259,37 @@ def test_split_brain_when_the_old_main_primary_comes_back_after_a_failover_is_to
     assert detail["sites"] == ["main", "dr"] and detail["region"] == "us-east-1"
     assert set(detail["lsns"]) == {"main", "dr"} and all(detail["lsns"].values())
     assert detail["reason"].startswith("split brain suspected for booking: 2 sites have a PostgreSQL primary")
+
+
+def test_a_dry_run_under_the_functions_own_roles_checks_everything_and_changes_nothing(
+    rig_factory: Callable[..., FailoverRig],
+) -> None:
+    rig = rig_factory()
+    rig.site_down("main")
+    request = {"service": "booking", "to": "dr", "reason": "deploy drill", "requested_by": "alice"}
+
+    described = rig.run({**request, "dry_run": True}, name="inc-e2e-dry")
+
+    assert described["status"] == "SUCCEEDED", described.get("cause")
+    states = rig.harness.states_entered(described["executionArn"])
+    assert {"ConfirmOutageRound", "CheckDrReplica", "PromoteDrDatabase", "SwitchEdgeToDr"} <= set(states)
+    assert rig.pair.standby.value("SELECT pg_is_in_recovery()::text") == "true"  # not promoted
+    assert rig.edge_writes() == 0
+    assert "dry run: would set the active site of booking to dr" in reasons(rig, "inc-e2e-dry")
+
+
+def test_both_sites_down_without_a_cold_site_under_the_functions_own_roles_leaves_it_to_an_operator(
+    rig_factory: Callable[..., FailoverRig],
+) -> None:
+    rig = rig_factory()
+    rig.site_down("main")
+    rig.site_down("dr")
+
+    described = rig.run(name="inc-e2e-both")
+
+    assert described["status"] == "SUCCEEDED", described.get("cause")
+    assert rig.harness.states_entered(described["executionArn"])[-1] == "NoAction"
+    assert rig.edge_writes() == 0
+    assert "main and dr are both DOWN and no cold site is configured; an operator must act" in reasons(
+        rig, "inc-e2e-both"
+    )
