@@ -27,7 +27,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator, Mapping
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +47,8 @@ from quorum_dr.domain.cold_report import ColdBootstrapReport, RestoreLine
 from quorum_dr.failover import wiring
 from quorum_dr.functions import ACTION_FUNCTIONS, PROBE, function_name
 from quorum_dr_local import system_config as local
+from quorum_dr_local.iam_enforcement import IamEnforcement
+from quorum_dr_local.iam_policies import StackTemplate, principal_policies, synthesize
 from quorum_dr_local.sfn_harness import ACCOUNT, SfnHarness, load_handler
 from quorum_dr_local.standins.booking_app import BookingApp
 from quorum_dr_local.standins.cloudflare_emulator import CloudflareEmulator, seed_for_service
@@ -62,6 +64,8 @@ CF_TOKEN = "cf-token-rig-0123456789"
 STATE_TABLE, RESULTS_TABLE, BUS = "quorum-dr-state", "quorum-dr-results", "quorum-dr"
 PROBE_FUNCTION = function_name(PROBE)
 DB_SECRET, CF_SECRET = "quorum-dr/booking/db-admin", "quorum-dr/cloudflare-token"
+DR_DB_SECRET = "quorum-dr/booking/db-admin-dr"  # its own secret: each function reads only its own
+COLD_AMI_PARAMETER = "/quorum-dr/booking/cold-ami"
 MONITOR_SECRET = "quorum-dr/booking/db-monitor"
 PROMOTIONS_TABLE = "quorum_dr_promotions"
 AUTO_EVENT = {
@@ -69,6 +73,7 @@ AUTO_EVENT = {
     "detail-type": "ProbeFailed",
     "detail": {"service": "booking", "site": "main", "region": "eu-west-2", "round_id": "r0", "results": []},
 }
+_SYNTHESIZED: dict[tuple[Any, ...], dict[str, StackTemplate]] = {}  # the app, once per rig variant
 _TOKEN_LINE = re.compile(r"QDR_TASK_TOKEN=\$\{QDR_TASK_TOKEN:-\$\(placeholder '([^']*)'\)\}")
 
 
@@ -102,6 +107,7 @@ class FailoverRig:
         bootstrap_script: str | None = None,
         time_scale: float = 0.0,
         postgres_checks: bool = False,
+        enforce_iam: bool = False,
     ) -> None:
         self.base_dir = Path(base_dir)
         self.edge_kind = edge_kind
@@ -109,6 +115,8 @@ class FailoverRig:
         self.bootstrap_script = bootstrap_script
         self.time_scale = time_scale
         self.postgres_checks = postgres_checks
+        self.enforce_iam = enforce_iam
+        self.iam: IamEnforcement | None = None
         self._stack = ExitStack()
         self.pair: PgPair
         self.apps: dict[str, BookingApp] = {}
@@ -119,6 +127,7 @@ class FailoverRig:
         self.inbox_url = ""
         self.config_dir = Path()
         self.cold_image = "ami-00000000"
+        self.cold_eip = "eipalloc-00000000"
 
     # -- set-up ---------------------------------------------------------------------------------
 
@@ -190,6 +199,8 @@ class FailoverRig:
         stack.callback(wiring.use, None)
         handlers = {name: load_handler(name) for name in ACTION_FUNCTIONS}
         handlers[PROBE_FUNCTION] = load_handler("probe")
+        if self.enforce_iam:
+            handlers = self._under_iam(handlers)
         self.harness = SfnHarness(
             state_table=STATE_TABLE,
             alert_topic_arn=env["ALERT_TOPIC_ARN"],
@@ -198,6 +209,47 @@ class FailoverRig:
             time_scale=self.time_scale,
         )
         stack.enter_context(self.harness)
+        if self.iam is not None:
+            self.iam.enforce()
+
+    def _under_iam(self, handlers: dict[str, Any]) -> dict[str, Any]:
+        """Each handler under its own synthesized role (quorum_dr_local.iam_enforcement)."""
+        from unittest import mock
+
+        key = (self.edge_kind, self.cold, self.postgres_checks)
+        if key not in _SYNTHESIZED:
+            _SYNTHESIZED[key] = synthesize(local.config_json(self.config()))
+        physical = {}
+        if self.cold:
+            physical["launch_template:quorum-dr-booking-cold"] = json.loads(
+                os.environ["COLD_SITE_LAUNCH_TEMPLATES"]
+            )["booking"]["launch_template_id"]
+        policies = principal_policies(_SYNTHESIZED[key], physical)
+        self.iam = iam = IamEnforcement(policies, region=HOME).install()
+        self._stack.callback(iam.close)
+        current = wiring.current
+        self._stack.enter_context(
+            mock.patch.object(wiring, "current", lambda: iam.ports_for(wiring.from_env, current))
+        )
+        wrapped = {
+            name: iam.handler_as(lambda _ctx, name=name: f"function:{name}", handler)
+            for name, handler in handlers.items()
+            if name != PROBE_FUNCTION
+        }
+        # One probe container per region, as deployed: its module-level clients are its own.
+        probes = {
+            region: iam.handler_as(lambda _ctx, r=region: f"probe:{r}", load_handler("probe"))
+            for region in REGIONS
+        }
+        wrapped[PROBE_FUNCTION] = lambda event, ctx: probes[ctx.invoked_function_arn.split(":")[3]](
+            event, ctx
+        )
+        return wrapped
+
+    def iam_problems(self) -> list[str]:
+        """With enforce_iam: every call refused, or not allowed by its function's synthesized
+        policy (exact ARNs), so far."""
+        return self.iam.problems() if self.iam is not None else []
 
     def _aws_resources(self, env: dict[str, str]) -> None:
         _table(STATE_TABLE)
@@ -213,16 +265,23 @@ class FailoverRig:
         for region in REGIONS:
             boto3.client("events", region_name=region).create_event_bus(Name=BUS)
         secrets = boto3.client("secretsmanager", region_name=HOME)
-        secrets.create_secret(
-            Name=DB_SECRET, SecretString=json.dumps(self.pair.primary.roles.superuser.as_secret())
-        )
+        admin = json.dumps(self.pair.primary.roles.superuser.as_secret())
+        secrets.create_secret(Name=DB_SECRET, SecretString=admin)
+        secrets.create_secret(Name=DR_DB_SECRET, SecretString=admin)  # the standby has the same roles
         secrets.create_secret(Name=CF_SECRET, SecretString=CF_TOKEN)
         monitor = self.pair.primary.roles.monitor.as_secret()
-        secrets.create_secret(Name=MONITOR_SECRET, SecretString=json.dumps(monitor))
+        for region in REGIONS:  # each region's probe reads it in its own region (a replica on AWS)
+            boto3.client("secretsmanager", region_name=region).create_secret(
+                Name=MONITOR_SECRET, SecretString=json.dumps(monitor)
+            )
         if self.cold:
             ec2 = boto3.client("ec2", region_name=COLD_REGION)
             image = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
             self.cold_image = image
+            boto3.client("ssm", region_name=COLD_REGION).put_parameter(
+                Name=COLD_AMI_PARAMETER, Value=image, Type="String"
+            )
+            self.cold_eip = ec2.allocate_address(Domain="vpc")["AllocationId"]
             template = ec2.create_launch_template(
                 LaunchTemplateName="quorum-dr-booking-cold",
                 LaunchTemplateData={"ImageId": image, "InstanceType": "t3.small"},
@@ -264,7 +323,15 @@ class FailoverRig:
         host = self.pair.primary.host
         cold = None
         if self.cold:
-            cold = (self._site("cold"), local.cold_site(self.cold_image, "booking-backups"))
+            cold = (
+                self._site("cold"),
+                local.cold_site(
+                    None,
+                    "booking-backups",
+                    ami_ssm_parameter=COLD_AMI_PARAMETER,
+                    elastic_ip_allocation_id=self.cold_eip,
+                ),
+            )
         return local.local_service(
             "booking",
             public_hostname="app.example.com",
@@ -273,7 +340,10 @@ class FailoverRig:
             dr=self._site("dr"),
             edge=edge,
             database=local.database(
-                (host, self.pair.primary.port), (host, self.pair.standby.port), DB_SECRET
+                (host, self.pair.primary.port),
+                (host, self.pair.standby.port),
+                DB_SECRET,
+                dr_credentials_secret=DR_DB_SECRET,
             ),
             failover=FailoverPolicy(mode=FailoverMode.AUTO, cooldown_seconds=3600, daily_cap=5),
             cold=cold,
@@ -345,7 +415,8 @@ class FailoverRig:
 
         def report() -> None:
             ec2 = boto3.client("ec2", region_name=COLD_REGION)
-            sfn = boto3.client("stepfunctions", region_name=HOME)
+            with self.iam.acting_as("cold_site:booking") if self.iam else nullcontext():
+                sfn = boto3.client("stepfunctions", region_name=HOME)  # the instance role's call
             deadline = time.monotonic() + timeout
             while time.monotonic() < deadline:
                 instances = [i for r in ec2.describe_instances()["Reservations"] for i in r["Instances"]]

@@ -117,29 +117,43 @@ def database(
     dr: tuple[str, int],
     credentials_secret: str,
     *,
+    dr_credentials_secret: str | None = None,
     max_lag_bytes: int | None = None,
 ) -> Database:
-    """Main and DR databases as (host, port), both reached with the admin secret."""
+    """Main and DR databases as (host, port), reached with the admin secret (DR with its own when
+    given, so that each function reads only the secret of the database it acts on)."""
 
-    def endpoint(address: tuple[str, int]) -> DatabaseEndpoint:
+    def endpoint(address: tuple[str, int], secret: str) -> DatabaseEndpoint:
         host, port = address
-        return DatabaseEndpoint(host=host, port=port, dbname=APP_DB, credentials_secret=credentials_secret)
+        return DatabaseEndpoint(host=host, port=port, dbname=APP_DB, credentials_secret=secret)
 
     return Database(
-        main=endpoint(main),
-        dr=endpoint(dr),
+        main=endpoint(main, credentials_secret),
+        dr=endpoint(dr, dr_credentials_secret or credentials_secret),
         replay_wait_seconds=REPLAY_WAIT_SECONDS,
         **_given(max_lag_bytes=max_lag_bytes),
     )
 
 
-def cold_site(ami_id: str, backup_bucket: str, *, backup_prefix: str | None = None) -> ColdSite:
+def cold_site(
+    ami_id: str | None,
+    backup_bucket: str,
+    *,
+    backup_prefix: str | None = None,
+    ami_ssm_parameter: str | None = None,
+    elastic_ip_allocation_id: str | None = None,
+) -> ColdSite:
+    """How to launch the cold site: from an AMI id, or from the SSM parameter that names it."""
     return ColdSite(
         region=COLD_REGION,
-        ami_id=ami_id,
         backup_bucket=backup_bucket,
         ready_timeout_seconds=COLD_READY_TIMEOUT_SECONDS,
-        **_given(backup_prefix=backup_prefix),
+        **_given(
+            ami_id=ami_id,
+            backup_prefix=backup_prefix,
+            ami_ssm_parameter=ami_ssm_parameter,
+            elastic_ip_allocation_id=elastic_ip_allocation_id,
+        ),
     )
 
 

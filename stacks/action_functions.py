@@ -38,6 +38,29 @@ TIMEOUTS = {
 DEFAULT_TIMEOUT = 30
 
 
+# Every step records its progress on the incident item of the state table (update_incident); the
+# steps that decide from the record or the service state read it too. Found by the IAM-enforced
+# end-to-end tests (tests/integration/test_failover_end_to_end.py).
+STATE_TABLE_ACCESS = {
+    "validate_input": ("dynamodb:GetItem", "dynamodb:Query"),
+    "incident_state": (
+        "dynamodb:GetItem",
+        "dynamodb:PutItem",
+        "dynamodb:UpdateItem",
+        "dynamodb:DeleteItem",
+        "dynamodb:Query",
+    ),
+    "confirm_outage": ("dynamodb:GetItem", "dynamodb:UpdateItem"),
+    "check_replica": ("dynamodb:UpdateItem",),
+    "promote_database": ("dynamodb:GetItem", "dynamodb:UpdateItem"),
+    "fence_main": ("dynamodb:UpdateItem",),
+    "switch_edge": ("dynamodb:GetItem", "dynamodb:UpdateItem"),
+    "launch_cold_site": ("dynamodb:UpdateItem",),
+    "verify_switch": ("dynamodb:UpdateItem",),
+    "notify": ("dynamodb:UpdateItem",),
+}
+
+
 class ActionFunctions(Construct):
     def __init__(
         self,
@@ -85,21 +108,11 @@ class ActionFunctions(Construct):
                 environment={**environment, **extra},
                 timeout=Duration.seconds(TIMEOUTS.get(name, DEFAULT_TIMEOUT)),
                 secrets=secrets.get(name, []),
-                # Waiting for the cold instance; DescribeInstances has no resource-level permissions.
-                star_only_actions=["ec2:DescribeInstances"]
-                if name == "launch_cold_site" and cold_sites
-                else [],
+                star_only_actions=_star_only(name, cold_sites),
             )
         fn = self.functions
-        tables.state.grant(fn["validate_input"].role, "dynamodb:GetItem", "dynamodb:Query")
-        tables.state.grant(
-            fn["incident_state"].role,
-            "dynamodb:GetItem",
-            "dynamodb:PutItem",
-            "dynamodb:UpdateItem",
-            "dynamodb:DeleteItem",
-            "dynamodb:Query",
-        )
+        for name, actions in STATE_TABLE_ACCESS.items():
+            tables.state.grant(fn[name].role, *actions)
         for name in ("confirm_outage", "check_replica"):
             tables.results.grant(fn[name].role, "dynamodb:Query", "dynamodb:GetItem")
         for name in ("confirm_outage", "verify_switch"):
@@ -152,7 +165,9 @@ class ActionFunctions(Construct):
         if site.cold.ami_ssm_parameter:
             role.add_to_principal_policy(
                 iam.PolicyStatement(
-                    actions=["ssm:GetParameters"],
+                    # GetParameter: the function resolves the image itself; GetParameters: EC2
+                    # resolves the launch template's `resolve:ssm:` image with the caller's rights.
+                    actions=["ssm:GetParameter", "ssm:GetParameters"],
                     resources=[
                         stack.format_arn(
                             service="ssm",
@@ -193,3 +208,13 @@ class ActionFunctions(Construct):
                 f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:ec2:{site.region}:<AWS::AccountId>:subnet/*]",
                 "No subnet_id configured: the instance goes to the default subnet, chosen by EC2.",
             )
+
+
+def _star_only(name: str, cold_sites: Sequence[ColdSiteTarget]) -> list[str]:
+    """The function's actions that have no resource-level permissions (IAM requires `*`)."""
+    if name != "launch_cold_site" or not cold_sites:
+        return []
+    actions = ["ec2:DescribeInstances"]  # waiting for the cold instance
+    if any(site.cold.elastic_ip_allocation_id for site in cold_sites):
+        actions.append("ec2:DescribeAddresses")  # where the Elastic IP is before associating it
+    return actions

@@ -124,11 +124,23 @@ class ColdSiteLaunchTemplate(Construct):
                 conditions={"StringLike": {"s3:prefix": [f"{cold.backup_prefix}*"]}},
             )
         )
+        # SendTaskSuccess/SendTaskFailure have no resource-level permissions (the Service
+        # Authorization Reference lists no resource type for them): a statement scoped to the state
+        # machine's ARN never matches and the bootstrap's report would be denied. The task token is
+        # the capability (unguessable, valid for one waiting task); the tightest IAM allows is `*`
+        # limited to the home region, where the state machine runs.
         self.role.add_to_policy(
             iam.PolicyStatement(
                 actions=["states:SendTaskSuccess", "states:SendTaskFailure"],
-                resources=[naming.state_machine_arn(stack, config.home_region)],
+                resources=["*"],
+                conditions={"StringEquals": {"aws:RequestedRegion": config.home_region}},
             )
+        )
+        acknowledge(
+            self.role,
+            "AwsSolutions-IAM5[Resource::*]",
+            "states:SendTaskSuccess and SendTaskFailure support no resource-level permissions; the "
+            "task token is the capability, and the statement is limited to the home region.",
         )
         acknowledge(
             self.role,

@@ -15,7 +15,7 @@ switched to it.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -58,19 +58,25 @@ def _one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split()) or type(exc).__name__
 
 
+Endpoint = PgEndpoint | Callable[[], PgEndpoint]
+
+
 class PostgresPromoter(Promoter):
+    """`dr` and `old_primary` may be given as callables: each is resolved (its secret read) on
+    first use only, so a step that talks to one database reads only that database's secret."""
+
     def __init__(
         self,
-        dr: PgEndpoint,
-        old_primary: PgEndpoint | None = None,
+        dr: Endpoint,
+        old_primary: Endpoint | None = None,
         *,
         timeout: float = TIMEOUT_SECONDS,
         promote_wait_s: int = PROMOTE_WAIT_SECONDS,
         poll_interval_s: float = POLL_INTERVAL_SECONDS,
         fence_timeout: float = FENCE_TIMEOUT_SECONDS,
     ) -> None:
-        self.dr = dr
-        self.old_primary = old_primary
+        self._dr = dr
+        self._old_primary = old_primary
         self.timeout = timeout
         self.promote_wait_s = promote_wait_s
         self.poll_interval_s = poll_interval_s
@@ -78,13 +84,26 @@ class PostgresPromoter(Promoter):
 
     @classmethod
     def from_config(cls, database: Database, secrets: SecretSource, **options: Any) -> PostgresPromoter:
-        def endpoint(which: str) -> PgEndpoint:
+        def endpoint(which: str) -> Callable[[], PgEndpoint]:
             cfg = getattr(database, which)
-            return PgEndpoint.from_secret(
+            return lambda: PgEndpoint.from_secret(
                 cfg.host, cfg.port, cfg.dbname, secrets.get_json(cfg.credentials_secret)
             )
 
+        # check_replica and promote_database may read only the DR secret, fence_main only main's.
         return cls(endpoint("dr"), endpoint("main"), **options)
+
+    @property
+    def dr(self) -> PgEndpoint:
+        if callable(self._dr):
+            self._dr = self._dr()
+        return self._dr
+
+    @property
+    def old_primary(self) -> PgEndpoint | None:
+        if callable(self._old_primary):
+            self._old_primary = self._old_primary()
+        return self._old_primary
 
     # -- connections ----------------------------------------------------------------------------
 

@@ -24,6 +24,10 @@ STAR_ONLY = {
     "logs:DescribeResourcePolicies",
     "logs:DescribeLogGroups",
     "ec2:DescribeInstances",
+    "ec2:DescribeAddresses",
+    # Reported with the task token by the cold site; no resource type exists for them.
+    "states:SendTaskSuccess",
+    "states:SendTaskFailure",
 }
 
 

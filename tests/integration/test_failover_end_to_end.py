@@ -18,19 +18,25 @@ from quorum_dr_local.standins.cloudflare_emulator import Fault
 
 @pytest.fixture
 def rig_factory(pg_base_dir: Path) -> Iterator[Callable[..., FailoverRig]]:
+    """Rigs whose functions run under their own synthesized roles with moto's IAM on: any call
+    refused, or not allowed on its exact ARN by the unwidened policy, fails the test."""
     made: list[FailoverRig] = []
 
     def make(**options: object) -> FailoverRig:
         options.setdefault("postgres_checks", True)  # as configured in production: invariants 3 and 4
+        options.setdefault("enforce_iam", True)
         rig = FailoverRig(pg_base_dir, **options).__enter__()  # type: ignore[arg-type]
         made.append(rig)
         return rig
 
+    problems: list[str] = []
     try:
         yield make
     finally:
         for rig in reversed(made):
+            problems.extend(rig.iam_problems())
             rig.__exit__(None, None, None)
+    assert not problems, "IAM: calls the synthesized policies do not allow:\n  " + "\n  ".join(problems)
 
 
 def quiet_round(rig: FailoverRig, round_id: str) -> None:
@@ -99,6 +105,18 @@ def test_hot_failover_with_real_adapters_promotes_once_switches_once_and_verifie
         assert sentence in text, sentence
     subjects = [n["Subject"] for n in rig.notifications()]
     assert any("failed over" in s and "inc-e2e-hot" in s for s in subjects), subjects
+    # The IAM check saw every principal under its own role, Step Functions' engine included.
+    assert rig.iam is not None
+    seen = {(call.principal, call.action) for call in rig.iam.calls}
+    assert {
+        ("state_machine", "lambda:InvokeFunction"),
+        ("state_machine", "dynamodb:PutItem"),
+        ("function:promote_database", "secretsmanager:GetSecretValue"),
+        ("function:confirm_outage", "lambda:InvokeFunction"),
+    } <= seen
+    assert {principal for principal, _ in seen} >= {
+        f"probe:{r}" for r in ("eu-west-2", "us-east-1", "us-west-2")
+    }
 
 
 def test_invariant_4_without_a_probe_view_of_main_the_promotion_escalates(
@@ -284,3 +302,37 @@ def test_split_brain_when_the_old_main_primary_comes_back_after_a_failover_is_to
     assert detail["sites"] == ["main", "dr"] and detail["region"] == "us-east-1"
     assert set(detail["lsns"]) == {"main", "dr"} and all(detail["lsns"].values())
     assert detail["reason"].startswith("split brain suspected for booking: 2 sites have a PostgreSQL primary")
+
+
+def test_a_dry_run_under_the_functions_own_roles_checks_everything_and_changes_nothing(
+    rig_factory: Callable[..., FailoverRig],
+) -> None:
+    rig = rig_factory()
+    rig.site_down("main")
+    request = {"service": "booking", "to": "dr", "reason": "deploy drill", "requested_by": "alice"}
+
+    described = rig.run({**request, "dry_run": True}, name="inc-e2e-dry")
+
+    assert described["status"] == "SUCCEEDED", described.get("cause")
+    states = rig.harness.states_entered(described["executionArn"])
+    assert {"ConfirmOutageRound", "CheckDrReplica", "PromoteDrDatabase", "SwitchEdgeToDr"} <= set(states)
+    assert rig.pair.standby.value("SELECT pg_is_in_recovery()::text") == "true"  # not promoted
+    assert rig.edge_writes() == 0
+    assert "dry run: would set the active site of booking to dr" in reasons(rig, "inc-e2e-dry")
+
+
+def test_both_sites_down_without_a_cold_site_under_the_functions_own_roles_leaves_it_to_an_operator(
+    rig_factory: Callable[..., FailoverRig],
+) -> None:
+    rig = rig_factory()
+    rig.site_down("main")
+    rig.site_down("dr")
+
+    described = rig.run(name="inc-e2e-both")
+
+    assert described["status"] == "SUCCEEDED", described.get("cause")
+    assert rig.harness.states_entered(described["executionArn"])[-1] == "NoAction"
+    assert rig.edge_writes() == 0
+    assert "main and dr are both DOWN and no cold site is configured; an operator must act" in reasons(
+        rig, "inc-e2e-both"
+    )

@@ -22,6 +22,8 @@ from quorum_dr.adapters.secrets import SecretsManagerSecrets
 from quorum_dr.adapters.tables import create_table
 from quorum_dr.domain.results import ProbeResult, Vote
 from quorum_dr.probes.event import InvalidProbeEvent
+from quorum_dr_local.iam_enforcement import IamEnforcement
+from quorum_dr_local.iam_policies import Statement, principal_policies, synthesize
 
 ROOT = Path(__file__).resolve().parents[2]
 HOME, PROBE_REGION = "eu-west-2", "us-east-1"
@@ -37,6 +39,7 @@ def _load_handler() -> Any:
 
 
 probe_handler = _load_handler()
+_HANDLER = probe_handler.handler
 
 
 @dataclass
@@ -125,6 +128,11 @@ def aws(monkeypatch: pytest.MonkeyPatch, config_path: Path) -> Iterator[dict[str
     }.items():
         monkeypatch.setenv(name, value)
     with mock_aws():
+        # The handler runs under the probe role the app synthesizes for this region, moto's IAM on.
+        iam = IamEnforcement(_probe_policies(config_path), region=PROBE_REGION).install()
+        monkeypatch.setattr(
+            probe_handler, "handler", iam.handler_as(lambda _ctx: f"probe:{PROBE_REGION}", _HANDLER)
+        )
         dynamodb = boto3.client("dynamodb", region_name=HOME)
         create_table(dynamodb, TABLE)
         events = boto3.client("events", region_name=PROBE_REGION)
@@ -136,7 +144,27 @@ def aws(monkeypatch: pytest.MonkeyPatch, config_path: Path) -> Iterator[dict[str
         ]
         events.put_rule(Name="capture", EventBusName=BUS, EventPattern=json.dumps({"source": ["quorum-dr"]}))
         events.put_targets(Rule="capture", EventBusName=BUS, Targets=[{"Id": "queue", "Arn": queue_arn}])
-        yield {"dynamodb": dynamodb, "sqs": sqs, "queue_url": queue_url}
+        iam.enforce()
+        try:
+            yield {"dynamodb": dynamodb, "sqs": sqs, "queue_url": queue_url}
+        finally:
+            iam.close()
+        iam.assert_clean()
+
+
+_SYNTHESIZED: dict[str, dict[str, list[Statement]]] = {}
+
+
+def _probe_policies(config_path: Path) -> dict[str, list[Statement]]:
+    """The probe stacks' roles, synthesized from this test's config (once per distinct config)."""
+    text = config_path.read_text()
+    if text not in _SYNTHESIZED:
+        _SYNTHESIZED[text] = {
+            key: statements
+            for key, statements in principal_policies(synthesize(json.loads(text))).items()
+            if key.startswith("probe:")
+        }
+    return _SYNTHESIZED[text]
 
 
 def captured(aws: dict[str, Any]) -> list[dict[str, Any]]:
