@@ -10,7 +10,7 @@ Used by the end-to-end tests and `bench/action_phase.py` (development only: it i
   site), Secrets Manager (the secrets the production wiring reads), EventBridge (the probes' bus in
   each region), Lambda Invoke dispatched in-process: the failover functions to their handlers and
   the probe function of each region to the real probe handler, in that region.
-- The ports are built by the production wiring from the environment (`wiring.from_env`): nothing
+- The ports are built by the production wiring from the environment (`production.from_env`): nothing
   is attached or faked.
 
 Site down = its booking app stopped (and, for main, its database crashed).

@@ -6,9 +6,9 @@ from typing import Any
 
 from quorum_dr.domain.decisions import decide_scenario
 from quorum_dr.domain.quorum import SiteVerdict, evaluate_service
+from quorum_dr.failover.ports import Ports
 from quorum_dr.failover.receipts import entry
 from quorum_dr.failover.request import Incident
-from quorum_dr.failover.wiring import Ports
 
 
 def confirm_round(ports: Ports, incident: Incident, round_index: int) -> dict[str, Any]:

@@ -6,9 +6,10 @@ from collections.abc import Callable
 from typing import Any
 
 from quorum_dr.failover import wiring
+from quorum_dr.failover.ports import Ports
 from quorum_dr.observability import logger
 
-Step = Callable[[wiring.Ports, dict[str, Any]], dict[str, Any]]
+Step = Callable[[Ports, dict[str, Any]], dict[str, Any]]
 
 
 def run(step: str, event: Any, call: Step) -> dict[str, Any]:

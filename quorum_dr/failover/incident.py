@@ -12,9 +12,9 @@ from typing import Any
 from quorum_dr.domain.decisions import check_gates as gates_decision
 from quorum_dr.domain.state import ServiceState, ServiceStatus, utc_day
 from quorum_dr.failover.errors import TransientError
+from quorum_dr.failover.ports import Ports
 from quorum_dr.failover.receipts import entry
 from quorum_dr.failover.request import Incident
-from quorum_dr.failover.wiring import Ports
 
 STOP_OUTCOMES = (
     "refused",

@@ -6,9 +6,9 @@ from typing import Any
 
 from quorum_dr.failover.errors import PromotionFailed, TransientError
 from quorum_dr.failover.incident import count_failover
+from quorum_dr.failover.ports import Ports
 from quorum_dr.failover.receipts import as_dict, entry
 from quorum_dr.failover.request import Incident
-from quorum_dr.failover.wiring import Ports
 from quorum_dr.ports import (
     DatabaseUnreachableError,
     Promoter,

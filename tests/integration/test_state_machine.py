@@ -19,6 +19,7 @@ from quorum_dr.adapters.dynamodb_state import DynamoStateStore
 from quorum_dr.adapters.tables import create_table
 from quorum_dr.failover import wiring
 from quorum_dr.failover.operator import answer_request, reset
+from quorum_dr.failover.ports import Ports
 from quorum_dr_local.sfn_harness import SfnHarness
 from tests.conftest import ROOT
 from tests.fakes import (
@@ -83,7 +84,7 @@ class World:
     hooks: FakeHooks
     launcher: FakeLauncher
     probes: FakeProbes
-    ports: wiring.Ports
+    ports: Ports
     extra: dict[str, Any] = field(default_factory=dict)
 
     def configure(self, **failover: Any) -> None:
@@ -117,7 +118,7 @@ def world(monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
         )
         verifier = FakeVerifier(edge)
         launcher.on_launch = bootstrap_reports_ready
-        ports = wiring.Ports(
+        ports = Ports(
             config=make_config(),
             store=store,
             results=lambda: results,
