@@ -43,6 +43,7 @@ from quorum_dr.config import (
     Site,
     WatchdogConfig,
 )
+from quorum_dr.domain.incident_record import IncidentRecord
 from quorum_dr.failover import wiring
 from quorum_dr.functions import ACTION_FUNCTIONS, PROBE, function_name
 from quorum_dr_local import system_config as local
@@ -307,7 +308,7 @@ class FailoverRig:
     ) -> dict[str, Any]:
         return self.harness.wait(self.start(payload, name=name), timeout=timeout)
 
-    def incident(self, incident_id: str) -> dict[str, Any]:
+    def incident(self, incident_id: str) -> IncidentRecord:
         record = wiring.current().store.get_incident("booking", incident_id)
         if record is None:
             raise KeyError(f"no incident record {incident_id}")

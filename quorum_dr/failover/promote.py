@@ -69,9 +69,9 @@ def promote(ports: Ports, incident: Incident) -> dict[str, Any]:
             service.name, incident.incident_id, {}, timeline=entry("promote", reason, now)
         )
         return {"dry_run": True, "writable": False, "reason": reason, "at": now}
-    record = ports.store.get_incident(service.name, incident.incident_id) or {}
+    record = ports.store.get_incident(service.name, incident.incident_id)
     promoter = ports.promoter(service)
-    if record.get("promoted_at"):
+    if record is not None and record.promoted_at:
         receipt: dict[str, Any] = {"already_promoted": True}
         reason = f"already promoted for incident {incident.incident_id}: not promoting again"
     else:
