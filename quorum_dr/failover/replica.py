@@ -31,7 +31,7 @@ def check(ports: Ports, incident: Incident) -> dict[str, Any]:
     unreadable = ""
     try:
         status: DbStatus | None = ports.promoter(service).replica_status()
-    except DatabaseActionError as exc:  # lag unknown: invariant 4 refuses an automatic promotion
+    except DatabaseActionError as exc:  # lag unknown: invariant 4 (docs/architecture.md) refuses
         status, unreadable = None, f" ({exc})"
     try:
         results = ports.results().recent_results(service.name, now - LOSS_WINDOW_SECONDS)

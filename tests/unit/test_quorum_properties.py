@@ -1,4 +1,4 @@
-"""Property tests of the quorum engine: DESIGN §2 invariants 1-3 over generated results."""
+"""Property tests of the quorum engine: invariants 1-3 (docs/architecture.md) over generated results."""
 
 from __future__ import annotations
 
