@@ -186,5 +186,9 @@ class DynamoStateStore(StateStore):
 
 
 def _incident(item: Mapping[str, Any]) -> IncidentRecord:
-    """The record without the table's keys (pk is the service, sk INCIDENT#<id>)."""
-    return IncidentRecord.model_validate({k: v for k, v in item.items() if k not in ("pk", "sk")})
+    """The record without the table's keys (pk is the service, sk INCIDENT#<id>). The id comes
+    from the key when the item has no attribute yet (moto shows an item between its creation and
+    the update's SET; DynamoDB itself never does)."""
+    fields = {k: v for k, v in item.items() if k not in ("pk", "sk")}
+    fields.setdefault("incident_id", str(item["sk"]).removeprefix(INCIDENT))
+    return IncidentRecord.model_validate(fields)

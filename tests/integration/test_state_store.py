@@ -177,3 +177,14 @@ def test_the_incident_step_turns_a_stale_write_into_a_retried_transient_error(
 
     with pytest.raises(TransientError, match="changed since version"):
         incident_step._write_state(ports, "booking", status="FAILING_OVER")
+
+
+def test_an_item_seen_before_its_first_update_landed_still_reads_as_that_incident(
+    store: DynamoStateStore,
+) -> None:
+    table = boto3.resource("dynamodb", region_name=REGION).Table(TABLE)
+    table.put_item(Item={"pk": "booking", "sk": INCIDENT + "inc-new"})
+
+    record = store.get_incident("booking", "inc-new")
+
+    assert record is not None and record.incident_id == "inc-new" and record.task_token is None
