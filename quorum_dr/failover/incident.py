@@ -187,7 +187,7 @@ def count_failover(ports: Ports, incident: Incident, what: str) -> str:
     Counted before the step runs, so a step that half-happened still counts, and a run that
     escalates afterwards still holds the cooldown: an operator's `reset` clears the lock and
     NEEDS_ATTENTION, not the cooldown, so no second automatic failover follows at once
-    (DESIGN invariant 7: any promotion counts)."""
+    (invariant 7, docs/architecture.md: any promotion counts)."""
     state = _state(ports, incident.service)
     if state.counted_incident == incident.incident_id:
         return f"{what} of incident {incident.incident_id} already counted in the cooldown and daily cap"
