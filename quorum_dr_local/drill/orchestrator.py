@@ -179,6 +179,7 @@ class Drill:
                     self._streams.append((handler, handler.setStream(self._sink)))
         os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
         os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "QuorumDR")
+        os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")  # EMF is printed, not logged
 
     # -- build ---------------------------------------------------------------------------------
 
