@@ -75,16 +75,16 @@ def one_run(base: Path, n: int, edge: str) -> tuple[float, dict[str, float], str
         described = rig.run(name=incident, timeout=120)
         if described["status"] != "SUCCEEDED" or watch.down_at is None or watch.verified_at is None:
             raise SystemExit(f"run {n}: the failover did not complete: {described.get('cause')}")
-        timeline = rig.incident(incident)["timeline"]
+        timeline = rig.incident(incident).timeline
         steps: dict[str, float] = {}
-        start = next(e["at"] for e in timeline if e["step"] == "scenario")
+        start = next(e.at for e in timeline if e.step == "scenario")
         previous = start
         for entry in timeline:
-            if entry["at"] < start or entry["step"] in steps:
+            if entry.at < start or entry.step in steps:
                 continue
-            steps[entry["step"]] = entry["at"] - previous
-            previous = entry["at"]
-        return watch.verified_at - watch.down_at, steps, str(timeline[-1]["reason"])
+            steps[entry.step] = entry.at - previous
+            previous = entry.at
+        return watch.verified_at - watch.down_at, steps, str(timeline[-1].reason)
 
 
 def main() -> int:

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from quorum_dr.config import ColdSite, Hook
 from quorum_dr.domain.edge import SwitchReceipt
+from quorum_dr.domain.incident_record import IncidentRecord
 from quorum_dr.domain.results import DbStatus, ProbeResult
 
 
@@ -167,6 +168,11 @@ class EdgeSwitch(ABC):
 # ---------------------------------------------------------------------------------------------
 
 
+class StaleState(Exception):
+    """Someone else changed the service state since it was read (optimistic concurrency): what
+    `StateStore.put_state` raises when the stored version is no longer the expected one."""
+
+
 class StateStore(ABC):
     """Service state, incident lock and incident records (the state table)."""
 
@@ -198,16 +204,18 @@ class StateStore(ABC):
         """Delete the lock whoever holds it (operator reset); return what was deleted."""
 
     @abstractmethod
-    def get_incident(self, service: str, incident_id: str) -> dict[str, Any] | None: ...
+    def get_incident(self, service: str, incident_id: str) -> IncidentRecord | None: ...
 
     @abstractmethod
     def update_incident(
         self, service: str, incident_id: str, fields: Mapping[str, Any], *, timeline: Mapping[str, Any] | None
-    ) -> dict[str, Any]:
-        """Create or update the incident record; append `timeline` to its timeline."""
+    ) -> IncidentRecord:
+        """Create or update the incident record: set `fields` (IncidentRecord's fields, checked
+        with `IncidentRecord.check_update`) and append `timeline` to its timeline."""
 
     @abstractmethod
-    def list_incidents(self, service: str, limit: int = 20) -> list[dict[str, Any]]: ...
+    def list_incidents(self, service: str, limit: int = 20) -> list[IncidentRecord]:
+        """The service's latest incidents, newest first."""
 
 
 class ProbeInvoker(ABC):

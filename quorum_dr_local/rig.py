@@ -10,7 +10,7 @@ Used by the end-to-end tests and `bench/action_phase.py` (development only: it i
   site), Secrets Manager (the secrets the production wiring reads), EventBridge (the probes' bus in
   each region), Lambda Invoke dispatched in-process: the failover functions to their handlers and
   the probe function of each region to the real probe handler, in that region.
-- The ports are built by the production wiring from the environment (`wiring.from_env`): nothing
+- The ports are built by the production wiring from the environment (`production.from_env`): nothing
   is attached or faked.
 
 Site down = its booking app stopped (and, for main, its database crashed).
@@ -44,6 +44,7 @@ from quorum_dr.config import (
     WatchdogConfig,
 )
 from quorum_dr.domain.cold_report import ColdBootstrapReport, RestoreLine
+from quorum_dr.domain.incident_record import IncidentRecord
 from quorum_dr.failover import wiring
 from quorum_dr.functions import ACTION_FUNCTIONS, PROBE, function_name
 from quorum_dr_local import system_config as local
@@ -378,7 +379,7 @@ class FailoverRig:
     ) -> dict[str, Any]:
         return self.harness.wait(self.start(payload, name=name), timeout=timeout)
 
-    def incident(self, incident_id: str) -> dict[str, Any]:
+    def incident(self, incident_id: str) -> IncidentRecord:
         record = wiring.current().store.get_incident("booking", incident_id)
         if record is None:
             raise KeyError(f"no incident record {incident_id}")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 from aws_cdk import Aws, Duration, Stack
 from aws_cdk import aws_iam as iam
@@ -12,15 +11,13 @@ from constructs import Construct
 
 from quorum_dr.config import WatchdogConfig
 from stacks import naming
+from stacks.alert_topic import AlertTopic
 from stacks.cold_site import ColdSiteTarget
 from stacks.function import QuorumDrFunction
 from stacks.lambda_asset import LambdaAssets
 from stacks.nag import acknowledge
 from stacks.secret_access import secrets_by_function
 from stacks.tables import Tables
-
-if TYPE_CHECKING:
-    from stacks.control_stack import AlertTopic
 
 # Each holds its function's worst case: every call it makes at its timeout, every retry and wait
 # (tests/infrastructure/test_budgets.py adds them up from the config and the code's constants).

@@ -9,54 +9,18 @@ from typing import Any
 from aws_cdk import Duration, Stack
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as events_targets
-from aws_cdk import aws_iam as iam
-from aws_cdk import aws_kms as kms
-from aws_cdk import aws_sns as sns
 from constructs import Construct
 
 from quorum_dr.config import WatchdogConfig
 from stacks import naming
 from stacks.action_functions import ActionFunctions
 from stacks.alarms import Alarms
+from stacks.alert_topic import AlertTopic
 from stacks.cold_site import ColdSiteTarget
 from stacks.failover_state_machine import FailoverStateMachine
 from stacks.function import dependency_layer
 from stacks.lambda_asset import LambdaAssets
 from stacks.tables import Tables
-
-
-class AlertTopic(Construct):
-    """The SNS topic of every alert: KMS-encrypted with its own key (CloudWatch and EventBridge
-    may use it to publish), SSL enforced."""
-
-    def __init__(self, scope: Construct, construct_id: str, *, topic_name: str) -> None:
-        super().__init__(scope, construct_id)
-        self.key = kms.Key(
-            self,
-            "Key",
-            alias=f"alias/{naming.PREFIX}-alerts",
-            description="quorum-dr alert topic encryption",
-            enable_key_rotation=True,
-        )
-        for service in ("cloudwatch.amazonaws.com", "events.amazonaws.com"):
-            self.key.grant(iam.ServicePrincipal(service), "kms:Decrypt", "kms:GenerateDataKey*")
-        self.topic = sns.Topic(
-            self,
-            "Topic",
-            topic_name=topic_name,
-            master_key=self.key,
-            enforce_ssl=True,
-            display_name="quorum-dr",
-        )
-
-    def grant_publish(self, role: iam.IRole) -> None:
-        """sns:Publish on the topic and the two key actions publishing to an encrypted topic needs."""
-        role.add_to_principal_policy(
-            iam.PolicyStatement(actions=["sns:Publish"], resources=[self.topic.topic_arn])
-        )
-        role.add_to_principal_policy(
-            iam.PolicyStatement(actions=["kms:GenerateDataKey", "kms:Decrypt"], resources=[self.key.key_arn])
-        )
 
 
 class ControlStack(Stack):

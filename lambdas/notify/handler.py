@@ -6,7 +6,11 @@ from typing import Any
 
 from quorum_dr.failover.entry import run
 from quorum_dr.failover.notify import notify
+from quorum_dr.observability import logger, metrics, tracer
 
 
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
 def handler(event: Any, context: Any) -> dict[str, Any]:
     return run("notify", event, notify)

@@ -16,8 +16,8 @@ import boto3
 from botocore.exceptions import ClientError
 
 from quorum_dr.adapters.aws_sdk import sdk_config
-from quorum_dr.failover.errors import StaleState
-from quorum_dr.ports import StateStore
+from quorum_dr.domain.incident_record import IncidentRecord
+from quorum_dr.ports import StaleState, StateStore
 
 STATE = "STATE"
 LOCK = "LOCK"
@@ -150,12 +150,14 @@ class DynamoStateStore(StateStore):
 
     # -- incidents ------------------------------------------------------------------------------
 
-    def get_incident(self, service: str, incident_id: str) -> dict[str, Any] | None:
-        return self._get(service, INCIDENT + incident_id)
+    def get_incident(self, service: str, incident_id: str) -> IncidentRecord | None:
+        item = self._get(service, INCIDENT + incident_id)
+        return _incident(item) if item else None
 
     def update_incident(
         self, service: str, incident_id: str, fields: Mapping[str, Any], *, timeline: Mapping[str, Any] | None
-    ) -> dict[str, Any]:
+    ) -> IncidentRecord:
+        IncidentRecord.check_update(incident_id, dict(fields))
         names: dict[str, str] = {"#tl": "timeline"}
         values: dict[str, Any] = {":empty": [], ":entry": [dict(timeline)] if timeline else []}
         sets = ["#tl = list_append(if_not_exists(#tl, :empty), :entry)"]
@@ -170,9 +172,9 @@ class DynamoStateStore(StateStore):
             ExpressionAttributeValues=to_dynamo(values),
             ReturnValues="ALL_NEW",
         )["Attributes"]
-        return dict(from_dynamo(item))
+        return _incident(from_dynamo(item))
 
-    def list_incidents(self, service: str, limit: int = 20) -> list[dict[str, Any]]:
+    def list_incidents(self, service: str, limit: int = 20) -> list[IncidentRecord]:
         from boto3.dynamodb.conditions import Key
 
         items = self._table.query(
@@ -180,4 +182,13 @@ class DynamoStateStore(StateStore):
             ScanIndexForward=False,
             Limit=limit,
         ).get("Items", [])
-        return [from_dynamo(i) for i in items]
+        return [_incident(from_dynamo(i)) for i in items]
+
+
+def _incident(item: Mapping[str, Any]) -> IncidentRecord:
+    """The record without the table's keys (pk is the service, sk INCIDENT#<id>). The id comes
+    from the key when the item has no attribute yet (moto shows an item between its creation and
+    the update's SET; DynamoDB itself never does)."""
+    fields = {k: v for k, v in item.items() if k not in ("pk", "sk")}
+    fields.setdefault("incident_id", str(item["sk"]).removeprefix(INCIDENT))
+    return IncidentRecord.model_validate(fields)

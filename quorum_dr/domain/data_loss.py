@@ -1,4 +1,4 @@
-"""The data-loss receipt (DESIGN invariant 4): what bounds the writes a promotion may lose.
+"""The data-loss receipt (invariant 4, docs/architecture.md): what bounds the writes a promotion may lose.
 
 Pure: reads probe results and the DR standby's status, compares no two clocks. Every time here is
 on the home region's clock (`received_at` of a result, `now` of the decision); the standby's own

@@ -32,7 +32,7 @@ class Decision(BaseModel):
 
 
 # ---------------------------------------------------------------------------------------------
-# Gates (DESIGN §1 phase 3, invariant 7)
+# Gates (docs/architecture.md: phase 3, invariant 7)
 # ---------------------------------------------------------------------------------------------
 
 
@@ -118,7 +118,7 @@ def _automatic_refusal(
 
 
 # ---------------------------------------------------------------------------------------------
-# Scenario (DESIGN §1 phase 5)
+# Scenario (docs/architecture.md: phase 5)
 # ---------------------------------------------------------------------------------------------
 
 
@@ -173,7 +173,7 @@ def decide_scenario(
 
 
 # ---------------------------------------------------------------------------------------------
-# Replica readiness (DESIGN invariant 4)
+# Replica readiness (docs/architecture.md: invariant 4)
 # ---------------------------------------------------------------------------------------------
 
 
@@ -190,7 +190,7 @@ def check_replica(
     No: when it is not a standby, when its status is unknown or older than `max_lag_seconds`, when
     replay is behind by more than the limits (bytes; seconds matter only while bytes are behind,
     since an idle primary makes the replay timestamp old without any lag), when `receipt` has no
-    known bound on the loss (unknown is not zero: DESIGN invariant 4), or when its bound exceeds
+    known bound on the loss (unknown is not zero: invariant 4), or when its bound exceeds
     `max_lag_bytes` or `max_lag_seconds`. `allow_data_loss` (manual only) turns every "no" except
     "not a standby" into a recorded yes.
     """
@@ -321,7 +321,7 @@ def _loss_amount(status: DbStatus | None, receipt: LossReceipt | None) -> str:
 
 
 # ---------------------------------------------------------------------------------------------
-# Mode (DESIGN §1 phase 6)
+# Mode (docs/architecture.md: phase 6)
 # ---------------------------------------------------------------------------------------------
 
 

@@ -8,7 +8,7 @@ Two kinds of edge:
 - proxied DNS records: each record's content is the origin of the site it serves; a switch sets
   every record's content to the target site's origin and touches nothing else;
 - load-balancer pools, one per site: a switch enables the target pool first and only then disables
-  the others, so at least one pool is enabled at every moment (DESIGN invariant 8).
+  the others, so at least one pool is enabled at every moment (invariant 8, docs/architecture.md).
 """
 
 from __future__ import annotations

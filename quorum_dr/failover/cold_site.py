@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from quorum_dr.failover.incident import count_failover
+from quorum_dr.failover.ports import Ports
 from quorum_dr.failover.receipts import as_dict, entry
 from quorum_dr.failover.request import Incident
-from quorum_dr.failover.wiring import Ports
 
 
 def launch(ports: Ports, incident: Incident, task_token: str | None) -> dict[str, Any]:

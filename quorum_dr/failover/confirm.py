@@ -8,9 +8,9 @@ from quorum_dr.config import Service
 from quorum_dr.domain.decisions import decide_scenario
 from quorum_dr.domain.quorum import SiteVerdict, evaluate_service
 from quorum_dr.domain.settle import round_settled, tally
+from quorum_dr.failover.ports import Ports
 from quorum_dr.failover.receipts import entry
 from quorum_dr.failover.request import Incident
-from quorum_dr.failover.wiring import Ports
 from quorum_dr.observability import logger
 
 

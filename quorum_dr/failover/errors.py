@@ -3,6 +3,20 @@ Retry/Catch match these names (`TransientError` is retried, anything else escala
 
 from __future__ import annotations
 
+from quorum_dr.ports import StaleState
+
+__all__ = [
+    "ColdSiteFailed",
+    "FailoverError",
+    "HookFailed",
+    "InvalidInput",
+    "PortNotWired",
+    "PromotionFailed",
+    "StaleState",  # the state store's error (quorum_dr.ports); the steps turn it into TransientError
+    "SwitchFailed",
+    "TransientError",
+]
+
 
 class FailoverError(Exception):
     """A failover step failed; the message is the sentence the incident record keeps."""
@@ -30,10 +44,6 @@ class ColdSiteFailed(FailoverError):
 
 class HookFailed(FailoverError):
     """A required site-specific hook (fence_main, before_promote, after_promote) failed."""
-
-
-class StaleState(FailoverError):
-    """Someone else changed the service state since it was read (optimistic concurrency)."""
 
 
 class PortNotWired(FailoverError):

@@ -11,11 +11,12 @@ from typing import Any
 
 from quorum_dr.domain.cold_report import read_cold_rpo
 from quorum_dr.domain.decisions import check_gates as gates_decision
+from quorum_dr.domain.incident_record import IncidentRecord
 from quorum_dr.domain.state import ServiceState, ServiceStatus, utc_day
-from quorum_dr.failover.errors import TransientError
+from quorum_dr.failover.errors import StaleState, TransientError
+from quorum_dr.failover.ports import Ports
 from quorum_dr.failover.receipts import entry
 from quorum_dr.failover.request import Incident
-from quorum_dr.failover.wiring import Ports
 
 STOP_OUTCOMES = (
     "refused",
@@ -32,7 +33,7 @@ def _state(ports: Ports, service: str) -> ServiceState:
     return ServiceState.model_validate(ports.store.get_state(service))
 
 
-def _record(ports: Ports, incident: Incident, step: str, reason: str, /, **fields: Any) -> dict[str, Any]:
+def _record(ports: Ports, incident: Incident, step: str, reason: str, /, **fields: Any) -> IncidentRecord:
     return ports.store.update_incident(
         incident.service, incident.incident_id, fields, timeline=entry(step, reason, ports.clock())
     )
@@ -100,10 +101,8 @@ def _write_state(ports: Ports, service: str, **changes: Any) -> dict[str, Any]:
     merged = ServiceState.model_validate({**state, **changes, "service": service}).model_dump(mode="json")
     try:
         return ports.store.put_state(merged, expected_version=version)
-    except Exception as exc:  # a concurrent writer: the ASL retries TransientError
-        if type(exc).__name__ == "StaleState":
-            raise TransientError(str(exc)) from None
-        raise
+    except StaleState as exc:  # a concurrent writer: the ASL retries TransientError
+        raise TransientError(str(exc)) from None
 
 
 def mark_failing_over(ports: Ports, incident: Incident, scenario: dict[str, Any]) -> dict[str, Any]:
@@ -188,7 +187,7 @@ def count_failover(ports: Ports, incident: Incident, what: str) -> str:
     Counted before the step runs, so a step that half-happened still counts, and a run that
     escalates afterwards still holds the cooldown: an operator's `reset` clears the lock and
     NEEDS_ATTENTION, not the cooldown, so no second automatic failover follows at once
-    (DESIGN invariant 7: any promotion counts)."""
+    (invariant 7, docs/architecture.md: any promotion counts)."""
     state = _state(ports, incident.service)
     if state.counted_incident == incident.incident_id:
         return f"{what} of incident {incident.incident_id} already counted in the cooldown and daily cap"

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from quorum_dr.failover.ports import Ports
 from quorum_dr.failover.receipts import as_dict, entry
 from quorum_dr.failover.request import Incident
-from quorum_dr.failover.wiring import Ports
 
 KINDS = ("no_decision", "veto_window", "approval_request", "alert_only", "failed_over", "escalation")
 

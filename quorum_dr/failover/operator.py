@@ -21,7 +21,7 @@ def answer_request(
     record = store.get_incident(service, incident_id)
     if not record:
         raise OperatorError(f"no incident {incident_id} for service {service}")
-    token = record.get("task_token")
+    token = record.task_token
     if not token:
         raise OperatorError(f"incident {incident_id} is not waiting for an approval or a veto")
     if decision == "veto":
@@ -44,8 +44,12 @@ def status(store: StateStore, service: str) -> dict[str, Any]:
         "lock": store.get_lock(service),
         "incidents": [
             {
-                k: i.get(k)
-                for k in ("incident_id", "status", "outcome", "trigger", "rto_seconds", "finished_at")
+                "incident_id": i.incident_id,
+                "status": i.status,
+                "outcome": i.outcome,
+                "trigger": i.trigger,
+                "rto_seconds": i.rto_seconds,
+                "finished_at": i.finished_at,
             }
             for i in store.list_incidents(service, limit=5)
         ],

@@ -1,6 +1,7 @@
 """The production wiring: every failover port bound to its real adapter.
 
-Built once per Lambda container from `LambdaSettings`, the bundled config and Secrets Manager:
+Built once per Lambda container by `from_env` (which `quorum_dr.failover.wiring.current` calls)
+from `LambdaSettings`, the bundled config and Secrets Manager:
 
 - state: DynamoStateStore (STATE_TABLE_NAME); results: DynamoDbResultStore (RESULTS_TABLE_NAME,
   in the home region);
@@ -18,12 +19,14 @@ with the variable's name, and builds its adapter lazily (no network call at impo
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
-from quorum_dr.config import Service, WatchdogConfig
+from quorum_dr.config import Service, WatchdogConfig, load_config, parse_config
+from quorum_dr.failover.ports import Ports
 from quorum_dr.ports import (
     ColdSiteLauncher,
     EdgeSwitch,
@@ -37,9 +40,6 @@ from quorum_dr.ports import (
     SwitchVerifier,
 )
 from quorum_dr.settings import LambdaSettings
-
-if TYPE_CHECKING:
-    from quorum_dr.failover.wiring import Ports
 
 SECRETS_MAX_AGE_SECONDS = 300
 PROBE_INVOKE_GRACE_SECONDS = 15.0  # a probe function's cold start and its writes, on top of a round
@@ -62,6 +62,20 @@ class _Once:
             return value
 
 
+def load_bundled_config(path: str) -> WatchdogConfig:
+    """The config bundled with the function: YAML, or the JSON the CDK app writes."""
+    if path.endswith(".json"):
+        return parse_config(json.loads(Path(path).read_text(encoding="utf-8")), path)
+    return load_config(path)
+
+
+def from_env(settings: LambdaSettings | None = None) -> Ports:
+    """The Ports of a deployed function, from its environment and its bundled config."""
+    settings = settings or LambdaSettings.from_env()
+    settings.require("STATE_TABLE_NAME")
+    return production_ports(settings, config=load_bundled_config(settings.QUORUM_DR_CONFIG_PATH))
+
+
 def probe_invoke_timeout(config: WatchdogConfig) -> float:
     """How long to wait for one region's probe function: its round (self-check, then the checks,
     each bounded by the probe timeout) plus the function's start and writes."""
@@ -77,7 +91,6 @@ def production_ports(
 ) -> Ports:
     """The Ports of a deployed function (see the module docstring)."""
     from quorum_dr.adapters.secrets import SecretsManagerSecrets
-    from quorum_dr.failover.wiring import Ports
 
     secrets = secrets or SecretsManagerSecrets(max_age=SECRETS_MAX_AGE_SECONDS)
     once = _Once()

@@ -6,9 +6,9 @@ from typing import Any
 
 from quorum_dr.failover.errors import PromotionFailed, TransientError
 from quorum_dr.failover.incident import count_failover
+from quorum_dr.failover.ports import Ports
 from quorum_dr.failover.receipts import as_dict, entry
 from quorum_dr.failover.request import Incident
-from quorum_dr.failover.wiring import Ports
 from quorum_dr.ports import (
     DatabaseUnreachableError,
     Promoter,
@@ -69,9 +69,9 @@ def promote(ports: Ports, incident: Incident) -> dict[str, Any]:
             service.name, incident.incident_id, {}, timeline=entry("promote", reason, now)
         )
         return {"dry_run": True, "writable": False, "reason": reason, "at": now}
-    record = ports.store.get_incident(service.name, incident.incident_id) or {}
+    record = ports.store.get_incident(service.name, incident.incident_id)
     promoter = ports.promoter(service)
-    if record.get("promoted_at"):
+    if record is not None and record.promoted_at:
         receipt: dict[str, Any] = {"already_promoted": True}
         reason = f"already promoted for incident {incident.incident_id}: not promoting again"
     else:

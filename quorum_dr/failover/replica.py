@@ -7,9 +7,9 @@ from typing import Any
 from quorum_dr.domain.decisions import check_replica, data_loss_receipt
 from quorum_dr.domain.results import DbStatus
 from quorum_dr.failover.errors import PortNotWired
+from quorum_dr.failover.ports import Ports
 from quorum_dr.failover.receipts import entry
 from quorum_dr.failover.request import Incident
-from quorum_dr.failover.wiring import Ports
 from quorum_dr.ports import DatabaseActionError
 
 LOSS_WINDOW_SECONDS = 3600.0
@@ -31,7 +31,7 @@ def check(ports: Ports, incident: Incident) -> dict[str, Any]:
     unreadable = ""
     try:
         status: DbStatus | None = ports.promoter(service).replica_status()
-    except DatabaseActionError as exc:  # lag unknown: invariant 4 refuses an automatic promotion
+    except DatabaseActionError as exc:  # lag unknown: invariant 4 (docs/architecture.md) refuses
         status, unreadable = None, f" ({exc})"
     try:
         results = ports.results().recent_results(service.name, now - LOSS_WINDOW_SECONDS)

@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from quorum_dr.failover.errors import SwitchFailed
+from quorum_dr.failover.ports import Ports
 from quorum_dr.failover.receipts import as_dict, entry
 from quorum_dr.failover.request import Incident
-from quorum_dr.failover.wiring import Ports
 
 
 def switch(ports: Ports, incident: Incident, target: str, promotion: dict[str, Any] | None) -> dict[str, Any]:
@@ -18,10 +18,10 @@ def switch(ports: Ports, incident: Incident, target: str, promotion: dict[str, A
                 f"refusing to switch {service.name} to dr: "
                 "its database is not verified writable (invariant 6)"
             )
-    record = ports.store.get_incident(service.name, incident.incident_id) or {}
-    if record.get("switched_to") == target and not incident.dry_run:
+    record = ports.store.get_incident(service.name, incident.incident_id)
+    if record is not None and record.switched_to == target and not incident.dry_run:
         reason = f"the edge of {service.name} was already switched to {target} by this incident"
-        return {"changed": False, "already_switched": True, "reason": reason, "at": record.get("switched_at")}
+        return {"changed": False, "already_switched": True, "reason": reason, "at": record.switched_at}
     receipt = as_dict(
         ports.edge(service).switch_to(target, incident_id=incident.incident_id, dry_run=incident.dry_run)
     )

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from quorum_dr.failover.ports import Ports
 from quorum_dr.failover.request import start_incident
-from quorum_dr.failover.wiring import Ports
 
 
 def handle(ports: Ports, event: dict[str, Any]) -> dict[str, Any]:

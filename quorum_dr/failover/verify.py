@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from quorum_dr.failover.ports import Ports
 from quorum_dr.failover.receipts import as_dict, entry
 from quorum_dr.failover.request import Incident
-from quorum_dr.failover.wiring import Ports
 
 
 def verify(ports: Ports, incident: Incident, target: str, *, origin_only: bool) -> dict[str, Any]:

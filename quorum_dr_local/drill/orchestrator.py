@@ -30,6 +30,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from quorum_dr.domain.incident_record import IncidentRecord
 from quorum_dr_local.drill.config import drill_config, uses_cold_site
 from quorum_dr_local.drill.faults import WorldFaults
 from quorum_dr_local.drill.layout import (
@@ -178,6 +179,7 @@ class Drill:
                     self._streams.append((handler, handler.setStream(self._sink)))
         os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
         os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "QuorumDR")
+        os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")  # EMF is printed, not logged
 
     # -- build ---------------------------------------------------------------------------------
 
@@ -430,18 +432,16 @@ class Drill:
             elif entry.get("write"):
                 self.log.record("edge_write", at=entry["at"], target=entry.get("write"))
         for incident in self.harness_incidents():
-            for step in incident.get("timeline", []):
-                if str(step.get("reason", "")).startswith("dry run"):
-                    self.log.record(
-                        "dry_run_step", at=float(step.get("at", time.time())), sentence=step["reason"]
-                    )
+            for step in incident.timeline:
+                if step.reason.startswith("dry run"):
+                    self.log.record("dry_run_step", at=float(step.at), sentence=step.reason)
         serving = self.world.serving_site()
         ids = self.world.order_ids(serving) if serving else None
         if serving and ids is not None:
             self.log.record("orders_present", site=serving, order_ids=ids)
         self.log.record("run_finished")
 
-    def harness_incidents(self) -> list[dict[str, Any]]:
+    def harness_incidents(self) -> list[IncidentRecord]:
         from quorum_dr.adapters.dynamodb_state import DynamoStateStore
 
         return DynamoStateStore(STATE_TABLE).list_incidents(SERVICE, limit=200)

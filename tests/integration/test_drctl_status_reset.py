@@ -92,8 +92,8 @@ def test_reset_clears_needs_attention_and_the_kept_lock_and_records_why(
     state = store.get_state("booking")
     assert state["status"] == "FAILED_OVER" and state["active_site"] == "dr", "reset keeps the active site"
     record = store.get_incident("booking", "inc-7")
-    assert record is not None and record["status"] == "RESET"
-    assert record["timeline"][-1]["step"] == "reset" and record["timeline"][-1]["reason"] == sentence
+    assert record is not None and record.status == "RESET"
+    assert record.timeline[-1].step == "reset" and record.timeline[-1].reason == sentence
     # Automation may act again: the lock can be taken by a new incident.
     assert store.acquire_lock("booking", "inc-8", now=2000.0, expires_at=5600.0)
 

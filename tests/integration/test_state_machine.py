@@ -17,8 +17,10 @@ from moto import mock_aws
 
 from quorum_dr.adapters.dynamodb_state import DynamoStateStore
 from quorum_dr.adapters.tables import create_table
+from quorum_dr.domain.incident_record import IncidentRecord
 from quorum_dr.failover import wiring
 from quorum_dr.failover.operator import answer_request, reset
+from quorum_dr.failover.ports import Ports
 from quorum_dr_local.sfn_harness import SfnHarness
 from tests.conftest import ROOT
 from tests.fakes import (
@@ -82,19 +84,19 @@ class World:
     hooks: FakeHooks
     launcher: FakeLauncher
     probes: FakeProbes
-    ports: wiring.Ports
+    ports: Ports
     extra: dict[str, Any] = field(default_factory=dict)
 
     def configure(self, **failover: Any) -> None:
         self.ports.config = make_config(**failover)
 
-    def incident(self, incident_id: str) -> dict[str, Any]:
+    def incident(self, incident_id: str) -> IncidentRecord:
         record = self.store.get_incident("booking", incident_id)
         assert record is not None, f"no incident record {incident_id}"
         return record
 
     def reasons(self, incident_id: str) -> list[str]:
-        return [e["reason"] for e in self.incident(incident_id)["timeline"]]
+        return [e.reason for e in self.incident(incident_id).timeline]
 
 
 @pytest.fixture
@@ -116,7 +118,7 @@ def world(monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
         )
         verifier = FakeVerifier(edge)
         launcher.on_launch = bootstrap_reports_ready
-        ports = wiring.Ports(
+        ports = Ports(
             config=make_config(),
             store=store,
             results=lambda: results,
@@ -201,9 +203,9 @@ def test_hot_failover_end_to_end_records_a_complete_incident(world: World) -> No
     assert world.promoter.promotions == ["inc-hot"]
     assert world.edge.writes == [("inc-hot", "dr")]
     record = world.incident("inc-hot")
-    assert record["outcome"] == "failed_over"
-    assert record["rto_seconds"] >= 0 and record["detection_seconds"] >= 0
-    assert record["scenario"]["scenario"] == "hot"
+    assert record.outcome == "failed_over"
+    assert record.rto_seconds >= 0 and record.detection_seconds >= 0
+    assert (record.scenario or {})["scenario"] == "hot"
     reasons = " | ".join(world.reasons("inc-hot"))
     for sentence in (
         "main is DOWN",
@@ -226,7 +228,7 @@ def test_false_alarm_when_the_quorum_sees_main_up(world: World) -> None:
     described, states = run(world, AUTO_EVENT, name="inc-fa")
     assert described["status"] == "SUCCEEDED"
     assert "RecordFalseAlarm" in states and "DecideScenario" not in states
-    assert world.incident("inc-fa")["outcome"] == "false_alarm"
+    assert world.incident("inc-fa").outcome == "false_alarm"
     assert world.store.get_lock("booking") is None and world.promoter.promotions == []
 
 
@@ -237,7 +239,7 @@ def test_cold_failover_when_main_and_dr_are_down_with_ready_callback(world: Worl
     assert "CheckColdSiteHealth" not in states and "SwitchEdgeToCold" in states
     assert world.launcher.launches == ["inc-cold"] and world.promoter.promotions == []
     record = world.incident("inc-cold")
-    assert record["backup_age_seconds"] == 420 and "RPO 420 s" in record["data_loss_reason"]
+    assert record.backup_age_seconds == 420 and "RPO 420 s" in record.data_loss_reason
     assert world.store.get_state("booking")["active_site"] == "cold"
 
 
@@ -279,7 +281,7 @@ def test_invariant_4_the_override_of_a_replay_that_did_not_catch_up_is_audited(w
     described, states = run(world, manual(allow_data_loss=True, skip_confirm=True), name="inc-replay")
     assert described["status"] == "SUCCEEDED", described.get("cause")
     record = world.incident("inc-replay")
-    assert record["allow_data_loss_used"] is True
+    assert record.allow_data_loss_used is True
     assert "promoting anyway: allow_data_loss was given by an operator" in " ".join(
         world.reasons("inc-replay")
     )
@@ -292,7 +294,7 @@ def test_invariant_4_manual_start_with_allow_data_loss_proceeds_and_says_so(worl
     assert "ConfirmOutageRound" not in states
     assert world.promoter.promotions == ["inc-loss"]
     record = world.incident("inc-loss")
-    assert record["allow_data_loss_used"] is True and record["allow_data_loss"] is True
+    assert record.allow_data_loss_used is True and record.allow_data_loss is True
     assert "allow_data_loss was given by an operator" in " ".join(world.reasons("inc-loss"))
 
 
@@ -312,7 +314,7 @@ def test_invariant_6_edge_switch_fails_after_promotion_escalates_and_never_promo
     assert described["status"] == "FAILED"
     assert world.promoter.promotions == ["inc-sw"]
     record = world.incident("inc-sw")
-    assert record["status"] == "NEEDS_ATTENTION"
+    assert record.status == "NEEDS_ATTENTION"
     assert "promoted but traffic is NOT switched" in " ".join(world.reasons("inc-sw"))
     # A second trigger: the kept lock stops it before any action.
     world.edge.fail = False
@@ -383,7 +385,7 @@ def test_invariant_7_no_second_automatic_failover_inside_the_cooldown(world: Wor
     )
     described, states = run(world, AUTO_EVENT, name="inc-two")
     assert states[-1] == "GatesClosed"
-    assert "cooldown" in world.incident("inc-two")["timeline"][0]["reason"]
+    assert "cooldown" in world.incident("inc-two").timeline[0].reason
     assert len(world.promoter.promotions) == 1
 
 
@@ -401,8 +403,8 @@ def test_veto_by_an_operator_aborts(world: World) -> None:
     world.configure(mode="veto", veto_seconds=30)
     arn = world.harness.start(AUTO_EVENT, name="inc-veto")
     for _ in range(500):
-        record = world.store.get_incident("booking", "inc-veto") or {}
-        if record.get("task_token"):
+        record = world.store.get_incident("booking", "inc-veto")
+        if record is not None and record.task_token:
             break
         time.sleep(0.02)
     answer_request(
@@ -423,7 +425,7 @@ def test_approval_timeout_aborts(world: World) -> None:
     world.configure(mode="approve", approval_timeout_seconds=1)
     _, states = run(world, AUTO_EVENT, name="inc-appr")
     assert states[-1] == "ApprovalTimedOut" and world.promoter.promotions == []
-    assert world.incident("inc-appr")["outcome"] == "approval_timeout"
+    assert world.incident("inc-appr").outcome == "approval_timeout"
 
 
 def test_dry_run_runs_every_check_and_has_no_side_effects(world: World) -> None:
@@ -482,7 +484,8 @@ def test_drctl_approve_lets_a_waiting_failover_proceed(
     world.configure(mode="approve", approval_timeout_seconds=60)
     arn = world.harness.start(AUTO_EVENT, name="inc-approve")
     for _ in range(500):  # bounded: until the approval request carries its task token
-        if (world.store.get_incident("booking", "inc-approve") or {}).get("task_token"):
+        record = world.store.get_incident("booking", "inc-approve")
+        if record is not None and record.task_token:
             break
         time.sleep(0.02)
 
@@ -494,8 +497,8 @@ def test_drctl_approve_lets_a_waiting_failover_proceed(
     assert described["status"] == "SUCCEEDED" and world.harness.states_entered(arn)[-1] == "FailedOver"
     assert world.promoter.promotions == ["inc-approve"]
     record = world.incident("inc-approve")
-    assert record.get("task_token") is None
-    assert any(e["step"] == "operator_approve" for e in record["timeline"])
+    assert record.task_token is None
+    assert any(e.step == "operator_approve" for e in record.timeline)
 
 
 def test_drctl_approve_of_an_incident_that_waits_for_nothing_is_refused(

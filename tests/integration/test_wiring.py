@@ -29,7 +29,7 @@ from quorum_dr.adapters.tables import create_table
 from quorum_dr.config import parse_config
 from quorum_dr.failover import wiring
 from quorum_dr.failover.errors import ColdSiteFailed
-from quorum_dr.failover.production import production_ports
+from quorum_dr.failover.production import load_bundled_config, production_ports
 from quorum_dr.settings import LambdaSettings, SettingsError
 from quorum_dr_local.sfn_harness import lambda_dispatch
 from tests.conftest import ROOT
@@ -87,7 +87,7 @@ def test_production_ports_bind_every_port_to_its_real_adapter(aws: None, tmp_pat
         }
     )
     env = settings(tmp_path)
-    config = wiring.load_bundled_config(env.QUORUM_DR_CONFIG_PATH)
+    config = load_bundled_config(env.QUORUM_DR_CONFIG_PATH)
     ports = production_ports(env, config=config, secrets=secrets)
     service = ports.service("booking")
 
@@ -122,7 +122,7 @@ def test_handlers_need_no_attach_call_in_production(
 
 def test_a_port_whose_variable_is_missing_names_it(aws: None, tmp_path: Path) -> None:
     env = settings(tmp_path, RESULTS_TABLE_NAME="")
-    ports = production_ports(env, config=wiring.load_bundled_config(env.QUORUM_DR_CONFIG_PATH))
+    ports = production_ports(env, config=load_bundled_config(env.QUORUM_DR_CONFIG_PATH))
     with pytest.raises(SettingsError, match="RESULTS_TABLE_NAME"):
         ports.results()
 

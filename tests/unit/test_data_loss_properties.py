@@ -1,4 +1,4 @@
-"""Property tests of DESIGN invariant 4: unknown loss is not zero loss.
+"""Property tests of invariant 4 (docs/architecture.md): unknown loss is not zero loss.
 
 An automatic promotion needs a known bound on the loss from (a) a fresh probe view of main's WAL
 position that the standby reached, (b) main's view of the DR standby as synchronous with a

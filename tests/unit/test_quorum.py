@@ -206,7 +206,7 @@ def test_database_veto_turns_down_into_unknown_while_the_standby_streams() -> No
 
 def test_an_idle_primary_is_alive_when_the_standby_still_hears_its_keepalives() -> None:
     """No writes, so the receive position stands still; the WAL receiver's last message from
-    main (a keepalive answer) is 2.5 s old: the primary is alive (DESIGN invariant 3)."""
+    main (a keepalive answer) is 2.5 s old: the primary is alive (invariant 3, docs/architecture.md)."""
     dr = [
         standby("us-east-1", 8, "0/3000148", last_msg_age_seconds=4.0),
         standby("us-east-1", 9, "0/3000148", last_msg_age_seconds=2.5, wal_receiver_timeout_seconds=60.0),

@@ -1,4 +1,4 @@
-"""Property tests of the quorum engine: DESIGN §2 invariants 1-3 over generated results."""
+"""Property tests of the quorum engine: invariants 1-3 (docs/architecture.md) over generated results."""
 
 from __future__ import annotations
 
@@ -257,7 +257,7 @@ def test_the_database_veto_always_wins_over_outside_down_votes(
 def test_an_idle_primary_heard_by_a_streaming_standby_is_never_down(
     scenario: tuple[Setup, list[ProbeResult]], region: str, age: float, heard: float
 ) -> None:
-    """DESIGN invariant 3 with no writes at all: one fresh standby report, receive position never
+    """Invariant 3 with no writes at all: one fresh standby report, receive position never
     moving, but its last keepalive from main within the default bound (60 s / 2 + 5 s)."""
     setup, results = scenario
     latest = ProbeResult(
