@@ -23,11 +23,12 @@ from pydantic import BaseModel, ConfigDict
 
 from quorum_dr.adapters.aws_sdk import sdk_config
 from quorum_dr.config import Webhook
-from quorum_dr.domain.redact import redact_url
+from quorum_dr.domain.redact import redact_url, redact_urls_in_logs
 from quorum_dr.ports import Notification, NotificationChannel, Notifier, NotifyReceipt, SecretSource
 from quorum_dr.signing import signed_headers
 
 logger = Logger(service="quorum-dr", child=True)
+redact_urls_in_logs("urllib3.connectionpool")  # it logs each request's path and query
 
 USER_AGENT = "quorum-dr"
 SNS_SUBJECT_LIMIT = 100

@@ -9,6 +9,7 @@ It never raises: a URL it cannot parse is replaced whole.
 
 from __future__ import annotations
 
+import logging
 from urllib.parse import urlsplit, urlunsplit
 
 MASK = "***"
@@ -43,3 +44,28 @@ def redact_text(text: str, urls: list[str]) -> str:
     for url in sorted({u for u in urls if u}, key=len, reverse=True):
         text = text.replace(url, redact_url(url))
     return text
+
+
+class RedactUrlsInLogs(logging.Filter):
+    """A logging filter for HTTP client libraries' loggers (httpx logs every request's full URL at
+    INFO, urllib3 the path and query at DEBUG): URL arguments are redacted before formatting."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(self._redact(arg) for arg in record.args)
+        return True
+
+    @staticmethod
+    def _redact(arg: object) -> object:
+        text = str(arg) if type(arg).__name__ == "URL" else arg  # httpx.URL, without importing httpx
+        if isinstance(text, str) and text.startswith(("http://", "https://", "/")):
+            return redact_url(text)
+        return arg
+
+
+def redact_urls_in_logs(*logger_names: str) -> None:
+    """Put the filter on these loggers once (idempotent)."""
+    for name in logger_names:
+        target = logging.getLogger(name)
+        if not any(isinstance(f, RedactUrlsInLogs) for f in target.filters):
+            target.addFilter(RedactUrlsInLogs())
