@@ -252,6 +252,25 @@ class FailoverPolicy(Strict):
     lock_ttl_seconds: int = Field(default=3600, ge=60)
 
 
+class BackupManifestPolicy(Strict):
+    """How the cold site trusts a backup: the signed manifest's key and the oldest it restores."""
+
+    key_secret: str = Field(
+        default="quorum-dr/backup-manifest-key",
+        min_length=1,
+        max_length=512,
+        pattern=r"^[A-Za-z0-9/_+=.@-]+$",
+        description="Secrets Manager name (in the cold site's region) of the manifest HMAC key; "
+        "the backup job signs latest.json with it, the cold site verifies it",
+    )
+    max_age_seconds: int = Field(
+        default=86_400,
+        ge=60,
+        le=30 * 86_400,
+        description="the cold site refuses to restore a backup older than this (the cold RPO bound)",
+    )
+
+
 class ColdSite(Strict):
     region: str
     ami_id: str | None = None
@@ -266,6 +285,7 @@ class ColdSite(Strict):
     backup_bucket: str = Field(min_length=3)
     backup_prefix: str = "backups/"
     ready_timeout_seconds: int = Field(default=900, ge=30)
+    backup_manifest: BackupManifestPolicy = Field(default_factory=BackupManifestPolicy)
 
     @field_validator("region")
     @classmethod
