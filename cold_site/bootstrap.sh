@@ -27,6 +27,9 @@ QDR_DSN=${QDR_DSN:-$(placeholder '@@DSN@@')}
 QDR_TASK_TOKEN=${QDR_TASK_TOKEN:-$(placeholder '@@TASK_TOKEN@@')}
 QDR_HEALTH_URL=${QDR_HEALTH_URL:-$(placeholder '@@HEALTH_URL@@')}
 QDR_READY_TIMEOUT=${QDR_READY_TIMEOUT:-$(placeholder '@@READY_TIMEOUT@@')}
+QDR_MANIFEST_KEY_SECRET=${QDR_MANIFEST_KEY_SECRET:-$(placeholder '@@MANIFEST_KEY_SECRET@@')}
+QDR_SECRETS_REGION=${QDR_SECRETS_REGION:-$(placeholder '@@SECRETS_REGION@@')}
+QDR_MAX_BACKUP_AGE=${QDR_MAX_BACKUP_AGE:-$(placeholder '@@MAX_BACKUP_AGE@@')}
 QDR_START_COMMAND=${QDR_START_COMMAND:-systemctl start quorum-dr-app.service}
 QDR_PYTHON=${QDR_PYTHON:-python3}
 QDR_AWS=${QDR_AWS:-aws}
@@ -41,30 +44,24 @@ exec > >(tee -a "$QDR_LOG") 2>&1
 
 log() { printf '%s quorum-dr bootstrap: %s\n' "$(date -u +%FT%TZ)" "$*"; }
 
-for name in QDR_SERVICE QDR_BACKUP_BUCKET QDR_BACKUP_PREFIX QDR_DSN; do
-  if [ -z "${!name}" ]; then
-    log "missing parameter $name (fill @@...@@ or set the environment variable)"
-    exit 2
-  fi
-done
-
 report() { # report <success|failure> <json-output-or-cause>; bounded retries; never fatal
-  local kind=$1 payload=$2 attempt=1
+  local kind=$1 payload=$2 attempt=1 attempts=$QDR_REPORT_ATTEMPTS
   if [ -z "$QDR_TASK_TOKEN" ]; then
     log "no task token: not reporting ($kind); the state machine's health check decides"
     return 0
   fi
+  case "$attempts" in '' | *[!0-9]*) attempts=5 ;; esac # checked below; never let it stop a report
   local region_args=()
   if [ -n "$QDR_STATES_REGION" ]; then region_args=(--region "$QDR_STATES_REGION"); fi
-  while [ "$attempt" -le "$QDR_REPORT_ATTEMPTS" ]; do
+  while [ "$attempt" -le "$attempts" ]; do
     if [ "$kind" = success ]; then
       "$QDR_AWS" stepfunctions send-task-success "${region_args[@]}" \
         --task-token "$QDR_TASK_TOKEN" --task-output "$payload" && return 0
     else
       "$QDR_AWS" stepfunctions send-task-failure "${region_args[@]}" \
-        --task-token "$QDR_TASK_TOKEN" --error ColdSiteBootstrapFailed --cause "$payload" && return 0
+        --task-token "$QDR_TASK_TOKEN" --error ColdSiteBootstrapFailed --cause "${payload:0:32000}" && return 0
     fi
-    log "reporting $kind failed (attempt $attempt of $QDR_REPORT_ATTEMPTS)"
+    log "reporting $kind failed (attempt $attempt of $attempts)"
     sleep $((attempt * 2))
     attempt=$((attempt + 1))
   done
@@ -72,22 +69,71 @@ report() { # report <success|failure> <json-output-or-cause>; bounded retries; n
   return 0
 }
 
+fail_early() { # fail_early <sentence>: a parameter is wrong; report it (when a token is known) and stop
+  log "$1"
+  report failure "cold site bootstrap of ${QDR_SERVICE:-<no service>} cannot start: $1"
+  exit 2
+}
+
+# Validate every parameter before anything uses one: a bad value is reported as itself, not as
+# an arithmetic error of some later step.
+for name in QDR_SERVICE QDR_BACKUP_BUCKET QDR_BACKUP_PREFIX QDR_DSN QDR_MANIFEST_KEY_SECRET QDR_MAX_BACKUP_AGE; do
+  if [ -z "${!name}" ]; then
+    fail_early "missing parameter $name (fill @@...@@ or set the environment variable)"
+  fi
+done
+for name in QDR_READY_TIMEOUT QDR_MAX_BACKUP_AGE QDR_REPORT_ATTEMPTS; do
+  case "${!name}" in
+    '' | *[!0-9]* | 0*) fail_early "$name must be a whole number of seconds or attempts above 0, not '${!name}'" ;;
+  esac
+  value=${!name}
+  if [ "${#value}" -gt 9 ]; then fail_early "$name is too large: '$value'"; fi
+done
+case "$QDR_HEALTH_URL" in
+  http://* | https://*) ;;
+  *) fail_early "QDR_HEALTH_URL must be an http(s) URL, not '$QDR_HEALTH_URL'" ;;
+esac
+
 STEP=start
 on_error() {
   local code=$?
   trap - ERR
   # set -E runs this trap in subshells too (a failing $(...)): only the main shell reports.
   if [ "$BASHPID" != "$$" ]; then exit "$code"; fi
-  log "failed in step '$STEP' (exit $code)"
-  report failure "cold site bootstrap of $QDR_SERVICE failed in step '$STEP' (exit $code); see $QDR_LOG"
+  local why="failed in step '$STEP' (exit $code)"
+  if [ -n "${STEP_CAUSE:-}" ]; then why="$why: $STEP_CAUSE"; fi
+  log "$why"
+  report failure "cold site bootstrap of $QDR_SERVICE $why; see $QDR_LOG"
   exit "$code"
 }
 trap on_error ERR
 
 STEP=restore
 log "restoring the latest backup of $QDR_SERVICE from s3://$QDR_BACKUP_BUCKET/$QDR_BACKUP_PREFIX"
+secrets_region_args=()
+if [ -n "$QDR_SECRETS_REGION" ]; then secrets_region_args=(--secrets-region "$QDR_SECRETS_REGION"); fi
+restore_errors=$(mktemp)
+restore_code=0
 restore_output=$("$QDR_PYTHON" -m quorum_dr.adapters.postgres_backup restore \
-  --bucket "$QDR_BACKUP_BUCKET" --prefix "$QDR_BACKUP_PREFIX" --dsn "$QDR_DSN")
+  --bucket "$QDR_BACKUP_BUCKET" --prefix "$QDR_BACKUP_PREFIX" --dsn "$QDR_DSN" \
+  --manifest-key-secret "$QDR_MANIFEST_KEY_SECRET" "${secrets_region_args[@]}" \
+  --max-age-seconds "$QDR_MAX_BACKUP_AGE" 2>"$restore_errors") || restore_code=$?
+if [ "$restore_code" -ne 0 ]; then
+  # the restore's own sentence ({"ok": false, "reason": ...} on stderr) is the cause a person reads
+  STEP_CAUSE=$("$QDR_PYTHON" -c '
+import json, sys
+text = open(sys.argv[1], encoding="utf-8", errors="replace").read()
+for line in reversed(text.splitlines()):
+    try:
+        print(json.loads(line)["reason"]); break
+    except (ValueError, KeyError, TypeError):
+        continue
+else:
+    print(" ".join(text.split())[-600:] or "no message")
+' "$restore_errors" 2>/dev/null || tail -c 600 "$restore_errors")
+  cat "$restore_errors" >&2
+  (exit "$restore_code")
+fi
 log "restore: $restore_output"
 
 STEP=start-app

@@ -8,6 +8,7 @@ default.
 
 from __future__ import annotations
 
+import functools
 import re
 from enum import StrEnum
 from pathlib import Path
@@ -88,11 +89,25 @@ class HttpCheck(_CheckBase):
     @classmethod
     def _regex_compiles(cls, value: str | None) -> str | None:
         if value is not None:
-            try:
-                re.compile(value)
-            except re.error as exc:
-                raise ValueError(f"not a valid regular expression: {exc}") from exc
+            compile_body_regex(value)
         return value
+
+
+@functools.lru_cache(maxsize=256)
+def compile_body_regex(pattern: str) -> Any:
+    """`body_regex` compiled by RE2: linear time in the body, whatever the pattern. RE2 has no
+    backreferences or lookaround; a pattern it cannot compile is a ValueError (a config error)."""
+    import re2  # google-re2
+
+    options = re2.Options()
+    options.log_errors = False  # the error is raised, not printed to stderr
+    try:
+        return re2.compile(pattern, options)
+    except re2.error as exc:
+        said = exc.args[0].decode("utf-8", "replace") if exc.args and isinstance(exc.args[0], bytes) else exc
+        raise ValueError(
+            f"RE2 (linear-time, no backreferences or lookaround) cannot compile it: {said}"
+        ) from None
 
 
 class TcpCheck(_CheckBase):
@@ -237,6 +252,25 @@ class FailoverPolicy(Strict):
     lock_ttl_seconds: int = Field(default=3600, ge=60)
 
 
+class BackupManifestPolicy(Strict):
+    """How the cold site trusts a backup: the signed manifest's key and the oldest it restores."""
+
+    key_secret: str = Field(
+        default="quorum-dr/backup-manifest-key",
+        min_length=1,
+        max_length=512,
+        pattern=r"^[A-Za-z0-9/_+=.@-]+$",
+        description="Secrets Manager name (in the cold site's region) of the manifest HMAC key; "
+        "the backup job signs latest.json with it, the cold site verifies it",
+    )
+    max_age_seconds: int = Field(
+        default=86_400,
+        ge=60,
+        le=30 * 86_400,
+        description="the cold site refuses to restore a backup older than this (the cold RPO bound)",
+    )
+
+
 class ColdSite(Strict):
     region: str
     ami_id: str | None = None
@@ -251,6 +285,7 @@ class ColdSite(Strict):
     backup_bucket: str = Field(min_length=3)
     backup_prefix: str = "backups/"
     ready_timeout_seconds: int = Field(default=900, ge=30)
+    backup_manifest: BackupManifestPolicy = Field(default_factory=BackupManifestPolicy)
 
     @field_validator("region")
     @classmethod

@@ -43,6 +43,9 @@ def render_bootstrap(config: WatchdogConfig, service: Service) -> str:
         "DSN": f"host=/var/run/postgresql dbname={dbname} user=postgres",
         "HEALTH_URL": f"http://127.0.0.1{service.public_health_path}",
         "READY_TIMEOUT": str(cold.ready_timeout_seconds),
+        "MANIFEST_KEY_SECRET": cold.backup_manifest.key_secret,
+        "SECRETS_REGION": cold.region,
+        "MAX_BACKUP_AGE": str(cold.backup_manifest.max_age_seconds),
     }
     script = BOOTSTRAP.read_text(encoding="utf-8")
     for key, value in values.items():
@@ -130,6 +133,15 @@ class ColdSiteLaunchTemplate(Construct):
         # the capability (unguessable, valid for one waiting task); the tightest IAM allows is `*`
         # limited to the home region, where the state machine runs.
         self.role.add_to_policy(
+            iam.PolicyStatement(  # the backup manifest's HMAC key, to verify latest.json
+                actions=["secretsmanager:GetSecretValue"],
+                resources=[
+                    f"arn:{Aws.PARTITION}:secretsmanager:{cold.region}:{Aws.ACCOUNT_ID}:secret:"
+                    f"{cold.backup_manifest.key_secret}-??????"
+                ],
+            )
+        )
+        self.role.add_to_policy(
             iam.PolicyStatement(
                 actions=["states:SendTaskSuccess", "states:SendTaskFailure"],
                 resources=["*"],
@@ -141,6 +153,13 @@ class ColdSiteLaunchTemplate(Construct):
             "AwsSolutions-IAM5[Resource::*]",
             "states:SendTaskSuccess and SendTaskFailure support no resource-level permissions; the "
             "task token is the capability, and the statement is limited to the home region.",
+        )
+        acknowledge(
+            self.role,
+            f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:secretsmanager:{cold.region}:<AWS::AccountId>:"
+            f"secret:{cold.backup_manifest.key_secret}-??????]",
+            "A secret referenced by name ends in the random 6-character suffix AWS adds; "
+            "'-??????' matches exactly that suffix of the backup manifest key.",
         )
         acknowledge(
             self.role,

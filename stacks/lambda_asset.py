@@ -33,7 +33,9 @@ ROOT = Path(__file__).resolve().parent.parent
 RUNTIME = lambda_.Runtime.PYTHON_3_13
 RUNTIME_VERSION = "3.13"
 ARCHITECTURE = lambda_.Architecture.ARM_64
-PLATFORM = "manylinux2014_aarch64"
+# manylinux_2_28 too: google-re2's aarch64 wheels need glibc 2.28 (Lambda's python3.13 runs on
+# Amazon Linux 2023, glibc 2.34).
+PLATFORMS = ("manylinux2014_aarch64", "manylinux_2_28_aarch64")
 CONFIG_FILE = "watchdog.json"
 HANDLER = "handler.handler"
 _IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", ".mypy_cache", ".pytest_cache")
@@ -100,8 +102,7 @@ class _LayerBundler:
                     "install",
                     "--quiet",
                     "--disable-pip-version-check",
-                    "--platform",
-                    PLATFORM,
+                    *[arg for platform in PLATFORMS for arg in ("--platform", platform)],
                     "--implementation",
                     "cp",
                     "--python-version",
@@ -166,7 +167,7 @@ class LambdaAssets:
             return lambda_.Code.from_asset(str(placeholder.parent))
         digest = hashlib.sha256()
         _hash_tree(digest, requirements)
-        digest.update(f"{PLATFORM} {RUNTIME_VERSION}".encode())
+        digest.update(f"{' '.join(PLATFORMS)} {RUNTIME_VERSION}".encode())
         return lambda_.Code.from_asset(
             str(ROOT),
             asset_hash_type=AssetHashType.CUSTOM,

@@ -1,9 +1,10 @@
 """Site-specific hooks: signed HTTPS calls around the promotion (fence main, stop file sync, ...).
 
 Each call is a POST of JSON `{incident_id, hook, service, ...payload}`, signed like the
-notifications, with `Idempotency-Key: <incident_id>:<hook>` so that the receiver can do the work
-once per incident however often the state machine retries. A 2xx answer is success unless its
-JSON body says `{"ok": false}`. A failed required hook is blocking: the failover must stop.
+notifications, with `Idempotency-Key: <incident_id>:<hook>` (covered by the signature) so that
+the receiver can do the work once per incident however often the state machine retries. A 2xx
+answer is success unless its JSON body says `{"ok": false}`. A failed required hook is blocking:
+the failover must stop.
 """
 
 from __future__ import annotations
@@ -16,14 +17,17 @@ from typing import Any, cast
 import requests
 from aws_lambda_powertools import Logger
 
-from quorum_dr.adapters.notifier import POST_ATTEMPTS, POST_BACKOFF_SECONDS, post_signed, redact_url
+from quorum_dr.adapters.notifier import POST_ATTEMPTS, POST_BACKOFF_SECONDS, post_signed
 from quorum_dr.config import Hook, Service
+from quorum_dr.domain.redact import redact_url
 from quorum_dr.failover.errors import HookFailed
 from quorum_dr.ports import HookCaller, HookName, HookResult, HookRunner, SecretSource
+from quorum_dr.signing import IDEMPOTENCY_HEADER
+
+__all__ = ["IDEMPOTENCY_HEADER", "HttpHookCaller", "ServiceHooks", "idempotency_key"]
 
 logger = Logger(service="quorum-dr", child=True)
 
-IDEMPOTENCY_HEADER = "Idempotency-Key"
 
 
 def idempotency_key(incident_id: str, hook: str) -> str:
@@ -97,7 +101,7 @@ class HttpHookCaller(HookCaller):
             body,
             key,
             timeout_seconds=hook.timeout_seconds,
-            extra_headers={IDEMPOTENCY_HEADER: idempotency_key(incident_id, name)},
+            idempotency_key=idempotency_key(incident_id, name),  # signed, sent as Idempotency-Key
             attempts=self._attempts,
             backoff_seconds=self._backoff,
             session=self._session,

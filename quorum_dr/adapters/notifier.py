@@ -1,10 +1,12 @@
 """Notifications: SNS and HMAC-signed webhooks.
 
 `post_signed` is the one way this project sends a signed HTTP request (notifications and hooks):
-the body is signed with `quorum_dr.signing`, the request has a timeout, and it is retried with
+the method, the path and query as sent, the idempotency key, a timestamp, a nonce and the body are
+signed with `quorum_dr.signing` (scheme v2), the request has a timeout, and it is retried with
 exponential backoff on connection errors, timeouts and 5xx answers, never on a 4xx (the receiver
-refused: sending again would not help). Signing keys come from the SecretSource and are never
-logged.
+refused: sending again would not help). A signed request never follows a redirect: a 3xx answer
+is a failure that names its Location (a redirect would re-send the body and signature to a place
+nobody configured). Signing keys come from the SecretSource and are never logged.
 """
 
 from __future__ import annotations
@@ -13,7 +15,6 @@ import json
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
-from urllib.parse import urlsplit
 
 import boto3
 import requests
@@ -22,10 +23,12 @@ from pydantic import BaseModel, ConfigDict
 
 from quorum_dr.adapters.aws_sdk import sdk_config
 from quorum_dr.config import Webhook
+from quorum_dr.domain.redact import redact_url, redact_urls_in_logs
 from quorum_dr.ports import Notification, NotificationChannel, Notifier, NotifyReceipt, SecretSource
 from quorum_dr.signing import signed_headers
 
 logger = Logger(service="quorum-dr", child=True)
+redact_urls_in_logs("urllib3.connectionpool")  # it logs each request's path and query
 
 USER_AGENT = "quorum-dr"
 SNS_SUBJECT_LIMIT = 100
@@ -45,14 +48,6 @@ class Delivery(BaseModel):
     body: str = ""
 
 
-def redact_url(url: str) -> str:
-    """The URL without query or credentials, fit for logs (tokens often hide in query strings)."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    port = f":{parts.port}" if parts.port else ""
-    return f"{parts.scheme}://{host}{port}{parts.path}"
-
-
 def post_signed(
     url: str,
     body: Mapping[str, Any],
@@ -60,6 +55,7 @@ def post_signed(
     *,
     timeout_seconds: float,
     extra_headers: Mapping[str, str] | None = None,
+    idempotency_key: str | None = None,
     attempts: int = POST_ATTEMPTS,
     backoff_seconds: float = POST_BACKOFF_SECONDS,
     session: requests.Session | None = None,
@@ -75,9 +71,17 @@ def post_signed(
     status: int | None = None
     for attempt in range(1, attempts + 1):
         headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT, **(extra_headers or {})}
-        headers.update(signed_headers(key, text))  # a fresh timestamp on every attempt
         try:
-            response = http.post(url, data=text.encode("utf-8"), headers=headers, timeout=timeout_seconds)
+            prepared = http.prepare_request(
+                requests.Request("POST", url, data=text.encode("utf-8"), headers=headers)
+            )
+            # signed as sent (path and query after requests' quoting); a fresh timestamp and nonce
+            # on every attempt
+            prepared.headers.update(
+                signed_headers(key, "POST", prepared.path_url, text, idempotency_key=idempotency_key)
+            )
+            settings = http.merge_environment_settings(prepared.url, {}, None, None, None)
+            response = http.send(prepared, timeout=timeout_seconds, allow_redirects=False, **settings)
         except requests.Timeout:
             status, reason = None, f"{where} did not answer within {timeout_seconds:g} s"
         except requests.ConnectionError as exc:
@@ -93,6 +97,16 @@ def post_signed(
                     body=response.text[:4000],
                 )
             reason = f"{where} answered HTTP {status}"
+            if 300 <= status < 400:
+                location = response.headers.get("Location")
+                named = redact_url(location) if location else "no Location header"
+                return Delivery(
+                    delivered=False,
+                    attempts=attempt,
+                    status_code=status,
+                    reason=f"{reason}, a redirect to {named}: signed requests never follow "
+                    "redirects (configure the final URL)",
+                )
             if status < 500:
                 return Delivery(
                     delivered=False,

@@ -33,7 +33,14 @@ def _state(ports: Ports, service: str) -> ServiceState:
     return ServiceState.model_validate(ports.store.get_state(service))
 
 
+# The task token of an approval or veto wait is a credential (it answers the wait): an incident
+# that ends, however it ends (stopped, recorded, escalated, a wait that timed out), keeps none.
+_NOT_WAITING = {"task_token": None, "awaiting": None}
+
+
 def _record(ports: Ports, incident: Incident, step: str, reason: str, /, **fields: Any) -> IncidentRecord:
+    if "finished_at" in fields:
+        fields = {**fields, **_NOT_WAITING}
     return ports.store.update_incident(
         incident.service, incident.incident_id, fields, timeline=entry(step, reason, ports.clock())
     )

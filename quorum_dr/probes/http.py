@@ -4,12 +4,15 @@ One `HttpClients` is shared by all HTTP checks of a round (asyncio, httpx). Ever
 own connection (no keep-alive): a probe measures the whole path, and checks of different Host/SNI
 against the same address must never share a connection. A failure is classified by the phase it
 happened in (resolve/connect, TLS handshake, waiting for the answer) and the exception's cause.
+
+Every sentence names the URL redacted (`quorum_dr.domain.redact`): user-info and query values
+never reach a result, an event or a log line. `body_regex` runs on RE2 (linear time: a target's
+body cannot keep the round busy, which `asyncio.timeout` could not interrupt).
 """
 
 from __future__ import annotations
 
 import asyncio
-import re
 import socket
 import ssl
 import time
@@ -19,12 +22,15 @@ from typing import Any
 import certifi
 import httpx
 
-from quorum_dr.config import HttpCheck
+from quorum_dr.config import HttpCheck, compile_body_regex
+from quorum_dr.domain.redact import redact_text, redact_url, redact_urls_in_logs
 from quorum_dr.domain.results import FailureClass
 from quorum_dr.probes.outcome import CheckOutcome
 
 MAX_BODY_BYTES = 1024 * 1024  # a health page is small; a larger body is cut here
 _USER_AGENT = "quorum-dr-probe/1"
+
+redact_urls_in_logs("httpx")  # httpx logs each request's URL, credentials and query included
 
 
 class HttpClients:
@@ -100,6 +106,8 @@ class _Phase:
 async def check_http(check: HttpCheck, *, timeout: float, clients: HttpClients) -> CheckOutcome:
     """Run one HTTP(S) check; never raises for a network failure, never takes longer than `timeout`."""
     url = str(check.url)
+    shown = redact_url(url)
+    sent_url = url  # as httpx normalised it, once built
     target = _host_port(check)
     phase = _Phase()
     headers = {"Host": check.host_header} if check.host_header else {}
@@ -117,18 +125,20 @@ async def check_http(check: HttpCheck, *, timeout: float, clients: HttpClients) 
             request = client.build_request(
                 check.method, url, headers=headers, timeout=timeout, extensions=extensions
             )
+            sent_url = str(request.url)
             response = await client.send(request, stream=True)
             try:
                 body = await _read_capped(response)
             finally:
                 await response.aclose()
     except (TimeoutError, httpx.TimeoutException):
-        return _timed_out(phase.name, url, target, timeout, elapsed())
+        return _timed_out(phase.name, shown, target, timeout, elapsed())
     except httpx.ConnectError as exc:
         return _connect_failed(exc, target, elapsed())
     except (httpx.HTTPError, ssl.SSLError, OSError) as exc:
         cls = FailureClass.TLS if _find(exc, ssl.SSLError) else FailureClass.HTTP_STATUS
-        return CheckOutcome.down(cls, elapsed(), f"no valid HTTP answer from {url}: {_reason(exc)}")
+        said = redact_text(_reason(exc), [url, sent_url])
+        return CheckOutcome.down(cls, elapsed(), f"no valid HTTP answer from {shown}: {said}")
     return judge_response(check, url, response.status_code, response.headers, body, elapsed())
 
 
@@ -152,6 +162,7 @@ def judge_response(
     latency_ms: float,
 ) -> CheckOutcome:
     """Compare an answer with what the check expects: status, then headers, then body."""
+    url = redact_url(url)
     if status not in check.expect_status:
         expected = " or ".join(str(s) for s in check.expect_status)
         return CheckOutcome.down(
@@ -174,7 +185,7 @@ def judge_response(
             latency_ms,
             f"HTTP {status} from {url} but the body does not contain {check.body_contains!r}",
         )
-    if check.body_regex is not None and not re.search(check.body_regex, text):
+    if check.body_regex is not None and compile_body_regex(check.body_regex).search(text) is None:
         return CheckOutcome.down(
             FailureClass.BODY_MISMATCH,
             latency_ms,

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from quorum_dr.config import Check, HttpCheck, PostgresCheck, TcpCheck, WatchdogConfig
+from quorum_dr.domain.redact import redact_text
 from quorum_dr.domain.results import CONTROL_SITE, FailureClass, ProbeResult, Vote
 from quorum_dr.ports import SecretSource
 from quorum_dr.probes.http import HttpClients, check_http
@@ -239,7 +240,8 @@ def _result(
         vote=outcome.vote,
         failure_class=outcome.failure_class,
         latency_ms=round(outcome.latency_ms, 3),
-        detail=outcome.detail,
+        # whatever a runner said, an HTTP check's URL is stored redacted (credentials, query values)
+        detail=redact_text(outcome.detail, [str(check.url)] if isinstance(check, HttpCheck) else []),
         probe_time=probe_time,
         abstaining=abstaining,
         counts=check.vote,

@@ -20,6 +20,7 @@ import certifi
 import httpx
 
 from quorum_dr.config import Service
+from quorum_dr.domain.redact import redact_text, redact_url
 
 MARKER_HEADER = "X-Site"
 _USER_AGENT = "quorum-dr-verify/1"
@@ -81,9 +82,11 @@ def see_public(
             response = client.get(url, headers={"Host": host}, extensions=extensions)
     except httpx.HTTPError as exc:
         what = type(exc).__name__
-        return seen(False, None, None, f"{region}: no answer from {host} via {url}: {what}: {exc}")
+        said = redact_text(str(exc), [url])
+        shown = redact_url(url)
+        return seen(False, None, None, f"{region}: no answer from {host} via {shown}: {what}: {said}")
     marker = response.headers.get(MARKER_HEADER)
-    via = "" if url.startswith(f"https://{host}/") else f" via {url}"
+    via = "" if url.startswith(f"https://{host}/") else f" via {redact_url(url)}"
     if response.status_code != 200:
         reason = f"{region}: {host}{via} answered HTTP {response.status_code} (marker {marker!r})"
         return seen(False, marker, response.status_code, reason + f", expected 200 from {expect_site}")

@@ -25,7 +25,8 @@ from typing import Any
 
 import boto3
 
-from quorum_dr.adapters.postgres_backup import pg_tool, take_backup
+from quorum_dr.adapters.postgres_backup import pg_tool, read_manifest_key, take_backup
+from quorum_dr.config import BackupManifestPolicy
 from quorum_dr_local.drill.layout import BACKUP_BUCKET, BACKUP_PREFIX, BOOTSTRAP, SERVICE
 from quorum_dr_local.drill.observe import Watcher
 from quorum_dr_local.drill.timeline import EventLog
@@ -38,7 +39,10 @@ BOOTSTRAP_TIMEOUT_S = 120
 
 def take_drill_backup(main: PgCluster, log: EventLog) -> dict[str, Any]:
     s3 = boto3.client("s3", region_name=HOME_REGION)
-    receipt = take_backup(main.dsn(dbname=main.app_db), s3, BACKUP_BUCKET, BACKUP_PREFIX, source="main")
+    key = read_manifest_key(BackupManifestPolicy().key_secret, COLD_REGION)  # as a backup job would
+    receipt = take_backup(
+        main.dsn(dbname=main.app_db), s3, BACKUP_BUCKET, BACKUP_PREFIX, source="main", manifest_key=key
+    )
     with tempfile.TemporaryDirectory(prefix="qdr-backup-check-") as tmp:
         dump = Path(tmp) / "db.dump"
         s3.download_file(BACKUP_BUCKET, receipt.key, str(dump))
@@ -130,6 +134,9 @@ class ColdInstance(Watcher):
             "QDR_DSN": f"host={cold.host} port={cold.port} dbname={cold.app_db} user={app.username}",
             "QDR_HEALTH_URL": f"http://{layout.sites['cold']}:{layout.app_ports['cold']}/health",
             "QDR_READY_TIMEOUT": "30",
+            "QDR_MANIFEST_KEY_SECRET": BackupManifestPolicy().key_secret,
+            "QDR_SECRETS_REGION": COLD_REGION,
+            "QDR_MAX_BACKUP_AGE": str(BackupManifestPolicy().max_age_seconds),
             "QDR_START_COMMAND": start,
             "QDR_PYTHON": world.python,
             "QDR_AWS": str(aws),

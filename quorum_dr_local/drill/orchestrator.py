@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import secrets as random_secrets
 import signal
 import sys
 import threading
@@ -30,6 +31,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from quorum_dr.config import BackupManifestPolicy
 from quorum_dr.domain.incident_record import IncidentRecord
 from quorum_dr_local.drill.config import drill_config, uses_cold_site
 from quorum_dr_local.drill.faults import WorldFaults
@@ -198,6 +200,9 @@ class Drill:
             MONITOR_SECRET: json.dumps(main.roles.monitor.as_secret()),
             ADMIN_SECRET: json.dumps(main.roles.superuser.as_secret()),
             TOKEN_SECRET: self.world.token,
+            # the backup manifest's HMAC key: the drill's backup signs latest.json, the cold
+            # site's bootstrap verifies it (quorum_dr.adapters.postgres_backup)
+            BackupManifestPolicy().key_secret: random_secrets.token_hex(32),
         }
         self.cloud.create_resources(secrets)
         config = drill_config(self.scenario, layout, cold_ami=self.cloud.cold_ami())

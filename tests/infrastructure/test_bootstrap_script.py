@@ -62,7 +62,7 @@ def _tools(tmp_path: Path, restore_ok: bool) -> dict[str, str]:
         + (
             f"  echo '{RESTORE_LINE.model_dump_json()}'\n"
             if restore_ok
-            else "  echo 'no backup found' >&2; exit 3\n"
+            else '  echo \'{"ok": false, "reason": "the backup manifest is not signed"}\' >&2; exit 3\n'
         )
         + "  exit 0\nfi\n"
         f'exec {sys.executable} "$@"\n'
@@ -88,6 +88,9 @@ def _tools(tmp_path: Path, restore_ok: bool) -> dict[str, str]:
         "QDR_TASK_TOKEN": "TOKEN-abc123",
         "QDR_READY_TIMEOUT": "10",
         "QDR_REPORT_ATTEMPTS": "1",
+        "QDR_MANIFEST_KEY_SECRET": "quorum-dr/backup-manifest-key",
+        "QDR_SECRETS_REGION": "eu-west-1",
+        "QDR_MAX_BACKUP_AGE": "86400",
     }
 
 
@@ -113,6 +116,8 @@ def test_restores_starts_and_reports_ready_with_the_task_token(tmp_path: Path, h
         "-m", "quorum_dr.adapters.postgres_backup", "restore",
         "--bucket", "booking-backups-example", "--prefix", "postgres/",
         "--dsn", "host=/var/run/postgresql", "dbname=booking", "user=postgres",
+        "--manifest-key-secret", "quorum-dr/backup-manifest-key", "--secrets-region", "eu-west-1",
+        "--max-age-seconds", "86400",
     ]  # fmt: skip
     assert (tmp_path / "app-started").exists() and (tmp_path / "ready").exists()
     (call,) = _calls(tmp_path)
@@ -131,7 +136,8 @@ def test_a_failed_restore_reports_failure_and_never_starts_the_app(tmp_path: Pat
     (call,) = _calls(tmp_path)
     assert call[1] == "send-task-failure"
     assert call[call.index("--error") + 1] == "ColdSiteBootstrapFailed"
-    assert "step 'restore'" in call[call.index("--cause") + 1]
+    cause = call[call.index("--cause") + 1]
+    assert "failed in step 'restore' (exit 3): the backup manifest is not signed" in cause
 
 
 def test_without_a_token_it_leaves_the_decision_to_the_health_check(tmp_path: Path, health_url: str) -> None:
@@ -140,3 +146,28 @@ def test_without_a_token_it_leaves_the_decision_to_the_health_check(tmp_path: Pa
     assert run.returncode == 0, run.stdout + run.stderr
     assert not (tmp_path / "calls.jsonl").exists()
     assert "no task token: not reporting (success)" in (tmp_path / "bootstrap.log").read_text()
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "said"),
+    [
+        ("QDR_READY_TIMEOUT", "10m", "QDR_READY_TIMEOUT must be a whole number"),
+        ("QDR_READY_TIMEOUT", "010", "QDR_READY_TIMEOUT must be a whole number"),
+        ("QDR_READY_TIMEOUT", "99999999999", "QDR_READY_TIMEOUT is too large"),
+        ("QDR_MAX_BACKUP_AGE", "1d", "QDR_MAX_BACKUP_AGE must be a whole number"),
+        ("QDR_REPORT_ATTEMPTS", "three", "QDR_REPORT_ATTEMPTS must be a whole number"),
+        ("QDR_MANIFEST_KEY_SECRET", "", "missing parameter QDR_MANIFEST_KEY_SECRET"),
+        ("QDR_HEALTH_URL", "127.0.0.1@evil.example/x", "QDR_HEALTH_URL must be an http(s) URL"),
+    ],
+)
+def test_a_bad_parameter_is_reported_before_anything_runs(
+    tmp_path: Path, health_url: str, name: str, value: str, said: str
+) -> None:
+    env = _tools(tmp_path, restore_ok=True) | {"QDR_HEALTH_URL": health_url, name: value}
+    run = _run(env)
+    assert run.returncode == 2, run.stdout + run.stderr
+    assert "unbound variable" not in run.stdout + run.stderr
+    assert not (tmp_path / "restore-args").exists() and not (tmp_path / "app-started").exists()
+    (call,) = _calls(tmp_path)
+    assert call[1] == "send-task-failure"
+    assert said in call[call.index("--cause") + 1]

@@ -94,6 +94,8 @@ def test_cold_site_launch_template_security_group_and_instance_role(synth) -> No
     assert f"'{cold.backup_bucket}'" in script and f"'{cold.backup_prefix}'" in script
     assert "quorum_dr.adapters.postgres_backup restore" in script
     assert "send-task-success" in script
+    assert f"'{cold.backup_manifest.key_secret}'" in script and f"'{cold.region}'" in script
+    assert f"'{cold.backup_manifest.max_age_seconds}'" in script
     # Only the task token is left for the launcher to fill in.
     import re
 
@@ -119,8 +121,13 @@ def test_cold_site_launch_template_security_group_and_instance_role(synth) -> No
         "s3:ListBucket",
         "states:SendTaskSuccess",
         "states:SendTaskFailure",
+        "secretsmanager:GetSecretValue",
     }
     assert f":s3:::{cold.backup_bucket}/{cold.backup_prefix}*" in text
+    # the backup manifest's key, exactly that secret, in the cold site's region
+    (read_key,) = [s for s in statements if s["Action"] == "secretsmanager:GetSecretValue"]
+    assert f":secretsmanager:{cold.region}:" in json.dumps(read_key["Resource"])
+    assert f":secret:{cold.backup_manifest.key_secret}-??????" in json.dumps(read_key["Resource"])
     assert "stateMachine:quorum-dr-failover" in text
     Template.from_json(synth.template(stack)).resource_count_is("AWS::IAM::InstanceProfile", 1)
 

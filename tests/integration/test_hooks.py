@@ -8,11 +8,12 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
 
 import pytest
+import requests
 
 from quorum_dr.adapters.hooks import HttpHookCaller
 from quorum_dr.adapters.secrets import StaticSecrets
 from quorum_dr.config import Hook
-from quorum_dr.signing import SignatureError, verify
+from quorum_dr.signing import SignatureError, SignatureVerifier
 
 KEY = "hook-key-9f8e7d6c-never-log-me"
 
@@ -26,16 +27,21 @@ class HookServer:
     requests: list[dict] = field(default_factory=list)
     done: dict[str, int] = field(default_factory=dict)
     url: str = ""
+    verifier: SignatureVerifier = field(default_factory=lambda: SignatureVerifier(KEY))
+    refusals: list[str] = field(default_factory=list)
 
     def handle(self, handler: BaseHTTPRequestHandler) -> None:
         body = handler.rfile.read(int(handler.headers.get("Content-Length", 0)))
         headers = dict(handler.headers.items())
         try:
-            verify(KEY, body, headers)
+            self.verifier.verify(handler.command, handler.path, headers, body)
             status = self.statuses[min(len(self.requests), len(self.statuses) - 1)]
-        except SignatureError:
+        except SignatureError as exc:
             status = 401
-        self.requests.append({"path": handler.path, "headers": headers, "body": json.loads(body)})
+            self.refusals.append(str(exc))
+        self.requests.append(
+            {"path": handler.path, "headers": headers, "body": json.loads(body), "raw": body}
+        )
         if status == 200:
             key = headers["Idempotency-Key"]
             self.done[key] = self.done.get(key, 0) + 1
@@ -155,3 +161,48 @@ def test_an_unreadable_secret_fails_without_calling(server: HookServer) -> None:
     assert (result.ok, result.blocking, result.attempts) == (False, True, 0)
     assert "cannot read signing secret 'quorum-dr/hook-key' (SecretNotFound)" in result.reason
     assert server.requests == []
+
+
+def test_a_changed_idempotency_key_or_a_replay_is_refused(server: HookServer) -> None:
+    """The receiver de-duplicates by Idempotency-Key: a captured request re-sent with another key
+    (to do the work twice) or as it was (a replay) is refused by the reference verifier."""
+    caller().call("fence_main", hook(server.url), incident_id="inc-16", service="booking")
+    (first,) = server.requests
+    headers = {k: v for k, v in first["headers"].items() if k.lower() not in ("host", "content-length")}
+    forged = requests.post(
+        server.url, data=first["raw"], headers={**headers, "Idempotency-Key": "inc-17:fence_main"}, timeout=5
+    )
+    replayed = requests.post(server.url, data=first["raw"], headers=headers, timeout=5)
+    assert (forged.status_code, replayed.status_code) == (401, 401)
+    assert server.done == {"inc-16:fence_main": 1}
+    assert "does not match" in server.refusals[0] and "replay" in server.refusals[1]
+
+
+def loop(post_receiver: Callable[[Callable[[BaseHTTPRequestHandler], None]], str], hits: list[str]) -> str:
+    """A receiver that redirects every POST to itself."""
+
+    def handle(handler: BaseHTTPRequestHandler) -> None:
+        handler.rfile.read(int(handler.headers.get("Content-Length", 0)))
+        hits.append(handler.path)
+        handler.send_response(308)
+        handler.send_header("Location", handler.path)
+        handler.send_header("Content-Length", "0")
+        handler.end_headers()
+
+    return post_receiver(handle)
+
+
+@pytest.mark.parametrize("required", [False, True], ids=["optional", "required"])
+def test_a_redirect_loop_is_a_failed_hook_named_with_its_location(
+    post_receiver: Callable[[Callable[[BaseHTTPRequestHandler], None]], str], required: bool
+) -> None:
+    hits: list[str] = []
+    url = loop(post_receiver, hits) + "/hooks/fence?sig=x"
+    result = caller().call(
+        "fence_main", hook(url, required=required), incident_id="inc-18", service="booking"
+    )
+    assert (result.ok, result.blocking, result.status_code, result.attempts) == (False, required, 308, 1)
+    assert (
+        "answered HTTP 308, a redirect to /hooks/fence?sig=***: signed requests never follow" in result.reason
+    )
+    assert hits == ["/hooks/fence?sig=x"]

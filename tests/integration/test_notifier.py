@@ -13,13 +13,14 @@ from http.server import BaseHTTPRequestHandler
 
 import boto3
 import pytest
+import requests
 from moto import mock_aws
 
 from quorum_dr.adapters.notifier import BroadcastNotifier, SnsNotifier, WebhookNotifier, build_notifier
 from quorum_dr.adapters.secrets import StaticSecrets
 from quorum_dr.config import Webhook
 from quorum_dr.ports import Notification, NotificationChannel, NotifyReceipt
-from quorum_dr.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, SignatureError, verify
+from quorum_dr.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, SignatureError, SignatureVerifier
 
 KEY = "whk-0123456789abcdef-never-log-me"
 REGION = "eu-west-2"
@@ -43,12 +44,13 @@ class Receiver:
     answer: str = '{"ok": true}'
     requests: list[dict] = field(default_factory=list)
     url: str = ""
+    verifier: SignatureVerifier = field(default_factory=lambda: SignatureVerifier(KEY))
 
     def handle(self, handler: BaseHTTPRequestHandler) -> None:
         body = handler.rfile.read(int(handler.headers.get("Content-Length", 0)))
         headers = dict(handler.headers.items())
         try:
-            verify(KEY, body, headers)
+            self.verifier.verify(handler.command, handler.path, headers, body)
             signature_ok = True
         except SignatureError:
             signature_ok = False
@@ -123,10 +125,10 @@ def test_webhook_is_signed_and_carries_the_incident_as_correlation_id(receiver: 
     receipts = webhook_notifier(receiver.url).notify(MESSAGE)
 
     assert [(r.delivered, r.attempts) for r in receipts] == [(True, 1)]
-    assert receipts[0].channel.endswith("/quorum-dr") and "token" not in receipts[0].channel
+    assert receipts[0].channel.endswith("/quorum-dr?token=***") and "abc" not in receipts[0].channel
     (request,) = receiver.requests
-    assert request["signature_ok"]
-    assert request["headers"][SIGNATURE_HEADER].startswith("v1=")
+    assert request["signature_ok"]  # over the path and query as received
+    assert request["headers"][SIGNATURE_HEADER].startswith("v2=")
     assert int(request["headers"][TIMESTAMP_HEADER]) == pytest.approx(time.time(), abs=60)
     assert request["headers"]["X-QuorumDR-Incident"] == "inc-20231114-booking-1"
     assert request["body"]["incident_id"] == "inc-20231114-booking-1"
@@ -222,3 +224,40 @@ def test_build_notifier_sends_on_sns_and_every_webhook(receiver: Receiver) -> No
     assert [r.channel.split(":")[0] for r in receipts] == ["sns", "webhook"]
     assert all(r.delivered for r in receipts)
     assert receiver.requests[0]["signature_ok"]
+
+
+def test_a_captured_webhook_replayed_is_refused_by_the_reference_verifier(receiver: Receiver) -> None:
+    webhook_notifier(receiver.url).notify(MESSAGE)
+    (first,) = receiver.requests
+    body = json.dumps(first["body"], sort_keys=True).encode()
+    again = requests.post(receiver.url, data=body, headers=first["headers"], timeout=5)
+    assert again.status_code == 200  # the scripted answer; what counts is the verifier's verdict
+    assert [r["signature_ok"] for r in receiver.requests] == [True, False]
+
+
+def redirector(post_receiver: Callable[..., str], location: str, hits: list[str]) -> str:
+    def handle(handler: BaseHTTPRequestHandler) -> None:
+        handler.rfile.read(int(handler.headers.get("Content-Length", 0)))
+        hits.append(handler.path)
+        handler.send_response(307)
+        handler.send_header("Location", location)
+        handler.send_header("Content-Length", "0")
+        handler.end_headers()
+
+    return post_receiver(handle)
+
+
+def test_a_signed_webhook_never_follows_a_redirect(
+    receiver: Receiver, post_receiver: Callable[..., str]
+) -> None:
+    hits: list[str] = []
+    elsewhere = receiver.url.replace("?token=abc", "?key=stolen")
+    url = redirector(post_receiver, elsewhere, hits) + "/hook"
+    receipts = webhook_notifier(url).notify(MESSAGE)
+    assert [(r.delivered, r.attempts) for r in receipts] == [(False, 1)]
+    assert receipts[0].reason == (
+        f"{url} answered HTTP 307, a redirect to {elsewhere.replace('stolen', '***')}: "
+        "signed requests never follow redirects (configure the final URL)"
+    )
+    assert hits == ["/hook"]
+    assert receiver.requests == []  # the body and its signature never reached the other place

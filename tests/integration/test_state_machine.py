@@ -425,7 +425,18 @@ def test_approval_timeout_aborts(world: World) -> None:
     world.configure(mode="approve", approval_timeout_seconds=1)
     _, states = run(world, AUTO_EVENT, name="inc-appr")
     assert states[-1] == "ApprovalTimedOut" and world.promoter.promotions == []
-    assert world.incident("inc-appr").outcome == "approval_timeout"
+    record = world.incident("inc-appr")
+    assert record.outcome == "approval_timeout"
+    assert (record.task_token, record.awaiting) == (None, None)  # a token is a credential
+
+
+def test_a_veto_window_that_passes_leaves_no_task_token_behind(world: World) -> None:
+    world.configure(mode="veto", veto_seconds=1)
+    described, states = run(world, AUTO_EVENT, name="inc-veto-passed")
+    assert described["status"] == "SUCCEEDED" and states[-1] == "FailedOver", described.get("cause")
+    assert "WaitForVeto" in states
+    record = world.incident("inc-veto-passed")
+    assert (record.task_token, record.awaiting) == (None, None)
 
 
 def test_dry_run_runs_every_check_and_has_no_side_effects(world: World) -> None:
