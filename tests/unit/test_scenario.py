@@ -28,6 +28,7 @@ SHIPPED = {
     "old-primary-returns",
     "sync-main-outage",
     "async-data-loss",
+    "flap-then-die",
 }
 
 
@@ -35,7 +36,7 @@ def minimal(**extra: object) -> dict[str, object]:
     return {"name": "x", "description": "d", "expectations": {}, **extra}
 
 
-def test_the_ten_shipped_scenarios_are_there_and_valid():
+def test_the_shipped_scenarios_are_there_and_valid():
     assert set(shipped_scenarios()) == SHIPPED
     for name in SHIPPED:
         scenario = load_scenario(name)
@@ -68,6 +69,12 @@ def test_shipped_expectations_match_the_issue():
     assert cf.expectations.failover is True and cf.expectations.api_errors_min == 1
     old = load_scenario("old-primary-returns").expectations
     assert (old.serving_site, old.split_brain_alert) == ("dr", True)
+    flap, death = load_scenario("flap-then-die").faults
+    assert (flap.kind, death.kind, death.params) == (FaultKind.FLAP, FaultKind.SITE_DOWN, {"site": "main"})
+    cycle = flap.params["down_seconds"] + flap.params["up_seconds"]
+    assert flap.at + flap.params["cycles"] * cycle <= death.at, "main dies after the flaps"
+    flapped = load_scenario("flap-then-die").expectations
+    assert (flapped.failover, flapped.target, flapped.promotions) == (True, "dr", 1)
     dry = load_scenario("manual-failover-dry-run")
     assert dry.manual_start is not None and dry.manual_start.dry_run is True
     assert dry.expectations.dry_run_plan is True
