@@ -82,7 +82,7 @@ class Figures:
     # beyond the required keys
     serving_site: str | None
     escalations: int
-    split_brain_alerts: int
+    split_brain_alerts: int  # a second primary appeared (one per region that saw it)
     api_errors: int
     dry_run_steps: int
     backup_orders: int | None
@@ -94,6 +94,7 @@ class Figures:
     first_fault_at: float | None = None  # the scenario's first fault (fault_at: the failover's origin)
     outages: tuple[dict[str, Any], ...] = ()  # every client outage (ClientOutage.relative_to)
     rto_outage: int | None = None  # index in `outages` of the one the failover ended
+    split_brain_resolved: int = 0  # the second primary went (one per region that saw it go)
 
 
 @dataclass(frozen=True)
@@ -191,6 +192,7 @@ def compute_figures(events: Iterable[Event], scenario: str = "") -> Figures:
         first_fault_at=rel(first_fault),
         outages=tuple(o.relative_to(zero) for o in outages),
         rto_outage=None if ended is None else outages.index(ended),
+        split_brain_resolved=sum(1 for e in events if e.kind == "split_brain_resolved"),
     )
 
 
@@ -434,6 +436,10 @@ def _judge_one(name: str, want: Any, f: Figures) -> Judgement:  # noqa: C901 - o
         return _exact(name, want, f.escalations > 0, "an escalation recorded")
     if name == "split_brain_alert":
         return _exact(name, want, f.split_brain_alerts > 0, "a split-brain alert recorded")
+    if name == "split_brain_alerts_max":
+        return _at_most(name, want, f.split_brain_alerts, "split-brain alerts (appeared)")
+    if name == "split_brain_resolved":
+        return _exact(name, want, f.split_brain_resolved, "split-brain resolutions")
     if name == "restored_orders_equal_backup":
         actual = f.restored_equals_backup
         reason = f"the cold site holds {f.restored_orders} order(s), the backup {f.backup_orders}"
@@ -542,6 +548,8 @@ def report_markdown(scenario: Scenario | None, report: dict[str, Any], events: l
         ("edge_writes", "edge writes"),
         ("false_failovers", "false failovers"),
         ("serving_site", "site serving at the end"),
+        ("split_brain_alerts", "split-brain alerts (a second primary appeared)"),
+        ("split_brain_resolved", "split-brain resolutions (it went)"),
     ):
         lines.append(f"| {label} | {_fmt(report.get(key))} |")
     lines += ["", "## Client outages", ""]
@@ -567,7 +575,16 @@ def report_markdown(scenario: Scenario | None, report: dict[str, Any], events: l
     notes = [
         e
         for e in events
-        if e.kind in ("quorum", "escalation", "split_brain_alert", "dry_run_step", "fault", "loss_receipt")
+        if e.kind
+        in (
+            "quorum",
+            "escalation",
+            "split_brain_alert",
+            "split_brain_resolved",
+            "dry_run_step",
+            "fault",
+            "loss_receipt",
+        )
     ]
     if notes:
         zero = next((e.t for e in events if e.kind == "run_started"), events[0].t)

@@ -274,6 +274,12 @@ class Expectations(Strict):
     false_failovers_max: int | None = Field(default=None, ge=0)
     escalation: bool | None = Field(default=None, description="an escalation (NEEDS_ATTENTION) was recorded")
     split_brain_alert: bool | None = Field(default=None, description="a split-brain alert was recorded")
+    split_brain_alerts_max: int | None = Field(
+        default=None, ge=0, description="at most this many alerts that a second primary appeared"
+    )
+    split_brain_resolved: int | None = Field(
+        default=None, ge=0, description="exact number of alerts that the second primary went (all regions)"
+    )
     restored_orders_equal_backup: bool | None = Field(
         default=None, description="the cold site holds exactly the orders in the backup it restored"
     )

@@ -19,7 +19,8 @@ Kinds and their data:
 - `switch`          {to}
 - `verify`          {site, ok, reason?}
 - `escalation`      {reason}
-- `split_brain_alert` {reason}
+- `split_brain_alert` {reason, region, sites}                 a second primary appeared (or the set changed)
+- `split_brain_resolved` {reason, region, sites}              it went: fewer than two primaries again
 - `dry_run_step`    {sentence}
 - `loss_receipt`    {bytes, reason?}                            the watchdog's own data-loss figure
 - `orders_present`  {site, order_ids: [..]}                     what the serving database holds at the end
@@ -53,6 +54,7 @@ KINDS = frozenset(
         "verify",
         "escalation",
         "split_brain_alert",
+        "split_brain_resolved",
         "dry_run_step",
         "loss_receipt",
         "orders_present",

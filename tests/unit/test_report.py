@@ -5,6 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
+from quorum_dr_local.drill.observe import split_brain_record
 from quorum_dr_local.drill.report import REPORT_KEYS, client_outages, compute_figures, evaluate, write_report
 from quorum_dr_local.drill.scenario import Expectations, load_scenario, parse_scenario
 from quorum_dr_local.drill.timeline import Event, EventLog, read_events
@@ -350,3 +353,46 @@ def test_the_markdown_lists_every_outage_with_its_cause(tmp_path: Path):
     )
     assert row in markdown
     assert markdown.count("flap (parts=app, site=main) at ") == 2
+
+
+# -- item 10: split-brain alerts on change, not every round ------------------------------------
+
+
+def split_brain_event(t: float, detail: dict[str, object]) -> Event:
+    kind, data = split_brain_record(detail)
+    return ev(t, kind, **data)
+
+
+def test_split_brain_events_count_by_their_change_not_by_round():
+    appeared = {"change": "appeared", "region": "eu-west-2", "sites": ["dr", "main"], "reason": "two"}
+    resolved = {
+        "change": "resolved",
+        "region": "eu-west-2",
+        "sites": ["dr"],
+        "previous_sites": ["dr", "main"],
+    }
+    assert split_brain_record(appeared) == (
+        "split_brain_alert",
+        {"reason": "two", "region": "eu-west-2", "sites": ["dr", "main"]},
+    )
+    kind, data = split_brain_record({**resolved, "reason": "over"})
+    assert (kind, data["sites"]) == ("split_brain_resolved", ["dr", "main"])
+    assert split_brain_record({"region": "x", "reason": "old probe"})[0] == "split_brain_alert"
+    with pytest.raises(ValueError, match="unknown change 'maybe'"):
+        split_brain_record({"change": "maybe"})
+    events = [ev(0, "run_started")]
+    for index, region in enumerate(REGIONS):
+        events.append(split_brain_event(20 + index, {**appeared, "region": region}))
+    events.append(split_brain_event(30, {**resolved, "reason": "over"}))
+    f = compute_figures(events)
+    assert (f.split_brain_alerts, f.split_brain_resolved) == (3, 1)
+    judged = {
+        j.name: j
+        for j in evaluate(
+            Expectations(split_brain_alerts_max=3, split_brain_resolved=1, split_brain_alert=True), f
+        )
+    }
+    assert all(j.met for j in judged.values()), [j.reason for j in judged.values() if not j.met]
+    nineteen = [ev(0, "run_started"), *(split_brain_event(20 + i, appeared) for i in range(19))]
+    (too_many,) = evaluate(Expectations(split_brain_alerts_max=3), compute_figures(nineteen))
+    assert not too_many.met and too_many.reason == "split-brain alerts (appeared) was 19, above 3."

@@ -68,7 +68,7 @@ def test_shipped_expectations_match_the_issue():
     assert cf.faults[0].kind == FaultKind.CLOUDFLARE_API and cf.faults[0].params["status"] == 429
     assert cf.expectations.failover is True and cf.expectations.api_errors_min == 1
     old = load_scenario("old-primary-returns").expectations
-    assert (old.serving_site, old.split_brain_alert) == ("dr", True)
+    assert (old.serving_site, old.split_brain_alert, old.split_brain_alerts_max) == ("dr", True, 3)
     flap, death = load_scenario("flap-then-die").faults
     assert (flap.kind, death.kind, death.params) == (FaultKind.FLAP, FaultKind.SITE_DOWN, {"site": "main"})
     cycle = flap.params["down_seconds"] + flap.params["up_seconds"]
