@@ -280,6 +280,7 @@ class Drill:
             timeout_seconds=scenario.traffic.timeout_seconds,
             on_attempt=self._attempt,
         )
+        self.faults.traffic = self.traffic
         self.log.record(
             "run_started",
             scenario=scenario.name,

@@ -95,6 +95,7 @@ class Figures:
     outages: tuple[dict[str, Any], ...] = ()  # every client outage (ClientOutage.relative_to)
     rto_outage: int | None = None  # index in `outages` of the one the failover ended
     split_brain_resolved: int = 0  # the second primary went (one per region that saw it go)
+    watchdog_said: tuple[str, ...] = ()  # its distinct sentences: quorum, escalation, loss receipt
 
 
 @dataclass(frozen=True)
@@ -193,7 +194,17 @@ def compute_figures(events: Iterable[Event], scenario: str = "") -> Figures:
         outages=tuple(o.relative_to(zero) for o in outages),
         rto_outage=None if ended is None else outages.index(ended),
         split_brain_resolved=sum(1 for e in events if e.kind == "split_brain_resolved"),
+        watchdog_said=_sentences(events),
     )
+
+
+SAYING_KINDS = ("quorum", "escalation", "loss_receipt", "split_brain_alert", "split_brain_resolved")
+
+
+def _sentences(events: list[Event]) -> tuple[str, ...]:
+    """The watchdog's distinct sentences, in the order it first said them."""
+    said = (str(e.data["reason"]) for e in events if e.kind in SAYING_KINDS and e.data.get("reason"))
+    return tuple(dict.fromkeys(said))
 
 
 def _receipt_bytes(receipts: list[Event]) -> int | None:
@@ -470,6 +481,14 @@ def _judge_one(name: str, want: Any, f: Figures) -> Judgement:  # noqa: C901 - o
             f"{f.edge_writes} edge write(s)."
         )
         return Judgement(name, want, actual, actual == want, reason)
+    if name == "watchdog_says_contains":
+        said = [s for s in f.watchdog_said if want in s]
+        reason = (
+            f"the watchdog said: {said[0]!r}"
+            if said
+            else f"none of the watchdog's {len(f.watchdog_said)} sentence(s) contains {want!r}"
+        )
+        return Judgement(name, want, said[0] if said else None, bool(said), reason + ".")
     raise KeyError(f"no judge for expectation {name!r}")
 
 

@@ -96,6 +96,10 @@ class EventLog:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._sink = self.path.open("a", encoding="utf-8")
 
+    def now(self) -> float:
+        """The log's clock (epoch seconds)."""
+        return self._clock()
+
     def record(self, kind: str, at: float | None = None, **data: Any) -> Event:
         if kind not in KINDS:
             raise ValueError(f"unknown event kind {kind!r}; known: {sorted(KINDS)}")

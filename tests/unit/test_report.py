@@ -396,3 +396,20 @@ def test_split_brain_events_count_by_their_change_not_by_round():
     nineteen = [ev(0, "run_started"), *(split_brain_event(20 + i, appeared) for i in range(19))]
     (too_many,) = evaluate(Expectations(split_brain_alerts_max=3), compute_figures(nineteen))
     assert not too_many.met and too_many.reason == "split-brain alerts (appeared) was 19, above 3."
+
+
+def test_watchdog_says_contains_finds_the_veto_sentence_or_says_it_is_missing():
+    veto = (
+        "main is UNKNOWN: 2 of 3 regions (eu-west-2, us-east-1) vote DOWN, but the DR standby is still "
+        "streaming from the primary and heard from it 1.2 s before its check (within 7.5 s: an idle "
+        "primary still answers the standby's keepalives) (seen from us-west-2): the primary is alive"
+    )
+    events = [ev(0, "run_started"), ev(30, "quorum", site="main", verdict="UNKNOWN", reason=veto)]
+    events.append(ev(32, "quorum", site="main", verdict="UNKNOWN", reason=veto))
+    figures = compute_figures(events)
+    assert figures.watchdog_said == (veto,)
+    wanted = Expectations(watchdog_says_contains="an idle primary still answers the standby's keepalives")
+    (judgement,) = evaluate(wanted, figures)
+    assert judgement.met and judgement.actual == veto
+    (missing,) = evaluate(wanted, compute_figures(main_outage_log()))
+    assert not missing.met and missing.reason.startswith("none of the watchdog's 1 sentence(s) contains")

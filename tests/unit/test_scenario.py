@@ -29,6 +29,7 @@ SHIPPED = {
     "sync-main-outage",
     "async-data-loss",
     "flap-then-die",
+    "idle-primary-partition",
 }
 
 
@@ -75,6 +76,12 @@ def test_shipped_expectations_match_the_issue():
     assert flap.at + flap.params["cycles"] * cycle <= death.at, "main dies after the flaps"
     flapped = load_scenario("flap-then-die").expectations
     assert (flapped.failover, flapped.target, flapped.promotions) == (True, "dr", 1)
+    idle = load_scenario("idle-primary-partition")
+    pause, *cuts = idle.faults
+    assert pause.kind == FaultKind.PAUSE_TRAFFIC and pause.at < min(c.at for c in cuts)
+    assert {c.params["region"] for c in cuts if c.kind == FaultKind.PARTITION} == {"eu-west-2", "us-east-1"}
+    assert idle.needs_namespaces and (idle.expectations.failover, idle.expectations.promotions) == (False, 0)
+    assert "keepalives" in (idle.expectations.watchdog_says_contains or "")
     dry = load_scenario("manual-failover-dry-run")
     assert dry.manual_start is not None and dry.manual_start.dry_run is True
     assert dry.expectations.dry_run_plan is True
@@ -124,7 +131,7 @@ def test_manual_start_reset_first_defaults_to_false_and_orders_lost_min_is_not_n
 
 def test_only_partition_scenarios_need_namespaces():
     needing = {name for name in SHIPPED if load_scenario(name).needs_namespaces}
-    assert needing == {"partition-one-region"}
+    assert needing == {"partition-one-region", "idle-primary-partition"}
 
 
 def test_any_path_works(tmp_path: Path):
