@@ -109,9 +109,15 @@ class WorldFaults:
             pass
 
     def skew_clock(self, region: str, seconds: float) -> None:
-        raise SandboxError(
-            "clock_skew is not supported by this drill: the probe handler reads the real clock"
+        """The region's probe agent runs its handler on a clock `seconds` off the real one."""
+        request = urllib.request.Request(
+            self.world.agent_url(region) + "/clock",
+            data=json.dumps({"skew_seconds": seconds}).encode(),
+            headers={"Content-Type": "application/json"},
+            method="POST",
         )
+        with urllib.request.urlopen(request, timeout=5):  # noqa: S310 - our own probe agent
+            pass
 
     def pause_traffic(self) -> None:
         if self.traffic is None:

@@ -46,7 +46,7 @@ from quorum_dr_local.drill.layout import (
 from quorum_dr_local.drill.processes import wait_http
 from quorum_dr_local.drill.progress import ProgressView
 from quorum_dr_local.drill.report import REPORT_KEYS, write_report
-from quorum_dr_local.drill.scenario import FaultKind, Scenario
+from quorum_dr_local.drill.scenario import Scenario
 from quorum_dr_local.drill.schedule import plan, play
 from quorum_dr_local.drill.timeline import EventLog
 from quorum_dr_local.drill.world import DrillWorld
@@ -84,8 +84,6 @@ def preflight(scenario: Scenario) -> str | None:
     """None when the drill can run; otherwise why not (an error, not a skip)."""
     if not (DEFAULT_BIN_DIR / "postgres").exists():
         return f"PostgreSQL 15 is not installed ({DEFAULT_BIN_DIR}/postgres is missing): run `make setup`"
-    if any(f.kind == FaultKind.CLOCK_SKEW for f in scenario.faults):
-        return "clock_skew faults are not supported by this drill yet: the probe handler reads the real clock"
     return None
 
 

@@ -30,6 +30,7 @@ SHIPPED = {
     "async-data-loss",
     "flap-then-die",
     "idle-primary-partition",
+    "clock-skew",
 }
 
 
@@ -82,6 +83,12 @@ def test_shipped_expectations_match_the_issue():
     assert {c.params["region"] for c in cuts if c.kind == FaultKind.PARTITION} == {"eu-west-2", "us-east-1"}
     assert idle.needs_namespaces and (idle.expectations.failover, idle.expectations.promotions) == (False, 0)
     assert "keepalives" in (idle.expectations.watchdog_says_contains or "")
+    ahead, behind, death = load_scenario("clock-skew").faults
+    assert (ahead.kind, ahead.params["seconds"], behind.params["seconds"]) == (FaultKind.CLOCK_SKEW, 60, -60)
+    assert (
+        death.kind == FaultKind.SITE_DOWN
+        and load_scenario("clock-skew").expectations.false_failovers_max == 0
+    )
     dry = load_scenario("manual-failover-dry-run")
     assert dry.manual_start is not None and dry.manual_start.dry_run is True
     assert dry.expectations.dry_run_plan is True
