@@ -48,7 +48,7 @@ def load_handler_module(name: str) -> Any:
 
 
 def load_handler(name: str) -> Handler:
-    return load_handler_module(name).handler  # type: ignore[no-any-return]
+    return load_handler_module(name).handler
 
 
 def substitute(definition: str, values: Mapping[str, str]) -> str:
