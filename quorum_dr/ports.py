@@ -7,6 +7,7 @@ The domain and the handlers see these; production wires AWS / Cloudflare / Postg
 from __future__ import annotations
 
 import json
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Literal
@@ -42,6 +43,11 @@ class ResultStore(ABC):
     @abstractmethod
     def recent_results(self, service: str, since: float) -> list[ProbeResult]:
         """Every result of `service` received at or after `since` (epoch seconds)."""
+
+    def home_time(self) -> float:
+        """The home region's time now, on the scale of `received_at` (a store in the home region:
+        the process's clock; a store written from a probe region overrides this)."""
+        return time.time()
 
 
 class EventPublisher(ABC):

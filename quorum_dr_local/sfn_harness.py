@@ -37,13 +37,18 @@ ACCOUNT = "123456789012"
 Handler = Callable[[Any, Any], Any]
 
 
-def load_handler(name: str) -> Handler:
+def load_handler_module(name: str) -> Any:
+    """A fresh copy of `lambdas/<name>/handler.py` as a module (its ports can be replaced)."""
     path = ROOT / "lambdas" / name / "handler.py"
     spec = importlib.util.spec_from_file_location(f"quorum_dr_lambda_{name}", path)
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return module.handler
+    return module
+
+
+def load_handler(name: str) -> Handler:
+    return load_handler_module(name).handler
 
 
 def substitute(definition: str, values: Mapping[str, str]) -> str:

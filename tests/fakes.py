@@ -90,6 +90,9 @@ class FakeResults(ResultStore):
         with self._lock:
             return [r for r in self.items if r.service == service and (r.received_at or 0) >= since]
 
+    def home_time(self) -> float:
+        return self.clock() if self.clock else super().home_time()
+
 
 class FakeBus(EventPublisher):
     """The event bus in memory: every (detail type, detail) published, in order."""

@@ -14,6 +14,7 @@ AWS_REGION (the probing region; the invoked function's ARN names the same region
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
 
@@ -38,6 +39,11 @@ from quorum_dr.settings import LambdaSettings
 __all__ = ["OnDemandRound", "handler"]
 
 SECRETS_MAX_AGE_SECONDS = 300
+# The function's clock port: this region's wall clock. Everything the probe times (probe_time,
+# round ids, the round's start and end) reads it; `received_at` does not: the results store
+# stamps home-region time (adapters/dynamodb_results.py). The drill replaces it to play a
+# region whose clock is off.
+clock: Callable[[], float] = time.time
 _secrets = SecretsManagerSecrets(max_age=SECRETS_MAX_AGE_SECONDS)  # its cache outlives one invocation
 
 
@@ -90,9 +96,12 @@ def _service(context: Any) -> ProbeService:
             settings.RESULTS_TABLE_NAME,
             ttl_seconds=config.probe.result_ttl_seconds,
             region=config.home_region,
+            clock=clock,
+            home_clock=True,
         ),
         events=EventBridgePublisher.from_name(settings.EVENT_BUS_NAME, region=region),
         secrets=_secrets,
+        clock=clock,
     )
 
 
@@ -102,7 +111,7 @@ def _remaining_seconds(context: Any) -> Any:
 
 
 def _run(event: Any, context: Any) -> tuple[list[ProbeRoundOutcome], str]:
-    request = parse_probe_event(event, now=time.time())
+    request = parse_probe_event(event, now=clock())
     if request.incident_id:
         logger.set_correlation_id(request.incident_id)
     service = _service(context)

@@ -249,7 +249,8 @@ class ProbeService:
     def _earlier_results(self, services: Iterable[str], round_id: str) -> dict[str, list[ProbeResult]]:
         """This region's stored results of earlier rounds, per service (one read per service)."""
         probe = self.config.probe
-        since = self.clock() - max(probe.freshness_seconds, 3 * probe.interval_seconds)
+        # `received_at` is home-region time: so is the bound (this region's clock may be off)
+        since = self.results.home_time() - max(probe.freshness_seconds, 3 * probe.interval_seconds)
         return {
             service: [
                 r

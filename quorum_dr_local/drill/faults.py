@@ -25,6 +25,7 @@ class WorldFaults:
         self.world = world
         self.partitions: dict[tuple[str, str], netns.Partition] = {}
         self.old_primary_return: tuple[str, float] | None = None
+        self.traffic: Any = None  # the drill's TrafficClient, set once the traffic starts
 
     def stop_site(self, site: str, parts: str) -> None:
         if parts in ("all", "app") and site in self.world.apps:
@@ -108,9 +109,24 @@ class WorldFaults:
             pass
 
     def skew_clock(self, region: str, seconds: float) -> None:
-        raise SandboxError(
-            "clock_skew is not supported by this drill: the probe handler reads the real clock"
+        """The region's probe agent runs its handler on a clock `seconds` off the real one."""
+        request = urllib.request.Request(
+            self.world.agent_url(region) + "/clock",
+            data=json.dumps({"skew_seconds": seconds}).encode(),
+            headers={"Content-Type": "application/json"},
+            method="POST",
         )
+        with urllib.request.urlopen(request, timeout=5):  # noqa: S310 - our own probe agent
+            pass
+
+    def pause_traffic(self) -> None:
+        if self.traffic is None:
+            raise SandboxError("pause_traffic: the clients have not started")
+        self.traffic.pause()
+
+    def resume_traffic(self) -> None:
+        if self.traffic is not None:
+            self.traffic.resume()
 
     def arm_old_primary_return(self, site: str, after_failover_seconds: float) -> None:
         self.old_primary_return = (site, after_failover_seconds)

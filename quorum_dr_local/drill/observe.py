@@ -4,7 +4,8 @@
   put on their buses (delivered to an SQS queue, since moto's EventBridge does not deliver to
   Step Functions) and, for a `ProbeFailed` on the main site, starts a failover execution with
   the event as its input, as the rule's Step Functions target does. A `SplitBrainSuspected`
-  event becomes a `split_brain_alert`.
+  event becomes a `split_brain_alert` when its `detail.change` says a second primary appeared,
+  a `split_brain_resolved` when it says it went (`split_brain_record`).
 - `ResultWatcher`: reads the results table and records one `vote` per region, site and round.
 - `ExecutionWatcher`: reads every execution's history and records the states entered, the
   quorum of each confirmation round, the data-loss receipt, promotions, switches, verifications
@@ -90,12 +91,26 @@ class EventForwarder(Watcher):
         detail = event.get("detail") or {}
         kind = event.get("detail-type")
         if kind == "SplitBrainSuspected":
-            self.log.record(
-                "split_brain_alert", reason=str(detail.get("reason") or detail), region=detail.get("region")
-            )
+            record, data = split_brain_record(detail)
+            self.log.record(record, **data)
         elif kind == "ProbeFailed" and detail.get("site") in TRIGGER_SITES and not self.paused:
             name = f"auto-{int(time.time())}-{uuid.uuid4().hex[:8]}"
             self.started.append(self.start_execution(event, name))
+
+
+def split_brain_record(detail: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """A `SplitBrainSuspected` event's detail as the drill's event: `split_brain_resolved` when
+    its `change` is "resolved", else `split_brain_alert` (a detail without `change`, from an older
+    probe, is an alert: an unknown change is not a resolution)."""
+    if detail.get("change") not in (None, "appeared", "resolved"):
+        raise ValueError(f"SplitBrainSuspected with an unknown change {detail.get('change')!r}")
+    kind = "split_brain_resolved" if detail.get("change") == "resolved" else "split_brain_alert"
+    sites = detail.get("previous_sites") if kind == "split_brain_resolved" else detail.get("sites")
+    return kind, {
+        "reason": str(detail.get("reason") or detail),
+        "region": detail.get("region"),
+        "sites": list(sites or []),
+    }
 
 
 class ResultWatcher(Watcher):

@@ -49,7 +49,7 @@ from quorum_dr_local.drill.layout import (
 from quorum_dr_local.drill.processes import wait_http
 from quorum_dr_local.drill.progress import ProgressView
 from quorum_dr_local.drill.report import REPORT_KEYS, write_report
-from quorum_dr_local.drill.scenario import FaultKind, Scenario
+from quorum_dr_local.drill.scenario import Scenario
 from quorum_dr_local.drill.schedule import plan, play
 from quorum_dr_local.drill.timeline import EventLog
 from quorum_dr_local.drill.world import DrillWorld
@@ -87,8 +87,6 @@ def preflight(scenario: Scenario) -> str | None:
     """None when the drill can run; otherwise why not (an error, not a skip)."""
     if not (DEFAULT_BIN_DIR / "postgres").exists():
         return f"PostgreSQL 15 is not installed ({DEFAULT_BIN_DIR}/postgres is missing): run `make setup`"
-    if any(f.kind == FaultKind.CLOCK_SKEW for f in scenario.faults):
-        return "clock_skew faults are not supported by this drill yet: the probe handler reads the real clock"
     return None
 
 
@@ -287,6 +285,7 @@ class Drill:
             timeout_seconds=scenario.traffic.timeout_seconds,
             on_attempt=self._attempt,
         )
+        self.faults.traffic = self.traffic
         self.log.record(
             "run_started",
             scenario=scenario.name,

@@ -12,6 +12,8 @@ The agent does what the region's Lambda and its schedule do:
 - `POST /invoke` with a JSON event invokes the handler with that event (an on-demand round of
   the state machine, or a verify round) and answers its JSON result; a handler error answers
   500 with `{"errorType", "errorMessage"}`, as Lambda reports a function error.
+- `POST /clock` with `{"skew_seconds": S}` sets the region's clock S seconds off the real one
+  (the `clock_skew` fault): the handler's clock port reads it from then on.
 The handler writes its results to the results table and its events to the bus through the
 AWS endpoint in `AWS_ENDPOINT_URL` (the drill's moto server), exactly as the Lambda would.
 `GET /health` answers 200 once the agent serves. SIGTERM ends it cleanly.
@@ -29,7 +31,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from quorum_dr_local.sfn_harness import _Context, load_handler
+from quorum_dr_local.sfn_harness import _Context, load_handler_module
 
 MAX_BODY_BYTES = 1 << 20
 
@@ -38,10 +40,16 @@ class ProbeAgent:
     def __init__(self, region: str, host: str, port: int, interval_seconds: float) -> None:
         self.region = region
         self.interval_seconds = interval_seconds
-        self.handler = load_handler("probe")
+        self.skew_seconds = 0.0
+        module = load_handler_module("probe")
+        module.clock = self.clock  # the function's clock port: this region's (maybe skewed) clock
+        self.handler = module.handler
         self.stop = threading.Event()
         self.server = ThreadingHTTPServer((host, port), _make_handler(self))
         self.server.daemon_threads = True
+
+    def clock(self) -> float:
+        return time.time() + self.skew_seconds
 
     @property
     def port(self) -> int:
@@ -90,7 +98,7 @@ def _make_handler(agent: ProbeAgent) -> type[BaseHTTPRequestHandler]:
                 self._send(404, {"error": f"no route {self.path}"})
 
         def do_POST(self) -> None:  # noqa: N802 - stdlib name
-            if self.path != "/invoke":
+            if self.path not in ("/invoke", "/clock"):
                 self._send(404, {"error": f"no route {self.path}"})
                 return
             length = int(self.headers.get("Content-Length") or 0)
@@ -101,6 +109,14 @@ def _make_handler(agent: ProbeAgent) -> type[BaseHTTPRequestHandler]:
                 event = json.loads(self.rfile.read(length) or b"{}")
             except ValueError as exc:
                 self._send(400, {"errorType": "BadRequest", "errorMessage": f"not JSON: {exc}"})
+                return
+            if self.path == "/clock":
+                skew = event.get("skew_seconds") if isinstance(event, dict) else None
+                if not isinstance(skew, int | float) or isinstance(skew, bool):
+                    self._send(400, {"errorType": "BadRequest", "errorMessage": "skew_seconds: a number"})
+                    return
+                agent.skew_seconds = float(skew)
+                self._send(200, {"region": agent.region, "skew_seconds": agent.skew_seconds})
                 return
             try:
                 self._send(200, agent.invoke(event))

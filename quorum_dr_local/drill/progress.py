@@ -80,6 +80,7 @@ class ProgressView:
                 "verify",
                 "escalation",
                 "split_brain_alert",
+                "split_brain_resolved",
                 "quorum",
             ):
                 self.notes.append(self._note(event))

@@ -6,11 +6,20 @@ of report.json; `evaluate(expectations, figures)` judges each stated expectation
 
 Times in the report are seconds since the drill started (`run_started`), or null.
 
-- `rto_seconds`: the outage as the clients saw it through the edge. The gap is found from the
-  first failed order at or after the first fault: it runs from the last successful order before
-  that failure to the first successful order after it. Orders that still succeeded after the
-  fault (in flight, or served before the fault bit) therefore do not hide the outage. 0 when no
-  order failed after the fault; null when there was no fault or no order succeeded again.
+- `outages`: every client outage seen through the edge (`client_outages`): from the last
+  successful order before a run of failed orders to the first successful order after it (null
+  when none came), the site that served that order, and its cause: the fault active when the
+  run's first failure was seen (a fault that stops a site wins over one that does not).
+- `rto_seconds`: the clients' outage the failover ended (`failover_outage`): the first outage
+  that began before the edge switch and after which the switch's target served the clients. A
+  scenario with several faults (flaps, then main dies) is measured on the outage around the
+  switch, not on the first fault's. 0 when the clients saw no outage around the switch. Without
+  a failover: the longest outage since the first fault (0 when none; null when one never
+  ended). Null when there was no fault.
+- `detection_seconds`: from the origin of that outage (the fault that caused it, else the
+  outage's start) to the first quorum DOWN after it; without a failover, from the first fault.
+  `fault_at`, `first_failed_probe_at` and `quorum_at` are counted from the same origin;
+  `first_fault_at` is the scenario's first fault.
 - `orders_lost`: orders a client saw committed (HTTP 201/200) that are missing from the serving
   database at the end (`orders_present`).
 - `false_failovers`: failovers made while the drill's ground truth said main was up
@@ -73,7 +82,7 @@ class Figures:
     # beyond the required keys
     serving_site: str | None
     escalations: int
-    split_brain_alerts: int
+    split_brain_alerts: int  # a second primary appeared (one per region that saw it)
     api_errors: int
     dry_run_steps: int
     backup_orders: int | None
@@ -82,6 +91,11 @@ class Figures:
     duration_seconds: float | None
     loss_receipt_reason: str | None = None  # the watchdog's sentence for its last loss receipt
     data_loss_allowed: bool = False  # a replica check passed only because an operator allowed data loss
+    first_fault_at: float | None = None  # the scenario's first fault (fault_at: the failover's origin)
+    outages: tuple[dict[str, Any], ...] = ()  # every client outage (ClientOutage.relative_to)
+    rto_outage: int | None = None  # index in `outages` of the one the failover ended
+    split_brain_resolved: int = 0  # the second primary went (one per region that saw it go)
+    watchdog_said: tuple[str, ...] = ()  # its distinct sentences: quorum, escalation, loss receipt
 
 
 @dataclass(frozen=True)
@@ -115,12 +129,7 @@ def compute_figures(events: Iterable[Event], scenario: str = "") -> Figures:
     def rel(event: Event | None) -> float | None:
         return None if event is None else _round(event.t - zero)
 
-    fault = _first(events, "fault", phase="start") or _first(events, "fault")
-    fault_t = fault.t if fault else None
-    first_failed = _first(events, "vote", since=fault_t, site="main", vote="down")
-    quorum = _first(events, "quorum", since=fault_t, site="main", verdict="DOWN") or _first(
-        events, "quorum", verdict="DOWN"
-    )
+    first_fault = _first(events, "fault", phase="start") or _first(events, "fault")
     promotions = [e for e in events if e.kind == "promotion"]
     switches = [e for e in events if e.kind == "switch"]
     verified = _first(events, "verify", ok=True)
@@ -128,6 +137,18 @@ def compute_figures(events: Iterable[Event], scenario: str = "") -> Figures:
     failover = bool(switches) and target not in (None, "main")
 
     attempts = [e for e in events if e.kind == "attempt"]
+    outages = client_outages(attempts, [e for e in events if e.kind == "fault"])
+    first_fault_t = first_fault.t if first_fault else None
+    switch = next((s for s in switches if s.data.get("to") == target), None) if failover else None
+    ended = failover_outage(outages, switch.t, str(target)) if switch is not None else None
+    rto = outage_rto(outages, first_fault_t, ended, failover=failover)
+    origin_t = first_fault_t
+    if ended is not None:
+        origin_t = ended.cause_at if ended.cause_at is not None else ended.start
+    first_failed = _first(events, "vote", since=origin_t, site="main", vote="down")
+    quorum = _first(events, "quorum", since=origin_t, site="main", verdict="DOWN") or _first(
+        events, "quorum", verdict="DOWN"
+    )
     committed = {str(e.data.get("order_id")) for e in attempts if e.data.get("ok")}
     present = [e for e in events if e.kind == "orders_present"]
     orders_lost = len(committed - set(present[-1].data.get("order_ids", []))) if present else None
@@ -142,14 +163,14 @@ def compute_figures(events: Iterable[Event], scenario: str = "") -> Figures:
         scenario=name,
         failover=failover,
         target=target if failover else None,
-        fault_at=rel(fault),
+        fault_at=None if origin_t is None else _round(origin_t - zero),
         first_failed_probe_at=rel(first_failed),
         quorum_at=rel(quorum),
         promoted_at=rel(promotions[0] if promotions else None),
         switched_at=rel(switches[0] if switches else None),
         verified_at=rel(verified),
-        detection_seconds=_round(quorum.t - fault_t) if quorum and fault_t is not None else None,
-        rto_seconds=_round(client_outage(attempts, fault_t)),
+        detection_seconds=_round(quorum.t - origin_t) if quorum and origin_t is not None else None,
+        rto_seconds=_round(rto),
         orders_committed=len(committed),
         orders_lost=orders_lost,
         loss_receipt_bytes=_receipt_bytes(receipts),
@@ -169,7 +190,21 @@ def compute_figures(events: Iterable[Event], scenario: str = "") -> Figures:
         duration_seconds=rel(finished),
         loss_receipt_reason=str(receipts[-1].data.get("reason")) if receipts else None,
         data_loss_allowed=any(e.data.get("code") == "data_loss_allowed" for e in receipts),
+        first_fault_at=rel(first_fault),
+        outages=tuple(o.relative_to(zero) for o in outages),
+        rto_outage=None if ended is None else outages.index(ended),
+        split_brain_resolved=sum(1 for e in events if e.kind == "split_brain_resolved"),
+        watchdog_said=_sentences(events),
     )
+
+
+SAYING_KINDS = ("quorum", "escalation", "loss_receipt", "split_brain_alert", "split_brain_resolved")
+
+
+def _sentences(events: list[Event]) -> tuple[str, ...]:
+    """The watchdog's distinct sentences, in the order it first said them."""
+    said = (str(e.data["reason"]) for e in events if e.kind in SAYING_KINDS and e.data.get("reason"))
+    return tuple(dict.fromkeys(said))
 
 
 def _receipt_bytes(receipts: list[Event]) -> int | None:
@@ -180,19 +215,148 @@ def _receipt_bytes(receipts: list[Event]) -> int | None:
     return None if figure is None else int(figure)
 
 
-def client_outage(attempts: list[Event], fault_t: float | None) -> float | None:
-    """Seconds from the last success before the clients' first failure after the fault to the next success."""
-    if fault_t is None:
+@dataclass(frozen=True)
+class ClientOutage:
+    """One stretch of time the clients were not served, as they saw it through the edge."""
+
+    start: float  # the last successful order before the failures (the first failure when none)
+    end: float | None  # the first successful order after them; None: never served again
+    first_failure: float  # when the first failed order of the stretch was sent
+    failures: int
+    served_again_by: str | None  # the site that served the order that ended it
+    cause: str | None  # the fault active when the first failure was seen; None: no fault active
+    cause_at: float | None  # when that fault started
+
+    @property
+    def seconds(self) -> float | None:
+        return None if self.end is None else self.end - self.start
+
+    def relative_to(self, zero: float) -> dict[str, Any]:
+        def rel(t: float | None) -> float | None:
+            return None if t is None else _round(t - zero)
+
+        return {
+            "start": rel(self.start),
+            "end": rel(self.end),
+            "seconds": _round(self.seconds),
+            "failures": self.failures,
+            "served_again_by": self.served_again_by,
+            "cause": self.cause,
+            "cause_at": rel(self.cause_at),
+        }
+
+
+SITE_STOPPING_ACTIONS = ("stop_site",)
+
+
+def _fault_key(event: Event) -> tuple[str, tuple[tuple[str, str], ...]]:
+    """A fault's start and its end share the kind and the target (site, region, parts)."""
+    target = tuple(sorted((k, str(v)) for k, v in event.data.items() if k in ("site", "region", "parts")))
+    return str(event.data.get("fault")), target
+
+
+def active_faults(faults: list[Event], at: float) -> list[Event]:
+    """The fault starts recorded at or before `at` whose end had not been recorded by then."""
+    active: dict[tuple[str, tuple[tuple[str, str], ...]], Event] = {}
+    for e in sorted(faults, key=lambda f: f.t):
+        if e.t > at:
+            break
+        if e.data.get("phase", "start") == "start":
+            active[_fault_key(e)] = e
+        else:
+            active.pop(_fault_key(e), None)
+    return list(active.values())
+
+
+def _cause(faults: list[Event], seen_at: float) -> Event | None:
+    """The fault active at `seen_at`; one that stops a site wins, then the latest."""
+    active = active_faults(faults, seen_at)
+    stopping = [e for e in active if e.data.get("action") in SITE_STOPPING_ACTIONS]
+    chosen = stopping or active
+    return chosen[-1] if chosen else None
+
+
+def _describe_fault(event: Event) -> str:
+    target = ", ".join(f"{k}={v}" for k, v in _fault_key(event)[1])
+    return f"{event.data.get('fault')}" + (f" ({target})" if target else "")
+
+
+def client_outages(attempts: list[Event], faults: list[Event]) -> list[ClientOutage]:
+    """Every run of failed orders, bounded by the successes around it, with the fault behind it.
+
+    Pure: `attempts` are `attempt` events, `faults` the `fault` events. A run's first failure is
+    "seen" when its answer came back (start + latency): the cause is the fault active then, so an
+    order in flight when a site was killed is put down to that kill.
+    """
+    ordered = sorted(attempts, key=lambda a: a.t)
+    outages: list[ClientOutage] = []
+    last_ok: Event | None = None
+    run: list[Event] = []
+
+    def close(ended_by: Event | None) -> None:
+        first = run[0]
+        seen_at = first.t + float(first.data.get("latency_ms") or 0.0) / 1000.0
+        cause = _cause(faults, seen_at)
+        outages.append(
+            ClientOutage(
+                start=last_ok.t if last_ok is not None else first.t,
+                end=None if ended_by is None else ended_by.t,
+                first_failure=first.t,
+                failures=len(run),
+                served_again_by=None if ended_by is None else _site(ended_by),
+                cause=None if cause is None else _describe_fault(cause),
+                cause_at=None if cause is None else cause.t,
+            )
+        )
+
+    for attempt in ordered:
+        if attempt.data.get("ok"):
+            if run:
+                close(attempt)
+                run = []
+            last_ok = attempt
+        else:
+            run.append(attempt)
+    if run:
+        close(None)
+    return outages
+
+
+def _site(attempt: Event) -> str | None:
+    site = attempt.data.get("site")
+    return None if site is None else str(site)
+
+
+def failover_outage(outages: list[ClientOutage], switch_t: float, target: str) -> ClientOutage | None:
+    """The clients' outage the failover ended: the first one that began before the switch and after
+    which `target` served the clients; else the one still open at the end, begun before the switch
+    (the failover did not bring the clients back). None: the clients saw no outage around it."""
+    before = [o for o in outages if o.start <= switch_t]
+    for outage in before:
+        if outage.served_again_by == target:
+            return outage
+    if before and before[-1].end is None:
+        return before[-1]
+    return None
+
+
+def outage_rto(
+    outages: list[ClientOutage],
+    first_fault_t: float | None,
+    ended: ClientOutage | None,
+    *,
+    failover: bool,
+) -> float | None:
+    """RTO: the failover's outage (0 when the clients saw none); without a failover the longest
+    outage since the first fault (0 when none, None when one never ended). None without a fault."""
+    if first_fault_t is None:
         return None
-    first_failure = next((a for a in attempts if a.t >= fault_t and not a.data.get("ok")), None)
-    if first_failure is None:
-        return 0.0
-    before = [a for a in attempts if a.t < first_failure.t and a.data.get("ok")]
-    after = next((a for a in attempts if a.t > first_failure.t and a.data.get("ok")), None)
-    if after is None:
+    if failover:
+        return 0.0 if ended is None else ended.seconds
+    since = [o for o in outages if o.end is None or o.end > first_fault_t]
+    if any(o.end is None for o in since):
         return None
-    began = before[-1].t if before else first_failure.t
-    return after.t - began
+    return max((o.seconds or 0.0 for o in since), default=0.0)
 
 
 def _serving_site(attempts: list[Event]) -> str | None:
@@ -244,7 +408,9 @@ def _judge_one(name: str, want: Any, f: Figures) -> Judgement:  # noqa: C901 - o
     if name == "rto_seconds_max":
         return _at_most(name, want, f.rto_seconds, "the clients' outage (RTO) in seconds")
     if name == "detection_seconds_max":
-        return _at_most(name, want, f.detection_seconds, "detection (fault to quorum) in seconds")
+        return _at_most(
+            name, want, f.detection_seconds, "detection (the outage's fault to quorum) in seconds"
+        )
     if name in ("promotions", "edge_writes"):
         return _exact(name, want, getattr(f, name), name.replace("_", " "))
     if name == "orders_lost_max":
@@ -281,6 +447,10 @@ def _judge_one(name: str, want: Any, f: Figures) -> Judgement:  # noqa: C901 - o
         return _exact(name, want, f.escalations > 0, "an escalation recorded")
     if name == "split_brain_alert":
         return _exact(name, want, f.split_brain_alerts > 0, "a split-brain alert recorded")
+    if name == "split_brain_alerts_max":
+        return _at_most(name, want, f.split_brain_alerts, "split-brain alerts (appeared)")
+    if name == "split_brain_resolved":
+        return _exact(name, want, f.split_brain_resolved, "split-brain resolutions")
     if name == "restored_orders_equal_backup":
         actual = f.restored_equals_backup
         reason = f"the cold site holds {f.restored_orders} order(s), the backup {f.backup_orders}"
@@ -311,6 +481,14 @@ def _judge_one(name: str, want: Any, f: Figures) -> Judgement:  # noqa: C901 - o
             f"{f.edge_writes} edge write(s)."
         )
         return Judgement(name, want, actual, actual == want, reason)
+    if name == "watchdog_says_contains":
+        said = [s for s in f.watchdog_said if want in s]
+        reason = (
+            f"the watchdog said: {said[0]!r}"
+            if said
+            else f"none of the watchdog's {len(f.watchdog_said)} sentence(s) contains {want!r}"
+        )
+        return Judgement(name, want, said[0] if said else None, bool(said), reason + ".")
     raise KeyError(f"no judge for expectation {name!r}")
 
 
@@ -368,7 +546,8 @@ def report_markdown(scenario: Scenario | None, report: dict[str, Any], events: l
         lines += ["", f"**Unmet:** {', '.join(unmet)} (details below)."]
     lines += ["", "## When", "", "| moment | seconds from start |", "| --- | --- |"]
     for key, label in (
-        ("fault_at", "fault injected"),
+        ("first_fault_at", "first fault injected"),
+        ("fault_at", "fault behind the outage the failover ended (else the first)"),
         ("first_failed_probe_at", "first probe voted DOWN"),
         ("quorum_at", "quorum said DOWN"),
         ("promoted_at", "DR promoted"),
@@ -378,8 +557,8 @@ def report_markdown(scenario: Scenario | None, report: dict[str, Any], events: l
         lines.append(f"| {label} | {_fmt(report[key])} |")
     lines += ["", "## Figures", "", "| figure | value |", "| --- | --- |"]
     for key, label in (
-        ("detection_seconds", "detection (fault to quorum), s"),
-        ("rto_seconds", "RTO seen by clients through the edge, s"),
+        ("detection_seconds", "detection (that fault to quorum), s"),
+        ("rto_seconds", "RTO: the clients' outage the failover ended, s"),
         ("orders_committed", "orders clients saw committed"),
         ("orders_lost", "of which missing afterwards"),
         ("loss_receipt_bytes", "watchdog's data-loss receipt, bytes"),
@@ -388,15 +567,43 @@ def report_markdown(scenario: Scenario | None, report: dict[str, Any], events: l
         ("edge_writes", "edge writes"),
         ("false_failovers", "false failovers"),
         ("serving_site", "site serving at the end"),
+        ("split_brain_alerts", "split-brain alerts (a second primary appeared)"),
+        ("split_brain_resolved", "split-brain resolutions (it went)"),
     ):
         lines.append(f"| {label} | {_fmt(report.get(key))} |")
+    lines += ["", "## Client outages", ""]
+    if report.get("outages"):
+        lines += [
+            "| # | start, s | end, s | seconds | failed orders | served again by | cause |",
+            "| --- | --- | --- | --- | --- | --- | --- |",
+        ]
+        for index, o in enumerate(report["outages"]):
+            mark = " (the failover's)" if index == report.get("rto_outage") else ""
+            cause = o["cause"] or "no fault active"
+            if o["cause_at"] is not None:
+                cause += f" at {o['cause_at']:.2f} s"
+            lines.append(
+                f"| {index + 1}{mark} | {_fmt(o['start'])} | {_fmt(o['end'])} | {_fmt(o['seconds'])} | "
+                f"{o['failures']} | {_fmt(o['served_again_by'])} | {cause} |"
+            )
+    else:
+        lines.append("The clients were never without service.")
     lines += ["", "## Expectations", ""]
     for name, j in report["expectations"].items():
         lines.append(f"- {'✅' if j['met'] else '❌'} `{name}`: {j['reason']}")
     notes = [
         e
         for e in events
-        if e.kind in ("quorum", "escalation", "split_brain_alert", "dry_run_step", "fault", "loss_receipt")
+        if e.kind
+        in (
+            "quorum",
+            "escalation",
+            "split_brain_alert",
+            "split_brain_resolved",
+            "dry_run_step",
+            "fault",
+            "loss_receipt",
+        )
     ]
     if notes:
         zero = next((e.t for e in events if e.kind == "run_started"), events[0].t)

@@ -71,6 +71,7 @@ class FaultKind(StrEnum):
     DUAL_OUTAGE = "dual_outage"
     CLOCK_SKEW = "clock_skew"
     OLD_PRIMARY_RETURNS = "old_primary_returns"
+    PAUSE_TRAFFIC = "pause_traffic"
 
 
 class SiteDownParams(Strict):
@@ -166,6 +167,14 @@ class OldPrimaryReturnsParams(Strict):
     after_failover_seconds: float = Field(default=3, ge=0, description="delay after the edge switch")
 
 
+class PauseTrafficParams(Strict):
+    """The clients stop ordering (a quiet hour: an idle primary writes no WAL), then maybe resume."""
+
+    resume_after_seconds: float | None = Field(
+        default=None, gt=0, description="the clients order again after this; never when absent"
+    )
+
+
 PARAMS_BY_KIND: dict[FaultKind, type[Strict]] = {
     FaultKind.SITE_DOWN: SiteDownParams,
     FaultKind.PARTITION: PartitionParams,
@@ -177,6 +186,7 @@ PARAMS_BY_KIND: dict[FaultKind, type[Strict]] = {
     FaultKind.DUAL_OUTAGE: DualOutageParams,
     FaultKind.CLOCK_SKEW: ClockSkewParams,
     FaultKind.OLD_PRIMARY_RETURNS: OldPrimaryReturnsParams,
+    FaultKind.PAUSE_TRAFFIC: PauseTrafficParams,
 }
 NEEDS_NAMESPACES = {FaultKind.PARTITION, FaultKind.LINK_DOWN}
 
@@ -274,6 +284,12 @@ class Expectations(Strict):
     false_failovers_max: int | None = Field(default=None, ge=0)
     escalation: bool | None = Field(default=None, description="an escalation (NEEDS_ATTENTION) was recorded")
     split_brain_alert: bool | None = Field(default=None, description="a split-brain alert was recorded")
+    split_brain_alerts_max: int | None = Field(
+        default=None, ge=0, description="at most this many alerts that a second primary appeared"
+    )
+    split_brain_resolved: int | None = Field(
+        default=None, ge=0, description="exact number of alerts that the second primary went (all regions)"
+    )
     restored_orders_equal_backup: bool | None = Field(
         default=None, description="the cold site holds exactly the orders in the backup it restored"
     )
@@ -284,6 +300,11 @@ class Expectations(Strict):
     )
     dry_run_plan: bool | None = Field(
         default=None, description="a dry run recorded what it would have done, and did none of it"
+    )
+    watchdog_says_contains: str | None = Field(
+        default=None,
+        min_length=3,
+        description="a sentence of the watchdog (quorum, escalation, loss receipt) contains this text",
     )
 
     def checked(self) -> set[str]:

@@ -24,6 +24,7 @@ from quorum_dr_local.drill.scenario import (
     LinkDownParams,
     OldPrimaryReturnsParams,
     PartitionParams,
+    PauseTrafficParams,
     ReplicaLagParams,
     ReplicationCutParams,
     Scenario,
@@ -46,6 +47,8 @@ class FaultTarget(Protocol):
     def inject_api_errors(self, status: int, count: int, retry_after_seconds: float | None) -> None: ...
     def skew_clock(self, region: str, seconds: float) -> None: ...
     def arm_old_primary_return(self, site: str, after_failover_seconds: float) -> None: ...
+    def pause_traffic(self) -> None: ...
+    def resume_traffic(self) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -125,6 +128,11 @@ def _expand(fault: Fault) -> list[Action]:  # noqa: C901 - one branch per fault 
         return [Action(fault.at, kind, "start", "inject_api_errors", p.model_dump())]
     if isinstance(p, ClockSkewParams):
         return [Action(fault.at, kind, "start", "skew_clock", p.model_dump())]
+    if isinstance(p, PauseTrafficParams):
+        pause = [Action(fault.at, kind, "start", "pause_traffic")]
+        if p.resume_after_seconds:
+            pause.append(Action(fault.at + p.resume_after_seconds, kind, "end", "resume_traffic"))
+        return pause
     if isinstance(p, OldPrimaryReturnsParams):
         return [Action(fault.at, kind, "start", "arm_old_primary_return", p.model_dump())]
     raise ValueError(f"no plan for fault kind {kind}")  # pragma: no cover - every kind has a branch
@@ -153,8 +161,18 @@ def play(
             break
         if stop.is_set():
             break
+        # the fault is timed when it began to bite (a kill under load can take half a second), so
+        # that a client order that failed meanwhile is put down to it (report.client_outages)
+        began = log.now()
         getattr(target, action.method)(**action.args)
-        log.record("fault", fault=str(action.fault), phase=action.phase, action=action.method, **action.args)
+        log.record(
+            "fault",
+            at=began,
+            fault=str(action.fault),
+            phase=action.phase,
+            action=action.method,
+            **action.args,
+        )
         for site, up in action.truth.items():
             log.record("site_truth", site=site, up=up)
         done += 1

@@ -19,7 +19,8 @@ Kinds and their data:
 - `switch`          {to}
 - `verify`          {site, ok, reason?}
 - `escalation`      {reason}
-- `split_brain_alert` {reason}
+- `split_brain_alert` {reason, region, sites}                 a second primary appeared (or the set changed)
+- `split_brain_resolved` {reason, region, sites}              it went: fewer than two primaries again
 - `dry_run_step`    {sentence}
 - `loss_receipt`    {bytes, reason?}                            the watchdog's own data-loss figure
 - `orders_present`  {site, order_ids: [..]}                     what the serving database holds at the end
@@ -53,6 +54,7 @@ KINDS = frozenset(
         "verify",
         "escalation",
         "split_brain_alert",
+        "split_brain_resolved",
         "dry_run_step",
         "loss_receipt",
         "orders_present",
@@ -93,6 +95,10 @@ class EventLog:
         if self.path is not None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._sink = self.path.open("a", encoding="utf-8")
+
+    def now(self) -> float:
+        """The log's clock (epoch seconds)."""
+        return self._clock()
 
     def record(self, kind: str, at: float | None = None, **data: Any) -> Event:
         if kind not in KINDS:

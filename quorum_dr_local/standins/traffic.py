@@ -67,6 +67,7 @@ class TrafficClient:
         self._attempts: list[Attempt] = []
         self._lock = threading.Lock()
         self._stop = threading.Event()
+        self._paused = threading.Event()
         self._thread: threading.Thread | None = None
 
     # -- running ---------------------------------------------------------------------------------
@@ -83,6 +84,17 @@ class TrafficClient:
     def join(self, timeout: float | None = None) -> None:
         if self._thread is not None:
             self._thread.join(timeout if timeout is not None else self.timeout_seconds + 5)
+
+    def pause(self) -> None:
+        """Place no orders until `resume()` (the slots that fall in the pause are skipped)."""
+        self._paused.set()
+
+    def resume(self) -> None:
+        self._paused.clear()
+
+    @property
+    def paused(self) -> bool:
+        return self._paused.is_set()
 
     @property
     def running(self) -> bool:
@@ -102,6 +114,8 @@ class TrafficClient:
                 delay = due - time.monotonic()
                 if delay > 0 and self._stop.wait(delay):
                     break
+                if self._paused.is_set():
+                    continue
                 attempt = self.place_one()
                 with self._lock:
                     self._attempts.append(attempt)

@@ -129,3 +129,25 @@ def test_dual_outage_fails_over_to_the_cold_site_restored_from_the_backup(tmp_pa
     assert report["restored_equals_backup"] is True
     assert report["serving_site"] == "cold"
     assert_nothing_left()
+
+
+def test_flaps_then_death_measure_the_outage_the_failover_ended(tmp_path: Path) -> None:
+    code, report = run_scenario("flap-then-die", tmp_path)
+    assert code == 0, report.get("drill_notes") or report["expectations"]
+    assert report["failover"] is True and report["target"] == "dr" and report["promotions"] == 1
+    outages = report["outages"]
+    ended = outages[report["rto_outage"]]
+    assert ended["served_again_by"] == "dr" and ended["cause"].startswith("site_down")
+    assert report["rto_seconds"] == ended["seconds"] and report["fault_at"] == ended["cause_at"]
+    assert report["first_fault_at"] < report["fault_at"] < report["quorum_at"]
+    assert any((o["cause"] or "").startswith("flap") for o in outages[: report["rto_outage"]])
+    assert_nothing_left()
+
+
+@pytest.mark.skipif(netns.availability() is not None, reason="needs network namespaces (root)")
+def test_an_idle_primary_cut_off_from_two_regions_is_vetoed_by_its_keepalives(tmp_path: Path) -> None:
+    code, report = run_scenario("idle-primary-partition", tmp_path)
+    assert code == 0, report.get("drill_notes") or report["expectations"]
+    assert report["failover"] is False and report["promotions"] == 0 and report["edge_writes"] == 0
+    assert report["expectations"]["watchdog_says_contains"]["met"] is True
+    assert_nothing_left()

@@ -5,7 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from quorum_dr_local.drill.report import REPORT_KEYS, compute_figures, evaluate, write_report
+import pytest
+
+from quorum_dr_local.drill.observe import split_brain_record
+from quorum_dr_local.drill.report import REPORT_KEYS, client_outages, compute_figures, evaluate, write_report
 from quorum_dr_local.drill.scenario import Expectations, load_scenario, parse_scenario
 from quorum_dr_local.drill.timeline import Event, EventLog, read_events
 
@@ -256,3 +259,157 @@ def test_a_lossy_manual_failover_is_judged_from_the_watchdogs_last_receipt():
     assert not none_lost.met and none_lost.actual == 0
     (not_allowed,) = evaluate(Expectations(data_loss_allowed=True), compute_figures(main_outage_log()))
     assert not not_allowed.met
+
+
+# -- item 13: the figures describe the outage the failover ended -------------------------------
+
+
+def flap_then_die_log() -> list[Event]:
+    """Two flaps of main's app (outages of ~2 s each, quorum never DOWN), then main dies at 20 s:
+    quorum DOWN at 25, switch at 27, clients served by DR again at 28."""
+    events = [ev(0, "run_started", scenario="flap-then-die")]
+    for down in (5.0, 10.0):
+        events += [
+            ev(down, "fault", fault="flap", phase="start", action="stop_site", site="main", parts="app"),
+            ev(down, "site_truth", site="main", up=False),
+            ev(down + 1.5, "fault", fault="flap", phase="end", action="start_site", site="main", parts="app"),
+            ev(down + 1.5, "site_truth", site="main", up=True),
+            ev(down + 1, "vote", region="eu-west-2", site="main", vote="down"),
+            ev(down + 2.5, "quorum", site="main", verdict="UP", reason="main is UP: a false alarm"),
+        ]
+    events += [
+        ev(20, "fault", fault="site_down", phase="start", action="stop_site", site="main", parts="all"),
+        ev(20, "site_truth", site="main", up=False),
+        ev(21, "vote", region="eu-west-2", site="main", vote="down"),
+        ev(25, "quorum", site="main", verdict="DOWN", reason="2 of 3 regions vote DOWN; quorum is 2"),
+        ev(26, "promotion", site="dr"),
+        ev(27, "switch", to="dr"),
+    ]
+    events += attempts(0, 5, True) + attempts(5, 7, False) + attempts(7, 10, True)
+    events += attempts(10, 12, False) + attempts(12, 20, True) + attempts(20, 28, False)
+    events += attempts(28, 35, True, site="dr")
+    events.append(ev(36, "run_finished"))
+    return events
+
+
+def test_flaps_then_death_rto_is_the_last_outage_and_detection_runs_from_the_death():
+    f = compute_figures(flap_then_die_log())
+    # on the old code: rto 2.5 (the first flap's outage) and detection 20 s (first fault to quorum)
+    assert f.rto_seconds == 28 - 19.5
+    assert f.detection_seconds == 25 - 20
+    assert (f.fault_at, f.first_fault_at, f.first_failed_probe_at, f.quorum_at) == (20.0, 5.0, 21.0, 25.0)
+    assert [(o["start"], o["end"], o["served_again_by"], o["cause"]) for o in f.outages] == [
+        (4.5, 7.0, "main", "flap (parts=app, site=main)"),
+        (9.5, 12.0, "main", "flap (parts=app, site=main)"),
+        (19.5, 28.0, "dr", "site_down (parts=all, site=main)"),
+    ]
+    assert f.rto_outage == 2 and f.outages[2]["cause_at"] == 20.0
+    (rto,) = evaluate(Expectations(rto_seconds_max=5), f)
+    assert not rto.met and rto.reason == "the clients' outage (RTO) in seconds was 8.5, above 5."
+
+
+def test_an_outage_is_put_down_to_the_fault_active_when_its_first_failure_was_seen():
+    faults = [
+        ev(3, "fault", fault="partition", phase="start", action="partition", region="eu-west-2", site="main"),
+        ev(5, "fault", fault="cloudflare_api", phase="start", action="inject_api_errors"),
+        ev(5, "fault", fault="site_down", phase="start", action="stop_site", site="main", parts="all"),
+        ev(5, "fault", fault="old_primary_returns", phase="start", action="arm_old_primary_return"),
+    ]
+    # sent at 4.9, failed 0.3 s later: the kill at 5 s caused it, though it was sent before
+    failed = ev(4.9, "attempt", ok=False, latency_ms=300.0, order_id="x")
+    run = [*attempts(0, 4.9, True), failed, *attempts(5.2, 6, False), *attempts(6, 7, True, site="dr")]
+    (outage,) = client_outages([e for e in run if e.kind == "attempt"], faults)
+    assert (outage.cause, outage.cause_at, outage.failures) == ("site_down (parts=all, site=main)", T0 + 5, 3)
+    # a failure with no fault active has no cause, and an ended fault is not active
+    ended = [*faults[:1], ev(4, "fault", fault="partition", phase="end", region="eu-west-2", site="main")]
+    (lone,) = client_outages([ev(4.5, "attempt", ok=False), ev(4.6, "attempt", ok=True, site="main")], ended)
+    assert lone.cause is None and lone.start == lone.first_failure == T0 + 4.5
+
+
+def test_a_failover_the_clients_never_noticed_has_rto_zero_and_one_they_never_recovered_from_none():
+    base = [ev(0, "run_started"), ev(5, "fault", fault="site_down", phase="start", action="stop_site")]
+    unnoticed = [*base, *attempts(0, 12, True), ev(8, "switch", to="dr"), *attempts(12, 14, True, site="dr")]
+    f = compute_figures(unnoticed)
+    assert (f.rto_seconds, f.outages, f.rto_outage) == (0.0, (), None)
+    stuck = [*base, *attempts(0, 5, True), *attempts(5, 14, False), ev(8, "switch", to="dr")]
+    f = compute_figures(stuck)
+    assert f.rto_seconds is None and f.rto_outage == 0 and f.outages[0]["end"] is None
+
+
+def test_without_a_failover_rto_is_the_longest_outage_since_the_first_fault():
+    events = [e for e in flap_then_die_log() if e.kind not in ("switch", "promotion") and e.t < T0 + 20]
+    events += attempts(20, 25, True)
+    f = compute_figures(events)
+    assert (f.failover, f.rto_seconds, len(f.outages)) == (False, 2.5, 2)
+    assert f.fault_at == f.first_fault_at == 5.0
+
+
+def test_the_markdown_lists_every_outage_with_its_cause(tmp_path: Path):
+    write_report(flap_then_die_log(), tmp_path, load_scenario("flap-then-die"))
+    markdown = (tmp_path / "report.md").read_text()
+    row = (
+        "| 3 (the failover's) | 19.50 | 28.00 | 8.50 | 16 | dr | "
+        "site_down (parts=all, site=main) at 20.00 s |"
+    )
+    assert row in markdown
+    assert markdown.count("flap (parts=app, site=main) at ") == 2
+
+
+# -- item 10: split-brain alerts on change, not every round ------------------------------------
+
+
+def split_brain_event(t: float, detail: dict[str, object]) -> Event:
+    kind, data = split_brain_record(detail)
+    return ev(t, kind, **data)
+
+
+def test_split_brain_events_count_by_their_change_not_by_round():
+    appeared = {"change": "appeared", "region": "eu-west-2", "sites": ["dr", "main"], "reason": "two"}
+    resolved = {
+        "change": "resolved",
+        "region": "eu-west-2",
+        "sites": ["dr"],
+        "previous_sites": ["dr", "main"],
+    }
+    assert split_brain_record(appeared) == (
+        "split_brain_alert",
+        {"reason": "two", "region": "eu-west-2", "sites": ["dr", "main"]},
+    )
+    kind, data = split_brain_record({**resolved, "reason": "over"})
+    assert (kind, data["sites"]) == ("split_brain_resolved", ["dr", "main"])
+    assert split_brain_record({"region": "x", "reason": "old probe"})[0] == "split_brain_alert"
+    with pytest.raises(ValueError, match="unknown change 'maybe'"):
+        split_brain_record({"change": "maybe"})
+    events = [ev(0, "run_started")]
+    for index, region in enumerate(REGIONS):
+        events.append(split_brain_event(20 + index, {**appeared, "region": region}))
+    events.append(split_brain_event(30, {**resolved, "reason": "over"}))
+    f = compute_figures(events)
+    assert (f.split_brain_alerts, f.split_brain_resolved) == (3, 1)
+    judged = {
+        j.name: j
+        for j in evaluate(
+            Expectations(split_brain_alerts_max=3, split_brain_resolved=1, split_brain_alert=True), f
+        )
+    }
+    assert all(j.met for j in judged.values()), [j.reason for j in judged.values() if not j.met]
+    nineteen = [ev(0, "run_started"), *(split_brain_event(20 + i, appeared) for i in range(19))]
+    (too_many,) = evaluate(Expectations(split_brain_alerts_max=3), compute_figures(nineteen))
+    assert not too_many.met and too_many.reason == "split-brain alerts (appeared) was 19, above 3."
+
+
+def test_watchdog_says_contains_finds_the_veto_sentence_or_says_it_is_missing():
+    veto = (
+        "main is UNKNOWN: 2 of 3 regions (eu-west-2, us-east-1) vote DOWN, but the DR standby is still "
+        "streaming from the primary and heard from it 1.2 s before its check (within 7.5 s: an idle "
+        "primary still answers the standby's keepalives) (seen from us-west-2): the primary is alive"
+    )
+    events = [ev(0, "run_started"), ev(30, "quorum", site="main", verdict="UNKNOWN", reason=veto)]
+    events.append(ev(32, "quorum", site="main", verdict="UNKNOWN", reason=veto))
+    figures = compute_figures(events)
+    assert figures.watchdog_said == (veto,)
+    wanted = Expectations(watchdog_says_contains="an idle primary still answers the standby's keepalives")
+    (judgement,) = evaluate(wanted, figures)
+    assert judgement.met and judgement.actual == veto
+    (missing,) = evaluate(wanted, compute_figures(main_outage_log()))
+    assert not missing.met and missing.reason.startswith("none of the watchdog's 1 sentence(s) contains")

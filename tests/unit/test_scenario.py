@@ -29,6 +29,9 @@ SHIPPED = {
     "sync-main-outage",
     "async-data-loss",
     "dark-region-main-outage",
+    "flap-then-die",
+    "idle-primary-partition",
+    "clock-skew",
 }
 
 
@@ -68,7 +71,25 @@ def test_shipped_expectations_match_the_issue():
     assert cf.faults[0].kind == FaultKind.CLOUDFLARE_API and cf.faults[0].params["status"] == 429
     assert cf.expectations.failover is True and cf.expectations.api_errors_min == 1
     old = load_scenario("old-primary-returns").expectations
-    assert (old.serving_site, old.split_brain_alert) == ("dr", True)
+    assert (old.serving_site, old.split_brain_alert, old.split_brain_alerts_max) == ("dr", True, 3)
+    flap, death = load_scenario("flap-then-die").faults
+    assert (flap.kind, death.kind, death.params) == (FaultKind.FLAP, FaultKind.SITE_DOWN, {"site": "main"})
+    cycle = flap.params["down_seconds"] + flap.params["up_seconds"]
+    assert flap.at + flap.params["cycles"] * cycle <= death.at, "main dies after the flaps"
+    flapped = load_scenario("flap-then-die").expectations
+    assert (flapped.failover, flapped.target, flapped.promotions) == (True, "dr", 1)
+    idle = load_scenario("idle-primary-partition")
+    pause, *cuts = idle.faults
+    assert pause.kind == FaultKind.PAUSE_TRAFFIC and pause.at < min(c.at for c in cuts)
+    assert {c.params["region"] for c in cuts if c.kind == FaultKind.PARTITION} == {"eu-west-2", "us-east-1"}
+    assert idle.needs_namespaces and (idle.expectations.failover, idle.expectations.promotions) == (False, 0)
+    assert "keepalives" in (idle.expectations.watchdog_says_contains or "")
+    ahead, behind, death = load_scenario("clock-skew").faults
+    assert (ahead.kind, ahead.params["seconds"], behind.params["seconds"]) == (FaultKind.CLOCK_SKEW, 60, -60)
+    assert (
+        death.kind == FaultKind.SITE_DOWN
+        and load_scenario("clock-skew").expectations.false_failovers_max == 0
+    )
     dry = load_scenario("manual-failover-dry-run")
     assert dry.manual_start is not None and dry.manual_start.dry_run is True
     assert dry.expectations.dry_run_plan is True
@@ -118,7 +139,7 @@ def test_manual_start_reset_first_defaults_to_false_and_orders_lost_min_is_not_n
 
 def test_only_network_fault_scenarios_need_namespaces():
     needing = {name for name in SHIPPED if load_scenario(name).needs_namespaces}
-    assert needing == {"partition-one-region", "dark-region-main-outage"}
+    assert needing == {"partition-one-region", "dark-region-main-outage", "idle-primary-partition"}
 
 
 def test_any_path_works(tmp_path: Path):

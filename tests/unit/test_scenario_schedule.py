@@ -86,3 +86,45 @@ def test_play_stops_when_told():
     target = RecordingTarget()
     assert play(plan(load_scenario("main-outage")), target, EventLog(), stop) == 0
     assert target.calls == []
+
+
+def test_a_quiet_hour_pauses_the_clients_before_two_regions_lose_main():
+    actions = plan(load_scenario("idle-primary-partition"))
+    assert [(a.at, a.method, a.args.get("region")) for a in actions] == [
+        (4, "pause_traffic", None),
+        (24, "partition", "eu-west-2"),
+        (24, "partition", "us-east-1"),
+        (48, "heal", "eu-west-2"),
+        (48, "heal", "us-east-1"),
+    ]
+    assert all(a.truth == {} for a in actions)  # main stays up throughout
+    resumed = parse_scenario(
+        {
+            "name": "q",
+            "description": "d",
+            "expectations": {},
+            "faults": [{"at": 1, "kind": "pause_traffic", "params": {"resume_after_seconds": 5}}],
+        }
+    )
+    assert [(a.at, a.method, a.phase) for a in plan(resumed)] == [
+        (1, "pause_traffic", "start"),
+        (6, "resume_traffic", "end"),
+    ]
+
+
+def test_a_fault_is_timed_when_it_began_not_when_the_slow_kill_returned():
+    now = [100.0]
+
+    class SlowTarget:
+        def stop_site(self, site: str, parts: str) -> None:
+            now[0] += 0.5  # killing a site under load takes a while
+
+    log = EventLog(clock=lambda: now[0])
+    scenario = parse_scenario(minimal_fault({"at": 0, "kind": "site_down", "params": {"site": "main"}}))
+    assert play(plan(scenario), SlowTarget(), log, threading.Event()) == 1  # type: ignore[arg-type]
+    fault, truth = log.events
+    assert (fault.kind, fault.t, truth.kind, truth.t) == ("fault", 100.0, "site_truth", 100.5)
+
+
+def minimal_fault(fault: dict[str, Any]) -> dict[str, Any]:
+    return {"name": "q", "description": "d", "expectations": {}, "faults": [fault]}
