@@ -62,6 +62,22 @@ class BoundedSafeLoader(_Base):  # type: ignore[misc, valid-type]
                 seen.add(key)
         return dict(super().construct_mapping(node, deep=deep))
 
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+        # A scalar an explicit tag cannot build (`!!timestamp x`, `!!bool maybe`) makes yaml's own
+        # constructors raise AttributeError, IndexError, KeyError or ValueError: report it as YAML.
+        try:
+            return super().construct_object(node, deep=deep)
+        except yaml.YAMLError:
+            raise
+        except (ValueError, TypeError, LookupError, AttributeError, OverflowError):
+            shown = f" {_short(node.value)}" if isinstance(node, yaml.ScalarNode) else ""
+            raise yaml.constructor.ConstructorError(
+                None,
+                None,
+                f"cannot build a {node.tag.rsplit(':', 1)[-1]} from{shown or ' this node'}",
+                node.start_mark,
+            ) from None
+
     def construct_bounded_int(self, node: yaml.ScalarNode) -> int:
         digits = sum(c.isdigit() for c in str(node.value))
         if digits > MAX_INT_DIGITS:
@@ -164,7 +180,8 @@ def parse_yaml(text: str) -> Any:
         return yaml.load(text, Loader=BoundedSafeLoader)  # noqa: S506 - a safe loader
     except yaml.YAMLError as exc:
         raise FileRefused(f"not valid YAML: {describe_yaml_error(exc)}") from None
-    except (ValueError, RecursionError, OverflowError) as exc:  # a scalar the constructor cannot build
+    except (ValueError, TypeError, LookupError, AttributeError, RecursionError, OverflowError) as exc:
+        # a node the constructor cannot build, outside construct_object
         raise FileRefused(f"not valid YAML: {' '.join(str(exc).split())[:200]}") from None
 
 

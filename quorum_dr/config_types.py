@@ -35,8 +35,10 @@ MAX_REASON_CHARS = 500
 MAX_BYTES = 1 << 40  # a replication lag or a write volume above a tebibyte is a typo
 
 # Categories that do not print: control (Cc: ANSI escapes, NUL, newlines), format (Cf: right-to-left
-# overrides, zero-width characters), surrogates, private use, unassigned.
-_INVISIBLE = frozenset({"Cc", "Cf", "Cs", "Co", "Cn"})
+# overrides, zero-width characters), surrogates, private use, unassigned, and the Unicode line and
+# paragraph separators (they break a line like a newline).
+_INVISIBLE = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
+_BREAKS = frozenset({"Zl", "Zp"})
 _PROSE_ALLOWED = frozenset("\n\t")
 
 
@@ -66,9 +68,10 @@ def clean_text(text: str) -> str:
     what an operator's free text (a reason) is stored and echoed as."""
     kept = []
     for char in text:
-        if char in "\t\n\r\v\f":
+        category = unicodedata.category(char)
+        if char in "\t\n\r\v\f" or category in _BREAKS:
             kept.append(" ")
-        elif unicodedata.category(char) not in _INVISIBLE:
+        elif category not in _INVISIBLE:
             kept.append(char)
     return "".join(kept).strip()
 
