@@ -6,8 +6,9 @@ that says why, quickly and in little memory:
 - only a regular file is read (checked before opening, and again on the open descriptor, which is
   opened non-blocking: a FIFO or a device never hangs the reader), and at most `MAX_FILE_BYTES`;
 - the text must be UTF-8;
-- the C loader (libyaml) is used where present; nesting deeper than `MAX_DEPTH` is refused while
-  parsing, before anything is built; integers longer than `MAX_INT_DIGITS` digits are refused;
+- the C loader (libyaml) is used where present; nesting deeper than `MAX_DEPTH` and more than
+  `MAX_VALUES` values (aliases counted expanded) are refused while parsing, before anything is
+  built; integers longer than `MAX_INT_DIGITS` digits are refused;
 - a key given twice in one mapping is an error (YAML would silently keep the last one). A merge key
   (`<<: *defaults`) may still be overridden by an explicit key.
 """
@@ -24,6 +25,7 @@ import yaml
 MAX_FILE_BYTES = 1024 * 1024
 MAX_DEPTH = 64
 MAX_INT_DIGITS = 32
+MAX_VALUES = 20_000  # scalars and collections; the example config has about 300
 _MAX_SHOWN = 80
 
 _Base: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -38,7 +40,7 @@ def _short(value: Any) -> str:
     return text if len(text) <= _MAX_SHOWN else text[: _MAX_SHOWN - 3] + "..."
 
 
-class BoundedSafeLoader(_Base):  # type: ignore[misc, valid-type]
+class BoundedSafeLoader(_Base):
     """yaml's safe loader (the C one where present) that refuses duplicate keys and huge integers."""
 
     def construct_mapping(self, node: yaml.Node, deep: bool = False) -> dict[Any, Any]:
@@ -160,23 +162,44 @@ def describe_yaml_error(exc: yaml.YAMLError) -> str:
     return " ".join(text.split())
 
 
-def _check_depth(text: str) -> None:
-    depth = 0
+def _check_shape(text: str) -> None:
+    """Walk the parser's events (nothing is built yet): refuse nesting deeper than MAX_DEPTH and
+    more than MAX_VALUES values, an alias counting as the values of what it names (so an alias
+    bomb, 9 aliases of 9 aliases of ..., is refused instead of expanded by the validation)."""
+    depth = values = 0
+    sizes: dict[str, int] = {}
+    open_collections: list[tuple[str | None, int]] = []
     for event in yaml.parse(text, Loader=BoundedSafeLoader):
-        if isinstance(event, yaml.CollectionStartEvent):
+        if isinstance(event, yaml.AliasEvent):
+            values += sizes.get(event.anchor or "", 1)
+        elif isinstance(event, yaml.ScalarEvent):
+            values += 1
+            if event.anchor:
+                sizes[event.anchor] = 1
+        elif isinstance(event, yaml.CollectionStartEvent):
             depth += 1
             if depth > MAX_DEPTH:
                 raise FileRefused(
                     f"not valid YAML: {_mark(event.start_mark)}nested deeper than {MAX_DEPTH} levels"
                 )
+            open_collections.append((event.anchor, values))
+            values += 1
         elif isinstance(event, yaml.CollectionEndEvent):
             depth -= 1
+            anchor, before = open_collections.pop()
+            if anchor:
+                sizes[anchor] = values - before
+        if values > MAX_VALUES:
+            raise FileRefused(
+                f"too large: {_mark(event.start_mark)}more than {MAX_VALUES} values "
+                "(an alias counts as the values it names)"
+            )
 
 
 def parse_yaml(text: str) -> Any:
     """Load YAML text with the bounds above, or raise FileRefused."""
     try:
-        _check_depth(text)
+        _check_shape(text)
         return yaml.load(text, Loader=BoundedSafeLoader)  # noqa: S506 - a safe loader
     except yaml.YAMLError as exc:
         raise FileRefused(f"not valid YAML: {describe_yaml_error(exc)}") from None

@@ -130,6 +130,7 @@ def _dns_ttl(value: int) -> int:
 
 DnsTtl = Annotated[Count, AfterValidator(_dns_ttl)]
 
+
 def _url_path(value: str) -> str:
     if not re.fullmatch(r"/([!-.0-~][!-~]*)?", value) or len(value) > 1024:
         raise ValueError(
