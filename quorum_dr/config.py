@@ -14,10 +14,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import (
-    BaseModel,
-    ConfigDict,
     Field,
     HttpUrl,
     ValidationError,
@@ -25,15 +22,34 @@ from pydantic import (
     model_validator,
 )
 
+from quorum_dr.config_file import FileRefused, read_yaml
+from quorum_dr.config_types import (
+    DAY,
+    HOUR,
+    LAMBDA_MAX_SECONDS,
+    LOCK_TTL_MAX,
+    RESULT_TTL_MAX,
+    STEP_FUNCTIONS_WAIT_MAX,
+    Bytes,
+    Count,
+    DnsTtl,
+    Flag,
+    Number,
+    Seconds,
+    StrictModel,
+    TaskSeconds,
+    UrlPath,
+    WaitSeconds,
+)
+
 AWS_REGION = re.compile(r"^[a-z]{2}(-gov)?-[a-z]+-\d$")
 NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 
 Name = Annotated[str, Field(pattern=NAME.pattern, description="lower-case letters, digits and dashes")]
-Seconds = Annotated[float, Field(gt=0)]
 
 
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class Strict(StrictModel):
+    """Unknown fields are errors, strings printable; the number types are in config_types."""
 
 
 class SiteRole(StrEnum):
@@ -56,10 +72,10 @@ class FailoverMode(StrEnum):
 
 class _CheckBase(Strict):
     name: Name
-    timeout_seconds: Seconds | None = Field(
+    timeout_seconds: TaskSeconds | None = Field(
         default=None, description="overrides probe.timeout_seconds for this check"
     )
-    vote: bool = Field(
+    vote: Flag = Field(
         default=True,
         description="a failing voting check makes the site DOWN for that round; "
         "informational checks (vote: false) are recorded but never vote",
@@ -70,7 +86,7 @@ class HttpCheck(_CheckBase):
     type: Literal["http"] = "http"
     url: HttpUrl
     method: Literal["GET", "HEAD"] = "GET"
-    expect_status: list[Annotated[int, Field(ge=100, le=599)]] = Field(default_factory=lambda: [200])
+    expect_status: list[Annotated[Count, Field(ge=100, le=599)]] = Field(default_factory=lambda: [200])
     body_contains: str | None = None
     body_regex: str | None = None
     expect_headers: dict[str, str] = Field(
@@ -80,7 +96,7 @@ class HttpCheck(_CheckBase):
         default=None,
         description="Host header and TLS SNI to send, to check an origin directly behind Cloudflare",
     )
-    verify_tls: bool = True
+    verify_tls: Flag = True
     ca_bundle: str | None = Field(
         default=None, description="path to a CA bundle to trust instead of the system's"
     )
@@ -113,7 +129,7 @@ def compile_body_regex(pattern: str) -> Any:
 class TcpCheck(_CheckBase):
     type: Literal["tcp"] = "tcp"
     host: str = Field(min_length=1)
-    port: int = Field(ge=1, le=65535)
+    port: Count = Field(ge=1, le=65535)
 
 
 class PostgresCheck(_CheckBase):
@@ -125,7 +141,7 @@ class PostgresCheck(_CheckBase):
 
     type: Literal["postgres"] = "postgres"
     host: str = Field(min_length=1)
-    port: int = Field(default=5432, ge=1, le=65535)
+    port: Count = Field(default=5432, ge=1, le=65535)
     dbname: str = Field(default="postgres", min_length=1)
     credentials_secret: str = Field(min_length=1)
     sslmode: Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"] = "prefer"
@@ -173,8 +189,10 @@ class DnsRecord(Strict):
     name: str = Field(min_length=1, description="the public hostname, e.g. app.example.com")
     type: Literal["A", "AAAA", "CNAME"] = "A"
     record_id: str | None = Field(default=None, description="looked up by name and type when absent")
-    ttl: int = Field(default=1, description="1 means automatic, as Cloudflare uses for proxied records")
-    proxied: bool = True
+    ttl: DnsTtl = Field(
+        default=1, description="1 means automatic (as Cloudflare uses for proxied records), else 60 to 86400"
+    )
+    proxied: Flag = True
 
 
 class LoadBalancerPools(Strict):
@@ -209,7 +227,7 @@ class CloudflareEdge(Strict):
 
 class DatabaseEndpoint(Strict):
     host: str = Field(min_length=1)
-    port: int = Field(default=5432, ge=1, le=65535)
+    port: Count = Field(default=5432, ge=1, le=65535)
     dbname: str = Field(default="postgres", min_length=1)
     credentials_secret: str = Field(min_length=1)
 
@@ -217,14 +235,15 @@ class DatabaseEndpoint(Strict):
 class Database(Strict):
     main: DatabaseEndpoint
     dr: DatabaseEndpoint
-    max_lag_bytes: int = Field(
-        default=16 * 1024 * 1024, ge=0, description="no automatic promotion above this"
+    max_lag_bytes: Bytes = Field(default=16 * 1024 * 1024, description="no automatic promotion above this")
+    max_lag_seconds: Number = Field(default=30, ge=0, le=DAY)
+    replay_wait_seconds: Number = Field(
+        default=30, ge=0, le=LAMBDA_MAX_SECONDS, description="bounded wait for replay to catch up"
     )
-    max_lag_seconds: float = Field(default=30, ge=0)
-    replay_wait_seconds: float = Field(default=30, ge=0, description="bounded wait for replay to catch up")
-    veto_heard_within_seconds: float | None = Field(
+    veto_heard_within_seconds: Number | None = Field(
         default=None,
         gt=0,
+        le=HOUR,
         description="database veto: the DR standby hears from main if its last message from it (data or "
         "keepalive) is this recent; default half the standby's wal_receiver_timeout plus 5 s",
     )
@@ -233,8 +252,8 @@ class Database(Strict):
 class Hook(Strict):
     url: HttpUrl
     signing_secret: str = Field(min_length=1, description="Secrets Manager name of the HMAC key")
-    timeout_seconds: Seconds = 10
-    required: bool = Field(default=False, description="a failing required hook stops the failover")
+    timeout_seconds: TaskSeconds = 10
+    required: Flag = Field(default=False, description="a failing required hook stops the failover")
 
 
 class Hooks(Strict):
@@ -245,11 +264,13 @@ class Hooks(Strict):
 
 class FailoverPolicy(Strict):
     mode: FailoverMode = FailoverMode.AUTO
-    veto_seconds: int = Field(default=120, ge=1, description="mode veto: how long an operator may veto")
-    approval_timeout_seconds: int = Field(default=1800, ge=1, description="mode approve: abort after this")
-    cooldown_seconds: int = Field(default=3600, ge=0, description="no second automatic failover inside this")
-    daily_cap: int = Field(default=1, ge=0, description="automatic failovers allowed per UTC day")
-    lock_ttl_seconds: int = Field(default=3600, ge=60)
+    veto_seconds: WaitSeconds = Field(default=120, description="mode veto: how long an operator may veto")
+    approval_timeout_seconds: WaitSeconds = Field(default=1800, description="mode approve: abort after this")
+    cooldown_seconds: Count = Field(
+        default=3600, ge=0, le=30 * DAY, description="no second automatic failover inside this"
+    )
+    daily_cap: Count = Field(default=1, ge=0, le=24, description="automatic failovers allowed per UTC day")
+    lock_ttl_seconds: Count = Field(default=3600, ge=60, le=LOCK_TTL_MAX)
 
 
 class BackupManifestPolicy(Strict):
@@ -284,7 +305,7 @@ class ColdSite(Strict):
     elastic_ip_allocation_id: str | None = None
     backup_bucket: str = Field(min_length=3)
     backup_prefix: str = "backups/"
-    ready_timeout_seconds: int = Field(default=900, ge=30)
+    ready_timeout_seconds: Count = Field(default=900, ge=30, le=STEP_FUNCTIONS_WAIT_MAX)
     backup_manifest: BackupManifestPolicy = Field(default_factory=BackupManifestPolicy)
 
     @field_validator("region")
@@ -307,7 +328,7 @@ class ColdSite(Strict):
 class Service(Strict):
     name: Name
     public_hostname: str = Field(min_length=1, description="what clients use; verified after a switch")
-    public_health_path: str = "/health"
+    public_health_path: UrlPath = "/health"
     public_endpoint: HttpUrl | None = Field(
         default=None,
         description="where to connect to reach public_hostname when verifying a switch, sent with "
@@ -347,18 +368,19 @@ class ControlTarget(Strict):
 
 class Probe(Strict):
     interval_seconds: Seconds = 30
-    timeout_seconds: Seconds = 5
-    max_concurrency: int = Field(default=64, ge=1, le=4096)
+    timeout_seconds: TaskSeconds = 5
+    max_concurrency: Count = Field(default=64, ge=1, le=4096)
     freshness_seconds: Seconds = Field(
         default=90, description="a result older than this, by receive time, is stale and not a vote"
     )
-    down_after_rounds: int = Field(
-        default=2, ge=1, description="consecutive failing rounds before a region votes DOWN"
+    down_after_rounds: Count = Field(
+        default=2, ge=1, le=100, description="consecutive failing rounds before a region votes DOWN"
     )
-    result_ttl_seconds: int = Field(default=86400, ge=60)
-    retrigger_rounds: int = Field(
+    result_ttl_seconds: Count = Field(default=86400, ge=60, le=RESULT_TTL_MAX)
+    retrigger_rounds: Count = Field(
         default=10,
         ge=1,
+        le=10_000,
         description="a region publishes ProbeFailed when a site turns DOWN, then again every this many "
         "consecutive failing rounds",
     )
@@ -378,14 +400,14 @@ class Probe(Strict):
 
 
 class Confirmation(Strict):
-    max_rounds: int = Field(default=4, ge=1, le=50, description="on-demand rounds before 'no decision'")
-    wait_seconds: int = Field(default=10, ge=0, description="wait between rounds")
+    max_rounds: Count = Field(default=4, ge=1, le=50, description="on-demand rounds before 'no decision'")
+    wait_seconds: Count = Field(default=10, ge=0, le=HOUR, description="wait between rounds")
 
 
 class Webhook(Strict):
     url: HttpUrl
     signing_secret: str = Field(min_length=1)
-    timeout_seconds: Seconds = 10
+    timeout_seconds: TaskSeconds = 10
 
 
 class Notifications(Strict):
@@ -396,7 +418,7 @@ class Notifications(Strict):
 class WatchdogConfig(Strict):
     home_region: str
     probe_regions: list[str] = Field(min_length=1)
-    quorum: int = Field(ge=1)
+    quorum: Count = Field(ge=1)
     probe: Probe
     confirmation: Confirmation = Field(default_factory=Confirmation)
     notifications: Notifications = Field(default_factory=Notifications)
@@ -457,12 +479,24 @@ class WatchdogConfig(Strict):
 
 
 class ConfigError(Exception):
-    """The config could not be loaded; `problems` holds one `dotted.path: reason` per error."""
+    """The config could not be loaded; `problems` holds one `dotted.path: reason` per error
+    (`(file): reason` when the file itself could not be read)."""
 
     def __init__(self, source: str, problems: list[str]) -> None:
         self.source = source
         self.problems = problems
         super().__init__(f"{source}: " + "; ".join(problems))
+
+    def lines(self, limit: int = 50) -> list[str]:
+        """One `source: path: reason` line per problem (`source: reason` for the file itself), at
+        most `limit` of them."""
+        lines = [f"{self.source}: {p.removeprefix('(file): ')}" for p in self.problems[:limit]]
+        if len(self.problems) > limit:
+            lines.append(f"{self.source}: ... and {len(self.problems) - limit} more problems")
+        return lines
+
+
+MAX_MESSAGE_CHARS = 300
 
 
 def describe_errors(error: ValidationError, prefix: str = "") -> list[str]:
@@ -475,7 +509,10 @@ def describe_errors(error: ValidationError, prefix: str = "") -> list[str]:
             message = message[len("Value error, ") :]
         if item["type"] == "extra_forbidden":
             message = "unknown field"
-        lines.append(f"{path or '(top level)'}: {message}")
+        message = " ".join(message.split())
+        if len(message) > MAX_MESSAGE_CHARS:
+            message = message[: MAX_MESSAGE_CHARS - 3] + "..."
+        lines.append(f"{path[:MAX_MESSAGE_CHARS] or '(top level)'}: {message}")
     return lines
 
 
@@ -494,13 +531,10 @@ def parse_config(data: Any, source: str = "<config>") -> WatchdogConfig:
 
 
 def load_config(path: str | Path) -> WatchdogConfig:
-    path = Path(path)
+    """The validated config in the file, or ConfigError. The file is read with the bounds of
+    `quorum_dr.config_file` (a regular UTF-8 file of at most 1 MiB, no duplicate keys, ...)."""
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(str(path), [f"(file): cannot read: {exc.strerror}"]) from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ConfigError(str(path), [f"(file): not valid YAML: {exc}"]) from None
+        data = read_yaml(path)
+    except FileRefused as exc:
+        raise ConfigError(str(path), [f"(file): {exc}"]) from None
     return parse_config(data, str(path))

@@ -42,9 +42,8 @@ def read_config(app: App) -> tuple[Path, WatchdogConfig]:
         path = ROOT / path
     try:
         return path, load_config(path)
-    except ConfigError as exc:
-        lines = "\n".join(f"  {problem}" for problem in exc.problems)
-        raise SynthError(f"invalid config {exc.source}:\n{lines}") from None
+    except ConfigError as exc:  # one `path: reason` line per problem, as `drctl config validate`
+        raise SynthError("\n".join(exc.lines())) from None
 
 
 @dataclass

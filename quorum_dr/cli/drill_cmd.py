@@ -9,8 +9,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-EXIT_UNMET = 1
-EXIT_INVALID = 2
+from quorum_dr.cli.exit_codes import EXIT_BAD_INPUT, EXIT_REFUSED
+
+EXIT_UNMET, EXIT_INVALID = EXIT_REFUSED, EXIT_BAD_INPUT
 
 
 def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
@@ -47,7 +48,7 @@ def run_drill(args: argparse.Namespace) -> int:
         scenario = load_scenario(args.scenario)
     except ScenarioError as exc:
         for problem in exc.problems:
-            print(f"{exc.source}: {problem}", file=sys.stderr)
+            print(f"{exc.source}: {problem.removeprefix('(file): ')}", file=sys.stderr)
         return EXIT_INVALID
     # Imported here: the orchestrator pulls in moto and the whole sandbox, which `--help` need not.
     from quorum_dr_local.drill import orchestrator

@@ -9,18 +9,21 @@ was DOWN or the region abstained, 2 for a bad config or argument, 130 when inter
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from collections.abc import Sequence
 from typing import TextIO
 
 from quorum_dr.adapters.secrets import StaticSecrets
+from quorum_dr.cli.exit_codes import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_OK, EXIT_REFUSED
 from quorum_dr.config import ConfigError, load_config
+from quorum_dr.config_file import FileRefused, decode, read_bytes
 from quorum_dr.domain.results import ProbeResult, Vote
 from quorum_dr.ports import SecretSource
 from quorum_dr.probes.round import RoundReport, run_round
 
-EXIT_OK, EXIT_DOWN, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_DOWN, EXIT_USAGE = EXIT_REFUSED, EXIT_BAD_INPUT
 DEFAULT_ROUNDS = 3
 
 
@@ -55,8 +58,8 @@ def run_probe(args: argparse.Namespace, out: TextIO | None = None) -> int:
     try:
         config = load_config(args.config)
     except ConfigError as exc:
-        for problem in exc.problems:
-            print(problem, file=sys.stderr)
+        for line in exc.lines():
+            print(line, file=sys.stderr)
         return EXIT_USAGE
     if args.region and args.region not in config.probe_regions:
         print(
@@ -71,9 +74,11 @@ def run_probe(args: argparse.Namespace, out: TextIO | None = None) -> int:
         if name not in [s.name for s in config.services]:
             print(f"--service: no service named {name!r}", file=sys.stderr)
             return EXIT_USAGE
-    secrets: SecretSource = (
-        StaticSecrets.from_file(args.secrets_file) if args.secrets_file else StaticSecrets({})
-    )
+    try:
+        secrets = read_secrets_file(args.secrets_file)
+    except ValueError as exc:
+        print(str(exc), file=sys.stderr)
+        return EXIT_USAGE
     region = args.region or config.probe_regions[0]
     label = "" if args.region else " (default: the first probe region)"
     rounds = 1 if args.once else args.rounds
@@ -98,6 +103,29 @@ def run_probe(args: argparse.Namespace, out: TextIO | None = None) -> int:
         print(f"\ninterrupted after {done} complete round(s)", file=out)
         return EXIT_INTERRUPTED
     return code
+
+
+def read_secrets_file(path: str | None) -> SecretSource:
+    """The secrets in a JSON file (secret name -> value), or ValueError with one line that names the
+    file and the problem, never a secret's value."""
+    if not path:
+        return StaticSecrets({})
+    try:
+        data = json.loads(decode(read_bytes(path)))
+    except FileRefused as exc:
+        raise ValueError(f"--secrets-file: {path}: {exc}") from None
+    except json.JSONDecodeError as exc:
+        raise ValueError(
+            f"--secrets-file: {path}: not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}"
+        ) from None
+    except RecursionError:
+        raise ValueError(f"--secrets-file: {path}: not valid JSON: nested too deep") from None
+    if not isinstance(data, dict):
+        raise ValueError(
+            f"--secrets-file: {path}: expected a JSON object mapping secret names to values, "
+            f"got {type(data).__name__ if data is not None else 'null'}"
+        )
+    return StaticSecrets(data)
 
 
 def print_round(report: RoundReport, out: TextIO) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from quorum_dr.config_types import MAX_REASON_CHARS, clean_text
 from quorum_dr.domain.state import ServiceState, ServiceStatus
 from quorum_dr.failover.receipts import entry
 from quorum_dr.ports import StateStore
@@ -57,9 +58,15 @@ def status(store: StateStore, service: str) -> dict[str, Any]:
 
 
 def reset(store: StateStore, service: str, *, reason: str, by: str, now: float) -> str:
-    """Clear NEEDS_ATTENTION and the lock. The active site stays as it is."""
-    if not reason.strip():
+    """Clear NEEDS_ATTENTION and the lock. The active site stays as it is. The reason is stored
+    without control characters and may be at most MAX_REASON_CHARS long."""
+    reason = clean_text(reason)
+    if not reason:
         raise OperatorError("reset needs a reason")
+    if len(reason) > MAX_REASON_CHARS:
+        raise OperatorError(
+            f"the reset's reason is {len(reason)} characters long; at most {MAX_REASON_CHARS}"
+        )
     lock = store.clear_lock(service)
     raw = store.get_state(service)
     state = ServiceState.model_validate({**raw, "service": service})

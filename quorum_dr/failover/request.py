@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, field_validator
 
 from quorum_dr.config import NAME, WatchdogConfig, describe_errors
+from quorum_dr.config_types import MAX_REASON_CHARS, clean_text
 from quorum_dr.domain.decisions import choose_mode_action
 from quorum_dr.failover.errors import InvalidInput
 
@@ -28,19 +29,21 @@ class FailoverRequest(BaseModel):
 
     service: Annotated[str, Field(pattern=NAME.pattern)]
     to: Literal["dr", "cold"]
-    reason: Annotated[str, Field(min_length=1, max_length=1000)]
+    reason: Annotated[str, Field(min_length=1, max_length=MAX_REASON_CHARS)]
     dry_run: StrictBool = False
     allow_data_loss: StrictBool = False
     skip_confirm: StrictBool = False
-    requested_by: Annotated[str, Field(min_length=1, max_length=200)]
+    requested_by: Annotated[str, Field(min_length=1, max_length=1000, description="caller ARN (local user)")]
     incident_id: IncidentId | None = None
 
     @field_validator("reason", "requested_by")
     @classmethod
     def _not_blank(cls, value: str) -> str:
-        if not value.strip():
+        """Stored and echoed without control characters (ANSI escapes, right-to-left overrides)."""
+        value = clean_text(value)
+        if not value:
             raise ValueError("must not be blank")
-        return value.strip()
+        return value
 
 
 class TriggerDetail(BaseModel):

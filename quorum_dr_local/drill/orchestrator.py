@@ -31,6 +31,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from quorum_dr.cli.exit_codes import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_OK, EXIT_REFUSED
 from quorum_dr.config import BackupManifestPolicy
 from quorum_dr.domain.incident_record import IncidentRecord
 from quorum_dr_local.drill.config import drill_config, uses_cold_site
@@ -57,7 +58,7 @@ from quorum_dr_local.standins import netns
 from quorum_dr_local.standins.postgres import DEFAULT_BIN_DIR
 from quorum_dr_local.system_config import HOME_REGION, PROBE_REGIONS, QUORUM
 
-EXIT_OK, EXIT_UNMET, EXIT_INVALID, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_UNMET, EXIT_INVALID = EXIT_REFUSED, EXIT_BAD_INPUT
 EXECUTION_DRAIN_SECONDS = 30.0
 
 

@@ -28,12 +28,13 @@ from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, model_validator
 
 from quorum_dr.config import describe_errors
+from quorum_dr.config_file import FileRefused, read_yaml
+from quorum_dr.config_types import DAY, MAX_REASON_CHARS, Count, Flag, Number, StrictModel
 
 SCENARIO_DIR = Path(__file__).resolve().parent.parent.parent / "scenarios"
 DEFAULT_SCENARIO = "main-outage"
@@ -48,8 +49,14 @@ class ScenarioError(Exception):
         super().__init__(f"{source}: " + "; ".join(problems))
 
 
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class Strict(StrictModel):
+    """Unknown fields are errors, strings printable, numbers strict and finite (config_types)."""
+
+
+# The drill's run phase lasts at most DRILL_MAX_SECONDS: every delay in a scenario fits inside it.
+DRILL_MAX_SECONDS = 600
+DrillSeconds = Annotated[Number, Field(le=DRILL_MAX_SECONDS)]
+DrillBytes = Annotated[Count, Field(ge=0, le=1 << 30)]
 
 
 Site = Literal["main", "dr", "cold"]
@@ -81,7 +88,9 @@ class SiteDownParams(Strict):
     parts: Literal["all", "app", "database"] = Field(
         default="all", description="what stops: the app and its database, only the app, only the database"
     )
-    restore_after_seconds: float | None = Field(default=None, gt=0, description="bring it back after this")
+    restore_after_seconds: DrillSeconds | None = Field(
+        default=None, gt=0, description="bring it back after this"
+    )
 
 
 class PartitionParams(Strict):
@@ -89,7 +98,7 @@ class PartitionParams(Strict):
 
     region: str = Field(min_length=1, description="probe region name, e.g. eu-west-2")
     site: Site = "main"
-    heal_after_seconds: float | None = Field(
+    heal_after_seconds: DrillSeconds | None = Field(
         default=None, gt=0, description="heal after this; never when absent"
     )
 
@@ -98,26 +107,26 @@ class LinkDownParams(Strict):
     """A whole probe region loses its network (its votes stop; it must not count)."""
 
     region: str = Field(min_length=1)
-    restore_after_seconds: float | None = Field(default=None, gt=0)
+    restore_after_seconds: DrillSeconds | None = Field(default=None, gt=0)
 
 
 class FlapParams(Strict):
     """The site's application goes down and up again `cycles` times."""
 
     site: Site = "main"
-    down_seconds: float = Field(default=1.5, gt=0)
-    up_seconds: float = Field(default=3.0, gt=0)
-    cycles: int = Field(default=4, ge=1, le=50)
+    down_seconds: DrillSeconds = Field(default=1.5, gt=0)
+    up_seconds: DrillSeconds = Field(default=3.0, gt=0)
+    cycles: Count = Field(default=4, ge=1, le=50)
 
 
 class ReplicaLagParams(Strict):
     """Replay pauses on the DR standby while main keeps writing, so the lag exceeds the limit."""
 
-    extra_write_bytes: int = Field(
-        default=32 * 1024 * 1024, ge=0, description="WAL written on main while replay is paused"
+    extra_write_bytes: DrillBytes = Field(
+        default=32 * 1024 * 1024, description="WAL written on main while replay is paused"
     )
-    max_lag_bytes: int = Field(
-        default=16 * 1024 * 1024, ge=0, description="the watchdog's promotion limit during this drill"
+    max_lag_bytes: DrillBytes = Field(
+        default=16 * 1024 * 1024, description="the watchdog's promotion limit during this drill"
     )
 
 
@@ -127,20 +136,20 @@ class ReplicationCutParams(Strict):
     `extra_write_bytes` of filler are written on main after the cut, so the loss a probe can see
     is beyond the watchdog's `max_lag_bytes` whatever the clients' order rate."""
 
-    extra_write_bytes: int = Field(
-        default=256 * 1024, ge=0, description="WAL written on main right after the cut"
+    extra_write_bytes: DrillBytes = Field(
+        default=256 * 1024, description="WAL written on main right after the cut"
     )
-    max_lag_bytes: int = Field(
-        default=64 * 1024, ge=0, description="the watchdog's promotion limit during this drill"
+    max_lag_bytes: DrillBytes = Field(
+        default=64 * 1024, description="the watchdog's promotion limit during this drill"
     )
 
 
 class CloudflareApiParams(Strict):
     """The Cloudflare API emulator answers the next `count` calls with `status`."""
 
-    status: int = Field(default=429, ge=400, le=599)
-    count: int = Field(default=2, ge=1, le=100)
-    retry_after_seconds: float | None = Field(default=1, ge=0, description="Retry-After header on 429")
+    status: Count = Field(default=429, ge=400, le=599)
+    count: Count = Field(default=2, ge=1, le=100)
+    retry_after_seconds: DrillSeconds | None = Field(default=1, ge=0, description="Retry-After header on 429")
 
 
 def _main_and_dr() -> list[Site]:
@@ -157,20 +166,22 @@ class ClockSkewParams(Strict):
     """A probe region's clock runs off by `seconds`; decisions must use receive time."""
 
     region: str = Field(min_length=1)
-    seconds: float = Field(description="added to the region's probe clock (negative: behind)")
+    seconds: Number = Field(
+        ge=-DAY, le=DAY, description="added to the region's probe clock (negative: behind)"
+    )
 
 
 class OldPrimaryReturnsParams(Strict):
     """After the failover the old primary comes back as a writable primary (split-brain risk)."""
 
     site: Site = "main"
-    after_failover_seconds: float = Field(default=3, ge=0, description="delay after the edge switch")
+    after_failover_seconds: DrillSeconds = Field(default=3, ge=0, description="delay after the edge switch")
 
 
 class PauseTrafficParams(Strict):
     """The clients stop ordering (a quiet hour: an idle primary writes no WAL), then maybe resume."""
 
-    resume_after_seconds: float | None = Field(
+    resume_after_seconds: DrillSeconds | None = Field(
         default=None, gt=0, description="the clients order again after this; never when absent"
     )
 
@@ -192,7 +203,7 @@ NEEDS_NAMESPACES = {FaultKind.PARTITION, FaultKind.LINK_DOWN}
 
 
 class Fault(Strict):
-    at: float = Field(ge=0, description="seconds after the traffic starts")
+    at: DrillSeconds = Field(ge=0, description="seconds after the traffic starts")
     kind: FaultKind
     params: dict[str, Any] = Field(default_factory=dict, description="checked by the kind's model")
 
@@ -218,10 +229,12 @@ class Fault(Strict):
 class ProbeTimings(Strict):
     """Probe and confirmation timings the drill's watchdog uses (shorter than production)."""
 
-    interval_seconds: float = Field(default=2, gt=0, description="scheduled probe round per region")
-    timeout_seconds: float = Field(default=1, gt=0, description="one check's timeout")
-    confirmation_rounds: int = Field(default=2, ge=1, le=20, description="on-demand rounds before deciding")
-    confirmation_wait_seconds: float = Field(default=2, ge=0, description="wait between confirmation rounds")
+    interval_seconds: DrillSeconds = Field(default=2, gt=0, description="scheduled probe round per region")
+    timeout_seconds: DrillSeconds = Field(default=1, gt=0, description="one check's timeout")
+    confirmation_rounds: Count = Field(default=2, ge=1, le=20, description="on-demand rounds before deciding")
+    confirmation_wait_seconds: DrillSeconds = Field(
+        default=2, ge=0, description="wait between confirmation rounds"
+    )
 
     @model_validator(mode="after")
     def _timeout_below_interval(self) -> ProbeTimings:
@@ -234,8 +247,8 @@ class ProbeTimings(Strict):
 
 
 class Traffic(Strict):
-    rate_per_second: float = Field(default=10, gt=0, le=200, description="orders placed per second")
-    timeout_seconds: float = Field(default=1, gt=0, le=30, description="one order's timeout")
+    rate_per_second: Number = Field(default=10, gt=0, le=200, description="orders placed per second")
+    timeout_seconds: Number = Field(default=1, gt=0, le=30, description="one order's timeout")
 
 
 class ManualStart(Strict):
@@ -245,13 +258,13 @@ class ManualStart(Strict):
     and the incident lock an escalation keeps), with `reason` as the reset's reason.
     """
 
-    at: float = Field(ge=0, description="seconds after the traffic starts")
+    at: DrillSeconds = Field(ge=0, description="seconds after the traffic starts")
     to: Literal["dr", "cold"]
-    reason: str = Field(min_length=3)
-    dry_run: bool = False
-    allow_data_loss: bool = False
-    skip_confirm: bool = False
-    reset_first: bool = Field(default=False, description="`drctl reset` before the failover starts")
+    reason: str = Field(min_length=3, max_length=MAX_REASON_CHARS)
+    dry_run: Flag = False
+    allow_data_loss: Flag = False
+    skip_confirm: Flag = False
+    reset_first: Flag = Field(default=False, description="`drctl reset` before the failover starts")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -262,43 +275,60 @@ class ManualStart(Strict):
 class Expectations(Strict):
     """What must be true at the end. A field left out is not checked."""
 
-    failover: bool | None = Field(default=None, description="did traffic move off main")
+    failover: Flag | None = Field(default=None, description="did traffic move off main")
     target: Literal["dr", "cold"] | None = Field(
         default=None, description="where it moved; write `target: null` to require that it moved nowhere"
     )
-    rto_seconds_max: float | None = Field(default=None, gt=0, description="clients' outage through the edge")
-    detection_seconds_max: float | None = Field(default=None, gt=0, description="fault to quorum")
-    promotions: int | None = Field(default=None, ge=0, description="exact number of promotions")
-    edge_writes: int | None = Field(default=None, ge=0, description="exact number of edge record changes")
-    orders_lost_max: int | None = Field(default=None, ge=0, description="committed orders missing afterwards")
-    orders_lost_min: int | None = Field(
-        default=None, ge=0, description="at least this many committed orders missing (a real data loss)"
+    rto_seconds_max: DrillSeconds | None = Field(
+        default=None, gt=0, description="clients' outage through the edge"
     )
-    orders_lost_zero: bool | None = Field(default=None, description="shorthand for orders_lost_max: 0")
-    loss_receipt_nonzero_when_lost: bool | None = Field(
+    detection_seconds_max: DrillSeconds | None = Field(default=None, gt=0, description="fault to quorum")
+    promotions: Count | None = Field(
+        default=None, ge=0, le=1_000_000, description="exact number of promotions"
+    )
+    edge_writes: Count | None = Field(
+        default=None, ge=0, le=1_000_000, description="exact number of edge record changes"
+    )
+    orders_lost_max: Count | None = Field(
+        default=None, ge=0, le=1_000_000, description="committed orders missing afterwards"
+    )
+    orders_lost_min: Count | None = Field(
+        default=None,
+        ge=0,
+        le=1_000_000,
+        description="at least this many committed orders missing (a real data loss)",
+    )
+    orders_lost_zero: Flag | None = Field(default=None, description="shorthand for orders_lost_max: 0")
+    loss_receipt_nonzero_when_lost: Flag | None = Field(
         default=None, description="orders_lost > 0 implies the watchdog's loss_receipt_bytes > 0"
     )
-    data_loss_allowed: bool | None = Field(
+    data_loss_allowed: Flag | None = Field(
         default=None, description="a promotion went ahead on an operator's allow_data_loss (recorded)"
     )
-    false_failovers_max: int | None = Field(default=None, ge=0)
-    escalation: bool | None = Field(default=None, description="an escalation (NEEDS_ATTENTION) was recorded")
-    split_brain_alert: bool | None = Field(default=None, description="a split-brain alert was recorded")
-    split_brain_alerts_max: int | None = Field(
-        default=None, ge=0, description="at most this many alerts that a second primary appeared"
+    false_failovers_max: Count | None = Field(default=None, ge=0, le=1_000_000)
+    escalation: Flag | None = Field(default=None, description="an escalation (NEEDS_ATTENTION) was recorded")
+    split_brain_alert: Flag | None = Field(default=None, description="a split-brain alert was recorded")
+    split_brain_alerts_max: Count | None = Field(
+        default=None, ge=0, le=1_000_000, description="at most this many alerts that a second primary appeared"
     )
-    split_brain_resolved: int | None = Field(
-        default=None, ge=0, description="exact number of alerts that the second primary went (all regions)"
+    split_brain_resolved: Count | None = Field(
+        default=None,
+        ge=0,
+        le=1_000_000,
+        description="exact number of alerts that the second primary went (all regions)",
     )
-    restored_orders_equal_backup: bool | None = Field(
+    restored_orders_equal_backup: Flag | None = Field(
         default=None, description="the cold site holds exactly the orders in the backup it restored"
     )
     serving_site: Site | None = Field(default=None, description="the site serving clients at the end")
-    verified: bool | None = Field(default=None, description="the switch was verified through the edge")
-    api_errors_min: int | None = Field(
-        default=None, ge=0, description="at least this many injected Cloudflare API errors were served"
+    verified: Flag | None = Field(default=None, description="the switch was verified through the edge")
+    api_errors_min: Count | None = Field(
+        default=None,
+        ge=0,
+        le=1_000_000,
+        description="at least this many injected Cloudflare API errors were served",
     )
-    dry_run_plan: bool | None = Field(
+    dry_run_plan: Flag | None = Field(
         default=None, description="a dry run recorded what it would have done, and did none of it"
     )
     watchdog_says_contains: str | None = Field(
@@ -313,13 +343,17 @@ class Expectations(Strict):
 
 
 class Scenario(Strict):
+    prose_fields = frozenset({"description"})
+
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")
     description: str = Field(min_length=1)
     replication: Literal["async", "sync"] = "async"
     probe: ProbeTimings = Field(default_factory=ProbeTimings)
     traffic: Traffic = Field(default_factory=Traffic)
-    duration_seconds: float = Field(default=60, gt=0, le=600, description="hard bound on the run phase")
-    settle_seconds: float = Field(
+    duration_seconds: Number = Field(
+        default=60, gt=0, le=DRILL_MAX_SECONDS, description="hard bound on the run phase"
+    )
+    settle_seconds: DrillSeconds = Field(
         default=5, ge=0, description="traffic keeps running this long after the end"
     )
     faults: list[Fault] = Field(default_factory=list)
@@ -361,7 +395,7 @@ def resolve(name_or_path: str | Path) -> Path:
     """A path to a file, or the name of a shipped scenario (`main-outage`)."""
     candidate = Path(name_or_path)
     if candidate.suffix in (".yaml", ".yml") or candidate.exists() or "/" in str(name_or_path):
-        if not candidate.is_file():
+        if not candidate.exists():  # a FIFO or a device exists: load_scenario refuses it by name
             raise ScenarioError(str(name_or_path), ["(file): no such scenario file"])
         return candidate
     shipped = SCENARIO_DIR / f"{name_or_path}.yaml"
@@ -382,11 +416,11 @@ def parse_scenario(data: Any, source: str = "<scenario>") -> Scenario:
 
 
 def load_scenario(name_or_path: str | Path = DEFAULT_SCENARIO) -> Scenario:
+    """The scenario, read with the config's bounds (`quorum_dr.config_file`: a regular UTF-8 file
+    of at most 1 MiB, nesting and integers bounded, no duplicate keys), or ScenarioError."""
     path = resolve(name_or_path)
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ScenarioError(str(path), [f"(file): cannot read: {exc.strerror}"]) from None
-    except yaml.YAMLError as exc:
-        raise ScenarioError(str(path), [f"(file): not valid YAML: {exc}"]) from None
+        data = read_yaml(path)
+    except FileRefused as exc:
+        raise ScenarioError(str(path), [f"(file): {exc}"]) from None
     return parse_scenario(data, str(path))

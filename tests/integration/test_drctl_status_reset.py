@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import io
 import json
+import os
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import boto3
 import pytest
@@ -15,6 +19,7 @@ from quorum_dr.cli import main as drctl
 
 REGION = "eu-west-2"
 TABLE = "quorum-dr-state"
+EXAMPLE = Path(__file__).resolve().parents[2] / "config" / "watchdog.example.yaml"
 
 
 @pytest.fixture
@@ -26,6 +31,7 @@ def store(monkeypatch: pytest.MonkeyPatch) -> Iterator[DynamoStateStore]:
     }.items():
         monkeypatch.setenv(key, value)
     monkeypatch.delenv("STATE_TABLE_NAME", raising=False)
+    monkeypatch.setenv("QDR_CONFIG", str(EXAMPLE))
     with mock_aws():
         create_table(boto3.client("dynamodb", region_name=REGION), TABLE)
         yield DynamoStateStore(TABLE, resource=boto3.resource("dynamodb", region_name=REGION))
@@ -101,5 +107,46 @@ def test_reset_clears_needs_attention_and_the_kept_lock_and_records_why(
 def test_reset_needs_a_reason(store: DynamoStateStore, capsys: pytest.CaptureFixture[str]) -> None:
     escalated(store)
     assert drctl(["reset", "--service", "booking", "--reason", "  ", "--table", TABLE]) == 2
-    assert "reset needs a reason" in capsys.readouterr().err
+    assert "--reason: must not be blank" in capsys.readouterr().err
     assert store.get_lock("booking") is not None
+
+
+def test_a_malformed_or_unknown_service_writes_nothing(
+    store: DynamoStateStore, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for service in ("Bad Name!", "no-such-service"):
+        assert drctl(["reset", "--service", service, "--reason", "checked", "--table", TABLE]) == 2
+        assert drctl(["status", "--service", service, "--table", TABLE]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 4 and all(line.startswith("--service: ") for line in err)
+    items = boto3.client("dynamodb", region_name=REGION).scan(TableName=TABLE)["Items"]
+    assert items == [], "a refused service must not create a state item"
+
+
+def test_status_into_a_closed_pipe_is_not_a_traceback(
+    store: DynamoStateStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    escalated(store)
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # `drctl status | head -0`
+    closed = io.TextIOWrapper(io.FileIO(write_end, "w"))
+    monkeypatch.setattr(sys, "stdout", closed)
+    try:
+        assert drctl(["status", "--service", "booking", "--table", TABLE]) == 141
+    finally:
+        closed.close()
+
+
+def test_an_unreachable_table_is_one_line_and_exit_3(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("QDR_CONFIG", str(EXAMPLE))
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")  # nothing listens on discard
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+    assert drctl(["status", "--service", "booking", "--table", TABLE]) == 3
+    err = capsys.readouterr().err
+    assert err.startswith("cannot read the service's state: AWS is unreachable")
+    assert len(err.strip().splitlines()) == 1

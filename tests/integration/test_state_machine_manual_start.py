@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -16,11 +18,14 @@ from quorum_dr.cli.failover_cmd import EXIT_INVALID, run_failover
 from quorum_dr.state_machines import definition_json
 
 REGION = "eu-west-2"
+EXAMPLE = Path(__file__).resolve().parents[2] / "config" / "watchdog.example.yaml"
 
 
 @pytest.fixture
 def sfn(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Any, str]]:
     monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    monkeypatch.setenv("USER", "ceo")  # the local name claims to be the CEO; STS says who it is
+    monkeypatch.setenv("LOGNAME", "ceo")
     with mock_aws():
         client = boto3.client("stepfunctions", region_name=REGION)
         arn = client.create_state_machine(
@@ -41,6 +46,8 @@ def args(arn: str, **over: Any) -> argparse.Namespace:
         skip_confirm=False,
         incident_id=None,
         state_machine_arn=arn,
+        config=str(EXAMPLE),
+        yes=True,
     )
     return argparse.Namespace(**{**base, **over})
 
@@ -50,6 +57,30 @@ def test_a_good_request_starts_one_execution_named_after_the_incident(sfn: tuple
     assert run_failover(args(arn, incident_id="inc-42", dry_run=True), sfn=client) == 0
     executions = client.list_executions(stateMachineArn=arn)["executions"]
     assert [e["name"] for e in executions] == ["inc-42"]
+    started = json.loads(client.describe_execution(executionArn=executions[0]["executionArn"])["input"])
+    caller = boto3.client("sts", region_name=REGION).get_caller_identity()["Arn"]
+    assert caller.startswith("arn:aws:")
+    assert started["requested_by"] == f"{caller} (local user ceo)"
+
+
+def test_an_unknown_service_starts_nothing(sfn: tuple[Any, str], capsys: pytest.CaptureFixture[str]) -> None:
+    client, arn = sfn
+    assert run_failover(args(arn, service="no-such-service"), sfn=client) == EXIT_INVALID
+    assert "--service: no service named 'no-such-service'" in capsys.readouterr().err
+    assert client.list_executions(stateMachineArn=arn)["executions"] == []
+
+
+def test_a_taken_incident_id_is_one_line_and_exit_3(
+    sfn: tuple[Any, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    client, arn = sfn
+    assert run_failover(args(arn, incident_id="inc-7"), sfn=client) == 0
+    capsys.readouterr()
+    # The same name with another input (the same input would be AWS's idempotent retry).
+    assert run_failover(args(arn, incident_id="inc-7", reason="another reason"), sfn=client) == 3
+    err = capsys.readouterr().err
+    assert err.startswith("cannot start the failover execution: ExecutionAlreadyExists")
+    assert len(err.strip().splitlines()) == 1
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
