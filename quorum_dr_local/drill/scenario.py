@@ -309,7 +309,7 @@ class Expectations(Strict):
     escalation: Flag | None = Field(default=None, description="an escalation (NEEDS_ATTENTION) was recorded")
     split_brain_alert: Flag | None = Field(default=None, description="a split-brain alert was recorded")
     split_brain_alerts_max: Count | None = Field(
-        default=None, ge=0, le=1_000_000, description="at most this many alerts that a second primary appeared"
+        default=None, ge=0, le=1_000_000, description="at most this many alerts that a second primary came"
     )
     split_brain_resolved: Count | None = Field(
         default=None,
