@@ -34,6 +34,7 @@ from botocore.exceptions import ClientError, EndpointConnectionError, NoCredenti
 from quorum_dr.cli import build_parser, main
 from quorum_dr.cli.exit_codes import EXIT_AWS, EXIT_BAD_INPUT, EXIT_OK, EXIT_OUTPUT_CLOSED, EXIT_REFUSED
 from quorum_dr.config_types import MAX_REASON_CHARS
+from quorum_dr.domain.incident_record import IncidentRecord
 from quorum_dr.failover.operator import OperatorError, reset
 from quorum_dr.failover.request import FailoverRequest, parse_manual
 
@@ -347,7 +348,7 @@ def _fakes(**errors: Exception) -> dict[str, Recording]:
         ),
         "store": Recording(
             errors.get("store"),
-            get_incident={"task_token": "token-1"},
+            get_incident=IncidentRecord(service="booking", incident_id="inc-1", task_token="token-1"),
             get_state={"service": "booking", "active_site": "main", "status": "HEALTHY", "version": 1},
             get_lock=None,
             list_incidents=[],
