@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import http.server
 import os
-import time
 import shutil
 import socket
 import threading
+import time
 from collections.abc import Iterator
 
 import pytest
