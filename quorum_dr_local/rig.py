@@ -307,7 +307,7 @@ class FailoverRig:
             name,
             "127.0.0.1",
             app.port if app else 9,
-            check_timeout_seconds=2,
+            check_timeout_seconds=4,
             database_check=database_check,
         )
 
@@ -355,7 +355,7 @@ class FailoverRig:
             self.service_config(),
             control=("127.0.0.1", self.emulator.port),
             interval_seconds=30,
-            timeout_seconds=2,
+            timeout_seconds=5,  # loose: a busy CI machine must not turn a slow check into a DOWN vote
             down_after_rounds=1,
             confirmation_rounds=3,
             confirmation_wait_seconds=1,
