@@ -102,6 +102,7 @@ class FailoverRig:
         bootstrap_script: str | None = None,
         time_scale: float = 0.0,
         postgres_checks: bool = False,
+        propagation_seconds: float = 0.0,
     ) -> None:
         self.base_dir = Path(base_dir)
         self.edge_kind = edge_kind
@@ -109,6 +110,7 @@ class FailoverRig:
         self.bootstrap_script = bootstrap_script
         self.time_scale = time_scale
         self.postgres_checks = postgres_checks
+        self.propagation_seconds = propagation_seconds  # an edge change reaches the proxy this late
         self._stack = ExitStack()
         self.pair: PgPair
         self.apps: dict[str, BookingApp] = {}
@@ -157,7 +159,11 @@ class FailoverRig:
             if self.edge_kind == "dns"
             else PoolRoute("app.example.com", CF_ACCOUNT, ("pool-main", "pool-dr", "pool-cold"))
         )
-        self.proxy = EdgeProxy(EmulatorRoutes(self.emulator.url, [route], refresh_seconds=0.0)).start()
+        routes = EmulatorRoutes(
+            self.emulator.url, [route], refresh_seconds=0.0, propagation_seconds=self.propagation_seconds
+        )
+        routes.origin(route.hostname)  # the edge as it serves before any change
+        self.proxy = EdgeProxy(routes).start()
         stack.callback(self.proxy.stop)
         config_path = self.config_dir / "watchdog.json"
         env = {
