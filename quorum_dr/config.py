@@ -404,6 +404,22 @@ class Confirmation(Strict):
     wait_seconds: Count = Field(default=10, ge=0, le=HOUR, description="wait between rounds")
 
 
+VERIFY_WINDOW_MAX_SECONDS = 300
+
+
+class Verify(Strict):
+    """How long the switch's verification through the public hostname may keep trying: an edge
+    change takes a while to reach every point of presence (and a DNS answer its TTL)."""
+
+    window_seconds: float = Field(
+        default=30,
+        gt=0,
+        le=VERIFY_WINDOW_MAX_SECONDS,
+        allow_inf_nan=False,
+        description="retry the verification (with backoff) for this long before escalating",
+    )
+
+
 class Webhook(Strict):
     url: HttpUrl
     signing_secret: str = Field(min_length=1)
@@ -421,6 +437,7 @@ class WatchdogConfig(Strict):
     quorum: Count = Field(ge=1)
     probe: Probe
     confirmation: Confirmation = Field(default_factory=Confirmation)
+    verify: Verify = Field(default_factory=Verify)
     notifications: Notifications = Field(default_factory=Notifications)
     services: list[Service] = Field(min_length=1)
 

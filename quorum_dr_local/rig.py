@@ -109,6 +109,7 @@ class FailoverRig:
         time_scale: float = 0.0,
         postgres_checks: bool = False,
         enforce_iam: bool = False,
+        propagation_seconds: float = 0.0,
     ) -> None:
         self.base_dir = Path(base_dir)
         self.edge_kind = edge_kind
@@ -118,6 +119,7 @@ class FailoverRig:
         self.postgres_checks = postgres_checks
         self.enforce_iam = enforce_iam
         self.iam: IamEnforcement | None = None
+        self.propagation_seconds = propagation_seconds  # an edge change reaches the proxy this late
         self._stack = ExitStack()
         self.pair: PgPair
         self.apps: dict[str, BookingApp] = {}
@@ -167,7 +169,11 @@ class FailoverRig:
             if self.edge_kind == "dns"
             else PoolRoute("app.example.com", CF_ACCOUNT, ("pool-main", "pool-dr", "pool-cold"))
         )
-        self.proxy = EdgeProxy(EmulatorRoutes(self.emulator.url, [route], refresh_seconds=0.0)).start()
+        routes = EmulatorRoutes(
+            self.emulator.url, [route], refresh_seconds=0.0, propagation_seconds=self.propagation_seconds
+        )
+        routes.origin(route.hostname)  # the edge as it serves before any change
+        self.proxy = EdgeProxy(routes).start()
         stack.callback(self.proxy.stop)
         config_path = self.config_dir / "watchdog.json"
         env = {

@@ -29,7 +29,7 @@ TIMEOUTS = {
     "fence_main": 180,  # the old primary's statements and the fence_main hook
     "switch_edge": 780,  # up to 9 Cloudflare calls (3 load-balancer pools), each retried for 60 s
     "launch_cold_site": 720,  # five EC2/SSM calls and the wait for running before the Elastic IP
-    "verify_switch": 120,
+    "verify_switch": 420,  # verify rounds for up to verify.window_seconds (at most 300 s), one more round
     "notify": 110,  # SNS and a webhook; below the veto window (WaitForVeto's task timeout)
 }
 DEFAULT_TIMEOUT = 30

@@ -139,11 +139,14 @@ def probe_config() -> WatchdogConfig:
 
 
 class FakeProbes(ProbeInvoker):
-    """Each round, every region reports each site as the script says ("up" / "down")."""
+    """Each round, every region reports each site as the script says ("up" / "down"; "silent":
+    no result at all, so the quorum cannot tell). `before_round`, when set, is called with the
+    round's index first (a test's way to change the world between rounds)."""
 
     def __init__(self, results: FakeResults, clock: Callable[[], float], sites: dict[str, str]) -> None:
         self.results, self.clock, self.sites = results, clock, dict(sites)
         self.rounds: list[str] = []
+        self.before_round: Callable[[int], None] | None = None
 
     def run_round(
         self,
@@ -154,11 +157,15 @@ class FakeProbes(ProbeInvoker):
         sites: list[str],
         settled: Callable[[frozenset[str]], str | None] | None = None,
     ) -> dict[str, str]:
+        if self.before_round:
+            self.before_round(len(self.rounds))
         self.rounds.append(round_id)
         now = self.clock()
         batch = []
         for region in REGIONS:
             for site in sites:
+                if self.sites.get(site, "up") == "silent":
+                    continue
                 vote = Vote(self.sites.get(site, "up"))
                 batch.append(
                     ProbeResult(
@@ -278,12 +285,18 @@ class FakeEdge(EdgeSwitch):
 
 
 class FakeNotifier(Notifier):
+    """Remembers what was sent; with `deliver = False` every channel fails (reported, not raised,
+    as OperatorNotifier does)."""
+
     def __init__(self) -> None:
         self.sent: list[tuple[str, str, str]] = []
+        self.deliver = True
 
     def notify(self, subject: str, message: str, *, incident_id: str, detail: Any) -> dict[str, Any]:
+        if not self.deliver:
+            return {"delivered": 0, "reason": "NOT delivered on any of 1 channel(s): SNS down"}
         self.sent.append((incident_id, subject, message))
-        return {"sns": "sent"}
+        return {"delivered": 1, "channels": [], "reason": "delivered on 1 of 1 channel(s)"}
 
 
 class FakeHooks(HookRunner):

@@ -6,7 +6,7 @@ from typing import Any
 
 from quorum_dr.config import Service
 from quorum_dr.domain.decisions import decide_scenario
-from quorum_dr.domain.quorum import SiteVerdict, evaluate_service
+from quorum_dr.domain.quorum import SiteVerdict, Verdict, evaluate_service
 from quorum_dr.domain.settle import round_settled, tally
 from quorum_dr.failover.ports import Ports
 from quorum_dr.failover.receipts import entry
@@ -52,8 +52,23 @@ class _SettleCheck:
         self.silent, self.reason = outstanding, settlement.reason
         return settlement.reason
 
+# What the state machine waited for before a re-confirmation (its `after`: the mode's action).
+WAITS = {"wait_veto": "the veto window", "wait_approval": "the approval"}
 
-def confirm_round(ports: Ports, incident: Incident, round_index: int) -> dict[str, Any]:
+
+def confirm_round(
+    ports: Ports,
+    incident: Incident,
+    round_index: int,
+    *,
+    chosen: dict[str, Any] | None = None,
+    after: str | None = None,
+) -> dict[str, Any]:
+    """One round of on-demand probes from every region, then the quorum's verdict on each site.
+
+    With `chosen` (the scenario decided before a wait) the round is a re-confirmation (DESIGN
+    invariant 10): the answer's `holds` says whether the fresh verdicts still give the same
+    scenario, and its `reason` says why not (main UP again, DR no longer UP, ...)."""
     service = ports.service(incident.service)
     sites = ["main", "dr"] + (["cold"] if service.sites.cold else [])
     round_id = f"{incident.incident_id}-r{round_index + 1}"
@@ -69,13 +84,16 @@ def confirm_round(ports: Ports, incident: Incident, round_index: int) -> dict[st
     verdicts = evaluate_service(results, ports.config, service.name, now)
     main = verdicts["main"]
     reason = f"round {round_index + 1}: {main.reason}"
+    holds: bool | None = None
+    if chosen is not None:
+        holds, reason = _still_holds(ports, incident, verdicts, chosen, round_index, after or "the wait")
     if settle.silent:
         reason += f"; decided without {', '.join(settle.silent)} (silent): {settle.reason}"
     ports.store.update_incident(
         service.name,
         incident.incident_id,
         {},
-        timeline=entry("confirm_round", reason, now, round_id=round_id),
+        timeline=entry("confirm_round" if chosen is None else "reconfirm", reason, now, round_id=round_id),
     )
     answer: dict[str, Any] = {site: v.verdict.value for site, v in verdicts.items()}
     answer.update(
@@ -86,7 +104,36 @@ def confirm_round(ports: Ports, incident: Incident, round_index: int) -> dict[st
         sites={site: v.model_dump(mode="json") for site, v in verdicts.items()},
         at=now,
     )
+    if holds is not None:
+        answer["holds"] = holds
     return answer
+
+
+def _still_holds(
+    ports: Ports,
+    incident: Incident,
+    verdicts: dict[str, SiteVerdict],
+    chosen: dict[str, Any],
+    round_index: int,
+    after: str,
+) -> tuple[bool, str]:
+    """Does the scenario decided before the wait still follow from this round's verdicts?"""
+    state = ports.store.get_state(incident.service)
+    fresh = decide_scenario(
+        verdicts, cold_configured=incident.cold_configured, active_site=state.get("active_site", "main")
+    )
+    was = str(chosen.get("scenario"))
+    label = f"re-confirmation after {after} (round {round_index + 1})"
+    if fresh.scenario == was and fresh.scenario != "none":
+        return True, f"{label}: the {was} failover still holds: {fresh.reason}"
+    main = verdicts.get("main")
+    if main is not None and main.verdict is Verdict.UP:
+        why = f"main is UP again ({main.reason})"
+    elif fresh.scenario == "none":
+        why = fresh.reason.removeprefix("no failover: ")
+    else:
+        why = f"the verdicts now call for a {fresh.scenario} failover, not the {was} one: {fresh.reason}"
+    return False, f"{label}: the {was} failover no longer holds, {why}: called off as a false alarm"
 
 
 def decide(ports: Ports, incident: Incident, confirm: dict[str, Any] | None) -> dict[str, Any]:
@@ -120,7 +167,11 @@ def decide(ports: Ports, incident: Incident, confirm: dict[str, Any] | None) -> 
 def handle(ports: Ports, event: dict[str, Any]) -> dict[str, Any]:
     incident = Incident.model_validate(event["incident"])
     if event.get("action") == "round":
-        return confirm_round(ports, incident, int(event.get("round", 0)))
+        chosen = event.get("scenario")
+        if chosen is not None and not isinstance(chosen, dict):
+            raise ValueError(f"confirm_outage: scenario must be an object, got {type(chosen).__name__}")
+        after = WAITS.get(str(event.get("after")), str(event.get("after") or "the wait"))
+        return confirm_round(ports, incident, int(event.get("round", 0)), chosen=chosen, after=after)
     if event.get("action") == "decide":
         return decide(ports, incident, event.get("confirm"))
     raise ValueError(f"confirm_outage: unknown action {event.get('action')!r}")

@@ -46,5 +46,10 @@ class HookFailed(FailoverError):
     """A required site-specific hook (fence_main, before_promote, after_promote) failed."""
 
 
+class NotificationNotDelivered(FailoverError):
+    """A request for an operator's answer (the veto window, an approval) reached no channel: the
+    state machine must not wait for an answer nobody was asked for, nor pass silently to auto."""
+
+
 class PortNotWired(FailoverError):
     """A port has no adapter in this deployment."""

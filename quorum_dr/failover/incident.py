@@ -299,18 +299,34 @@ def escalate(
 ) -> dict[str, Any]:
     what = _error_sentence(error)
     done = progress_sentences(progress)
-    promoted = isinstance(progress.get("promotion"), dict) and progress["promotion"].get("writable")
-    switched = isinstance(progress.get("switch"), dict) and bool(progress["switch"])
-    warning = " The DR database is promoted but traffic is NOT switched." if promoted and not switched else ""
+    # What happened comes from the incident record (written by the step that did it), not only
+    # from the execution's $: a step that promoted and then failed leaves no $.promotion.
+    record = None
+    if not incident.dry_run:
+        record = ports.store.get_incident(incident.service, incident.incident_id)
+    promotion = progress.get("promotion") if isinstance(progress.get("promotion"), dict) else {}
+    promoted = bool(record and record.promoted_at) or (
+        not incident.dry_run and bool(promotion.get("writable") or promotion.get("promoted"))
+    )
+    switched_to = record.switched_to if record else None
+    warning = ""
+    if promoted and not switched_to:
+        warning = " The DR database is promoted but traffic is NOT switched."
+    elif switched_to:
+        warning = f" Traffic is switched to {switched_to}; the active site says so."
     if incident.dry_run:
         reason = f"dry run stopped: {what}; would set NEEDS_ATTENTION and keep the lock"
     else:
         ports.store.keep_lock(incident.service, incident.incident_id)
+        # A switch that was written is where traffic goes: the active site must say so, whatever
+        # failed after it (verification, the record).
+        where = {"active_site": switched_to} if switched_to else {}
         _write_state(
             ports,
             incident.service,
             status=ServiceStatus.NEEDS_ATTENTION.value,
             lock_holder=incident.incident_id,
+            **where,
         )
         reason = (
             f"{incident.service} NEEDS_ATTENTION after incident {incident.incident_id}: {what}.{warning} "

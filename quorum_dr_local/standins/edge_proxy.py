@@ -101,26 +101,51 @@ def origin_from_state(state: dict[str, Any], route: Route) -> str | None:
 
 
 class EmulatorRoutes:
-    """Origins read from the emulator's admin state, cached for `refresh_seconds`."""
+    """Origins read from the emulator's admin state, cached for `refresh_seconds`.
 
-    def __init__(self, emulator_url: str, routes: Sequence[Route], *, refresh_seconds: float = 0.2) -> None:
+    With `propagation_seconds`, a change of the state is served only once it has been seen for
+    that long (the first state read is served at once): what Cloudflare's points of presence do
+    while a change propagates, so that a verification must tolerate it (`verify.window_seconds`).
+    """
+
+    def __init__(
+        self,
+        emulator_url: str,
+        routes: Sequence[Route],
+        *,
+        refresh_seconds: float = 0.2,
+        propagation_seconds: float = 0.0,
+    ) -> None:
         self.state_url = emulator_url.rstrip("/") + "/__admin/state"
         self.routes = {r.hostname.lower(): r for r in routes}
         self.refresh_seconds = refresh_seconds
+        self.propagation_seconds = propagation_seconds
         self._lock = threading.Lock()
         self._state: dict[str, Any] | None = None
         self._read_at = 0.0
+        self._pending: dict[str, Any] | None = None
+        self._pending_since = 0.0
 
     def _current_state(self) -> dict[str, Any] | None:
         with self._lock:
-            if self._state is None or time.monotonic() - self._read_at >= self.refresh_seconds:
+            now = time.monotonic()
+            if self._state is None or now - self._read_at >= self.refresh_seconds:
                 try:
                     with urllib.request.urlopen(self.state_url, timeout=2) as answer:  # noqa: S310 - loopback
-                        self._state = json.loads(answer.read())
+                        self._take(json.loads(answer.read()), now)
                 except (OSError, ValueError):
                     pass  # keep the last known state; None until the emulator first answers
-                self._read_at = time.monotonic()
+                self._read_at = now
             return self._state
+
+    def _take(self, fresh: dict[str, Any], now: float) -> None:
+        if self._state is None or self.propagation_seconds <= 0 or fresh == self._state:
+            self._state, self._pending = fresh, None
+            return
+        if fresh != self._pending:
+            self._pending, self._pending_since = fresh, now
+        if now - self._pending_since >= self.propagation_seconds:
+            self._state, self._pending = fresh, None
 
     def origin(self, hostname: str) -> str | None:
         route = self.routes.get(hostname.lower())

@@ -22,7 +22,7 @@ from botocore.retries.standard import ExponentialBackoff
 from quorum_dr import state_machines
 from quorum_dr.adapters import aws_sdk, cloudflare_edge, cold_site, lambda_probes, notifier
 from quorum_dr.adapters import postgres_promoter as pg
-from quorum_dr.config import Hook, Service, WatchdogConfig, load_config
+from quorum_dr.config import VERIFY_WINDOW_MAX_SECONDS, Hook, Service, WatchdogConfig, load_config
 from quorum_dr.failover.production import probe_invoke_timeout
 from stacks import naming
 from tests.infrastructure.conftest import Synth
@@ -85,8 +85,9 @@ def validate_input(config: WatchdogConfig, service: Service) -> float:
 
 
 def incident_state(config: WatchdogConfig, service: Service) -> float:
-    # set_active_site / escalate: get_state twice (or keep_lock), put_state, update_incident
-    return 4 * sdk_call()
+    # escalate: get_incident (what was promoted / switched), keep_lock, get_state, put_state,
+    # update_incident (set_active_site: fewer)
+    return 5 * sdk_call()
 
 
 def confirm_outage(config: WatchdogConfig, service: Service) -> float:
@@ -149,7 +150,9 @@ def launch_cold_site(config: WatchdogConfig, service: Service) -> float:
 
 
 def verify_switch(config: WatchdogConfig, service: Service) -> float:
-    return probe_round(config) + sdk_call()
+    # verify rounds within the window at the most any config may set (the timeout is one number
+    # for every config); the last round starts by the window's end; then update_incident
+    return VERIFY_WINDOW_MAX_SECONDS + probe_round(config) + sdk_call()
 
 
 def notify(config: WatchdogConfig, service: Service) -> float:

@@ -315,6 +315,6 @@ def test_the_real_bootstrap_report_carries_the_rpo_into_the_incident_record(
     record = store.get_incident("booking", "inc-cold-rpo")
     assert record is not None
     age = report.backup_age_seconds
-    assert record["data_loss_reason"].startswith(f"RPO {age:.0f} s: the cold site ")  # not "unknown"
-    assert float(record["backup_age_seconds"]) == pytest.approx(age)
+    assert record.data_loss_reason.startswith(f"RPO {age:.0f} s: the cold site ")  # not "unknown"
+    assert float(record.backup_age_seconds) == pytest.approx(age)
     assert f"RPO {age:.0f} s" in answer["reason"]  # the outcome notification's sentence

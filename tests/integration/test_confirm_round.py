@@ -127,8 +127,8 @@ def test_a_dark_region_does_not_hold_the_round_until_its_timeout(aws: None) -> N
     assert elapsed < SILENCE_SECONDS / 2, f"the round waited {elapsed:.1f} s for the dark region"
     assert answer["silent"] == [DARK]
     assert answer["invocations"][DARK].startswith(f"{DARK}: silent: the round was settled without it")
-    (timeline,) = [e for e in record["timeline"] if e["step"] == "confirm_round"]
-    assert f"decided without {DARK} (silent): settled without {DARK}" in timeline["reason"]
+    (timeline,) = [e for e in record.timeline if e.step == "confirm_round"]
+    assert f"decided without {DARK} (silent): settled without {DARK}" in timeline.reason
     assert answer["sites"]["main"]["down_votes"] == 2
 
 

@@ -336,3 +336,21 @@ def test_both_sites_down_without_a_cold_site_under_the_functions_own_roles_leave
     assert "main and dr are both DOWN and no cold site is configured; an operator must act" in reasons(
         rig, "inc-e2e-both"
     )
+
+
+def test_verification_waits_out_the_edge_propagation_within_the_window(
+    rig_factory: Callable[..., FailoverRig],
+) -> None:
+    """The edge proxy serves the switch to DR only 3 s after it first sees it (the edge's
+    propagation). Old code: one GET saw main's dead origin, NotVerified, a working failover
+    escalated. Now the verify step retries within verify.window_seconds (30 s)."""
+    rig = rig_factory(propagation_seconds=3.0)
+    main_fails_after_a_quiet_round(rig)
+
+    described = rig.run(name="inc-e2e-propagate")
+
+    assert described["status"] == "SUCCEEDED", described.get("cause")
+    assert rig.harness.states_entered(described["executionArn"])[-1] == "FailedOver"
+    verified = [e.reason for e in rig.incident("inc-e2e-propagate").timeline if e.step == "verify"]
+    assert len(verified) == 1 and "(attempt " in verified[0], verified
+    assert rig.edge_writes() == 1 and rig.promotions() == ["inc-e2e-propagate"]

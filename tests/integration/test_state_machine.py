@@ -163,8 +163,9 @@ CASES = [
         1,
     ),
     ("TransientThenSwitch", "SUCCEEDED", "FailedOver", ["SwitchEdgeToDr", "VerifyThroughPublicHostname"], 1),
-    ("KillSwitch", "SUCCEEDED", "GatesClosed", ["StopGatesClosed"], 0),
-    ("Cooldown", "SUCCEEDED", "GatesClosed", ["StopGatesClosed"], 0),
+    # The gates are closed, the outage is still confirmed (probes only) and told.
+    ("KillSwitch", "SUCCEEDED", "GatesClosed", ["ConfirmOutageRound", "NotifyGatesClosed"], 0),
+    ("Cooldown", "SUCCEEDED", "GatesClosed", ["ConfirmOutageRound", "NotifyGatesClosed"], 0),
     ("NoDecision", "SUCCEEDED", "NoDecision", ["WaitBetweenRounds", "StopNoDecision", "AlertNoDecision"], 0),
     ("Veto", "SUCCEEDED", "Vetoed", ["WaitForVeto", "StopVetoed"], 0),
 ]
@@ -523,3 +524,261 @@ def test_drctl_approve_of_an_incident_that_waits_for_nothing_is_refused(
     assert "is not waiting for an approval or a veto" in capsys.readouterr().err
     assert drctl(["approve", "inc-nope", "--service", "booking", "--table", TABLE]) == 2
     assert "no incident inc-nope for service booking" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------------------------
+# Invariant 10: re-confirm after every wait; no outcome is silent
+# ---------------------------------------------------------------------------------------------
+
+
+def subjects(world: World, incident_id: str) -> list[str]:
+    return [subject for sent_for, subject, _ in world.notifier.sent if sent_for == incident_id]
+
+
+def messages(world: World, incident_id: str) -> str:
+    return " | ".join(message for sent_for, _, message in world.notifier.sent if sent_for == incident_id)
+
+
+def when_notified(world: World, kind: str, change: Any) -> None:
+    """Run `change()` right after the notification of `kind` is sent (e.g. during the veto window)."""
+    send = world.notifier.notify
+
+    def notify(subject: str, message: str, *, incident_id: str, detail: Any) -> dict[str, Any]:
+        answer = send(subject, message, incident_id=incident_id, detail=detail)
+        if detail.get("kind") == kind:
+            change()
+        return answer
+
+    world.notifier.notify = notify  # type: ignore[method-assign]
+
+
+def without_cold_site(world: World) -> None:
+    config = world.ports.config
+    service = config.services[0].model_copy(update={"cold_site": None})
+    world.ports.config = config.model_copy(update={"services": [service]})
+
+
+def wait_for_token(world: World, incident_id: str) -> None:
+    for _ in range(500):  # bounded: until the request carries its task token
+        if (world.store.get_incident("booking", incident_id) or {}).get("task_token"):
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"{incident_id} never asked for an answer")
+
+
+def test_invariant_10_main_back_up_during_the_veto_window_calls_the_failover_off(world: World) -> None:
+    """Old code: after the veto window it went straight to MarkFailingOver with the old quorum
+    and promoted a database whose primary was back."""
+    world.configure(mode="veto", veto_seconds=1)
+    when_notified(world, "veto_window", lambda: world.probes.sites.update(main="up"))
+    described, states = run(world, AUTO_EVENT, name="inc-veto-back")
+    assert described["status"] == "SUCCEEDED", described.get("cause")
+    assert states[-3:] == ["CallOffFailover", "NotifyCalledOff", "FalseAlarm"]
+    assert "ReconfirmOutage" in states and "MarkFailingOver" not in states
+    assert world.promoter.promotions == [] and world.edge.writes == []
+    record = world.incident("inc-veto-back")
+    assert record.outcome == "false_alarm" and world.store.get_lock("booking") is None
+    said = (
+        "re-confirmation after the veto window (round 2): the hot failover no longer holds, "
+        "main is UP again"
+    )
+    assert said in " | ".join(world.reasons("inc-veto-back"))
+    assert any("called off" in subject for subject in subjects(world, "inc-veto-back"))
+    assert said in messages(world, "inc-veto-back")
+    assert world.store.get_state("booking").get("status") in (None, "HEALTHY")
+
+
+def test_invariant_10_dr_down_by_the_time_of_the_approval_calls_the_failover_off(world: World) -> None:
+    """Approved after the wait, but DR is DOWN now: the hot failover decided before no longer
+    follows (both DOWN calls for the cold site, which needs a decision of its own)."""
+    world.configure(mode="approve", approval_timeout_seconds=60)
+    arn = world.harness.start(AUTO_EVENT, name="inc-appr-dr")
+    wait_for_token(world, "inc-appr-dr")
+    world.probes.sites.update(dr="down")
+    answer_request(
+        world.store,
+        world.harness.sfn,
+        service="booking",
+        incident_id="inc-appr-dr",
+        decision="approve",
+        by="carol",
+        now=time.time(),
+    )
+    described = world.harness.wait(arn)
+    assert described["status"] == "SUCCEEDED", described.get("cause")
+    states = world.harness.states_entered(arn)
+    assert states[-1] == "FalseAlarm" and "MarkFailingOver" not in states
+    assert world.promoter.promotions == [] and world.launcher.launches == []
+    assert (
+        "re-confirmation after the approval (round 2): the hot failover no longer holds, the verdicts now "
+        "call for a cold failover, not the hot one" in " | ".join(world.reasons("inc-appr-dr"))
+    )
+    assert world.store.get_lock("booking") is None
+
+
+def test_invariant_10_a_failover_that_still_holds_after_the_veto_window_proceeds(world: World) -> None:
+    world.configure(mode="veto", veto_seconds=1)
+    described, states = run(world, AUTO_EVENT, name="inc-veto-holds")
+    assert described["status"] == "SUCCEEDED", described.get("cause")
+    assert states[-1] == "FailedOver"
+    assert states.index("ReconfirmOutage") < states.index("MarkFailingOver")
+    assert world.promoter.promotions == ["inc-veto-holds"]
+    assert "after the veto window (round 2): the hot failover still holds: hot failover to dr" in " | ".join(
+        world.reasons("inc-veto-holds")
+    )
+
+
+def test_invariant_10_a_veto_window_that_reaches_nobody_escalates_instead_of_passing_to_auto(
+    world: World,
+) -> None:
+    """Old code: the notify step returned "NOT delivered" as an answer, the window timed out,
+    and the failover went ahead as if in auto mode."""
+    world.configure(mode="veto", veto_seconds=1)
+    world.notifier.deliver = False
+    described, states = run(world, AUTO_EVENT, name="inc-veto-nobody")
+    assert described["status"] == "FAILED" and described["error"] == "NeedsAttention"
+    assert states[states.index("WaitForVeto") + 1] == "Escalate"
+    assert world.promoter.promotions == [] and world.edge.writes == []
+    reasons = " | ".join(world.reasons("inc-veto-nobody"))
+    assert "the veto window of incident inc-veto-nobody reached no operator" in reasons
+    assert "NotificationNotDelivered" in reasons
+    assert world.store.get_state("booking")["status"] == "NEEDS_ATTENTION"
+
+
+def test_invariant_10_both_sites_down_and_no_cold_site_is_told(world: World) -> None:
+    """Old code: StopNoAction ended the incident without telling anyone."""
+    without_cold_site(world)
+    world.probes.sites.update(main="down", dr="down")
+    described, states = run(world, AUTO_EVENT, name="inc-none")
+    assert described["status"] == "SUCCEEDED"
+    assert states[-3:] == ["StopNoAction", "NotifyNoAction", "NoAction"]
+    assert subjects(world, "inc-none") == ["[quorum-dr] booking: no action (inc-none)"]
+    assert (
+        "main and dr are both DOWN and no cold site is configured; an operator must act"
+        in messages(world, "inc-none")
+    )
+
+
+def test_invariant_10_main_down_while_dr_is_unknown_keeps_confirming(world: World) -> None:
+    """Old code: the first round with main DOWN went to DecideScenario, which ended the incident
+    as "dr is not confirmed UP" although the round budget allowed another look."""
+    world.probes.sites.update(main="down", dr="silent")
+
+    def dr_answers(round_index: int) -> None:
+        if round_index == 1:
+            world.probes.sites["dr"] = "up"
+
+    world.probes.before_round = dr_answers
+    described, states = run(world, AUTO_EVENT, name="inc-dr-late")
+    assert described["status"] == "SUCCEEDED", described.get("cause")
+    assert states.count("ConfirmOutageRound") == 2 and "WaitBetweenRounds" in states
+    assert states[-1] == "FailedOver" and world.promoter.promotions == ["inc-dr-late"]
+
+
+def test_invariant_10_dr_still_unknown_when_the_rounds_run_out_is_told(world: World) -> None:
+    world.probes.sites.update(main="down", dr="silent")
+    described, states = run(world, AUTO_EVENT, name="inc-dr-never")
+    assert described["status"] == "SUCCEEDED"
+    assert states.count("ConfirmOutageRound") == 2  # the budget (max_rounds 2), no more
+    assert states[-2:] == ["NotifyNoAction", "NoAction"]
+    assert "main is DOWN but dr is not confirmed UP" in messages(world, "inc-dr-never")
+
+
+def test_invariant_10_a_confirmed_outage_behind_closed_gates_is_told_a_false_alarm_is_not(
+    world: World,
+) -> None:
+    """Old code: a kill switch (or cooldown, or daily cap) ended the incident silently, main
+    dead or not. Now the outage is confirmed with probes (no side effect) and, if real, told."""
+    state = world.store.get_state("booking")
+    world.store.put_state({**state, "automation_enabled": False}, expected_version=state.get("version", 0))
+    described, states = run(world, AUTO_EVENT, name="inc-gated")
+    assert described["status"] == "SUCCEEDED" and states[-1] == "GatesClosed"
+    assert "DecideScenario" not in states and world.promoter.promotions == []
+    assert subjects(world, "inc-gated") == ["[quorum-dr] booking: gates closed (inc-gated)"]
+    told = messages(world, "inc-gated")
+    assert "automation is disabled for booking (kill switch)" in told
+    assert "The outage is confirmed (round 1: main is DOWN" in told and "an operator must act" in told
+    assert world.incident("inc-gated").outcome == "refused" and world.store.get_lock("booking") is None
+
+    world.probes.sites["main"] = "up"
+    described, states = run(world, AUTO_EVENT, name="inc-gated-fa")
+    assert states[-1] == "FalseAlarm" and subjects(world, "inc-gated-fa") == []
+
+
+def test_invariant_10_no_decision_is_told_with_its_reason(world: World) -> None:
+    world.probes.sites.update(main="silent")
+    described, states = run(world, AUTO_EVENT, name="inc-undecided")
+    assert states[-2:] == ["AlertNoDecision", "NoDecision"]
+    assert subjects(world, "inc-undecided") == ["[quorum-dr] booking: no decision (inc-undecided)"]
+    assert "round 2: main is UNKNOWN" in messages(world, "inc-undecided")
+
+
+def test_invariant_10_an_escalation_that_fails_to_record_is_still_told(world: World) -> None:
+    """Old code: Escalate's Catch wrote $.escalation_error while NotifyEscalation read
+    $.escalation: a States.Runtime error, the operators never heard of it."""
+    described, states = run(world, AUTO_EVENT, name="inc-esc-fails", case="EscalateFails")
+    assert described["status"] == "FAILED" and described["error"] == "NeedsAttention", described
+    assert states[-3:] == ["Escalate", "NotifyEscalation", "NeedsAttention"]
+    told = messages(world, "inc-esc-fails")
+    assert "booking needs attention after incident inc-esc-fails" in told
+    assert "Recording the escalation ALSO failed (StateTableUnavailable" in told
+
+
+def test_invariant_6_promoted_but_not_switched_is_said_from_the_incident_record(world: World) -> None:
+    """The promotion happened, then its test write failed: no $.promotion reaches Escalate.
+    Old code: the escalation did not say the DR database is promoted."""
+    world.promoter.writable = False
+    described, _ = run(world, AUTO_EVENT, name="inc-half")
+    assert described["status"] == "FAILED" and world.promoter.promotions == ["inc-half"]
+    assert "The DR database is promoted but traffic is NOT switched." in " | ".join(world.reasons("inc-half"))
+    assert "promoted but traffic is NOT switched" in messages(world, "inc-half")
+
+
+# ---------------------------------------------------------------------------------------------
+# Verification tolerates propagation, within verify.window_seconds
+# ---------------------------------------------------------------------------------------------
+
+
+def with_verify_window(world: World, seconds: float) -> None:
+    from quorum_dr.config import Verify
+
+    world.ports.config = world.ports.config.model_copy(update={"verify": Verify(window_seconds=seconds)})
+
+
+def test_verification_retries_while_the_switch_propagates(world: World) -> None:
+    """The edge answers from main for the first two looks after the switch. Old code: one GET,
+    NotVerified, escalation of a failover that worked."""
+    with_verify_window(world, 10)
+    verifier = world.ports.verifier()
+    look = verifier.verify
+
+    def propagating(**kwargs: Any) -> dict[str, Any]:
+        answer = look(**kwargs)
+        if len(verifier.checks) <= 2:
+            return {"verified": False, "reason": "3 of 3 regions saw the main marker (expected dr)"}
+        return answer
+
+    verifier.verify = propagating  # type: ignore[method-assign]
+    described, states = run(world, AUTO_EVENT, name="inc-propagate")
+    assert described["status"] == "SUCCEEDED", described.get("cause")
+    assert states[-1] == "FailedOver" and len(verifier.checks) == 3
+    assert "(attempt 3, after" in " | ".join(world.reasons("inc-propagate"))
+
+
+def test_verification_that_never_succeeds_escalates_and_the_active_site_says_where_traffic_goes(
+    world: World,
+) -> None:
+    with_verify_window(world, 1.5)
+    verifier = world.ports.verifier()
+    verifier.verify = lambda **kwargs: {  # type: ignore[method-assign]
+        "verified": False,
+        "reason": "1 of 3 regions saw the dr marker (quorum 2)",
+    }
+    described, states = run(world, AUTO_EVENT, name="inc-unverified")
+    assert described["status"] == "FAILED" and "NotVerified" in states
+    assert world.edge.writes == [("inc-unverified", "dr")]
+    reasons = " | ".join(world.reasons("inc-unverified"))
+    assert "not verified within the 1.5 s window (" in reasons
+    state = world.store.get_state("booking")
+    assert state["status"] == "NEEDS_ATTENTION" and state["active_site"] == "dr"
+    assert "Traffic is switched to dr; the active site says so." in reasons

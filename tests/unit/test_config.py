@@ -130,3 +130,27 @@ def test_unreadable_and_non_yaml_files(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as broken:
         load_config(bad)
     assert broken.value.problems[0].startswith("(file): not valid YAML")
+
+
+@pytest.mark.parametrize(
+    ("window", "complaint"),
+    [
+        (0, "greater than 0"),
+        (-5, "greater than 0"),
+        (301, "less than or equal to 300"),
+        (float("inf"), "finite number"),
+        (float("nan"), "finite number"),
+        ("soon", "valid number"),
+    ],
+)
+def test_the_verify_window_is_finite_and_bounded(
+    example: dict[str, Any], window: Any, complaint: str
+) -> None:
+    example["verify"] = {"window_seconds": window}
+    [problem] = problems_of(example)
+    assert problem.startswith("verify.window_seconds: ") and complaint in problem
+
+
+def test_the_verify_window_defaults_to_30_seconds(example: dict[str, Any]) -> None:
+    example.pop("verify", None)
+    assert parse_config(example).verify.window_seconds == 30
