@@ -49,10 +49,11 @@ STATE_TABLE_ACCESS = {
     ),
     "confirm_outage": ("dynamodb:GetItem", "dynamodb:UpdateItem"),
     "check_replica": ("dynamodb:UpdateItem",),
-    "promote_database": ("dynamodb:GetItem", "dynamodb:UpdateItem"),
+    # promote and launch count the failover in the cooldown and daily cap (a versioned state put)
+    "promote_database": ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"),
     "fence_main": ("dynamodb:UpdateItem",),
     "switch_edge": ("dynamodb:GetItem", "dynamodb:UpdateItem"),
-    "launch_cold_site": ("dynamodb:UpdateItem",),
+    "launch_cold_site": ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"),
     "verify_switch": ("dynamodb:UpdateItem",),
     "notify": ("dynamodb:UpdateItem",),
 }

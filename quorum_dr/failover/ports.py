@@ -50,6 +50,7 @@ class Ports:
     verifier: Callable[[], SwitchVerifier] = field(default_factory=lambda: _unwired("SwitchVerifier"))
     notifier: Callable[[], Notifier] = field(default_factory=lambda: _unwired("Notifier"))
     clock: Callable[[], float] = time.time
+    sleep: Callable[[float], None] = time.sleep  # between verification attempts (tests pass their own)
 
     def service(self, name: str) -> Service:
         return self.config.service(name)

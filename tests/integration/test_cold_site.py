@@ -228,6 +228,10 @@ def health_url() -> Iterator[str]:
         thread.join(timeout=5)
 
 
+MANIFEST_KEY_SECRET = "quorum-dr/backup-manifest-key"
+MANIFEST_KEY = "manifest-key-cold-rpo-test"  # a test key, in moto only
+
+
 def run_bootstrap(
     tmp_path: Path, cold: PgCluster, aws_endpoint: str, health_url: str
 ) -> tuple[subprocess.CompletedProcess[str], list[list[str]]]:
@@ -264,6 +268,9 @@ def run_bootstrap(
         "QDR_LOG": str(tmp_path / "bootstrap.log"),
         "QDR_READY_FILE": str(tmp_path / "ready"),
         "QDR_REPORT_ATTEMPTS": "1",
+        "QDR_MANIFEST_KEY_SECRET": MANIFEST_KEY_SECRET,
+        "QDR_SECRETS_REGION": "eu-west-2",
+        "QDR_MAX_BACKUP_AGE": "86400",
     }
     done = subprocess.run(["bash", str(BOOTSTRAP)], env=env, capture_output=True, text=True, timeout=120)
     lines = calls.read_text().splitlines() if calls.exists() else []
@@ -281,7 +288,12 @@ def test_the_real_bootstrap_report_carries_the_rpo_into_the_incident_record(
     ):
         main.sql("CREATE TABLE bookings (id int PRIMARY KEY, item text NOT NULL)", who="app")
         main.sql("INSERT INTO bookings SELECT n, 'room ' || n FROM generate_series(1, 50) n", who="app")
-        backup = take_backup(main.dsn("app"), s3, BACKUP_BUCKET, BACKUP_PREFIX, source="main")
+        boto3.client("secretsmanager", region_name="eu-west-2").create_secret(
+            Name=MANIFEST_KEY_SECRET, SecretString=MANIFEST_KEY
+        )
+        backup = take_backup(
+            main.dsn("app"), s3, BACKUP_BUCKET, BACKUP_PREFIX, source="main", manifest_key=MANIFEST_KEY
+        )
         before_restore = time.time()
 
         done, calls = run_bootstrap(tmp_path, cold, aws_server, health_url)

@@ -560,7 +560,8 @@ def without_cold_site(world: World) -> None:
 
 def wait_for_token(world: World, incident_id: str) -> None:
     for _ in range(500):  # bounded: until the request carries its task token
-        if (world.store.get_incident("booking", incident_id) or {}).get("task_token"):
+        record = world.store.get_incident("booking", incident_id)
+        if record is not None and record.task_token:
             return
         time.sleep(0.02)
     raise AssertionError(f"{incident_id} never asked for an answer")
