@@ -29,6 +29,8 @@ from unittest import mock
 
 import boto3
 
+from quorum_dr.sandbox.atomic_dynamodb import atomic_writes
+
 ROOT = Path(__file__).resolve().parent.parent
 ASL_PATH = ROOT / "statemachines" / "failover.asl.json"
 FUNCTIONS = {
@@ -218,6 +220,8 @@ class SfnHarness:
         self._stack.enter_context(mock.patch.object(WaitFunction, "_wait_interval", scaled_wait))
         self._stack.enter_context(mock.patch.object(retrier_decl, "time", scaled_time))
         self._stack.enter_context(mock.patch.object(ExecutionWorker, "__init__", init_with_case))
+        # DynamoDB checks a condition and writes atomically; moto does not unless we say so.
+        self._stack.enter_context(atomic_writes())
 
     # -- set-up -------------------------------------------------------------------------------
 
