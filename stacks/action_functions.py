@@ -11,6 +11,7 @@ from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
 from quorum_dr.config import WatchdogConfig
+from quorum_dr.failover.longest_path import FUNCTION_TIMEOUTS
 from stacks import naming
 from stacks.cold_site import ColdSiteTarget
 from stacks.function import QuorumDrFunction
@@ -22,16 +23,8 @@ from stacks.tables import Tables
 if TYPE_CHECKING:
     from stacks.control_stack import AlertTopic
 
-TIMEOUTS = {
-    "confirm_outage": 120,  # one on-demand round from every region, invoked in parallel
-    "check_replica": 120,  # includes the bounded wait for replay
-    "promote_database": 180,  # pg_promote(true, 60) plus hooks
-    "fence_main": 60,
-    "switch_edge": 60,
-    "launch_cold_site": 60,
-    "verify_switch": 120,
-    "notify": 60,
-}
+# One table of function timeouts: the lock TTL's longest path is counted from the same numbers.
+TIMEOUTS = FUNCTION_TIMEOUTS
 
 
 class ActionFunctions(Construct):

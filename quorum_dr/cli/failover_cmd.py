@@ -49,6 +49,16 @@ def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") 
     clear.add_argument("--service", required=True)
     clear.add_argument("--reason", required=True)
     clear.add_argument("--table", default=os.environ.get("STATE_TABLE_NAME"))
+    clear.add_argument(
+        "--state-machine-arn",
+        default=os.environ.get("STATE_MACHINE_ARN"),
+        help="asked whether the lock's execution still runs",
+    )
+    clear.add_argument(
+        "--force",
+        action="store_true",
+        help="reset even while the lock's execution is RUNNING (recorded in the state with the reason)",
+    )
     clear.set_defaults(func=run_reset)
 
 
@@ -139,9 +149,20 @@ def run_status(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_reset(args: argparse.Namespace) -> int:
+def run_reset(args: argparse.Namespace, sfn: Any = None) -> int:
     try:
-        print(reset(_store(args), args.service, reason=args.reason, by=getpass.getuser(), now=time.time()))
+        print(
+            reset(
+                _store(args),
+                args.service,
+                reason=args.reason,
+                by=getpass.getuser(),
+                now=time.time(),
+                sfn=sfn or (_client("stepfunctions") if args.state_machine_arn else None),
+                state_machine_arn=args.state_machine_arn,
+                force=args.force,
+            )
+        )
     except OperatorError as exc:
         print(str(exc), file=sys.stderr)
         return EXIT_INVALID

@@ -212,7 +212,7 @@ def watchdog_config(scenario: Scenario, layout: Layout, *, cold_ami: str) -> dic
             "max_lag_seconds": 30,
             "replay_wait_seconds": 5,
         },
-        "failover": {"mode": "auto", "cooldown_seconds": 3600, "daily_cap": 1, "lock_ttl_seconds": 600},
+        "failover": {"mode": "auto", "cooldown_seconds": 3600, "daily_cap": 1},
     }
     if uses_cold_site(scenario):
         service["sites"]["cold"] = _site(layout, "cold", "cold (drill)")
