@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 1
 export JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION := 1
 
-.PHONY: setup test test-unit lint drill bench synth clean
+.PHONY: setup test test-unit test-lambda-runtime lint drill bench synth charts clean
 
 setup:
 	@bash scripts/bootstrap.sh
@@ -13,13 +13,26 @@ setup:
 test: setup
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest -p no:cacheprovider $(PYTEST_ARGS)
+	@$(MAKE) --no-print-directory test-lambda-runtime
+
+# The handler-level tests again on the Python the functions are deployed on (.venv-lambda: only
+# requirements.txt and the test tools, so a dev-only import fails here as it would in Lambda).
+# Left out: the drill report (matplotlib) and the cold failover test (renders the bootstrap with
+# the CDK app's stacks.cold_site): local tooling, never in a Lambda.
+LAMBDA_TESTS := tests/unit tests/integration/test_failover_end_to_end.py \
+	tests/integration/test_wiring.py tests/integration/test_probe_handler.py \
+	--ignore=tests/unit/test_report.py \
+	--deselect=tests/integration/test_failover_end_to_end.py::test_cold_failover_launches_one_instance_and_waits_for_the_bootstrap_callback
+test-lambda-runtime: setup
+	@if [ -f .venv-lambda/.missing ]; then echo "SKIPPED test-lambda-runtime: $$(cat .venv-lambda/.missing)"; \
+	else .venv-lambda/bin/python -m pytest -p no:cacheprovider $(LAMBDA_TESTS); fi
 
 test-unit: setup
 	$(PY) -m pytest -m unit $(PYTEST_ARGS)
 
 lint: setup
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/mypy quorum_dr lambdas
+	$(VENV)/bin/mypy quorum_dr quorum_dr_local lambdas
 
 drill: setup
 	$(VENV)/bin/drctl drill $(SCENARIO)
@@ -30,6 +43,10 @@ bench: setup
 
 synth: setup
 	$(PY) app.py
+
+# The Mermaid charts of statemachines/ in README.md, drawn from the definitions.
+charts: setup
+	$(PY) -m quorum_dr.state_machines README.md
 
 clean:
 	rm -rf cdk.out drill-report .pytest_cache .mypy_cache .ruff_cache

@@ -2,7 +2,7 @@
 
     python bench/action_phase.py [--runs 5] [--edge dns|load_balancer]
 
-Each run builds the in-process end-to-end rig (`quorum_dr.sandbox.failover_rig`: the real ASL in
+Each run builds the in-process end-to-end rig (`quorum_dr_local.rig`: the real ASL in
 moto with the real handlers and the production wiring, a real PostgreSQL 15 primary + streaming
 standby, the Cloudflare emulator and edge proxy, real local sites, the probe function of three
 regions dispatched in-process), stops the main site, and starts the state machine.
@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")  # the figures, not the handlers' log lines
 os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
 
-from quorum_dr.sandbox.failover_rig import FailoverRig  # noqa: E402
+from quorum_dr_local.rig import FailoverRig  # noqa: E402
 
 TARGET_SECONDS = 2.0
 

@@ -207,6 +207,12 @@ class Database(Strict):
     )
     max_lag_seconds: float = Field(default=30, ge=0)
     replay_wait_seconds: float = Field(default=30, ge=0, description="bounded wait for replay to catch up")
+    veto_heard_within_seconds: float | None = Field(
+        default=None,
+        gt=0,
+        description="database veto: the DR standby hears from main if its last message from it (data or "
+        "keepalive) is this recent; default half the standby's wal_receiver_timeout plus 5 s",
+    )
 
 
 class Hook(Strict):

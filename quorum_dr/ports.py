@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -221,8 +221,19 @@ class ProbeInvoker(ABC):
     """Runs one on-demand probe round in every probe region (their results reach the ResultStore)."""
 
     @abstractmethod
-    def run_round(self, *, service: str, round_id: str, incident_id: str, sites: list[str]) -> dict[str, str]:
-        """Invoke every region's probe; return region -> a sentence on how its invocation went."""
+    def run_round(
+        self,
+        *,
+        service: str,
+        round_id: str,
+        incident_id: str,
+        sites: list[str],
+        settled: Callable[[frozenset[str]], str | None] | None = None,
+    ) -> dict[str, str]:
+        """Invoke every region's probe; return region -> a sentence on how its invocation went.
+
+        `settled(answered regions)` is asked after each answer; once it gives a sentence, the
+        regions still out are not waited for (their sentence says they were silent)."""
 
 
 class Notifier(ABC):

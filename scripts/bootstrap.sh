@@ -50,6 +50,48 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   echo "$want" > "$stamp"
 fi
 
+# .venv-lambda: the Python the functions run on (stacks/lambda_asset.py RUNTIME_VERSION) with only
+# the runtime requirements and the test tools, for `make test-lambda-runtime`. On CI (CI=true) a
+# missing interpreter fails; on a workstation the run is skipped with a message.
+LAMBDA_PY_VERSION=$(sed -n 's/^RUNTIME_VERSION = "\(.*\)"$/\1/p' stacks/lambda_asset.py)
+LAMBDA_TEST_DEPS=(pytest pytest-timeout hypothesis "$(grep '^moto\[' requirements-dev.txt)")
+find_lambda_python() {
+  local candidate
+  for candidate in "${LAMBDA_PYTHON:-}" "$HOME/.pyenv/versions/$LAMBDA_PY_VERSION".*/bin/python3 \
+      /root/.pyenv/versions/"$LAMBDA_PY_VERSION".*/bin/python3 "$(command -v "python$LAMBDA_PY_VERSION" || true)"; do
+    if [ -n "$candidate" ] && [ -x "$candidate" ] &&
+        "$candidate" -c "import sys, venv; assert '%d.%d' % sys.version_info[:2] == '$LAMBDA_PY_VERSION'" 2>/dev/null; then
+      echo "$candidate"; return 0
+    fi
+  done
+  if [ "$(id -u)" -eq 0 ] && apt-cache show "python$LAMBDA_PY_VERSION-venv" >/dev/null 2>&1; then
+    apt-get install -y -qq "python$LAMBDA_PY_VERSION" "python$LAMBDA_PY_VERSION-venv" >/dev/null &&
+      command -v "python$LAMBDA_PY_VERSION" && return 0
+  fi
+  return 1
+}
+rm -f .venv-lambda/.missing
+if lambda_python=$(find_lambda_python); then
+  if [ ! -x .venv-lambda/bin/python ]; then
+    log "creating .venv-lambda with $lambda_python (the Lambda runtime's Python)"
+    "$lambda_python" -m venv .venv-lambda
+  fi
+  lstamp=.venv-lambda/.deps-installed
+  lwant=$(printf '%s\n' "$(cat requirements.txt)" "${LAMBDA_TEST_DEPS[@]}" | sha256sum | cut -d' ' -f1)
+  if [ ! -f "$lstamp" ] || [ "$(cat "$lstamp")" != "$lwant" ]; then
+    log "installing requirements.txt and the test tools into .venv-lambda"
+    .venv-lambda/bin/python -m pip install -q -r requirements.txt "${LAMBDA_TEST_DEPS[@]}"
+    echo "$lwant" > "$lstamp"
+  fi
+elif [ "${CI:-}" = "true" ]; then
+  log "no Python $LAMBDA_PY_VERSION (the Lambda runtime) found: pyenv, python$LAMBDA_PY_VERSION on PATH, apt"
+  exit 1
+else
+  mkdir -p .venv-lambda
+  echo "no Python $LAMBDA_PY_VERSION found (pyenv, python$LAMBDA_PY_VERSION on PATH, apt)" > .venv-lambda/.missing
+  log "WARNING: no Python $LAMBDA_PY_VERSION found; make test-lambda-runtime will be skipped"
+fi
+
 if [ -f package.json ] && [ ! -d node_modules ]; then
   log "installing npm tools (asl-validator)"
   npm ci --silent --no-audit --no-fund

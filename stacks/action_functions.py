@@ -11,7 +11,7 @@ from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
 from quorum_dr.config import WatchdogConfig
-from quorum_dr.failover.longest_path import FUNCTION_TIMEOUTS
+from quorum_dr.functions import DEFAULT_TIMEOUT, TIMEOUTS
 from stacks import naming
 from stacks.cold_site import ColdSiteTarget
 from stacks.function import QuorumDrFunction
@@ -23,8 +23,8 @@ from stacks.tables import Tables
 if TYPE_CHECKING:
     from stacks.control_stack import AlertTopic
 
-# One table of function timeouts: the lock TTL's longest path is counted from the same numbers.
-TIMEOUTS = FUNCTION_TIMEOUTS
+# TIMEOUTS and DEFAULT_TIMEOUT live in quorum_dr/functions.py (no CDK there): the stack deploys them,
+# and the lock TTL's longest path (quorum_dr/failover/longest_path.py) counts from the same numbers.
 
 
 class ActionFunctions(Construct):
@@ -72,7 +72,7 @@ class ActionFunctions(Construct):
                 assets=assets,
                 layer=layer,
                 environment={**environment, **extra},
-                timeout=Duration.seconds(TIMEOUTS.get(name, 30)),
+                timeout=Duration.seconds(TIMEOUTS.get(name, DEFAULT_TIMEOUT)),
                 secrets=secrets.get(name, []),
                 # Waiting for the cold instance; DescribeInstances has no resource-level permissions.
                 star_only_actions=["ec2:DescribeInstances"]

@@ -1,10 +1,9 @@
-"""The failover state machine: the ASL from statemachines/ inlined with its substitutions."""
+"""The failover state machine: the ASL rendered from statemachines/ inlined with its substitutions."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from pathlib import Path
 
 from aws_cdk import RemovalPolicy
 from aws_cdk import aws_iam as iam
@@ -12,11 +11,10 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
+from quorum_dr.state_machines import definition_json
 from stacks import naming
 from stacks.nag import acknowledge
 
-ROOT = Path(__file__).resolve().parent.parent
-ASL_PATH = ROOT / "statemachines" / "failover.asl.json"
 SUBSTITUTION = re.compile(r"\$\{([A-Za-z0-9_]+)\}")
 
 
@@ -37,13 +35,13 @@ class FailoverStateMachine(Construct):
         construct_id: str,
         *,
         substitutions: Mapping[str, str],
-        asl_path: Path = ASL_PATH,
+        definition_name: str = "failover",
     ) -> None:
         super().__init__(scope, construct_id)
-        definition = asl_path.read_text(encoding="utf-8")
+        definition = definition_json(definition_name)
         missing = substitutions_used(definition) - set(substitutions)
         if missing:
-            raise ValueError(f"{asl_path.name} uses substitutions nobody supplies: {sorted(missing)}")
+            raise ValueError(f"{definition_name} uses substitutions nobody supplies: {sorted(missing)}")
         self.log_group = logs.LogGroup(
             self,
             "Logs",

@@ -12,7 +12,7 @@ from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
 from stacks import naming
-from stacks.lambda_asset import CONFIG_FILE, HANDLER, RUNTIME, LambdaAssets
+from stacks.lambda_asset import ARCHITECTURE, CONFIG_FILE, HANDLER, RUNTIME, LambdaAssets
 from stacks.nag import XRAY_REASON, acknowledge
 
 LOG_RETENTION = logs.RetentionDays.THREE_MONTHS
@@ -66,7 +66,7 @@ class QuorumDrFunction(Construct):
             "Function",
             function_name=physical_name,
             runtime=RUNTIME,
-            architecture=lambda_.Architecture.X86_64,
+            architecture=ARCHITECTURE,
             handler=HANDLER,
             code=assets.function_code(name),
             layers=[layer],
@@ -81,6 +81,12 @@ class QuorumDrFunction(Construct):
                 "POWERTOOLS_METRICS_NAMESPACE": "QuorumDR",
                 **environment,
             },
+        )
+        acknowledge(
+            self.function,
+            "AwsSolutions-L1",
+            f"{RUNTIME.name}, not the newest runtime: the handler tests run on this Python in CI "
+            "(make test-lambda-runtime); move up when the CI image has the next one.",
         )
         # The role's policy is created with the function (tracing), so the function depends on it.
         if star_only_actions:
@@ -115,6 +121,6 @@ def dependency_layer(scope: Construct, assets: LambdaAssets) -> lambda_.LayerVer
         "Dependencies",
         code=assets.layer_code(),
         compatible_runtimes=[RUNTIME],
-        compatible_architectures=[lambda_.Architecture.X86_64],
+        compatible_architectures=[ARCHITECTURE],
         description="quorum-dr runtime dependencies (requirements.txt)",
     )

@@ -1,9 +1,10 @@
 """Lambda code without Docker: local bundling of each function and of one dependency layer.
 
-A function's asset is its handler folder (`lambdas/<name>/`), the `quorum_dr` package and the
-validated config as `watchdog.json` (plus, for launch_cold_site, the cold-site bootstrap script
-with every value but the task token filled in). The dependency layer holds requirements.txt
-installed for the Lambda platform with `pip install --platform manylinux2014_x86_64
+A function's asset is its handler folder (`lambdas/<name>/`), the `quorum_dr` package without
+its operator CLI (the local world, `quorum_dr_local`, is never bundled) and the validated config
+as `watchdog.json` (plus, for launch_cold_site, the cold-site bootstrap script with every value
+but the task token filled in). The dependency layer holds requirements.txt
+installed for the Lambda platform with `pip install --platform manylinux2014_aarch64
 --only-binary=:all: --target`, cached under build/lambda-deps/ by the hash of its inputs.
 
 With `skip_bundling` (context `-c skip_bundling=true`, on in tests) the source folders are used as
@@ -27,16 +28,27 @@ from aws_cdk import AssetHashType, BundlingOptions, DockerImage, ILocalBundling
 from aws_cdk import aws_lambda as lambda_
 
 ROOT = Path(__file__).resolve().parent.parent
-RUNTIME = lambda_.Runtime.PYTHON_3_14
-RUNTIME_VERSION = "3.14"
-PLATFORM = "manylinux2014_x86_64"
+# The Python the tests also run on (make test-lambda-runtime, a .venv-lambda of this version), on
+# Graviton: cheaper per GB-second, and every wheel of requirements.txt exists for manylinux aarch64.
+RUNTIME = lambda_.Runtime.PYTHON_3_13
+RUNTIME_VERSION = "3.13"
+ARCHITECTURE = lambda_.Architecture.ARM_64
+PLATFORM = "manylinux2014_aarch64"
 CONFIG_FILE = "watchdog.json"
 HANDLER = "handler.handler"
 _IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", ".mypy_cache", ".pytest_cache")
-# The local sandbox, the drill and the operator CLI never run in a Lambda: keep them out of it.
-_NOT_IN_LAMBDA = shutil.ignore_patterns(
-    "__pycache__", "*.pyc", ".mypy_cache", ".pytest_cache", "sandbox", "drill", "cli"
-)
+# What a function runs: its handler folder at the root, and the quorum_dr package without the
+# operator CLI (quorum_dr/cli). The local world (quorum_dr_local: stand-ins, drill, harness, rig)
+# is a package of its own and is never copied.
+PACKAGE = "quorum_dr"
+_NOT_IN_LAMBDA = shutil.ignore_patterns("__pycache__", "*.pyc", ".mypy_cache", ".pytest_cache")
+
+
+def _package_ignore(directory: str, names: list[str]) -> set[str]:
+    ignored = set(_NOT_IN_LAMBDA(directory, names))
+    if Path(directory) == ROOT / PACKAGE:
+        ignored.add("cli")
+    return ignored
 
 
 def _hash_tree(digest: Any, path: Path) -> None:
@@ -61,7 +73,7 @@ class _FunctionBundler:
         handler_dir = ROOT / "lambdas" / self._name
         if handler_dir.is_dir():
             shutil.copytree(handler_dir, out, dirs_exist_ok=True, ignore=_IGNORED)
-        shutil.copytree(ROOT / "quorum_dr", out / "quorum_dr", dirs_exist_ok=True, ignore=_NOT_IN_LAMBDA)
+        shutil.copytree(ROOT / PACKAGE, out / PACKAGE, dirs_exist_ok=True, ignore=_package_ignore)
         for relative, text in self._files.items():
             target = out / relative
             target.parent.mkdir(parents=True, exist_ok=True)

@@ -10,22 +10,14 @@ from __future__ import annotations
 
 from aws_cdk import Arn, ArnFormat, Stack
 
-PREFIX = "quorum-dr"
+# The functions' names live in the CDK-free table the local harness shares; named here too, so
+# that a stack says naming.PROBE, naming.function_name(...) as before.
+from quorum_dr.functions import ACTION_FUNCTIONS as ACTION_FUNCTIONS
+from quorum_dr.functions import PREFIX as PREFIX
+from quorum_dr.functions import PROBE as PROBE
+from quorum_dr.functions import function_name as function_name
+from quorum_dr.functions import substitution_name as substitution_name
 
-# The 11 functions: lambdas/<name>/handler.py exposing `handler(event, context)`.
-PROBE = "probe"
-ACTION_FUNCTIONS = (
-    "validate_input",
-    "incident_state",
-    "confirm_outage",
-    "check_replica",
-    "promote_database",
-    "fence_main",
-    "switch_edge",
-    "launch_cold_site",
-    "verify_switch",
-    "notify",
-)
 RESULTS_TABLE = f"{PREFIX}-results"
 STATE_TABLE = f"{PREFIX}-state"
 EVENT_BUS = PREFIX
@@ -33,16 +25,6 @@ STATE_MACHINE = f"{PREFIX}-failover"
 EVENT_SOURCE = "quorum-dr"
 PROBE_DETAIL_TYPES = ("ProbeFailed", "VerdictChanged", "SplitBrainSuspected")
 SPLIT_BRAIN_SUSPECTED = "SplitBrainSuspected"
-
-
-def function_name(name: str) -> str:
-    """`promote_database` -> `quorum-dr-promote-database`."""
-    return f"{PREFIX}-{name.replace('_', '-')}"
-
-
-def substitution_name(name: str) -> str:
-    """`promote_database` -> `PromoteDatabaseFunctionArn` (the ASL's ${...} name)."""
-    return "".join(part.capitalize() for part in name.split("_")) + "FunctionArn"
 
 
 def function_arn(stack: Stack, name: str, region: str) -> str:

@@ -1,21 +1,24 @@
-"""Fakes of the failover ports: small, thread-safe, and they remember every call."""
+"""Fakes of the ports (one per port) and of the probe's clock and check runners: small, thread-safe
+where the failover needs it, and they remember every call."""
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from copy import deepcopy
 from typing import Any
 
 import yaml
 
 from quorum_dr.config import WatchdogConfig, parse_config
-from quorum_dr.domain.results import DbRole, DbStatus, ProbeResult, Vote
+from quorum_dr.domain.cold_report import ColdBootstrapReport, RestoreLine
+from quorum_dr.domain.results import DbRole, DbStatus, FailureClass, ProbeResult, Vote
 from quorum_dr.failover.errors import SwitchFailed
 from quorum_dr.ports import (
     ColdSiteLauncher,
     DatabaseUnreachableError,
     EdgeSwitch,
+    EventPublisher,
     FenceReceipt,
     HookRunner,
     Notifier,
@@ -27,6 +30,7 @@ from quorum_dr.ports import (
     SwitchVerifier,
     WritableCheck,
 )
+from quorum_dr.probes.outcome import CheckOutcome
 from tests.conftest import ROOT
 
 REGIONS = ["eu-west-2", "us-east-1", "us-west-2"]
@@ -42,19 +46,93 @@ def make_config(**failover: Any) -> WatchdogConfig:
     return parse_config(deepcopy(data))
 
 
+def cold_bootstrap_report(
+    backup_age_seconds: float = 420, *, service: str = "booking", instance: str = "i-0123", now: float = 0.0
+) -> ColdBootstrapReport:
+    """What cold_site/bootstrap.sh sends with SendTaskSuccess, built from its contract."""
+    restored_at = now or 1_800_000_000.0
+    key = "postgres/20270115T030000Z-main.dump"
+    return ColdBootstrapReport(
+        ready=True,
+        service=service,
+        instance=instance,
+        restore=RestoreLine(
+            bucket="booking-backups",
+            key=key,
+            source="main",
+            taken_at=restored_at - backup_age_seconds,
+            lsn="0/3000060",
+            restored_at=restored_at,
+            backup_age_seconds=backup_age_seconds,
+            target="booking on the cold site",
+            reason=f"restored s3://booking-backups/{key} (taken {backup_age_seconds:.0f} s earlier)",
+        ),
+    )
+
+
 class FakeResults(ResultStore):
-    def __init__(self) -> None:
+    """The results table in memory. With a clock, `put_results` stamps `received_at` as the real
+    store does; without one, results are kept as given (callers set `received_at` themselves)."""
+
+    def __init__(self, clock: Callable[[], float] | None = None) -> None:
+        self.clock = clock
         self.items: list[ProbeResult] = []
         self._lock = threading.Lock()
 
-    def put_results(self, results: Any) -> list[ProbeResult]:
+    def put_results(self, results: Iterable[ProbeResult]) -> list[ProbeResult]:
+        clock = self.clock
+        stored = [r.model_copy(update={"received_at": clock()}) for r in results] if clock else list(results)
         with self._lock:
-            self.items.extend(results)
-        return list(results)
+            self.items.extend(stored)
+        return stored
 
     def recent_results(self, service: str, since: float) -> list[ProbeResult]:
         with self._lock:
             return [r for r in self.items if r.service == service and (r.received_at or 0) >= since]
+
+
+class FakeBus(EventPublisher):
+    """The event bus in memory: every (detail type, detail) published, in order."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, dict[str, Any]]] = []
+
+    def publish(self, detail_type: str, detail: Mapping[str, Any]) -> None:
+        self.events.append((detail_type, dict(detail)))
+
+
+class Clock:
+    """A wall clock that moves only when a test sets `now`."""
+
+    def __init__(self) -> None:
+        self.now = 1_700_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class Endpoints:
+    """Fake check runners: every check is UP unless its (site-less) name is in `down`."""
+
+    def __init__(self) -> None:
+        self.down: set[str] = set()
+        self.control_down = False
+
+    async def run(self, check: Any, *, timeout: float, secrets: Any) -> CheckOutcome:
+        if check.name == "control" and self.control_down:
+            return CheckOutcome.down(FailureClass.CONNECT_TIMEOUT, 1, "control unreachable")
+        if check.name in self.down:
+            return CheckOutcome.down(FailureClass.HTTP_STATUS, 1, f"HTTP 500 from {check.name}, expected 200")
+        return CheckOutcome.up(1, "fine")
+
+
+def probe_config() -> WatchdogConfig:
+    """The example config with one TCP control target, for the probe service."""
+    data = yaml.safe_load((ROOT / "config" / "watchdog.example.yaml").read_text())
+    data["probe"]["control_target"] = {
+        "checks": [{"name": "control", "type": "tcp", "host": "c.test", "port": 1}]
+    }
+    return parse_config(data)
 
 
 class FakeProbes(ProbeInvoker):
@@ -64,7 +142,15 @@ class FakeProbes(ProbeInvoker):
         self.results, self.clock, self.sites = results, clock, dict(sites)
         self.rounds: list[str] = []
 
-    def run_round(self, *, service: str, round_id: str, incident_id: str, sites: list[str]) -> dict[str, str]:
+    def run_round(
+        self,
+        *,
+        service: str,
+        round_id: str,
+        incident_id: str,
+        sites: list[str],
+        settled: Callable[[frozenset[str]], str | None] | None = None,
+    ) -> dict[str, str]:
         self.rounds.append(round_id)
         now = self.clock()
         batch = []
@@ -95,6 +181,10 @@ class FakePromoter(Promoter):
         self, *, lag_bytes: int | None = 0, known: bool = True, fail: bool = False, writable: bool = True
     ) -> None:
         self.lag_bytes, self.known, self.fail, self.writable = lag_bytes, known, fail, writable
+        # The standby heard from main this long ago (None: unknown), when main's WAL ended where
+        # the standby's received position is: the data-loss receipt's "heard from main" bound.
+        self.heard_age: float | None = 1.0
+        self.replay_seconds = 99.0  # replay lag in seconds while bytes are behind
         self.promotions: list[str] = []
         self.fenced: list[str] = []
         self.in_recovery = True
@@ -108,8 +198,10 @@ class FakePromoter(Promoter):
             receive_lsn="0/5000000",
             replay_lsn="0/5000000",
             replay_lag_bytes=self.lag_bytes,
-            replay_lag_seconds=0.0 if self.lag_bytes == 0 else 99.0,
+            replay_lag_seconds=0.0 if self.lag_bytes == 0 else self.replay_seconds,
             streaming=False,
+            last_msg_age_seconds=self.heard_age,
+            latest_end_lsn="0/5000000",
         )
 
     def replica_status(self) -> DbStatus:

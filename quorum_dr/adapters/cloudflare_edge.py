@@ -46,6 +46,7 @@ DEFAULT_RETRY_BUDGET_SECONDS = 60.0
 MAX_ATTEMPTS = 12
 FIRST_BACKOFF_SECONDS = 0.5
 MAX_BACKOFF_SECONDS = 8.0
+REQUEST_TIMEOUT_SECONDS = 10.0  # httpx: connect, read and write each
 
 
 class CloudflareEdge(EdgeSwitch):
@@ -59,7 +60,7 @@ class CloudflareEdge(EdgeSwitch):
         *,
         base_url: str | None = None,
         retry_budget_seconds: float = DEFAULT_RETRY_BUDGET_SECONDS,
-        request_timeout_seconds: float = 10.0,
+        request_timeout_seconds: float = REQUEST_TIMEOUT_SECONDS,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:

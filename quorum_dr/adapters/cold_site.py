@@ -18,6 +18,7 @@ from typing import Any
 import boto3
 from aws_lambda_powertools import Logger
 
+from quorum_dr.adapters.aws_sdk import sdk_config
 from quorum_dr.config import ColdSite, Service
 from quorum_dr.failover.errors import ColdSiteFailed
 from quorum_dr.ports import ColdSiteLauncher, ComputeLauncher, InstanceView, LaunchReceipt
@@ -30,6 +31,10 @@ LIVE_STATES = ["pending", "running", "stopping", "stopped"]
 CLIENT_TOKEN_LIMIT = 64
 TOKEN_PLACEHOLDER = "@@TASK_TOKEN@@"  # the one placeholder the CDK app leaves in cold_site/<service>.sh
 USER_DATA_LIMIT = 16 * 1024  # bytes, before base64 (EC2's limit)
+# Waiting for the instance to run before associating the Elastic IP: 15 polls 5 s apart. Most
+# instances run within 30 s; the bound keeps the function inside its timeout (test_budgets).
+RUNNING_WAIT_DELAY_SECONDS = 5
+RUNNING_WAIT_MAX_ATTEMPTS = 15
 
 
 def client_token(incident_id: str) -> str:
@@ -45,8 +50,8 @@ class Ec2ColdSiteLauncher(ComputeLauncher):
         region: str | None = None,
         *,
         session: Any | None = None,
-        running_wait_delay_seconds: int = 5,
-        running_wait_max_attempts: int = 36,
+        running_wait_delay_seconds: int = RUNNING_WAIT_DELAY_SECONDS,
+        running_wait_max_attempts: int = RUNNING_WAIT_MAX_ATTEMPTS,
     ) -> None:
         self._region = region
         self._session = session or boto3.session.Session()
@@ -55,7 +60,9 @@ class Ec2ColdSiteLauncher(ComputeLauncher):
 
     def _client(self, service: str, region: str) -> Any:
         if (service, region) not in self._clients:
-            self._clients[(service, region)] = self._session.client(service, region_name=region)
+            self._clients[(service, region)] = self._session.client(
+                service, region_name=region, config=sdk_config()
+            )
         return self._clients[(service, region)]
 
     # -----------------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from typing import Any
 
 from boto3.dynamodb.conditions import Key
 
+from quorum_dr.adapters.aws_sdk import sdk_config
 from quorum_dr.domain.results import ProbeResult
 from quorum_dr.ports import ResultStore
 
@@ -44,7 +45,7 @@ class DynamoDbResultStore(ResultStore):
     ) -> DynamoDbResultStore:
         import boto3
 
-        table = boto3.resource("dynamodb", region_name=region).Table(name)
+        table = boto3.resource("dynamodb", region_name=region, config=sdk_config()).Table(name)
         return cls(table, ttl_seconds=ttl_seconds, clock=clock)
 
     def put_results(self, results: Iterable[ProbeResult]) -> list[ProbeResult]:

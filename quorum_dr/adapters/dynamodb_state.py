@@ -15,6 +15,7 @@ from typing import Any
 import boto3
 from botocore.exceptions import ClientError
 
+from quorum_dr.adapters.aws_sdk import sdk_config
 from quorum_dr.failover.errors import StaleState
 from quorum_dr.observability import logger
 from quorum_dr.ports import StateStore
@@ -34,6 +35,7 @@ STATE_FIELDS = (
     "failovers_today",
     "last_failover_at",
     "last_reset",
+    "counted_incident",
     "version",
 )
 
@@ -58,7 +60,7 @@ def _conditional_failed(error: ClientError) -> bool:
 
 class DynamoStateStore(StateStore):
     def __init__(self, table_name: str, *, resource: Any = None) -> None:
-        self._table = (resource or boto3.resource("dynamodb")).Table(table_name)
+        self._table = (resource or boto3.resource("dynamodb", config=sdk_config())).Table(table_name)
 
     def _get(self, service: str, sk: str) -> dict[str, Any] | None:
         item = self._table.get_item(Key={"pk": service, "sk": sk}, ConsistentRead=True).get("Item")

@@ -16,7 +16,7 @@ from typing import Any, cast
 import requests
 from aws_lambda_powertools import Logger
 
-from quorum_dr.adapters.notifier import post_signed, redact_url
+from quorum_dr.adapters.notifier import POST_ATTEMPTS, POST_BACKOFF_SECONDS, post_signed, redact_url
 from quorum_dr.config import Hook, Service
 from quorum_dr.failover.errors import HookFailed
 from quorum_dr.ports import HookCaller, HookName, HookResult, HookRunner, SecretSource
@@ -43,8 +43,8 @@ class HttpHookCaller(HookCaller):
         self,
         secrets: SecretSource,
         *,
-        attempts: int = 3,
-        backoff_seconds: float = 0.5,
+        attempts: int = POST_ATTEMPTS,
+        backoff_seconds: float = POST_BACKOFF_SECONDS,
         session: requests.Session | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:

@@ -18,7 +18,7 @@ import json
 import threading
 import time
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +27,8 @@ from quorum_dr.ports import ProbeInvoker, SwitchVerifier
 from quorum_dr.probes.event import OnDemandRound, VerifyRequest
 
 ClientFactory = Callable[[str, float], Any]
+DEADLINE_GRACE_SECONDS = 1.0  # on top of the invocation timeout, before a region is given up
+Settled = Callable[[frozenset[str]], str | None]  # answered regions -> why the rest may be left out
 
 
 def lambda_client(region: str, timeout_seconds: float) -> Any:
@@ -51,6 +53,7 @@ class Invocation:
     region: str
     payload: dict[str, Any] | None
     problem: str | None
+    silent: bool = False  # no answer: timed out, or left out of a round already settled
 
 
 class ProbeFunctions:
@@ -98,41 +101,73 @@ class ProbeFunctions:
             return Invocation(region, None, "its probe answered no JSON object")
         return Invocation(region, data, None)
 
-    def invoke_all(self, payload: Mapping[str, Any]) -> dict[str, Invocation]:
-        """Every region's answer; a region still running after the timeout is reported as such
-        (its thread is abandoned, never waited for)."""
+    def invoke_all(
+        self, payload: Mapping[str, Any], *, settled: Settled | None = None
+    ) -> dict[str, Invocation]:
+        """Every region's answer; a region still running after the timeout is reported as such.
+
+        `settled`, when given, is asked after each answer with the regions that answered so far;
+        once it returns a sentence, the regions still out are reported silent with it and this
+        returns at once. A late invocation is abandoned, never waited for: its thread ends by the
+        client's own read timeout, and nothing here joins it.
+        """
         pool = ThreadPoolExecutor(max_workers=len(self.function_arns), thread_name_prefix="probe-invoke")
         try:
             futures = {pool.submit(self._invoke, region, payload): region for region in self.function_arns}
-            done, _ = wait(futures, timeout=self.timeout_seconds + 1.0)
+            deadline = time.monotonic() + self.timeout_seconds + DEADLINE_GRACE_SECONDS
+            pending = set(futures)
             answers: dict[str, Invocation] = {}
-            for future, region in futures.items():
-                if future in done and future.exception() is None:
-                    answers[region] = future.result()
-                elif future in done:
-                    answers[region] = Invocation(
-                        region, None, f"invoking its probe failed: {future.exception()}"
-                    )
-                else:
-                    answers[region] = Invocation(
-                        region, None, f"its probe did not answer within {self.timeout_seconds:g} s"
-                    )
-            return answers
+            silent_because: str | None = None
+            while pending:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                done, pending = wait(pending, timeout=left, return_when=FIRST_COMPLETED)
+                for future in done:
+                    answers[futures[future]] = self._answer(futures[future], future)
+                if pending and done and settled is not None:
+                    silent_because = settled(frozenset(answers))
+                    if silent_because:
+                        break
+            for future in pending:
+                region = futures[future]
+                problem = (
+                    f"silent: the round was settled without it ({silent_because})"
+                    if silent_because
+                    else f"its probe did not answer within {self.timeout_seconds:g} s"
+                )
+                answers[region] = Invocation(region, None, problem, silent=True)
+            return {region: answers[region] for region in self.function_arns}
         finally:
             pool.shutdown(wait=False, cancel_futures=True)
+
+    @staticmethod
+    def _answer(region: str, future: Future[Invocation]) -> Invocation:
+        error = future.exception()
+        if error is not None:
+            return Invocation(region, None, f"invoking its probe failed: {error}")
+        return future.result()
 
 
 class LambdaProbeInvoker(ProbeInvoker):
     def __init__(self, functions: ProbeFunctions) -> None:
         self.functions = functions
 
-    def run_round(self, *, service: str, round_id: str, incident_id: str, sites: list[str]) -> dict[str, str]:
+    def run_round(
+        self,
+        *,
+        service: str,
+        round_id: str,
+        incident_id: str,
+        sites: list[str],
+        settled: Settled | None = None,
+    ) -> dict[str, str]:
         event = OnDemandRound.model_validate(
             {"round_id": round_id, "service": service, "sites": sites, "incident_id": incident_id}
         ).model_dump(mode="json", exclude_none=True)
         started = time.monotonic()
         sentences: dict[str, str] = {}
-        for region, answer in self.functions.invoke_all(event).items():
+        for region, answer in self.functions.invoke_all(event, settled=settled).items():
             if answer.payload is None:
                 sentences[region] = f"{region}: {answer.problem}"
                 logger.warning(sentences[region], extra={"round_id": round_id})

@@ -20,6 +20,7 @@ import requests
 from aws_lambda_powertools import Logger
 from pydantic import BaseModel, ConfigDict
 
+from quorum_dr.adapters.aws_sdk import sdk_config
 from quorum_dr.config import Webhook
 from quorum_dr.ports import Notification, NotificationChannel, Notifier, NotifyReceipt, SecretSource
 from quorum_dr.signing import signed_headers
@@ -28,6 +29,8 @@ logger = Logger(service="quorum-dr", child=True)
 
 USER_AGENT = "quorum-dr"
 SNS_SUBJECT_LIMIT = 100
+POST_ATTEMPTS = 3  # a signed POST (webhook or hook): attempts on timeouts, connection errors and 5xx
+POST_BACKOFF_SECONDS = 0.5  # before the second attempt; doubled before each further one
 
 
 class Delivery(BaseModel):
@@ -57,8 +60,8 @@ def post_signed(
     *,
     timeout_seconds: float,
     extra_headers: Mapping[str, str] | None = None,
-    attempts: int = 3,
-    backoff_seconds: float = 0.5,
+    attempts: int = POST_ATTEMPTS,
+    backoff_seconds: float = POST_BACKOFF_SECONDS,
     session: requests.Session | None = None,
     sleep: Callable[[float], None] = time.sleep,
 ) -> Delivery:
@@ -133,7 +136,9 @@ def readable_text(message: Notification) -> str:
 class SnsNotifier(NotificationChannel):
     def __init__(self, topic_arn: str, client: Any | None = None) -> None:
         self.topic_arn = topic_arn
-        self._client = client or boto3.client("sns", region_name=topic_arn.split(":")[3] or None)
+        self._client = client or boto3.client(
+            "sns", region_name=topic_arn.split(":")[3] or None, config=sdk_config()
+        )
 
     def notify(self, message: Notification) -> list[NotifyReceipt]:
         channel = f"sns:{self.topic_arn}"
@@ -170,8 +175,8 @@ class WebhookNotifier(NotificationChannel):
         webhooks: Sequence[Webhook],
         secrets: SecretSource,
         *,
-        attempts: int = 3,
-        backoff_seconds: float = 0.5,
+        attempts: int = POST_ATTEMPTS,
+        backoff_seconds: float = POST_BACKOFF_SECONDS,
         session: requests.Session | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:

@@ -34,6 +34,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
+from quorum_dr.domain.cold_report import RestoreLine, RestoreReceipt
 from quorum_dr.probes.postgres import PgEndpoint, query_bounded
 
 LATEST = "latest.json"
@@ -59,20 +60,6 @@ class BackupReceipt(BaseModel):
     lsn: str | None
     size_bytes: int
     sha256: str
-    reason: str
-
-
-class RestoreReceipt(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    bucket: str
-    key: str
-    source: str
-    taken_at: float
-    lsn: str | None
-    restored_at: float
-    backup_age_seconds: float  # restored_at - taken_at: what the cold site lost at most (RPO)
-    target: str
     reason: str
 
 
@@ -268,7 +255,10 @@ def main(argv: list[str] | None = None, s3_client: Any = None) -> int:
     except BackupError as exc:
         print(json.dumps({"ok": False, "reason": str(exc)}), file=sys.stderr)
         return 1
-    print(json.dumps({"ok": True, **receipt.model_dump()}))
+    if isinstance(receipt, RestoreReceipt):  # the line cold_site/bootstrap.sh puts in its report
+        print(RestoreLine(**receipt.model_dump()).model_dump_json())
+    else:
+        print(json.dumps({"ok": True, **receipt.model_dump()}))
     return 0
 
 

@@ -48,6 +48,10 @@ PROMOTE_LOCK_KEY = 0x71D0_5E_01  # pg_advisory_lock key: "quorum-dr promote"
 RECORD_TABLE = "quorum_dr_promotions"
 WRITE_CHECK_TABLE = "quorum_dr_write_checks"
 FENCE_HOOK_NOTE = "fencing left to the fence_main hook"
+TIMEOUT_SECONDS = 5.0  # connect, and every statement of a session (statement_timeout)
+PROMOTE_WAIT_SECONDS = 60  # pg_promote(true, wait); the promote session's statements get this + TIMEOUT
+FENCE_TIMEOUT_SECONDS = 3.0  # connect and statements on the old primary, and the wait for read-only
+POLL_INTERVAL_SECONDS = 0.1
 
 
 def _one_line(exc: BaseException) -> str:
@@ -60,10 +64,10 @@ class PostgresPromoter(Promoter):
         dr: PgEndpoint,
         old_primary: PgEndpoint | None = None,
         *,
-        timeout: float = 5.0,
-        promote_wait_s: int = 60,
-        poll_interval_s: float = 0.1,
-        fence_timeout: float = 3.0,
+        timeout: float = TIMEOUT_SECONDS,
+        promote_wait_s: int = PROMOTE_WAIT_SECONDS,
+        poll_interval_s: float = POLL_INTERVAL_SECONDS,
+        fence_timeout: float = FENCE_TIMEOUT_SECONDS,
     ) -> None:
         self.dr = dr
         self.old_primary = old_primary

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from quorum_dr.adapters.aws_sdk import sdk_config
 from quorum_dr.ports import SecretSource
 
 DEFAULT_MAX_AGE_SECONDS = 300
@@ -35,7 +36,9 @@ class SecretsManagerSecrets(SecretSource):
         if self._provider is None:
             from aws_lambda_powertools.utilities.parameters import SecretsProvider
 
-            self._provider = SecretsProvider(boto3_client=self._boto3_client)
+            self._provider = SecretsProvider(
+                boto_config=None if self._boto3_client else sdk_config(), boto3_client=self._boto3_client
+            )
         value = self._provider.get(name, max_age=self.max_age)
         if isinstance(value, bytes):
             return value.decode("utf-8")

@@ -1,17 +1,21 @@
-"""`drctl drill [SCENARIO | PATH] [--report DIR]`: build the sandbox, run a scenario, write the report."""
+"""`drctl drill [SCENARIO | PATH] [--report DIR]`: build the sandbox, run a scenario, write the report.
+
+The drill lives in `quorum_dr_local` (the local world, never in a Lambda): imported only when the
+command is built or run, so the rest of `quorum_dr` never imports it.
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
-from quorum_dr.drill.scenario import DEFAULT_SCENARIO, ScenarioError, load_scenario, shipped_scenarios
-
 EXIT_UNMET = 1
 EXIT_INVALID = 2
 
 
 def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    from quorum_dr_local.drill.scenario import DEFAULT_SCENARIO
+
     drill = subparsers.add_parser(
         "drill",
         help="run a failover drill on this machine and report",
@@ -33,6 +37,8 @@ def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") 
 
 
 def run_drill(args: argparse.Namespace) -> int:
+    from quorum_dr_local.drill.scenario import ScenarioError, load_scenario, shipped_scenarios
+
     if args.list:
         for name in shipped_scenarios():
             print(f"{name:26} {load_scenario(name).description.strip().splitlines()[0][:80]}")
@@ -44,6 +50,6 @@ def run_drill(args: argparse.Namespace) -> int:
             print(f"{exc.source}: {problem}", file=sys.stderr)
         return EXIT_INVALID
     # Imported here: the orchestrator pulls in moto and the whole sandbox, which `--help` need not.
-    from quorum_dr.drill import orchestrator
+    from quorum_dr_local.drill import orchestrator
 
     return int(orchestrator.run(scenario, args.report))

@@ -6,15 +6,18 @@ that logs, the incident record and tests use as they are.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
 from quorum_dr.config import Database, FailoverMode, FailoverPolicy
+from quorum_dr.domain.data_loss import LossReceipt, data_loss_receipt
 from quorum_dr.domain.quorum import SiteVerdict, Verdict
-from quorum_dr.domain.results import DbRole, DbStatus, ProbeResult, format_lsn, parse_lsn
+from quorum_dr.domain.results import DbRole, DbStatus
 from quorum_dr.domain.state import ServiceState, ServiceStatus, utc_day, utc_text
+
+__all__ = ["LossReceipt", "data_loss_receipt"]  # the receipt lives in domain/data_loss.py
 
 Trigger = Literal["auto", "manual"]
 SITES = ("main", "dr", "cold")
@@ -170,78 +173,6 @@ def decide_scenario(
 
 
 # ---------------------------------------------------------------------------------------------
-# Data loss (DESIGN invariant 4)
-# ---------------------------------------------------------------------------------------------
-
-
-class LossReceipt(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-    last_main_lsn: str | None
-    standby_receive_lsn: str | None
-    loss_bytes: int | None
-    last_replay_at: float | None
-    reason: str
-
-
-def data_loss_receipt(
-    results: Iterable[ProbeResult], *, service: str, standby_status: DbStatus | None
-) -> LossReceipt:
-    """The last main WAL position any probe saw, minus what the standby received.
-
-    Main may have written after the last probe looked, so this is what is known to be missing,
-    a lower bound. When either side is unknown the figure is None, never 0.
-    """
-    positions = [
-        parse_lsn(r.db.current_lsn)
-        for r in results
-        if r.service == service
-        and r.site == "main"
-        and r.db is not None
-        and r.db.role is DbRole.PRIMARY
-        and r.db.current_lsn
-    ]
-    main_lsn = max(positions) if positions else None
-    receive_text = standby_status.receive_lsn if standby_status else None
-    last_replay_at = standby_status.last_replay_at if standby_status else None
-    replay = f"; last replayed transaction at {utc_text(last_replay_at)}" if last_replay_at else ""
-    main_text = format_lsn(main_lsn) if main_lsn is not None else None
-
-    if main_lsn is None or receive_text is None:
-        unknown = []
-        if main_lsn is None:
-            unknown.append("no probe saw main's WAL position")
-        if receive_text is None:
-            unknown.append("the standby's received position is unknown")
-        return LossReceipt(
-            last_main_lsn=main_text,
-            standby_receive_lsn=receive_text,
-            loss_bytes=None,
-            last_replay_at=last_replay_at,
-            reason="data loss unknown: " + " and ".join(unknown) + replay,
-        )
-    received = parse_lsn(receive_text)
-    loss = max(0, main_lsn - received)
-    if loss:
-        reason = (
-            f"at least {loss} bytes of WAL lost: main was last seen at {main_text} and the standby "
-            f"received up to {format_lsn(received)}{replay}"
-        )
-    else:
-        reason = (
-            f"no known data loss: the standby received up to {format_lsn(received)}, at or past the "
-            f"last main position a probe saw ({main_text}); main may have written after that{replay}"
-        )
-    return LossReceipt(
-        last_main_lsn=main_text,
-        standby_receive_lsn=format_lsn(received),
-        loss_bytes=loss,
-        last_replay_at=last_replay_at,
-        reason=reason,
-    )
-
-
-# ---------------------------------------------------------------------------------------------
 # Replica readiness (DESIGN invariant 4)
 # ---------------------------------------------------------------------------------------------
 
@@ -251,16 +182,17 @@ def check_replica(
     limits: Database,
     *,
     allow_data_loss: bool,
+    receipt: LossReceipt | None,
     status_age_seconds: float | None = None,
-    receipt: LossReceipt | None = None,
 ) -> Decision:
     """May the DR standby be promoted?
 
     No: when it is not a standby, when its status is unknown or older than `max_lag_seconds`, when
     replay is behind by more than the limits (bytes; seconds matter only while bytes are behind,
-    since an idle primary makes the replay timestamp old without any lag), or when `receipt`
-    shows the standby received less than main was seen writing, beyond `max_lag_bytes`.
-    `allow_data_loss` (manual only) turns every "no" except "not a standby" into a recorded yes.
+    since an idle primary makes the replay timestamp old without any lag), when `receipt` has no
+    known bound on the loss (unknown is not zero: DESIGN invariant 4), or when its bound exceeds
+    `max_lag_bytes` or `max_lag_seconds`. `allow_data_loss` (manual only) turns every "no" except
+    "not a standby" into a recorded yes.
     """
     if status is not None and status.role is not DbRole.STANDBY:
         return Decision(
@@ -270,12 +202,14 @@ def check_replica(
         )
     problem = _replica_problem(status, limits, status_age_seconds, receipt)
     if problem is None:
-        assert status is not None
+        assert status is not None and receipt is not None
         return Decision(
             proceed=True,
             code="ok",
             reason=f"the DR standby may be promoted: replay is {status.replay_lag_bytes} bytes behind what "
-            f"it received (limit {limits.max_lag_bytes}){_streaming(status)}",
+            f"it received (limit {limits.max_lag_bytes}); the loss is bounded by {_evidence(receipt)} at "
+            f"{receipt.bound_bytes} bytes and {receipt.bound_seconds:g} s (limits {limits.max_lag_bytes} "
+            f"bytes, {limits.max_lag_seconds:g} s){_streaming(status)}",
         )
     code, sentence = problem
     if allow_data_loss:
@@ -290,6 +224,17 @@ def check_replica(
         code=code,
         reason=f"no automatic promotion: {sentence}; only a manual start with allow_data_loss may proceed",
     )
+
+
+_EVIDENCE = {
+    "synchronous": "synchronous replication",
+    "wal_position": "a probe's view of main's WAL position",
+    "heard_from_main": "the standby's last message from main",
+}
+
+
+def _evidence(receipt: LossReceipt) -> str:
+    return _EVIDENCE.get(receipt.evidence or "", "nothing")
 
 
 def _replica_problem(
@@ -322,11 +267,31 @@ def _replica_problem(
                 "lag_seconds",
                 f"replay is {status.replay_lag_seconds:.1f} s behind (limit {limits.max_lag_seconds:g} s)",
             )
-    if receipt is not None and receipt.loss_bytes is not None and receipt.loss_bytes > limits.max_lag_bytes:
+    return _loss_problem(limits, receipt)
+
+
+def _loss_problem(limits: Database, receipt: LossReceipt | None) -> tuple[str, str] | None:
+    if receipt is None:
+        return "loss_unbounded", "the data loss was not assessed"
+    if receipt.loss_bytes is not None and receipt.loss_bytes > limits.max_lag_bytes:
         return (
             "loss_bytes",
             f"the standby received {receipt.loss_bytes} bytes less than main was last seen writing "
             f"(limit {limits.max_lag_bytes})",
+        )
+    if receipt.evidence is None or receipt.bound_bytes is None or receipt.bound_seconds is None:
+        return "loss_unbounded", receipt.reason
+    if receipt.bound_bytes > limits.max_lag_bytes:
+        return (
+            "loss_bytes",
+            f"up to {receipt.bound_bytes} bytes may be lost by {_evidence(receipt)} "
+            f"(limit {limits.max_lag_bytes})",
+        )
+    if receipt.bound_seconds > limits.max_lag_seconds:
+        return (
+            "loss_seconds",
+            f"up to {receipt.bound_seconds:g} s of main's writes may be lost by {_evidence(receipt)} "
+            f"(limit {limits.max_lag_seconds:g} s)",
         )
     return None
 
@@ -340,11 +305,12 @@ def _streaming(status: DbStatus) -> str:
 def _loss_amount(status: DbStatus | None, receipt: LossReceipt | None) -> str:
     parts = []
     if receipt is not None:
-        parts.append(
-            f"{receipt.loss_bytes} bytes not received"
-            if receipt.loss_bytes is not None
-            else "WAL loss unknown"
-        )
+        if receipt.loss_bytes:
+            parts.append(f"{receipt.loss_bytes} bytes not received")
+        if receipt.evidence is None or receipt.bound_bytes is None:
+            parts.append("WAL loss unbounded")
+        else:
+            parts.append(f"WAL loss up to {receipt.bound_bytes} bytes and {receipt.bound_seconds:g} s")
     if status is None or status.replay_lag_bytes is None:
         parts.append("replay lag unknown")
     else:

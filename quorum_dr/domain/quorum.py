@@ -12,9 +12,11 @@ Pure code: no I/O, no clock of its own (the caller passes `now`). Read top to bo
    stale (only old results) or missing (no results): none of these is a vote.
 4. The site is DOWN when at least `quorum` regions vote DOWN, UP when at least `quorum` vote UP,
    and UNKNOWN otherwise.
-5. Database veto (main only): if the DR standby still streams from the primary and its receive
-   position advanced between two fresh results, the primary is alive; what the regions see is
-   a partition, so main cannot be DOWN.
+5. Database veto (main only): if the DR standby still streams from the primary and either its
+   receive position advanced between two fresh results or its last message from the primary (an
+   idle primary still answers keepalives) is recent, the primary is alive; what the regions see
+   is a partition, so main cannot be DOWN. When the veto does not hold, the DOWN sentence says
+   why (no DR database check, the check failed, not streaming, not heard from the primary).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from quorum_dr.domain.results import CONTROL_SITE, DbRole, ProbeResult, Vote, format_lsn, parse_lsn
+from quorum_dr.domain.results import CONTROL_SITE, DbRole, DbStatus, ProbeResult, Vote, format_lsn, parse_lsn
 
 if TYPE_CHECKING:  # the config is only a type here; the engine reads plain numbers from it
     from quorum_dr.config import WatchdogConfig
@@ -176,13 +178,39 @@ def _region_vote(
     )
 
 
-def _veto_witness(dr_results: Iterable[ProbeResult], regions: set[str], service: str) -> str | None:
-    """A sentence naming the evidence that the primary is alive, or None.
+# How far past half of the standby's wal_receiver_timeout its last message from a live, idle main
+# may be: the receiver's loop wakes at most every 100 ms, and the sender answers a ping at once.
+KEEPALIVE_SLACK_SECONDS = 5.0
+# PostgreSQL's default wal_receiver_timeout is 60 s: a standby that reports none pings at 30 s.
+DEFAULT_RECEIVER_TIMEOUT_SECONDS = 60.0
+
+
+def heard_bound(db: DbStatus, configured: float | None) -> float:
+    """How recent the standby's last message from main must be to count as hearing from it.
+
+    An idle main writes no WAL; its WAL receiver pings main's WAL sender when it has heard nothing
+    for half of `wal_receiver_timeout`, and the sender answers at once (PostgreSQL 15, walreceiver.c;
+    the sender's own keepalive at half of `wal_sender_timeout` waits for the standby's silence,
+    which its status replies every `wal_receiver_status_interval` prevent). So on a live main the
+    standby's last message is never much older than half its `wal_receiver_timeout`.
+    """
+    if configured is not None:
+        return configured
+    timeout = db.wal_receiver_timeout_seconds or DEFAULT_RECEIVER_TIMEOUT_SECONDS
+    return timeout / 2 + KEEPALIVE_SLACK_SECONDS
+
+
+def _veto_witness(
+    dr_results: Iterable[ProbeResult], regions: set[str], service: str, heard_within: float | None
+) -> tuple[str | None, str]:
+    """(a sentence naming the evidence that the primary is alive, or None; why there is none).
 
     Per region and check, the latest fresh result of the DR database check must itself be a
-    standby report saying the WAL receiver is streaming, with a receive position past the one of
-    the standby report before it. A latest result that failed (the DR database is down or cut
-    off) is no evidence at all, however recent the reports before it: only the present counts.
+    standby report saying the WAL receiver is streaming, and either its receive position is past
+    the one of the standby report before it (main writes), or its last message from main (data or
+    keepalive: an idle main still answers) is within `heard_bound` of that result. A latest
+    result that failed (the DR database is down or cut off) is no evidence at all, however recent
+    the reports before it: only the present counts.
     """
     series: dict[tuple[str, str], list[ProbeResult]] = defaultdict(list)
     for result in dr_results:
@@ -193,33 +221,78 @@ def _veto_witness(dr_results: Iterable[ProbeResult], regions: set[str], service:
             and (result.check_type == "postgres" or result.db is not None)
         ):
             series[(result.region, result.check)].append(result)
+    if not series:
+        return None, "no fresh result of the DR database check, so nothing shows whether the primary is alive"
+    gaps = []
     for (region, _check), results in sorted(series.items()):
         results.sort(key=lambda r: (r.received_at or 0.0, r.round_id))
         after = results[-1]
-        if not _streaming_standby(after):
-            continue
-        earlier = [r for r in results[:-1] if _standby_report(r)]
-        if not earlier:
-            continue
+        witness, gap = _region_witness(
+            region, after, [r for r in results[:-1] if _standby_report(r)], heard_within
+        )
+        if witness:
+            return witness, ""
+        gaps.append(gap)
+    return None, "; ".join(gaps)
+
+
+def _region_witness(
+    region: str, after: ProbeResult, earlier: list[ProbeResult], heard_within: float | None
+) -> tuple[str | None, str]:
+    db = after.db
+    if after.vote is Vote.DOWN or db is None:
+        why = after.failure_class or "no status"
+        return None, f"the DR database check failed from {region} ({why})"
+    if db.role is not DbRole.STANDBY:
+        return None, f"the DR database answered {region} as a {db.role}, not a standby"
+    if not db.streaming or not db.receive_lsn:
+        return None, f"the DR standby is not streaming from the primary (seen from {region})"
+    if earlier:
         before = earlier[-1]
-        assert before.db is not None and after.db is not None
-        start = parse_lsn(before.db.receive_lsn or "0/0")
-        end = parse_lsn(after.db.receive_lsn or "0/0")
+        assert before.db is not None
+        start, end = parse_lsn(before.db.receive_lsn or "0/0"), parse_lsn(db.receive_lsn)
         if end > start:
             return (
                 f"the DR standby is still streaming from the primary and its receive position "
                 f"advanced from {format_lsn(start)} to {format_lsn(end)} (seen from {region})"
-            )
-    return None
+            ), ""
+    moved = "did not advance" if earlier else "was seen once"
+    bound = heard_bound(db, heard_within)
+    if db.last_msg_age_seconds is None:
+        return None, (
+            f"the DR standby's receive position {moved} ({db.receive_lsn}) and when it last heard "
+            f"from the primary is unknown (seen from {region})"
+        )
+    if db.last_msg_age_seconds <= bound:
+        return (
+            f"the DR standby is still streaming from the primary and heard from it "
+            f"{db.last_msg_age_seconds:.1f} s before its check (within {bound:g} s: an idle primary "
+            f"still answers the standby's keepalives) (seen from {region})"
+        ), ""
+    return None, (
+        f"the DR standby's receive position {moved} ({db.receive_lsn}) and it last heard from the "
+        f"primary {db.last_msg_age_seconds:.1f} s before its check (more than {bound:g} s; "
+        f"seen from {region})"
+    )
+
+
+def _database_veto(
+    fresh_dr: list[ProbeResult],
+    regions: set[str],
+    service: str,
+    heard_within: float | None,
+    dr_check_configured: bool,
+) -> tuple[str | None, str]:
+    """(the veto's witness or None; the clause a DOWN sentence ends with when it does not hold)."""
+    if not dr_check_configured:
+        return None, "; no database veto: the DR site has no PostgreSQL check configured"
+    witness, gap = _veto_witness(fresh_dr, regions, service, heard_within)
+    return witness, f"; no database veto: {gap}"
 
 
 def _standby_report(result: ProbeResult) -> bool:
     db = result.db
     return db is not None and db.role is DbRole.STANDBY and bool(db.receive_lsn)
-
-
-def _streaming_standby(result: ProbeResult) -> bool:
-    return _standby_report(result) and bool(result.db and result.db.streaming)
 
 
 def _check_quorum(quorum: int, regions: Sequence[str]) -> None:
@@ -242,8 +315,11 @@ def evaluate_site(
     now: float,
     db_veto: bool = False,
     dr_results: Iterable[ProbeResult] = (),
+    heard_within_seconds: float | None = None,
+    dr_check_configured: bool = True,
 ) -> SiteVerdict:
-    """The verdict on one site of one service. `dr_results` feed the database veto (main only)."""
+    """The verdict on one site of one service. `dr_results` feed the database veto (main only);
+    `heard_within_seconds` overrides its keepalive bound (see `heard_bound`)."""
     _check_quorum(quorum, regions)
     if down_after_rounds < 1:
         raise ValueError(f"down_after_rounds must be at least 1, got {down_after_rounds}")
@@ -276,10 +352,12 @@ def evaluate_site(
     verdict = Verdict.UNKNOWN
     vetoed = False
     if len(down) >= quorum:
-        witness = None
+        witness, no_veto = None, ""
         if db_veto:
-            fresh_dr = (r for r in dr_results if r.site == "dr" and _is_fresh(r, now, freshness_seconds))
-            witness = _veto_witness(fresh_dr, configured, service)
+            fresh_dr = [r for r in dr_results if r.site == "dr" and _is_fresh(r, now, freshness_seconds)]
+            witness, no_veto = _database_veto(
+                fresh_dr, configured, service, heard_within_seconds, dr_check_configured
+            )
         if witness:
             vetoed = True
             reason = (
@@ -291,7 +369,7 @@ def evaluate_site(
             reason = (
                 f"{site} is DOWN: {len(down)} of {total} regions ({_names(down)}) saw "
                 f"{down_after_rounds} consecutive failing {_plural(down_after_rounds, 'round', 'rounds')}; "
-                f"quorum is {quorum}"
+                f"quorum is {quorum}{no_veto}"
             )
     elif len(up) >= quorum:
         verdict = Verdict.UP
@@ -349,6 +427,8 @@ def evaluate_service(
     pool = list(results)
     sites = ["main", "dr"] + (["cold"] if spec.sites.cold is not None else [])
     dr_postgres = [r for r in pool if r.site == "dr" and r.check_type == "postgres"]
+    dr_check = any(check.type == "postgres" for check in spec.sites.dr.checks)
+    heard_within = spec.database.veto_heard_within_seconds if spec.database else None
     return {
         site: evaluate_site(
             pool,
@@ -361,6 +441,8 @@ def evaluate_service(
             now=now,
             db_veto=site == "main",
             dr_results=dr_postgres if site == "main" else (),
+            heard_within_seconds=heard_within,
+            dr_check_configured=dr_check,
         )
         for site in sites
     }

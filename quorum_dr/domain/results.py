@@ -36,8 +36,27 @@ class DbRole(StrEnum):
     STANDBY = "standby"
 
 
+class ReplicationPeer(BaseModel):
+    """One row of a primary's `pg_stat_replication`: a standby as the primary sees it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    application_name: str
+    state: str | None = None
+    sync_state: str | None = Field(default=None, description="async, potential, sync or quorum")
+    flush_lsn: str | None = None
+
+
+WAITING_SYNCHRONOUS_COMMIT = ("on", "remote_write", "remote_apply")
+
+
 class DbStatus(BaseModel):
-    """What a PostgreSQL check learnt. LSNs are kept as PostgreSQL prints them (`16/B374D848`)."""
+    """What a PostgreSQL check learnt. LSNs are kept as PostgreSQL prints them (`16/B374D848`).
+
+    Times named `*_at` are epoch seconds on the database host's clock, for people to read; the
+    decisions use the `*_age_seconds` figures, which PostgreSQL computes on its own clock, so
+    that no two clocks are ever compared.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -51,6 +70,29 @@ class DbStatus(BaseModel):
     )
     last_replay_at: float | None = None
     streaming: bool | None = Field(default=None, description="pg_stat_wal_receiver.status = 'streaming'")
+    # -- a standby's WAL receiver (pg_stat_wal_receiver; None without pg_read_all_stats) --------
+    last_msg_receipt_at: float | None = Field(
+        default=None, description="last_msg_receipt_time: the last message from main, data or keepalive"
+    )
+    last_msg_age_seconds: float | None = Field(
+        default=None, description="clock_timestamp() - last_msg_receipt_time, on the standby's clock"
+    )
+    latest_end_lsn: str | None = Field(
+        default=None, description="main's WAL end as its WAL sender last reported it to the standby"
+    )
+    latest_end_at: float | None = Field(default=None, description="latest_end_time: when that end last moved")
+    application_name: str | None = Field(
+        default=None, description="the name the WAL receiver gives main (pg_stat_replication, sync names)"
+    )
+    wal_receiver_timeout_seconds: float | None = Field(
+        default=None, description="the standby's wal_receiver_timeout; it pings an idle main at half of it"
+    )
+    # -- a primary's replication view -----------------------------------------------------------
+    synchronous_commit: str | None = Field(
+        default=None, description="the server's default synchronous_commit"
+    )
+    synchronous_standby_names: str | None = None
+    standbys: tuple[ReplicationPeer, ...] = Field(default=(), description="pg_stat_replication")
 
 
 class ProbeResult(BaseModel):

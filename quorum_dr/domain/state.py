@@ -49,6 +49,11 @@ class ServiceState(BaseModel):
     failovers_today: int = Field(default=0, ge=0)
     last_failover_at: float | None = None
     last_reset: ResetRecord | None = None
+    counted_incident: str | None = Field(
+        default=None,
+        description="the incident whose promotion or cold launch last started the cooldown and counted in "
+        "the daily cap: counted once, at its first irreversible step, whatever happens after",
+    )
     version: int = Field(default=0, ge=0)
 
     def failovers_on(self, day: str) -> int:

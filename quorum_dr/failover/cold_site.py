@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from quorum_dr.failover.incident import count_failover
 from quorum_dr.failover.receipts import as_dict, entry
 from quorum_dr.failover.request import Incident
 from quorum_dr.failover.wiring import Ports
@@ -11,6 +12,8 @@ from quorum_dr.failover.wiring import Ports
 
 def launch(ports: Ports, incident: Incident, task_token: str | None) -> dict[str, Any]:
     service = ports.service(incident.service)
+    if not incident.dry_run:
+        count_failover(ports, incident, "the cold launch")
     now = ports.clock()
     receipt = as_dict(
         ports.launcher(service).launch(

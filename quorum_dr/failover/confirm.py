@@ -4,11 +4,53 @@ from __future__ import annotations
 
 from typing import Any
 
+from quorum_dr.config import Service
 from quorum_dr.domain.decisions import decide_scenario
 from quorum_dr.domain.quorum import SiteVerdict, evaluate_service
+from quorum_dr.domain.settle import round_settled, tally
 from quorum_dr.failover.receipts import entry
 from quorum_dr.failover.request import Incident
 from quorum_dr.failover.wiring import Ports
+from quorum_dr.observability import logger
+
+
+class _SettleCheck:
+    """Asked after each region's answer: a sentence once no late answer can change the decision
+    (main's and dr's verdicts, cold's, and the database veto's evidence). Remembers who was left out."""
+
+    def __init__(self, ports: Ports, service: Service, round_id: str) -> None:
+        self.ports, self.service, self.round_id = ports, service, round_id
+        self.regions = list(ports.config.probe_regions)
+        self.has_dr_database = any(check.type == "postgres" for check in service.sites.dr.checks)
+        self.silent: list[str] = []
+        self.reason = ""
+
+    def __call__(self, answered: frozenset[str]) -> str | None:
+        ports, config = self.ports, self.ports.config
+        outstanding = [region for region in self.regions if region not in answered]
+        if not outstanding:
+            return None
+        now = ports.clock()
+        results = ports.results().recent_results(self.service.name, now - config.probe.freshness_seconds)
+        verdicts = evaluate_service(results, config, self.service.name, now)
+        kinds = {site: {v.region: v.kind for v in verdict.votes} for site, verdict in verdicts.items()}
+        dr_database_seen = any(
+            r.site == "dr" and r.check_type == "postgres" and r.round_id == self.round_id and r.db is not None
+            for r in results
+            if r.region in answered
+        )
+        settlement = round_settled(
+            tally(kinds, answered=sorted(answered), outstanding=len(outstanding), quorum=config.quorum),
+            outstanding=outstanding,
+            # a veto already found on the answers in hand: in doubt, wait for everyone
+            veto_evidence_in_hand=(dr_database_seen or not self.has_dr_database)
+            and not verdicts["main"].vetoed,
+        )
+        if not settlement.settled:
+            logger.info(settlement.reason, extra={"round_id": self.round_id})
+            return None
+        self.silent, self.reason = outstanding, settlement.reason
+        return settlement.reason
 
 
 def confirm_round(ports: Ports, incident: Incident, round_index: int) -> dict[str, Any]:
@@ -16,13 +58,19 @@ def confirm_round(ports: Ports, incident: Incident, round_index: int) -> dict[st
     sites = ["main", "dr"] + (["cold"] if service.sites.cold else [])
     round_id = f"{incident.incident_id}-r{round_index + 1}"
     invocations = ports.probes().run_round(
-        service=service.name, round_id=round_id, incident_id=incident.incident_id, sites=sites
+        service=service.name,
+        round_id=round_id,
+        incident_id=incident.incident_id,
+        sites=sites,
+        settled=(settle := _SettleCheck(ports, service, round_id)),
     )
     now = ports.clock()
     results = ports.results().recent_results(service.name, now - ports.config.probe.freshness_seconds)
     verdicts = evaluate_service(results, ports.config, service.name, now)
     main = verdicts["main"]
     reason = f"round {round_index + 1}: {main.reason}"
+    if settle.silent:
+        reason += f"; decided without {', '.join(settle.silent)} (silent): {settle.reason}"
     ports.store.update_incident(
         service.name,
         incident.incident_id,
@@ -34,6 +82,7 @@ def confirm_round(ports: Ports, incident: Incident, round_index: int) -> dict[st
         reason=reason,
         round_id=round_id,
         invocations=invocations,
+        silent=settle.silent,
         sites={site: v.model_dump(mode="json") for site, v in verdicts.items()},
         at=now,
     )

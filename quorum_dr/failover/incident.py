@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from quorum_dr.domain.cold_report import read_cold_rpo
 from quorum_dr.domain.decisions import check_gates as gates_decision
 from quorum_dr.domain.state import ServiceState, ServiceStatus, utc_day
 from quorum_dr.failover.errors import TransientError
@@ -136,6 +137,14 @@ def _at(progress: dict[str, Any], key: str) -> float | None:
     return float(value) if isinstance(value, int | float) else None
 
 
+def _override_used(progress: dict[str, Any]) -> bool:
+    """Did any step promote only because an operator gave allow_data_loss?"""
+    return any(
+        isinstance(progress.get(step), dict) and progress[step].get("code") == "data_loss_allowed"
+        for step in ("replica", "replay")
+    )
+
+
 def record(
     ports: Ports, incident: Incident, scenario: dict[str, Any], progress: dict[str, Any]
 ) -> dict[str, Any]:
@@ -148,12 +157,11 @@ def record(
     replica = progress.get("replica") or {}
     cold = progress.get("cold") or {}
     data_loss = replica.get("data_loss") or {}
+    backup_age: float | None = None
     if scenario.get("scenario") == "cold":
-        age = cold.get("backup_age_seconds")
-        loss_sentence = (
-            f"RPO {age:.0f} s: the cold site restored a backup {age:.0f} s old"
-            if isinstance(age, int | float)
-            else "RPO unknown: the cold site did not report its backup's age"
+        # $.cold is the bootstrap's report (ColdBootstrapReport); a malformed one raises
+        backup_age, loss_sentence = read_cold_rpo(
+            cold, dry_run=incident.dry_run, health_fallback=bool(progress.get("cold_timeout"))
         )
     else:
         loss_sentence = data_loss.get("reason") or "data loss unknown: no replica report"
@@ -173,8 +181,8 @@ def record(
         "rto_seconds": rto,
         "data_loss": data_loss,
         "data_loss_reason": loss_sentence,
-        "allow_data_loss_used": replica.get("code") == "data_loss_allowed",
-        "backup_age_seconds": cold.get("backup_age_seconds"),
+        "allow_data_loss_used": _override_used(progress),
+        "backup_age_seconds": backup_age,
         "status": "FAILED_OVER" if not incident.dry_run else "CLOSED",
         "finished_at": now,
     }
@@ -186,6 +194,39 @@ def record(
         "reason": reason,
         "at": now,
     }
+
+
+def count_failover(ports: Ports, incident: Incident, what: str) -> str:
+    """Start the cooldown and count an automatic failover in the daily cap, at the incident's
+    first irreversible step (`what`: the promotion, the cold launch), once per incident.
+
+    Counted before the step runs, so a step that half-happened still counts, and a run that
+    escalates afterwards still holds the cooldown: an operator's `reset` clears the lock and
+    NEEDS_ATTENTION, not the cooldown, so no second automatic failover follows at once
+    (DESIGN invariant 7: any promotion counts)."""
+    state = _state(ports, incident.service)
+    if state.counted_incident == incident.incident_id:
+        return f"{what} of incident {incident.incident_id} already counted in the cooldown and daily cap"
+    now = ports.clock()
+    policy = ports.service(incident.service).failover
+    day = utc_day(now)
+    count = state.failovers_on(day) + (1 if incident.trigger == "auto" else 0)
+    until = max(state.cooldown_until or 0.0, now + policy.cooldown_seconds)
+    _write_state(
+        ports,
+        incident.service,
+        cooldown_until=until,
+        failover_day=day,
+        failovers_today=count,
+        last_failover_at=now,
+        counted_incident=incident.incident_id,
+    )
+    reason = (
+        f"{what} of {incident.service} counted: no automatic failover before the cooldown ends in "
+        f"{until - now:.0f} s; {count} of {policy.daily_cap} automatic failovers used on {day}"
+    )
+    _record(ports, incident, "cooldown", reason)
+    return reason
 
 
 def set_active_site(ports: Ports, incident: Incident, scenario: dict[str, Any]) -> dict[str, Any]:
@@ -200,7 +241,8 @@ def set_active_site(ports: Ports, incident: Incident, scenario: dict[str, Any]) 
         return {"reason": reason}
     state = _state(ports, incident.service)
     day = utc_day(now)
-    count = state.failovers_on(day) + (1 if incident.trigger == "auto" else 0)
+    counted = state.counted_incident == incident.incident_id  # at its promotion or cold launch
+    count = state.failovers_on(day) + (1 if incident.trigger == "auto" and not counted else 0)
     _write_state(
         ports,
         incident.service,
@@ -210,6 +252,7 @@ def set_active_site(ports: Ports, incident: Incident, scenario: dict[str, Any]) 
         failover_day=day,
         failovers_today=count,
         last_failover_at=now,
+        counted_incident=incident.incident_id,
         lock_holder=None,
         lock_expires_at=None,
     )

@@ -24,22 +24,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from quorum_dr.functions import timeout
+
 if TYPE_CHECKING:
     from quorum_dr.config import Service, WatchdogConfig
-
-# Each action function's timeout in seconds: the CDK stack deploys exactly these.
-FUNCTION_TIMEOUTS: dict[str, int] = {
-    "validate_input": 30,
-    "incident_state": 30,
-    "confirm_outage": 120,  # one on-demand round from every region, invoked in parallel
-    "check_replica": 120,  # includes the bounded wait for replay
-    "promote_database": 180,  # pg_promote(true, 60) plus hooks
-    "fence_main": 60,
-    "switch_edge": 60,
-    "launch_cold_site": 60,
-    "verify_switch": 120,
-    "notify": 60,
-}
 
 
 @dataclass(frozen=True)
@@ -74,13 +62,13 @@ CLOCK_MARGIN_SECONDS = 60
 
 def lambda_task(function: str) -> float:
     """Worst case of one Lambda Task: every attempt runs to the timeout, with every backoff."""
-    return LAMBDA_RETRY.attempts() * FUNCTION_TIMEOUTS[function] + LAMBDA_RETRY.total_backoff()
+    return LAMBDA_RETRY.attempts() * timeout(function) + LAMBDA_RETRY.total_backoff()
 
 
 def wait_task(function: str, timeout_seconds: float) -> float:
     """A waitForTaskToken Task: the answer's wait (TimeoutSeconds) on the attempt that succeeds;
     the retried attempts fail in the invoke, each within the function's timeout."""
-    retried = LAMBDA_RETRY.max_attempts * FUNCTION_TIMEOUTS[function]
+    retried = LAMBDA_RETRY.max_attempts * timeout(function)
     return timeout_seconds + retried + LAMBDA_RETRY.total_backoff()
 
 
@@ -101,7 +89,7 @@ def longest_execution(config: WatchdogConfig, service: Service) -> LongestPath:
     policy = service.failover
     rounds = config.confirmation.max_rounds
     head: list[tuple[str, float]] = [
-        ("ValidateInput after reading the clock", FUNCTION_TIMEOUTS["validate_input"]),
+        ("ValidateInput after reading the clock", timeout("validate_input")),
         (
             "AcquireIncidentLock",
             LOCK_WRITE_RETRY.attempts() * DIRECT_WRITE_SECONDS + LOCK_WRITE_RETRY.total_backoff(),

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from quorum_dr.failover.errors import PromotionFailed, TransientError
+from quorum_dr.failover.incident import count_failover
 from quorum_dr.failover.receipts import as_dict, entry
 from quorum_dr.failover.request import Incident
 from quorum_dr.failover.wiring import Ports
@@ -75,6 +76,7 @@ def promote(ports: Ports, incident: Incident) -> dict[str, Any]:
         reason = f"already promoted for incident {incident.incident_id}: not promoting again"
     else:
         hooks = ports.hooks(service)
+        count_failover(ports, incident, "the promotion")
         hooks.run("before_promote", incident_id=incident.incident_id, payload={"service": service.name})
         receipt = as_dict(_promote_once(promoter, incident.incident_id))
         reason = str(receipt.get("reason") or f"promoted the DR database at {db.dr.host}:{db.dr.port}")

@@ -37,12 +37,19 @@ def check(ports: Ports, incident: Incident) -> dict[str, Any]:
         results = ports.results().recent_results(service.name, now - LOSS_WINDOW_SECONDS)
     except PortNotWired:
         results = []
-    receipt = data_loss_receipt(results, service=service.name, standby_status=status)
+    receipt = data_loss_receipt(
+        results,
+        service=service.name,
+        standby_status=status,
+        now=now,
+        freshness_seconds=ports.config.probe.freshness_seconds,
+    )
     decision = check_replica(
         status, service.database, allow_data_loss=incident.allow_data_loss, receipt=receipt
     )
     reason = decision.reason + unreadable
-    _note(ports, incident, "replica", reason, data_loss=receipt.model_dump(mode="json"))
+    audit = {"allow_data_loss_used": True} if decision.code == "data_loss_allowed" else {}
+    _note(ports, incident, "replica", reason, data_loss=receipt.model_dump(mode="json"), **audit)
     return {
         **decision.model_dump(mode="json"),
         "reason": reason,
@@ -62,25 +69,28 @@ def wait_for_replay(ports: Ports, incident: Incident) -> dict[str, Any]:
     except DatabaseActionError:  # not one status within the bound: the lag is unknown
         status = None
     caught_up = status is not None and status.replay_lag_bytes == 0
+    lag = "unknown" if status is None else f"{status.replay_lag_bytes} bytes"
     if caught_up:
-        proceed, reason = True, "replay caught up with everything the standby received"
+        proceed, code, reason = True, "ok", "replay caught up with everything the standby received"
     elif incident.allow_data_loss:
-        proceed, reason = (
+        proceed, code, reason = (
             True,
-            (f"replay did not catch up within {limit:g} s; promoting anyway: allow_data_loss was given"),
+            "data_loss_allowed",
+            f"replay did not catch up within {limit:g} s (lag {lag}); promoting anyway: "
+            f"allow_data_loss was given by an operator",
         )
     else:
-        lag = "unknown" if status is None else f"{status.replay_lag_bytes} bytes"
-        proceed, reason = (
+        proceed, code, reason = (
             False,
-            (
-                f"no automatic promotion: replay did not catch up within {limit:g} s (lag {lag}); "
-                f"only a manual start with allow_data_loss may proceed"
-            ),
+            "replay_behind",
+            f"no automatic promotion: replay did not catch up within {limit:g} s (lag {lag}); "
+            f"only a manual start with allow_data_loss may proceed",
         )
-    _note(ports, incident, "replay", reason)
+    audit = {"allow_data_loss_used": True} if code == "data_loss_allowed" else {}
+    _note(ports, incident, "replay", reason, **audit)
     return {
         "proceed": proceed,
+        "code": code,
         "reason": reason,
         "status": status.model_dump(mode="json") if status else None,
         "at": ports.clock(),

@@ -17,10 +17,20 @@ Figures, as the domain reads them:
   grows while the primary is idle even when the standby is fully caught up, and it is None until a
   transaction replays. The domain decides what it means together with the byte figure (bytes 0
   means replay has applied everything received).
+- `last_msg_age_seconds` is how long ago the standby's WAL receiver last heard from main (data or
+  keepalive), computed by the standby on its own clock. An idle main writes no WAL, but the
+  receiver pings it when it has heard nothing for half of `wal_receiver_timeout` and main's WAL
+  sender answers at once, so this age stays below about half that timeout while main is alive.
+  `latest_end_lsn` is main's WAL end as its sender last reported it.
+- On a primary: `synchronous_commit`, `synchronous_standby_names` and every `pg_stat_replication`
+  row (application name, state, sync_state), to tell whether a standby is synchronous.
+The WAL receiver and replication details are shown only to roles with pg_read_all_stats (e.g.
+pg_monitor); without it they read as None, which the decisions take as "unknown", never as "fine".
 """
 
 from __future__ import annotations
 
+import re
 import select
 import time
 from dataclasses import dataclass, field
@@ -31,7 +41,7 @@ import psycopg2.errors
 import psycopg2.extensions
 
 from quorum_dr.config import PostgresCheck
-from quorum_dr.domain.results import DbRole, DbStatus, FailureClass
+from quorum_dr.domain.results import DbRole, DbStatus, FailureClass, ReplicationPeer
 from quorum_dr.probes.outcome import CheckOutcome
 
 STATUS_SQL = """
@@ -44,8 +54,41 @@ SELECT pg_catalog.pg_is_in_recovery(),
                                               pg_catalog.pg_last_wal_replay_lsn()))::bigint,
        EXTRACT(EPOCH FROM pg_catalog.now() - pg_catalog.pg_last_xact_replay_timestamp())::float8,
        EXTRACT(EPOCH FROM pg_catalog.pg_last_xact_replay_timestamp())::float8,
-       (SELECT w.status FROM pg_catalog.pg_stat_wal_receiver w LIMIT 1)
+       w.status,
+       EXTRACT(EPOCH FROM w.last_msg_receipt_time)::float8,
+       EXTRACT(EPOCH FROM pg_catalog.clock_timestamp() - w.last_msg_receipt_time)::float8,
+       w.latest_end_lsn::text,
+       EXTRACT(EPOCH FROM w.latest_end_time)::float8,
+       w.conninfo,
+       pg_catalog.current_setting('cluster_name'),
+       (SELECT s.setting::float8 / 1000 FROM pg_catalog.pg_settings s
+         WHERE s.name = 'wal_receiver_timeout'),
+       pg_catalog.current_setting('synchronous_commit'),
+       pg_catalog.current_setting('synchronous_standby_names'),
+       (SELECT pg_catalog.json_agg(pg_catalog.json_build_object(
+                 'application_name', r.application_name, 'state', r.state,
+                 'sync_state', r.sync_state, 'flush_lsn', r.flush_lsn::text)
+                 ORDER BY r.application_name)
+          FROM pg_catalog.pg_stat_replication r)
+  FROM (SELECT 1) AS one
+  LEFT JOIN (SELECT * FROM pg_catalog.pg_stat_wal_receiver LIMIT 1) AS w ON true
 """
+
+_CONNINFO_NAME = re.compile(r"(?:^|\s)(fallback_application_name|application_name)=(\S+)")
+
+
+def _receiver_name(conninfo: str | None, cluster_name: str | None) -> str | None:
+    """The application name main sees for this standby's WAL receiver: the conninfo's
+    `application_name`, else the walreceiver's fallback (cluster_name, else "walreceiver")."""
+    if not conninfo:
+        return None
+    found = dict(m.groups() for m in _CONNINFO_NAME.finditer(conninfo))
+    return (
+        found.get("application_name")
+        or found.get("fallback_application_name")
+        or cluster_name
+        or "walreceiver"
+    )
 
 
 class DeadlineExceeded(Exception):
@@ -146,34 +189,63 @@ def query_bounded(endpoint: PgEndpoint, query: str, timeout: float) -> tuple[Any
         conn.close()
 
 
+def _float(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
 def status_from_row(row: tuple[Any, ...]) -> DbStatus:
     """Turn a STATUS_SQL row into a DbStatus (shared by the probe and the promoter)."""
-    in_recovery, current, receive, replay, lag_bytes, lag_seconds, replayed_at, receiver = row
+    (
+        in_recovery, current, receive, replay, lag_bytes, lag_seconds, replayed_at, receiver,
+        heard_at, heard_age, end_lsn, end_at, conninfo, cluster_name, receiver_timeout,
+        synchronous_commit, sync_names, peers,
+    ) = row  # fmt: skip
     if not in_recovery:
-        return DbStatus(role=DbRole.PRIMARY, current_lsn=current)
+        return DbStatus(
+            role=DbRole.PRIMARY,
+            current_lsn=current,
+            synchronous_commit=synchronous_commit,
+            synchronous_standby_names=sync_names,
+            standbys=tuple(
+                ReplicationPeer.model_validate(p) for p in peers or () if p.get("application_name")
+            ),
+        )
     return DbStatus(
         role=DbRole.STANDBY,
         receive_lsn=receive,
         replay_lsn=replay,
         replay_lag_bytes=None if lag_bytes is None else int(lag_bytes),
-        replay_lag_seconds=None if lag_seconds is None else float(lag_seconds),
-        last_replay_at=None if replayed_at is None else float(replayed_at),
+        replay_lag_seconds=_float(lag_seconds),
+        last_replay_at=_float(replayed_at),
         streaming=receiver == "streaming",
+        last_msg_receipt_at=_float(heard_at),
+        last_msg_age_seconds=None if heard_age is None else max(0.0, float(heard_age)),
+        latest_end_lsn=end_lsn,
+        latest_end_at=_float(end_at),
+        application_name=_receiver_name(conninfo, cluster_name),
+        wal_receiver_timeout_seconds=_float(receiver_timeout),
     )
 
 
 def describe_status(status: DbStatus) -> str:
     if status.role == DbRole.PRIMARY:
-        return f"primary at WAL {status.current_lsn}"
+        sync = [p.application_name for p in status.standbys if p.sync_state in ("sync", "quorum")]
+        synchronous = f", synchronous standby {', '.join(sync)}" if sync else ""
+        return f"primary at WAL {status.current_lsn}{synchronous}"
     lag = "unknown" if status.replay_lag_bytes is None else f"{status.replay_lag_bytes} bytes"
     seconds = (
         ""
         if status.replay_lag_seconds is None
         else f", last replayed transaction {status.replay_lag_seconds:.1f} s ago"
     )
+    heard = (
+        ""
+        if status.last_msg_age_seconds is None
+        else f", last heard from main {status.last_msg_age_seconds:.1f} s ago"
+    )
     return (
         f"standby {'streaming' if status.streaming else 'NOT streaming'}, received {status.receive_lsn}, "
-        f"replayed {status.replay_lsn}, replay lag {lag}{seconds}"
+        f"replayed {status.replay_lsn}, replay lag {lag}{seconds}{heard}"
     )
 
 

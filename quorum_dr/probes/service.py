@@ -9,8 +9,11 @@
    count rides on the stored results, see `domain/retrigger.py`); publish `VerdictChanged` for each
    site whose round verdict differs from this region's previous round. An abstaining round
    publishes neither: its results are recorded but they are not votes.
-6. Publish `SplitBrainSuspected` for each service of which more than one site's PostgreSQL check
-   reported a primary in this round (abstaining or not: a primary that answered is a primary).
+6. Publish `SplitBrainSuspected` for each service when a second PostgreSQL primary appears in
+   this region's view (abstaining or not: a primary that answered is a primary), and again, with
+   `change: resolved`, when it goes: once per change, not every round. The previous view is this
+   region's stored results of each site's PostgreSQL check (see `domain/split_brain.py`); the
+   evidence (role, WAL position) stays in the stored results of every round.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from typing import Any
 from quorum_dr.config import WatchdogConfig
 from quorum_dr.domain.results import CONTROL_SITE, ProbeResult, Vote
 from quorum_dr.domain.retrigger import ProbeFailedDecision, decide_probe_failed
-from quorum_dr.domain.split_brain import SPLIT_BRAIN_SUSPECTED, detect_split_brain
+from quorum_dr.domain.split_brain import SPLIT_BRAIN_SUSPECTED, split_brain_change
 from quorum_dr.ports import EventPublisher, ResultStore, SecretSource
 from quorum_dr.probes.event import InvalidProbeEvent, RoundRequest, VerifyRequest
 from quorum_dr.probes.round import CheckRunner, RoundReport, SiteRoundVerdict, run_round, site_round_verdicts
@@ -117,7 +120,9 @@ class ProbeService:
             runners=self.runners,
         )
         verdicts = report.site_verdicts()
-        previous = self._previous_verdicts({v.service for v in verdicts}, report.round_id)
+        services = sorted({r.service for r in report.results if r.site != CONTROL_SITE})
+        earlier = self._earlier_results({v.service for v in verdicts} | set(services), report.round_id)
+        previous = self._previous_verdicts(earlier)
         decisions: dict[tuple[str, str], ProbeFailedDecision] = {}
         if not report.abstaining:
             for verdict in verdicts:
@@ -144,13 +149,16 @@ class ProbeService:
             published += self._publish(
                 verdict, None if before is None else before[0], decisions[key], report, request
             )
-        for service in sorted({r.service for r in report.results if r.site != CONTROL_SITE}):
-            split = detect_split_brain(report.results, service)
-            if split.suspected:
+        for service in services:
+            split = split_brain_change(
+                earlier.get(service, []), report.results, service, region=report.region
+            )
+            if split.change is not None:
                 detail = split.detail(region=report.region, round_id=report.round_id)
                 self.events.publish(SPLIT_BRAIN_SUSPECTED, detail)
+                sites = split.now.sites if split.change == "appeared" else split.before.sites
                 published.append(
-                    PublishedEvent(SPLIT_BRAIN_SUSPECTED, service, ",".join(split.sites), split.reason)
+                    PublishedEvent(SPLIT_BRAIN_SUSPECTED, service, ",".join(sites), split.reason)
                 )
         return ProbeRoundOutcome(request, report, stored, verdicts, published)
 
@@ -238,19 +246,29 @@ class ProbeService:
                 if getattr(service.sites, site) is None:
                     raise InvalidProbeEvent(f"sites: service {service.name!r} has no {site} site configured")
 
+    def _earlier_results(self, services: Iterable[str], round_id: str) -> dict[str, list[ProbeResult]]:
+        """This region's stored results of earlier rounds, per service (one read per service)."""
+        probe = self.config.probe
+        since = self.clock() - max(probe.freshness_seconds, 3 * probe.interval_seconds)
+        return {
+            service: [
+                r
+                for r in self.results.recent_results(service, since)
+                if r.region == self.region and r.round_id != round_id
+            ]
+            for service in services
+        }
+
+    @staticmethod
     def _previous_verdicts(
-        self, services: Iterable[str], round_id: str
+        earlier: Mapping[str, list[ProbeResult]],
     ) -> dict[tuple[str, str], tuple[SiteRoundVerdict, int]]:
         """This region's latest earlier non-abstaining round, per site, as a round verdict and the
         count of consecutive failing rounds it carried."""
-        probe = self.config.probe
-        since = self.clock() - max(probe.freshness_seconds, 3 * probe.interval_seconds)
         previous: dict[tuple[str, str], tuple[SiteRoundVerdict, int]] = {}
-        for service in services:
+        for service, results in earlier.items():
             rounds: dict[tuple[str, str], dict[str, list[ProbeResult]]] = {}
-            for result in self.results.recent_results(service, since):
-                if result.region != self.region or result.round_id == round_id:
-                    continue
+            for result in results:
                 if result.abstaining or result.site == CONTROL_SITE:
                     continue
                 rounds.setdefault((service, result.site), {}).setdefault(result.round_id, []).append(result)

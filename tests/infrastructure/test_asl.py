@@ -1,4 +1,5 @@
-"""The ASL inlined in the control template validates with asl-validator (npm, `make setup`)."""
+"""The ASL rendered from statemachines/*.asl.yaml, and the ASL inlined in the control template,
+validate with asl-validator (npm, `make setup`)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from quorum_dr.failover.longest_path import (
     EXECUTION_TIMEOUT_SECONDS,
@@ -16,6 +16,7 @@ from quorum_dr.failover.longest_path import (
     LOCK_WRITE_RETRY,
     RetryPolicy,
 )
+from quorum_dr.state_machines import definition_json, names
 from stacks import naming
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -57,6 +58,18 @@ def test_the_template_asl_validates_with_its_substitutions(synth, tmp_path: Path
     assert run.returncode == 0, run.stdout + run.stderr
 
 
+@pytest.mark.parametrize("name", names())
+def test_every_rendered_state_machine_validates(name: str, tmp_path: Path) -> None:
+    definition = definition_json(name)
+    for key, value in _deployed_values("eu-west-2").items():
+        definition = definition.replace("${" + key + "}", value)
+    assert "${" not in definition, f"{name} uses a substitution the stack does not supply"
+    path = tmp_path / f"{name}.asl.json"
+    path.write_text(definition)
+    run = _validate(path)
+    assert run.returncode == 0, run.stdout + run.stderr
+
+
 def test_the_validator_rejects_a_broken_definition(tmp_path: Path) -> None:
     path = tmp_path / "broken.asl.json"
     path.write_text(json.dumps({"StartAt": "Missing", "States": {"Only": {"Type": "Pass", "End": True}}}))
@@ -71,9 +84,7 @@ def test_the_validator_rejects_a_broken_definition(tmp_path: Path) -> None:
 
 
 def _asl() -> dict[str, Any]:
-    from quorum_dr.sfn_harness import ASL_PATH
-
-    return dict(yaml.safe_load(ASL_PATH.read_text(encoding="utf-8")))  # JSON is YAML too
+    return dict(json.loads(definition_json("failover")))
 
 
 def _retry(rule: dict[str, Any]) -> RetryPolicy:

@@ -14,9 +14,20 @@ from pathlib import Path
 
 import pytest
 
+from quorum_dr.domain.cold_report import ColdBootstrapReport, RestoreLine
 from stacks.cold_site import BOOTSTRAP
 
-RESTORE_OUTPUT = {"backup": "postgres/2026-11-26T03:00:00Z.dump", "backup_age_seconds": 5400}
+RESTORE_LINE = RestoreLine(
+    bucket="booking-backups-example",
+    key="postgres/20261126T030000Z-main.dump",
+    source="main",
+    taken_at=1_795_000_000.0,
+    lsn="0/3000060",
+    restored_at=1_795_005_400.0,
+    backup_age_seconds=5400,
+    target="booking on /var/run/postgresql",
+    reason="restored s3://booking-backups-example/postgres/20261126T030000Z-main.dump",
+)
 
 
 class _Health(BaseHTTPRequestHandler):
@@ -49,7 +60,7 @@ def _tools(tmp_path: Path, restore_ok: bool) -> dict[str, str]:
         'if [ "$1" = -m ] && [ "$2" = quorum_dr.adapters.postgres_backup ]; then\n'
         f"  printf '%s\\n' \"$*\" >> {tmp_path}/restore-args\n"
         + (
-            f"  echo '{json.dumps(RESTORE_OUTPUT)}'\n"
+            f"  echo '{RESTORE_LINE.model_dump_json()}'\n"
             if restore_ok
             else "  echo 'no backup found' >&2; exit 3\n"
         )
@@ -107,9 +118,9 @@ def test_restores_starts_and_reports_ready_with_the_task_token(tmp_path: Path, h
     (call,) = _calls(tmp_path)
     assert call[:4] == ["stepfunctions", "send-task-success", "--region", "eu-west-2"]
     assert call[call.index("--task-token") + 1] == "TOKEN-abc123"
-    output = json.loads(call[call.index("--task-output") + 1])
-    assert output["ready"] is True and output["service"] == "booking"
-    assert output["restore"] == RESTORE_OUTPUT
+    report = ColdBootstrapReport.model_validate_json(call[call.index("--task-output") + 1])
+    assert report.service == "booking" and report.restore == RESTORE_LINE
+    assert report.backup_age_seconds == 5400
 
 
 def test_a_failed_restore_reports_failure_and_never_starts_the_app(tmp_path: Path, health_url: str) -> None:

@@ -35,6 +35,23 @@ def test_function_asset_holds_handler_package_and_validated_config(
     assert not (out / "cold_site").exists()
 
 
+def test_function_asset_holds_only_what_runs_in_lambda(tmp_path: Path, example_config_path) -> None:
+    """The handler, the quorum_dr package without its CLI, the config: no local world, no moto."""
+    config = load_config(example_config_path)
+    out = tmp_path / "probe"
+    out.mkdir()
+    _FunctionBundler("probe", _assets(config).files_for("probe")).try_bundle(str(out))
+    expected = ["__init__.py", "handler.py", "quorum_dr", CONFIG_FILE]
+    assert sorted(p.name for p in out.iterdir()) == sorted(expected)
+    assert not (out / "quorum_dr" / "cli").exists()
+    sources = {p.relative_to(out).as_posix(): p.read_text() for p in out.rglob("*.py")}
+    assert "quorum_dr/functions.py" in sources
+    for path, text in sources.items():
+        imports = re.findall(r"^\s*(?:from|import) ([\w.]+)", text, flags=re.M)
+        local = [name for name in imports if name.split(".")[0] in ("quorum_dr_local", "moto")]
+        assert not local, f"{path} imports {local}, which is not in the bundle"
+
+
 def test_launch_cold_site_gets_the_bootstrap_with_only_the_token_to_fill(
     tmp_path: Path, example_config_path
 ) -> None:

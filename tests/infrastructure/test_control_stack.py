@@ -9,8 +9,9 @@ import boto3
 from aws_cdk.assertions import Match, Template
 from moto import mock_aws
 
+from quorum_dr.state_machines import definition_json
 from stacks import naming
-from stacks.failover_state_machine import ASL_PATH, substitutions_used
+from stacks.failover_state_machine import substitutions_used
 
 
 def _control(synth):
@@ -43,14 +44,13 @@ def test_state_machine_is_inlined_with_logging_all_and_xray(synth) -> None:
     assert props["TracingConfiguration"] == {"Enabled": True}
     assert props["LoggingConfiguration"]["Level"] == "ALL"
     assert props["LoggingConfiguration"]["IncludeExecutionData"] is True
-    # Inlined, not uploaded to S3: the template carries the file's own text.
-    assert isinstance(props["DefinitionString"], str)
-    assert json.loads(props["DefinitionString"]) == json.loads(ASL_PATH.read_text())
+    # Inlined, not uploaded to S3: the template carries the JSON rendered from the YAML source.
+    assert props["DefinitionString"] == definition_json("failover")
 
 
 def test_every_substitution_the_asl_uses_is_supplied(synth) -> None:
     (machine,) = synth.resources(_control(synth), "AWS::StepFunctions::StateMachine").values()
-    used = substitutions_used(ASL_PATH.read_text())
+    used = substitutions_used(definition_json("failover"))
     supplied = set(machine["Properties"]["DefinitionSubstitutions"])
     assert used <= supplied, f"unsupplied: {sorted(used - supplied)}"
     # And the fixed set of the lead's conventions is what we supply.

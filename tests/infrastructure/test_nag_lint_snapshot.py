@@ -89,7 +89,7 @@ def normalize(template: dict) -> dict:
     data = json.loads(text)
     for resource in data["Resources"].values():
         if resource["Type"] == "AWS::StepFunctions::StateMachine":
-            resource["Properties"]["DefinitionString"] = "<statemachines/failover.asl.json>"
+            resource["Properties"]["DefinitionString"] = "<statemachines/failover.asl.yaml>"
     return data
 
 

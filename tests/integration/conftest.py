@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from quorum_dr.sandbox.postgres import DEFAULT_BIN_DIR, PgCluster, PgPair, make_primary, make_standby
+from quorum_dr_local.standins.postgres import DEFAULT_BIN_DIR, PgCluster, PgPair, make_primary, make_standby
 
 _PAIRS = itertools.count()
 

@@ -17,7 +17,7 @@ from botocore.exceptions import ClientError
 from moto import mock_aws
 
 from quorum_dr.adapters.tables import create_table
-from quorum_dr.sandbox import atomic_dynamodb
+from quorum_dr_local.standins import atomic_dynamodb
 
 REGION = "eu-west-2"
 TABLE = "quorum-dr-state"

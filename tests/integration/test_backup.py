@@ -14,7 +14,7 @@ from moto import mock_aws
 from quorum_dr.adapters.postgres_backup import BackupError, main, restore_latest, take_backup
 from quorum_dr.domain.results import parse_lsn
 from quorum_dr.probes.postgres import PgEndpoint
-from quorum_dr.sandbox.postgres import PgCluster, PgPair, make_primary
+from quorum_dr_local.standins.postgres import PgCluster, PgPair, make_primary
 
 BUCKET = "booking-backups"
 PREFIX = "postgres/"

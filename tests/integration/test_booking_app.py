@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from quorum_dr.sandbox.booking_app import BookingApp
+from quorum_dr_local.standins.booking_app import BookingApp
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 pytestmark = pytest.mark.skipif(
@@ -40,7 +40,7 @@ def _as_postgres(*argv: str) -> None:
 
 @dataclass
 class Pg:
-    """A throw-away cluster for this test module only (the drill uses quorum_dr.sandbox.postgres)."""
+    """A throw-away cluster for this test module only (the drill uses quorum_dr_local.standins.postgres)."""
 
     datadir: Path
     port: int
@@ -177,7 +177,7 @@ def test_runs_as_a_process(clusters: tuple[Pg, Pg]):
         [
             sys.executable,
             "-m",
-            "quorum_dr.sandbox.booking_app",
+            "quorum_dr_local.standins.booking_app",
             "--site",
             "main",
             "--host",
@@ -203,7 +203,7 @@ def test_runs_as_a_process(clusters: tuple[Pg, Pg]):
 def test_traffic_client_records_every_attempt_and_the_committed_orders(
     clusters: tuple[Pg, Pg], tmp_path: Path
 ):
-    from quorum_dr.sandbox.traffic import TrafficClient, read_attempts
+    from quorum_dr_local.standins.traffic import TrafficClient, read_attempts
 
     primary, _ = clusters
     with BookingApp("main", primary.dsn) as app:
@@ -226,7 +226,7 @@ def test_traffic_client_records_every_attempt_and_the_committed_orders(
 
 
 def test_traffic_client_counts_failures_when_nothing_listens(tmp_path: Path):
-    from quorum_dr.sandbox.traffic import TrafficClient
+    from quorum_dr_local.standins.traffic import TrafficClient
 
     client = TrafficClient(
         "127.0.0.1", _free_port(), "app.example.com", rate_per_second=10, duration_seconds=0.35

@@ -23,7 +23,7 @@ from quorum_dr.domain.edge import (
     EdgeUnavailableError,
 )
 from quorum_dr.ports import EdgeSwitch
-from quorum_dr.sandbox.cloudflare_emulator import CloudflareEmulator, Fault, seed_for_service
+from quorum_dr_local.standins.cloudflare_emulator import CloudflareEmulator, Fault, seed_for_service
 
 TOKEN = "cf-token-0123456789abcdef"
 SECRET_NAME = "quorum-dr/cloudflare-token"

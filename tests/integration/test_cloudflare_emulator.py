@@ -13,7 +13,7 @@ import cloudflare
 import httpx
 import pytest
 
-from quorum_dr.sandbox.cloudflare_emulator import CloudflareEmulator, Fault
+from quorum_dr_local.standins.cloudflare_emulator import CloudflareEmulator, Fault
 
 TOKEN = "test-token-edit"
 READ_TOKEN = "test-token-read"
@@ -196,7 +196,7 @@ def test_the_emulator_runs_as_a_process_and_saves_its_state(tmp_path: Path) -> N
         [
             sys.executable,
             "-m",
-            "quorum_dr.sandbox.cloudflare_emulator",
+            "quorum_dr_local.standins.cloudflare_emulator",
             "--state",
             str(state),
             "--ready-file",

@@ -17,8 +17,8 @@ import pytest
 
 from quorum_dr import config
 from quorum_dr.adapters.cloudflare_edge import CloudflareEdge
-from quorum_dr.sandbox.cloudflare_emulator import CloudflareEmulator, seed_for_service
-from quorum_dr.sandbox.edge_proxy import (
+from quorum_dr_local.standins.cloudflare_emulator import CloudflareEmulator, seed_for_service
+from quorum_dr_local.standins.edge_proxy import (
     DnsRoute,
     EdgeProxy,
     EmulatorRoutes,
@@ -226,7 +226,7 @@ def test_the_proxy_runs_as_a_process(emulator: CloudflareEmulator, tmp_path: Pat
         [
             sys.executable,
             "-m",
-            "quorum_dr.sandbox.edge_proxy",
+            "quorum_dr_local.standins.edge_proxy",
             "--emulator",
             emulator.url,
             "--route",

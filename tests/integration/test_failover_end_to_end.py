@@ -5,6 +5,7 @@ Secrets Manager and Lambda (the probe function of each region runs in-process, i
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections import Counter
@@ -15,8 +16,8 @@ from typing import Any
 import boto3
 import pytest
 
-from quorum_dr.sandbox.cloudflare_emulator import Fault
-from quorum_dr.sandbox.failover_rig import FailoverRig
+from quorum_dr_local.rig import REGIONS, FailoverRig
+from quorum_dr_local.standins.cloudflare_emulator import Fault
 
 
 @pytest.fixture
@@ -24,6 +25,7 @@ def rig_factory(pg_base_dir: Path) -> Iterator[Callable[..., FailoverRig]]:
     made: list[FailoverRig] = []
 
     def make(**options: object) -> FailoverRig:
+        options.setdefault("postgres_checks", True)  # as configured in production: invariants 3 and 4
         rig = FailoverRig(pg_base_dir, **options).__enter__()  # type: ignore[arg-type]
         made.append(rig)
         return rig
@@ -33,6 +35,22 @@ def rig_factory(pg_base_dir: Path) -> Iterator[Callable[..., FailoverRig]]:
     finally:
         for rig in reversed(made):
             rig.__exit__(None, None, None)
+
+
+def quiet_round(rig: FailoverRig, round_id: str) -> None:
+    """A scheduled probe round in every region, as the probes run every interval in production."""
+    for region in REGIONS:
+        boto3.client("lambda", region_name=region).invoke(
+            FunctionName=f"arn:aws:lambda:{region}:123456789012:function:quorum-dr-probe",
+            Payload=json.dumps({"round_id": f"{round_id}-{region}", "service": "booking"}).encode(),
+        )
+
+
+def main_fails_after_a_quiet_round(rig: FailoverRig) -> None:
+    """The probes saw main's database (its WAL position) and DR's (streaming, hearing from main)
+    in the round before main died: that is what bounds the loss of promoting DR (invariant 4)."""
+    quiet_round(rig, "before-fault")
+    rig.site_down("main")
 
 
 def steps(rig: FailoverRig, incident_id: str) -> list[str]:
@@ -50,7 +68,7 @@ def test_hot_failover_with_real_adapters_promotes_once_switches_once_and_verifie
     rig.pair.primary.sql("CREATE TABLE ledger (id int PRIMARY KEY)", who="app")
     rig.pair.primary.sql("INSERT INTO ledger SELECT generate_series(1, 100)", who="app")
     rig.pair.standby.wait_replayed(rig.pair.primary.value("SELECT pg_current_wal_lsn()::text"))
-    rig.site_down("main")
+    main_fails_after_a_quiet_round(rig)
 
     described = rig.run(name="inc-e2e-hot")
 
@@ -65,6 +83,12 @@ def test_hot_failover_with_real_adapters_promotes_once_switches_once_and_verifie
     record = rig.incident("inc-e2e-hot")
     assert record["outcome"] == "failed_over" and record["scenario"]["scenario"] == "hot"
     assert record["rto_seconds"] >= 0 and "data_loss" in record
+    # invariant 4: a known bound from the probes, in bytes and seconds, with its evidence
+    loss = record["data_loss"]
+    assert loss["evidence"] in ("wal_position", "heard_from_main") and loss["bound_bytes"] == 0
+    assert 0 <= loss["bound_seconds"] <= 30
+    assert record["data_loss_reason"].startswith("data loss bounded")
+    assert record["allow_data_loss_used"] is False
     text = reasons(rig, "inc-e2e-hot")
     for sentence in (
         "main is DOWN",
@@ -81,11 +105,31 @@ def test_hot_failover_with_real_adapters_promotes_once_switches_once_and_verifie
     assert any("failed over" in s and "inc-e2e-hot" in s for s in subjects), subjects
 
 
+def test_invariant_4_without_a_probe_view_of_main_the_promotion_escalates(
+    rig_factory: Callable[..., FailoverRig],
+) -> None:
+    """Main dies before any probe saw its database, and the standby's WAL receiver is gone with
+    it: nothing bounds the loss, so no automatic promotion; a person is told why."""
+    rig = rig_factory()
+    rig.site_down("main")
+
+    described = rig.run(name="inc-e2e-unbounded")
+
+    assert described["status"] == "FAILED" and described["error"] == "NeedsAttention"
+    assert rig.edge_writes() == 0
+    assert rig.pair.standby.in_recovery() is True
+    text = reasons(rig, "inc-e2e-unbounded")
+    assert (
+        "no automatic promotion: data loss unknown, no known bound: no probe saw main's WAL position" in text
+    )
+    assert "only a manual start with allow_data_loss may proceed" in text
+
+
 def test_invariant_6_the_replica_is_verified_writable_before_the_edge_switch(
     rig_factory: Callable[..., FailoverRig],
 ) -> None:
     rig = rig_factory()
-    rig.site_down("main")
+    main_fails_after_a_quiet_round(rig)
 
     described = rig.run(name="inc-e2e-order")
 
@@ -100,7 +144,7 @@ def test_invariant_5_two_concurrent_starts_give_one_promotion_and_one_edge_write
     rig_factory: Callable[..., FailoverRig],
 ) -> None:
     rig = rig_factory()
-    rig.site_down("main")
+    main_fails_after_a_quiet_round(rig)
 
     arns = [rig.start(name=f"inc-e2e-c{n}") for n in range(2)]
     outcomes = [rig.harness.wait(arn, timeout=60) for arn in arns]
@@ -167,7 +211,7 @@ def test_a_retried_promotion_for_the_same_incident_does_not_promote_again(
     rig_factory: Callable[..., FailoverRig],
 ) -> None:
     rig = rig_factory()
-    rig.site_down("main")
+    main_fails_after_a_quiet_round(rig)
     described = rig.run(name="inc-e2e-once")
     assert described["status"] == "SUCCEEDED", described.get("cause")
 
@@ -199,7 +243,7 @@ def test_invariant_8_a_load_balancer_edge_keeps_the_old_pool_enabled_when_enabli
     rig_factory: Callable[..., FailoverRig],
 ) -> None:
     rig = rig_factory(edge_kind="load_balancer")
-    rig.site_down("main")
+    main_fails_after_a_quiet_round(rig)
     rig.emulator.add_fault(Fault(kind="success_false", method="PATCH", path_contains="pool-dr", count=None))
 
     described = rig.run(name="inc-e2e-lb")
@@ -214,7 +258,7 @@ def test_invariant_8_a_load_balancer_edge_keeps_the_old_pool_enabled_when_enabli
 
 def test_hot_failover_through_load_balancer_pools(rig_factory: Callable[..., FailoverRig]) -> None:
     rig = rig_factory(edge_kind="load_balancer")
-    rig.site_down("main")
+    main_fails_after_a_quiet_round(rig)
 
     described = rig.run(name="inc-e2e-lb-ok")
 
@@ -227,11 +271,10 @@ def test_hot_failover_through_load_balancer_pools(rig_factory: Callable[..., Fai
 def test_cold_failover_launches_one_instance_and_waits_for_the_bootstrap_callback(
     rig_factory: Callable[..., FailoverRig],
 ) -> None:
-    from quorum_dr.config import parse_config
     from stacks.cold_site import render_bootstrap
 
     rig = rig_factory(cold=True)
-    config = parse_config(rig.config_data())
+    config = rig.config()
     (rig.config_dir / "cold_site" / "booking.sh").write_text(
         render_bootstrap(config, config.service("booking"))
     )
@@ -264,7 +307,7 @@ def test_split_brain_when_the_old_main_primary_comes_back_after_a_failover_is_to
     import json
 
     rig = rig_factory(postgres_checks=True)
-    rig.site_down("main")
+    main_fails_after_a_quiet_round(rig)
     described = rig.run(name="inc-e2e-sb")
     assert described["status"] == "SUCCEEDED", described.get("cause")
     events = boto3.client("events", region_name="us-east-1")

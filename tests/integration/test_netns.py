@@ -11,8 +11,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from quorum_dr.sandbox import netns
-from quorum_dr.sandbox.netns import RegionNetwork
+from quorum_dr_local.standins import netns
+from quorum_dr_local.standins.netns import RegionNetwork
 
 pytestmark = pytest.mark.skipif(netns.availability() is not None, reason=str(netns.availability()))
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import psycopg2
 import pytest
 
-from quorum_dr.sandbox.postgres import PgCluster, PgPair, SandboxError, make_primary, make_standby
+from quorum_dr_local.standins.postgres import PgCluster, PgPair, SandboxError, make_primary, make_standby
 
 
 def test_destroy_after_crash_leaves_no_process_and_no_data(pg_base_dir: Path) -> None:

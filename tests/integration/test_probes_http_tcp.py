@@ -215,7 +215,7 @@ def test_healthy_endpoint_is_up(http_server: _Server) -> None:
 
 
 def test_slow_endpoint_within_timeout_is_up(http_server: _Server) -> None:
-    outcome = http(f"http://127.0.0.1:{http_server.port}/slow", timeout=3)
+    outcome = http(f"http://127.0.0.1:{http_server.port}/slow", timeout=10)
     assert outcome.vote is Vote.UP, outcome.detail
     assert outcome.latency_ms >= 300
 

@@ -13,7 +13,7 @@ from quorum_dr.adapters.postgres_promoter import RECORD_TABLE, PostgresPromoter
 from quorum_dr.domain.results import DbRole
 from quorum_dr.ports import DatabaseUnreachableError, PromotionReceipt
 from quorum_dr.probes.postgres import PgEndpoint
-from quorum_dr.sandbox.postgres import PgCluster, PgPair, free_port
+from quorum_dr_local.standins.postgres import PgCluster, PgPair, free_port
 
 
 def admin(cluster: PgCluster, dbname: str | None = None) -> PgEndpoint:
@@ -40,6 +40,9 @@ def test_replica_status_reads_the_standby(pg_pair: PgPair) -> None:
     assert status.role == DbRole.STANDBY
     assert status.streaming is True
     assert status.replay_lag_bytes is not None and status.replay_lag_bytes >= 0
+    # what the data-loss receipt's "heard from main" bound is made of
+    assert status.last_msg_age_seconds is not None and status.last_msg_age_seconds < 5
+    assert status.application_name == pg_pair.standby.name
 
 
 def test_committed_data_present_after_promote(pg_pair_factory: Callable[..., PgPair]) -> None:
@@ -100,7 +103,7 @@ def test_concurrent_promotes_promote_exactly_once(pg_pair_factory: Callable[...,
 
 
 def test_promote_of_a_primary_is_already_promoted_outside_quorum_dr(pg_pair: PgPair) -> None:
-    promoter = PostgresPromoter(admin(pg_pair.primary), None, timeout=3.0)
+    promoter = PostgresPromoter(admin(pg_pair.primary), None, timeout=10.0)
 
     receipt = promoter.promote("inc-5")
 
@@ -109,8 +112,8 @@ def test_promote_of_a_primary_is_already_promoted_outside_quorum_dr(pg_pair: PgP
 
 
 def test_verify_writable_on_standby_and_primary(pg_pair: PgPair) -> None:
-    on_standby = PostgresPromoter(admin(pg_pair.standby), timeout=3.0).verify_writable()
-    on_primary = PostgresPromoter(admin(pg_pair.primary), timeout=3.0).verify_writable()
+    on_standby = PostgresPromoter(admin(pg_pair.standby), timeout=10.0).verify_writable()
+    on_primary = PostgresPromoter(admin(pg_pair.primary), timeout=10.0).verify_writable()
 
     assert on_standby.writable is False and "standby" in on_standby.reason
     assert on_primary.writable is True and "committed a write" in on_primary.reason

@@ -18,8 +18,8 @@ from moto import mock_aws
 from quorum_dr.adapters.dynamodb_state import DynamoStateStore
 from quorum_dr.adapters.tables import create_table
 from quorum_dr.failover import wiring
-from quorum_dr.failover.operator import answer_request
-from quorum_dr.sfn_harness import SfnHarness
+from quorum_dr.failover.operator import answer_request, reset
+from quorum_dr_local.sfn_harness import SfnHarness
 from tests.conftest import ROOT
 from tests.fakes import (
     FakeEdge,
@@ -30,6 +30,7 @@ from tests.fakes import (
     FakePromoter,
     FakeResults,
     FakeVerifier,
+    cold_bootstrap_report,
     make_config,
 )
 
@@ -62,9 +63,7 @@ def bootstrap_reports_ready(token: str | None) -> None:
             try:
                 sfn.send_task_success(
                     taskToken=token,
-                    output=json.dumps(
-                        {"ready": True, "backup_age_seconds": 420, "reason": "cold site ready"}
-                    ),
+                    output=cold_bootstrap_report(420).model_dump_json(),
                 )
                 return
             except Exception:  # noqa: BLE001 - the token may not be registered yet
@@ -259,6 +258,33 @@ def test_invariant_4_no_automatic_promotion_when_lag_unknown(world: World) -> No
     assert "status is unknown" in " ".join(world.reasons("inc-unknown"))
 
 
+def test_invariant_4_no_automatic_promotion_when_the_loss_has_no_known_bound(world: World) -> None:
+    """Unknown is not zero: no probe saw main's WAL position and the standby cannot say when it
+    last heard from main, so the replica check refuses and the state machine escalates."""
+    world.promoter.heard_age = None
+    described, states = run(world, AUTO_EVENT, name="inc-unbounded")
+    assert described["status"] == "FAILED" and described["error"] == "NeedsAttention"
+    assert "RefusePromotion" in states and "PromoteDrDatabase" not in states
+    assert world.promoter.promotions == [] and world.edge.writes == []
+    assert (
+        "no automatic promotion: data loss unknown, no known bound: no probe saw main's WAL position; "
+        "the standby's last message from main is unknown" in " ".join(world.reasons("inc-unbounded"))
+    )
+
+
+def test_invariant_4_the_override_of_a_replay_that_did_not_catch_up_is_audited(world: World) -> None:
+    """The replica check passes, replay does not catch up within the wait, and only the
+    operator's allow_data_loss lets it promote: the record says the override was used."""
+    world.promoter.lag_bytes, world.promoter.replay_seconds = 10, 1.0
+    described, states = run(world, manual(allow_data_loss=True, skip_confirm=True), name="inc-replay")
+    assert described["status"] == "SUCCEEDED", described.get("cause")
+    record = world.incident("inc-replay")
+    assert record["allow_data_loss_used"] is True
+    assert "promoting anyway: allow_data_loss was given by an operator" in " ".join(
+        world.reasons("inc-replay")
+    )
+
+
 def test_invariant_4_manual_start_with_allow_data_loss_proceeds_and_says_so(world: World) -> None:
     world.promoter.lag_bytes = 99_999_999
     described, states = run(world, manual(allow_data_loss=True, skip_confirm=True), name="inc-loss")
@@ -293,6 +319,34 @@ def test_invariant_6_edge_switch_fails_after_promotion_escalates_and_never_promo
     described, states = run(world, AUTO_EVENT, name="inc-sw-2")
     assert described["status"] == "SUCCEEDED" and states[-1] == "AlreadyHandling"
     assert world.promoter.promotions == ["inc-sw"] and world.edge.writes == []
+
+
+def test_invariant_7_a_promoted_then_escalated_run_holds_the_cooldown_after_a_reset(world: World) -> None:
+    """The promotion itself starts the cooldown and counts in the daily cap, once per incident:
+    an operator's reset clears the lock and NEEDS_ATTENTION, and the next automatic trigger (to
+    cold, say, if DR looks down now) is refused instead of failing over a second time."""
+    world.edge.fail = True
+    described, _ = run(world, AUTO_EVENT, name="inc-esc")
+    assert described["status"] == "FAILED" and world.promoter.promotions == ["inc-esc"]
+    state = world.store.get_state("booking")
+    assert state["active_site"] == "main" and state["cooldown_until"] > time.time() + 3000
+    assert (state["failovers_today"], state["counted_incident"]) == (1, "inc-esc")
+    assert any("the promotion of booking counted" in r for r in world.reasons("inc-esc"))
+
+    reset(world.store, "booking", reason="edge fixed by hand", by="ops", now=time.time())
+    world.edge.fail = False
+    world.probes.sites.update({"dr": "down"})
+    described, states = run(world, AUTO_EVENT, name="inc-after-reset")
+    assert described["status"] == "SUCCEEDED" and states[-1] == "GatesClosed"
+    assert world.promoter.promotions == ["inc-esc"] and world.launcher.launches == []
+    assert any("in cooldown until" in r for r in world.reasons("inc-after-reset"))
+
+
+def test_invariant_7_a_completed_failover_is_counted_once(world: World) -> None:
+    described, _ = run(world, AUTO_EVENT, name="inc-once")
+    assert described["status"] == "SUCCEEDED", described.get("cause")
+    state = world.store.get_state("booking")
+    assert (state["failovers_today"], state["counted_incident"]) == (1, "inc-once")
 
 
 def test_invariant_6_never_switch_to_a_database_not_verified_writable(world: World) -> None:

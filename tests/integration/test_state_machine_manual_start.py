@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from moto import mock_aws
 
 from quorum_dr.cli.failover_cmd import EXIT_INVALID, run_failover
-from quorum_dr.sfn_harness import ASL_PATH
+from quorum_dr.state_machines import definition_json
 
 REGION = "eu-west-2"
 
@@ -24,7 +24,9 @@ def sfn(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Any, str]]:
     with mock_aws():
         client = boto3.client("stepfunctions", region_name=REGION)
         arn = client.create_state_machine(
-            name="Failover", definition=ASL_PATH.read_text(), roleArn="arn:aws:iam::123456789012:role/x"
+            name="Failover",
+            definition=definition_json("failover"),
+            roleArn="arn:aws:iam::123456789012:role/x",
         )["stateMachineArn"]
         yield client, arn
 

@@ -31,7 +31,7 @@ from quorum_dr.failover import wiring
 from quorum_dr.failover.errors import ColdSiteFailed
 from quorum_dr.failover.production import production_ports
 from quorum_dr.settings import LambdaSettings, SettingsError
-from quorum_dr.sfn_harness import lambda_dispatch
+from quorum_dr_local.sfn_harness import lambda_dispatch
 from tests.conftest import ROOT
 
 HOME = "eu-west-2"
@@ -165,7 +165,8 @@ def test_probe_invoker_bounds_each_invocation(aws: None) -> None:
             release.wait(10)  # hangs until the test ends
         return {"reason": "round done"}
 
-    invoker = LambdaProbeInvoker(ProbeFunctions(ARNS, timeout_seconds=0.3))
+    # 2 s: the answering regions must make it on a loaded CI machine; the hung one waits 10 s
+    invoker = LambdaProbeInvoker(ProbeFunctions(ARNS, timeout_seconds=2))
     try:
         with lambda_dispatch({"quorum-dr-probe": probe}):
             sentences = invoker.run_round(
@@ -173,7 +174,7 @@ def test_probe_invoker_bounds_each_invocation(aws: None) -> None:
             )
     finally:
         release.set()
-    assert "us-east-1: " in sentences["us-east-1"] and "0.3 s" in sentences["us-east-1"]
+    assert sentences["us-east-1"] == "us-east-1: its probe did not answer within 2 s"
     assert sentences["eu-west-2"] == "eu-west-2: round done"
 
 
@@ -193,7 +194,10 @@ def test_verifier_needs_a_quorum_of_regions_seeing_the_marker(aws: None) -> None
         markers["us-east-1"] = "main"
         not_ok = verifier.verify(service="booking", expect_site="dr", incident_id="inc-3", origin_only=False)
 
-    assert calls[0][2]["action"] == "verify" and calls[0][2]["expect_site"] == "dr"
+    # only this test's calls: an invocation abandoned by an earlier test may still land late
+    verify_calls = [event for _, _, event in calls if event.get("incident_id") == "inc-3"]
+    assert len(verify_calls) == 6
+    assert all(e["action"] == "verify" and e["expect_site"] == "dr" for e in verify_calls)
     assert ok["verified"] is True
     assert ok["reason"].startswith(
         "verified: 2 of 3 regions see that app.example.com is served by dr (quorum 2)"

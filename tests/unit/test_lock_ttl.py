@@ -1,8 +1,9 @@
 """The incident lock's TTL against the longest execution the configured timings allow.
 
 `longest_execution` is the one count the config validator uses; these tests hold it against
-numbers worked out by hand from the function timeouts and the ASL's retry policy (4 attempts,
-backoffs 2 + 4 + 8 s): a Lambda Task's worst case is 4 x timeout + 14 s."""
+numbers worked out by hand from the function timeouts (`quorum_dr.functions.timeout`) and the
+ASL's retry policy (4 attempts, backoffs 2 + 4 + 8 s): a Lambda Task's worst case is
+4 x timeout + 14 s."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from quorum_dr.cli import main
 from quorum_dr.config import ConfigError, parse_config
 from quorum_dr.failover.longest_path import longest_execution
 from quorum_dr.failover.request import start_incident
+from quorum_dr.functions import timeout
 
 
 @pytest.fixture()
@@ -59,7 +61,7 @@ def test_an_explicit_ttl_shorter_than_the_longest_execution_is_an_error_naming_i
     (problem,) = caught.value.problems
     assert problem.startswith(
         f"services.0.failover.lock_ttl_seconds: {need - 1} s is shorter than the longest execution "
-        f"these timings allow, the hot failover path: {need} s (largest: confirmation (4 rounds, 10 s apart)"
+        f"these timings allow, the hot failover path: {need} s (largest: "
     )
     assert problem.endswith(f"give at least {need} or leave it out to use that")
     failover(example)["lock_ttl_seconds"] = need
@@ -79,16 +81,16 @@ def test_drctl_config_validate_exits_two_for_the_old_one_hour_ttl(
 def test_each_confirmation_round_adds_a_retried_round_and_a_wait(example: dict[str, Any]) -> None:
     base = longest(copy.deepcopy(example))
     example["confirmation"] = {"max_rounds": 5, "wait_seconds": 10}
-    assert longest(example) - base == 4 * 120 + 14 + 10  # confirm_outage: 120 s
+    assert longest(example) - base == 4 * timeout("confirm_outage") + 14 + 10
 
 
 def test_the_mode_wait_counts_the_whole_veto_or_approval_window(example: dict[str, Any]) -> None:
     base = longest(copy.deepcopy(example))  # mode auto: no wait
     failover(example)["mode"] = "approve"
-    # the approval wait, then the notify invocations retried 3 times (60 s) with their backoffs
-    assert longest(copy.deepcopy(example)) - base == 1800 + 3 * 60 + 14
+    # the approval wait, then the notify invocations retried 3 times with their backoffs
+    assert longest(copy.deepcopy(example)) - base == 1800 + 3 * timeout("notify") + 14
     failover(example)["mode"] = "veto"
-    assert longest(example) - base == 120 + 3 * 60 + 14
+    assert longest(example) - base == 120 + 3 * timeout("notify") + 14
 
 
 def test_a_slow_cold_site_makes_the_cold_path_the_longest(example: dict[str, Any]) -> None:
@@ -96,7 +98,7 @@ def test_a_slow_cold_site_makes_the_cold_path_the_longest(example: dict[str, Any
     config = parse_config(example)
     path = longest_execution(config, config.services[0])
     assert path.path == "the cold failover path"
-    assert ("LaunchColdSite", 20000 + 3 * 60 + 14) in path.parts
+    assert ("LaunchColdSite", 20000 + 3 * timeout("launch_cold_site") + 14) in path.parts
 
 
 def test_no_execution_outlives_the_state_machine_timeout(example: dict[str, Any]) -> None:

@@ -11,7 +11,6 @@ import pytest
 
 from quorum_dr.adapters.hooks import ServiceHooks
 from quorum_dr.adapters.notifier import OperatorNotifier
-from quorum_dr.adapters.secrets import StaticSecrets
 from quorum_dr.config import Hook
 from quorum_dr.failover.errors import HookFailed
 from quorum_dr.ports import HookCaller, HookResult, Notification, NotificationChannel, NotifyReceipt
@@ -25,26 +24,9 @@ from quorum_dr.probes.event import (
 )
 from quorum_dr.probes.service import ProbeService
 from quorum_dr.probes.verify import public_url, see_public
-from tests.unit.test_round_events import Clock, Endpoints, MemoryBus, MemoryResults, config
+from tests.fakes import probe_config
 
 SCHEDULE = {"source": "schedule", "rounds": 2, "round_spacing_seconds": 30}
-
-
-@pytest.fixture()
-def world() -> tuple[ProbeService, MemoryResults, MemoryBus, Endpoints, Clock]:
-    clock = Clock()
-    results, bus, endpoints = MemoryResults(clock), MemoryBus(), Endpoints()
-    runners = {"http": endpoints.run, "tcp": endpoints.run, "postgres": endpoints.run}
-    service = ProbeService(
-        config(),
-        region="eu-west-2",
-        results=results,
-        events=bus,
-        secrets=StaticSecrets({}),
-        clock=clock,
-        runners=runners,
-    )
-    return service, results, bus, endpoints, clock
 
 
 # -- the schedule input ----------------------------------------------------------------------------
@@ -142,7 +124,7 @@ def edge_answering(marker: str | None, status: int = 200) -> tuple[httpx.MockTra
 
 
 def test_the_public_hostname_is_asked_with_its_host_and_the_marker_compared() -> None:
-    service = config().service("booking")
+    service = probe_config().service("booking")
     transport, requests = edge_answering("dr")
 
     ok = see_public(service, "dr", region="us-east-1", timeout=1, transport=transport)
@@ -162,7 +144,7 @@ def test_the_public_hostname_is_asked_with_its_host_and_the_marker_compared() ->
 
 
 def test_an_error_page_from_the_edge_is_not_a_verification() -> None:
-    service = config().service("booking")
+    service = probe_config().service("booking")
     transport, _ = edge_answering(None, status=502)
     seen = see_public(service, "dr", region="eu-west-2", timeout=1, transport=transport)
     assert seen.ok is False and seen.status == 502
@@ -212,7 +194,7 @@ class ScriptedCaller(HookCaller):
 
 def service_with_hooks(required: bool) -> Any:
     hook = {"url": "https://hooks.example.com/fence", "signing_secret": "k", "required": required}
-    base = config().service("booking")
+    base = probe_config().service("booking")
     return base.model_copy(update={"hooks": base.hooks.model_validate({"fence_main": hook})})
 
 

@@ -167,8 +167,24 @@ def test_quorum_must_be_a_majority() -> None:
         main_verdict([], quorum=1)
 
 
-def standby(region: str, round_no: int, receive: str, streaming: bool = True, **kw: object) -> ProbeResult:
-    db = DbStatus(role=DbRole.STANDBY, receive_lsn=receive, replay_lsn=receive, streaming=streaming)
+def standby(
+    region: str,
+    round_no: int,
+    receive: str,
+    streaming: bool = True,
+    *,
+    last_msg_age_seconds: float | None = None,
+    wal_receiver_timeout_seconds: float | None = None,
+    **kw: object,
+) -> ProbeResult:
+    db = DbStatus(
+        role=DbRole.STANDBY,
+        receive_lsn=receive,
+        replay_lsn=receive,
+        streaming=streaming,
+        last_msg_age_seconds=last_msg_age_seconds,
+        wal_receiver_timeout_seconds=wal_receiver_timeout_seconds,
+    )
     return result(region, round_no, Vote.UP, site="dr", check="postgres", counts=False, db=db, **kw)  # type: ignore[arg-type]
 
 
@@ -188,32 +204,92 @@ def test_database_veto_turns_down_into_unknown_while_the_standby_streams() -> No
     )
 
 
-@pytest.mark.parametrize(
-    "dr",
-    [
-        [standby("us-east-1", 8, "0/3000148"), standby("us-east-1", 9, "0/3000148")],  # not advancing
-        [standby("us-east-1", 8, "0/3000060"), standby("us-east-1", 9, "0/3000148", streaming=False)],
-        [standby("us-east-1", 9, "0/3000148")],  # a single report proves nothing
-        [standby("us-east-1", 8, "0/3000060", age=200), standby("us-east-1", 9, "0/3000148")],  # stale
-    ],
-    ids=["not-advancing", "not-streaming", "one-report", "stale-report"],
-)
-def test_no_veto_without_fresh_streaming_advancing_evidence(dr: list[ProbeResult]) -> None:
+def test_an_idle_primary_is_alive_when_the_standby_still_hears_its_keepalives() -> None:
+    """No writes, so the receive position stands still; the WAL receiver's last message from
+    main (a keepalive answer) is 2.5 s old: the primary is alive (DESIGN invariant 3)."""
+    dr = [
+        standby("us-east-1", 8, "0/3000148", last_msg_age_seconds=4.0),
+        standby("us-east-1", 9, "0/3000148", last_msg_age_seconds=2.5, wal_receiver_timeout_seconds=60.0),
+    ]
     verdict = main_verdict(outside_down(), db_veto=True, dr_results=dr)
-    assert verdict.verdict is Verdict.DOWN
-    assert not verdict.vetoed
-
-
-def test_no_veto_when_the_latest_standby_check_failed() -> None:
-    """Streaming evidence from before the DR database went down is history, not a witness (the
-    dual-outage drill found this: DR died with main, and its last good reports vetoed the cold path)."""
-    dr_down = result("us-east-1", 9, Vote.DOWN, site="dr", check="postgres", counts=False).model_copy(
-        update={"check_type": "postgres"}
+    assert verdict.verdict is Verdict.UNKNOWN
+    assert verdict.vetoed
+    assert verdict.reason == (
+        "main is UNKNOWN: 3 of 3 regions (eu-west-2, us-east-1, us-west-2) vote DOWN, but the DR standby "
+        "is still streaming from the primary and heard from it 2.5 s before its check (within 35 s: an "
+        "idle primary still answers the standby's keepalives) (seen from us-east-1): the primary is alive "
+        "and this looks like a partition; quorum is 2"
     )
-    dr = [standby("us-east-1", 7, "0/3000060"), standby("us-east-1", 8, "0/3000148"), dr_down]
+
+
+def test_the_keepalive_bound_follows_the_standby_timeout_or_the_config() -> None:
+    dr = [standby("us-east-1", 9, "0/3000148", last_msg_age_seconds=8.0, wal_receiver_timeout_seconds=5.0)]
+    # half of 5 s plus 5 s of slack is 7.5 s: 8 s of silence is too long
+    assert main_verdict(outside_down(), db_veto=True, dr_results=dr).verdict is Verdict.DOWN
+    configured = main_verdict(outside_down(), db_veto=True, dr_results=dr, heard_within_seconds=10)
+    assert configured.vetoed
+
+
+DOWN = (
+    "main is DOWN: 3 of 3 regions (eu-west-2, us-east-1, us-west-2) saw 2 consecutive failing rounds; "
+    "quorum is 2; no database veto: "
+)
+
+
+@pytest.mark.parametrize(
+    ("dr", "why"),
+    [
+        (
+            [standby("us-east-1", 8, "0/3000148"), standby("us-east-1", 9, "0/3000148")],
+            "the DR standby's receive position did not advance (0/3000148) and when it last heard from "
+            "the primary is unknown (seen from us-east-1)",
+        ),
+        (
+            [
+                standby("us-east-1", 8, "0/3000148", last_msg_age_seconds=50.0),
+                standby("us-east-1", 9, "0/3000148", last_msg_age_seconds=80.0),
+            ],
+            "the DR standby's receive position did not advance (0/3000148) and it last heard from the "
+            "primary 80.0 s before its check (more than 35 s; seen from us-east-1)",
+        ),
+        (
+            [
+                standby("us-east-1", 8, "0/3000060"),
+                standby("us-east-1", 9, "0/3000148", streaming=False, last_msg_age_seconds=1.0),
+            ],
+            "the DR standby is not streaming from the primary (seen from us-east-1)",
+        ),
+        (
+            [standby("us-east-1", 9, "0/3000148")],
+            "the DR standby's receive position was seen once (0/3000148) and when it last heard from the "
+            "primary is unknown (seen from us-east-1)",
+        ),
+        (
+            [standby("us-east-1", 8, "0/3000060", age=200), standby("us-east-1", 9, "0/3000148")],
+            "the DR standby's receive position was seen once (0/3000148) and when it last heard from the "
+            "primary is unknown (seen from us-east-1)",
+        ),
+        (
+            [standby("us-east-1", 9, "0/3000148", age=200, last_msg_age_seconds=1.0)],
+            "no fresh result of the DR database check, so nothing shows whether the primary is alive",
+        ),
+        ([], "no fresh result of the DR database check, so nothing shows whether the primary is alive"),
+    ],
+    ids=[
+        "not-advancing-unknown",
+        "not-heard",
+        "not-streaming",
+        "one-report",
+        "stale-report",
+        "stale",
+        "none",
+    ],
+)
+def test_no_veto_without_fresh_evidence_and_the_sentence_says_why(dr: list[ProbeResult], why: str) -> None:
     verdict = main_verdict(outside_down(), db_veto=True, dr_results=dr)
     assert verdict.verdict is Verdict.DOWN
     assert not verdict.vetoed
+    assert verdict.reason == DOWN + why
 
 
 def test_veto_only_when_asked() -> None:

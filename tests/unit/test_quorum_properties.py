@@ -58,6 +58,7 @@ def probe_results(
             role=draw(st.sampled_from(list(DbRole))),
             receive_lsn=f"0/{draw(st.integers(min_value=0, max_value=0xFFFF)):X}",
             streaming=draw(st.sampled_from([True, False, None])),
+            last_msg_age_seconds=draw(st.one_of(st.none(), st.floats(min_value=0, max_value=200))),
         )
     return ProbeResult(
         service="booking",
@@ -244,3 +245,38 @@ def test_the_database_veto_always_wins_over_outside_down_votes(
         assert with_veto.vetoed
         assert with_veto.verdict is Verdict.UNKNOWN
         assert "the primary is alive and this looks like a partition" in with_veto.reason
+
+
+@COMMON
+@given(
+    scenarios(),
+    st.sampled_from(REGIONS_POOL[:3]),
+    st.floats(min_value=0, max_value=FRESHNESS),
+    st.floats(min_value=0, max_value=35),
+)
+def test_an_idle_primary_heard_by_a_streaming_standby_is_never_down(
+    scenario: tuple[Setup, list[ProbeResult]], region: str, age: float, heard: float
+) -> None:
+    """DESIGN invariant 3 with no writes at all: one fresh standby report, receive position never
+    moving, but its last keepalive from main within the default bound (60 s / 2 + 5 s)."""
+    setup, results = scenario
+    latest = ProbeResult(
+        service="booking",
+        site="dr",
+        check="postgres-idle",
+        check_type="postgres",
+        region=region,
+        round_id="idle",
+        vote=Vote.UP,
+        latency_ms=1.0,
+        probe_time=NOW - age,
+        received_at=NOW - age,
+        counts=False,
+        db=DbStatus(role=DbRole.STANDBY, receive_lsn="0/3000148", streaming=True, last_msg_age_seconds=heard),
+    )
+    earlier = latest.model_copy(update={"round_id": "idle-0", "received_at": NOW - age - 30})
+    without = verdict_of(results, setup, veto=False)
+    with_veto = verdict_of(results + [earlier, latest], setup)
+    assert with_veto.verdict is not Verdict.DOWN
+    if without.verdict is Verdict.DOWN:
+        assert with_veto.vetoed

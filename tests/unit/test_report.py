@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from quorum_dr.drill.report import REPORT_KEYS, compute_figures, evaluate, write_report
-from quorum_dr.drill.scenario import Expectations, load_scenario, parse_scenario
-from quorum_dr.drill.timeline import Event, EventLog, read_events
+from quorum_dr_local.drill.report import REPORT_KEYS, compute_figures, evaluate, write_report
+from quorum_dr_local.drill.scenario import Expectations, load_scenario, parse_scenario
+from quorum_dr_local.drill.timeline import Event, EventLog, read_events
 
 T0 = 1_700_000_000.0
 REGIONS = ["eu-west-2", "us-east-1", "us-west-2"]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import io
 
-from quorum_dr.drill.progress import ProgressView
-from quorum_dr.drill.timeline import Event
+from quorum_dr_local.drill.progress import ProgressView
+from quorum_dr_local.drill.timeline import Event
 
 T0 = 1_700_000_000.0
 

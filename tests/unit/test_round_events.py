@@ -2,92 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
-from quorum_dr.adapters.secrets import StaticSecrets
-from quorum_dr.config import WatchdogConfig, parse_config
-from quorum_dr.domain.results import FailureClass, ProbeResult
-from quorum_dr.ports import EventPublisher, ResultStore
+from quorum_dr.config import parse_config
 from quorum_dr.probes.event import InvalidProbeEvent, RoundRequest, parse_probe_event
-from quorum_dr.probes.outcome import CheckOutcome
 from quorum_dr.probes.service import ProbeService
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-class MemoryResults(ResultStore):
-    def __init__(self, clock: Any) -> None:
-        self.clock = clock
-        self.items: list[ProbeResult] = []
-
-    def put_results(self, results: Iterable[ProbeResult]) -> list[ProbeResult]:
-        stamped = [r.model_copy(update={"received_at": self.clock()}) for r in results]
-        self.items += stamped
-        return stamped
-
-    def recent_results(self, service: str, since: float) -> list[ProbeResult]:
-        return [r for r in self.items if r.service == service and (r.received_at or 0) >= since]
-
-
-class MemoryBus(EventPublisher):
-    def __init__(self) -> None:
-        self.events: list[tuple[str, dict[str, Any]]] = []
-
-    def publish(self, detail_type: str, detail: Mapping[str, Any]) -> None:
-        self.events.append((detail_type, dict(detail)))
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_700_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-class Endpoints:
-    """Fake runners: every check is UP unless its (site-less) name is in `down`."""
-
-    def __init__(self) -> None:
-        self.down: set[str] = set()
-        self.control_down = False
-
-    async def run(self, check: Any, *, timeout: float, secrets: Any) -> CheckOutcome:
-        if check.name == "control" and self.control_down:
-            return CheckOutcome.down(FailureClass.CONNECT_TIMEOUT, 1, "control unreachable")
-        if check.name in self.down:
-            return CheckOutcome.down(FailureClass.HTTP_STATUS, 1, f"HTTP 500 from {check.name}, expected 200")
-        return CheckOutcome.up(1, "fine")
-
-
-def config() -> WatchdogConfig:
-    data = yaml.safe_load((ROOT / "config" / "watchdog.example.yaml").read_text())
-    data["probe"]["control_target"] = {
-        "checks": [{"name": "control", "type": "tcp", "host": "c.test", "port": 1}]
-    }
-    return parse_config(data)
-
-
-@pytest.fixture()
-def world() -> tuple[ProbeService, MemoryResults, MemoryBus, Endpoints, Clock]:
-    clock = Clock()
-    results, bus, endpoints = MemoryResults(clock), MemoryBus(), Endpoints()
-    runners = {"http": endpoints.run, "tcp": endpoints.run, "postgres": endpoints.run}
-    service = ProbeService(
-        config(),
-        region="eu-west-2",
-        results=results,
-        events=bus,
-        secrets=StaticSecrets({}),
-        clock=clock,
-        runners=runners,
-    )
-    return service, results, bus, endpoints, clock
+from tests.fakes import Clock, probe_config
 
 
 def run(service: ProbeService, clock: Clock, round_id: str, **fields: Any) -> Any:
@@ -201,7 +123,7 @@ def test_unknown_service_or_missing_site_is_refused_before_any_probe(world: Any)
     service, results, bus, _, clock = world
     with pytest.raises(InvalidProbeEvent, match="service: no service named 'shop'"):
         run(service, clock, "r1", services=["shop"])
-    data = config().model_dump(mode="json", exclude_none=True)
+    data = probe_config().model_dump(mode="json", exclude_none=True)
     del data["services"][0]["sites"]["cold"], data["services"][0]["cold_site"]
     service.config = parse_config(data)
     with pytest.raises(InvalidProbeEvent, match="sites: service 'booking' has no cold site configured"):

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from quorum_dr.drill.scenario import (
+from quorum_dr_local.drill.scenario import (
     FaultKind,
     PartitionParams,
     ReplicationCutParams,
@@ -28,6 +28,7 @@ SHIPPED = {
     "old-primary-returns",
     "sync-main-outage",
     "async-data-loss",
+    "dark-region-main-outage",
 }
 
 
@@ -35,7 +36,7 @@ def minimal(**extra: object) -> dict[str, object]:
     return {"name": "x", "description": "d", "expectations": {}, **extra}
 
 
-def test_the_ten_shipped_scenarios_are_there_and_valid():
+def test_the_shipped_scenarios_are_there_and_valid():
     assert set(shipped_scenarios()) == SHIPPED
     for name in SHIPPED:
         scenario = load_scenario(name)
@@ -115,9 +116,9 @@ def test_manual_start_reset_first_defaults_to_false_and_orders_lost_min_is_not_n
     assert "expectations.orders_lost_min" in str(caught.value)
 
 
-def test_only_partition_scenarios_need_namespaces():
+def test_only_network_fault_scenarios_need_namespaces():
     needing = {name for name in SHIPPED if load_scenario(name).needs_namespaces}
-    assert needing == {"partition-one-region"}
+    assert needing == {"partition-one-region", "dark-region-main-outage"}
 
 
 def test_any_path_works(tmp_path: Path):

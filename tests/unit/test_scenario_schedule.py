@@ -5,9 +5,9 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from quorum_dr.drill.scenario import load_scenario, parse_scenario
-from quorum_dr.drill.schedule import plan, play
-from quorum_dr.drill.timeline import EventLog
+from quorum_dr_local.drill.scenario import load_scenario, parse_scenario
+from quorum_dr_local.drill.schedule import plan, play
+from quorum_dr_local.drill.timeline import EventLog
 
 
 class RecordingTarget:

@@ -15,7 +15,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import TextIO
 
-from quorum_dr.drill.timeline import Event
+from quorum_dr_local.drill.timeline import Event
 
 VOTE_SIGNS = {"up": "UP", "down": "DOWN", "abstain": "abstain"}
 

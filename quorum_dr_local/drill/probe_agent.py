@@ -1,6 +1,6 @@
 """One probe region of the drill: the real probe Lambda handler, run as a process in the region.
 
-    python -m quorum_dr.drill.probe_agent --region eu-west-2 --host 10.213.N.11 --port 0 \
+    python -m quorum_dr_local.drill.probe_agent --region eu-west-2 --host 10.213.N.11 --port 0 \
         --interval 2 --ready-file PORTFILE
 
 The drill starts one agent per probe region, inside that region's network namespace when it
@@ -29,7 +29,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from quorum_dr.sfn_harness import _Context, load_handler
+from quorum_dr_local.sfn_harness import _Context, load_handler
 
 MAX_BODY_BYTES = 1 << 20
 

@@ -25,8 +25,16 @@ from typing import Any
 import boto3
 
 from quorum_dr.adapters.tables import create_table
-from quorum_dr.drill import sandbox as sb
-from quorum_dr.sfn_harness import ACCOUNT, SfnHarness
+from quorum_dr_local.drill.layout import (
+    BACKUP_BUCKET,
+    EVENT_BUS,
+    EVENT_QUEUE,
+    RESULTS_TABLE,
+    STATE_TABLE,
+    Layout,
+)
+from quorum_dr_local.sfn_harness import ACCOUNT, SfnHarness
+from quorum_dr_local.system_config import ALERT_TOPIC, COLD_REGION, HOME_REGION, PROBE_REGIONS
 
 
 class AgentError(Exception):
@@ -55,13 +63,13 @@ def forward_to_agent(url: str, timeout: float) -> Callable[[Any, Any], Any]:
 
 
 class DrillCloud:
-    def __init__(self, layout: sb.Layout) -> None:
+    def __init__(self, layout: Layout) -> None:
         self.layout = layout
         self._stack = ExitStack()
         self.server: Any = None
         self.harness: SfnHarness | None = None
         self.queue_url = ""
-        self.topic_arn = f"arn:aws:sns:{sb.HOME_REGION}:{ACCOUNT}:{sb.ALERT_TOPIC}"
+        self.topic_arn = f"arn:aws:sns:{HOME_REGION}:{ACCOUNT}:{ALERT_TOPIC}"
 
     def start(self) -> DrillCloud:
         from moto import mock_aws
@@ -73,7 +81,7 @@ class DrillCloud:
             k: os.environ.get(k) for k in ("AWS_DEFAULT_REGION", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
         }
         os.environ.update(
-            AWS_DEFAULT_REGION=sb.HOME_REGION, AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing"
+            AWS_DEFAULT_REGION=HOME_REGION, AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing"
         )
         self._stack.callback(_restore_env, saved)
         self._stack.enter_context(
@@ -88,54 +96,55 @@ class DrillCloud:
         self._stack.callback(self.server.stop)
         return self
 
-    def client(self, name: str, region: str = sb.HOME_REGION) -> Any:
+    def client(self, name: str, region: str = HOME_REGION) -> Any:
         return boto3.client(name, region_name=region)
 
     def create_resources(self, secrets: dict[str, str]) -> None:
         ddb = self.client("dynamodb")
-        for table in (sb.STATE_TABLE, sb.RESULTS_TABLE):
+        for table in (STATE_TABLE, RESULTS_TABLE):
             create_table(ddb, table)
         sqs = self.client("sqs")
-        self.queue_url = sqs.create_queue(QueueName=sb.EVENT_QUEUE)["QueueUrl"]
+        self.queue_url = sqs.create_queue(QueueName=EVENT_QUEUE)["QueueUrl"]
         queue_arn = sqs.get_queue_attributes(QueueUrl=self.queue_url, AttributeNames=["QueueArn"])[
             "Attributes"
         ]["QueueArn"]
-        for region in sb.PROBE_REGIONS:
+        for region in PROBE_REGIONS:
             events = self.client("events", region)
-            events.create_event_bus(Name=sb.EVENT_BUS)
+            events.create_event_bus(Name=EVENT_BUS)
             events.put_rule(
                 Name="quorum-dr-to-control-plane",
-                EventBusName=sb.EVENT_BUS,
+                EventBusName=EVENT_BUS,
                 EventPattern=json.dumps({"source": ["quorum-dr"]}),
             )
             events.put_targets(
                 Rule="quorum-dr-to-control-plane",
-                EventBusName=sb.EVENT_BUS,
+                EventBusName=EVENT_BUS,
                 Targets=[{"Id": "control-plane", "Arn": queue_arn}],
             )
             manager = self.client("secretsmanager", region)
             for name, value in secrets.items():
                 manager.create_secret(Name=name, SecretString=value)
-        self.client("sns").create_topic(Name=sb.ALERT_TOPIC)
+        self.client("sns").create_topic(Name=ALERT_TOPIC)
         self.client("s3").create_bucket(
-            Bucket=sb.BACKUP_BUCKET, CreateBucketConfiguration={"LocationConstraint": sb.HOME_REGION}
+            Bucket=BACKUP_BUCKET, CreateBucketConfiguration={"LocationConstraint": HOME_REGION}
         )
 
     def cold_ami(self) -> str:
-        images = self.client("ec2", sb.COLD_REGION).describe_images(Owners=["amazon"])["Images"]
+        images = self.client("ec2", COLD_REGION).describe_images(Owners=["amazon"])["Images"]
         return str(sorted(i["ImageId"] for i in images)[0])
 
     def start_state_machine(self, agents: dict[str, str], probe_timeout: float) -> SfnHarness:
         """The failover state machine with the real handlers; probe functions go to the agents."""
-        from quorum_dr.sfn_harness import FUNCTIONS, load_handler
+        from quorum_dr.functions import ACTION_FUNCTIONS
+        from quorum_dr_local.sfn_harness import load_handler
 
-        handlers = {name: load_handler(name) for name in FUNCTIONS.values()}
+        handlers = {name: load_handler(name) for name in ACTION_FUNCTIONS}
         for region, url in agents.items():
             handlers[probe_function_name(region)] = forward_to_agent(url, probe_timeout)
         harness = SfnHarness(
-            state_table=sb.STATE_TABLE,
+            state_table=STATE_TABLE,
             alert_topic_arn=self.topic_arn,
-            region=sb.HOME_REGION,
+            region=HOME_REGION,
             handlers=handlers,
             time_scale=1.0,
         )
@@ -155,7 +164,7 @@ class DrillCloud:
     def probe_function_arns(self) -> dict[str, str]:
         return {
             region: f"arn:aws:lambda:{region}:{ACCOUNT}:function:{probe_function_name(region)}"
-            for region in sb.PROBE_REGIONS
+            for region in PROBE_REGIONS
         }
 
     def stop(self) -> None:

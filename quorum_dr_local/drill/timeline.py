@@ -2,7 +2,7 @@
 
 Everything the drill observes goes into one `EventLog` as `Event(t, kind, data)`: `t` is epoch
 seconds, `kind` one of the names below, `data` a small JSON object. The log is kept in memory and
-appended to `events.jsonl`; the report (`quorum_dr.drill.report`) is computed from it alone, so a
+appended to `events.jsonl`; the report (`quorum_dr_local.drill.report`) is computed from it alone, so a
 report can be rebuilt from the file of an earlier run.
 
 Kinds and their data:
@@ -153,10 +153,10 @@ def render_timeline(events: Iterable[Event], path: str | Path, title: str = "") 
             regions.append(str(e.data.get("region")))
     quorum = int(started.data.get("quorum", 0)) if started else 0
 
-    figure, axes = plt.subplots(4, 1, figsize=(11, 9), sharex=True, height_ratios=[2, 1.2, 1.6, 1.4])
+    figure, axes = plt.subplots(4, 1, figsize=(11, 11), sharex=True, height_ratios=[2, 1.2, 3.4, 1.4])
     _plot_votes(axes[0], events, regions, start)
     _plot_quorum(axes[1], events, regions, quorum, start)
-    _plot_states(axes[2], events, start)
+    spans = _plot_states(axes[2], events, start)
     _plot_clients(axes[3], events, start)
     for axis in axes:
         for kind, colour, label in MARKS:
@@ -175,6 +175,7 @@ def render_timeline(events: Iterable[Event], path: str | Path, title: str = "") 
     axes[-1].set_xlabel("seconds since the drill started")
     figure.suptitle(title or "quorum-dr drill timeline")
     figure.tight_layout()
+    _label_states(axes[2], spans)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=100)
@@ -226,21 +227,101 @@ def _plot_quorum(axis: Any, events: list[Event], regions: list[str], quorum: int
     axis.legend(loc="upper left", fontsize=7)
 
 
-def _plot_states(axis: Any, events: list[Event], start: float) -> None:
-    states: list[str] = []
-    xs, ys = [], []
-    for e in events:
-        if e.kind == "state":
-            name = str(e.data.get("state"))
-            if name not in states:
-                states.append(name)
-            xs.append(e.t - start)
-            ys.append(states.index(name))
-    if xs:
-        axis.step(xs, ys, where="post", color="#1f77b4")
-        axis.scatter(xs, ys, s=10, color="#1f77b4")
-        axis.set_yticks(range(len(states)), states, fontsize=7)
-    axis.set_title("state machine", fontsize=9, loc="left")
+# In a phase's row (height 1, centred on its index): the bars low, up to three lanes of labels above.
+_BAR = 0.27
+_LANES = (0.05, -0.14, -0.33)
+
+
+@dataclass(frozen=True)
+class _StateSpan:
+    name: str
+    execution: str
+    row: int
+    begin: float
+    end: float
+    last: bool  # the last state its execution entered (an end state, or where it still is)
+
+
+def _state_spans(events: list[Event], start: float) -> tuple[list[str], list[_StateSpan]]:
+    """Rows (the runbook's phases, then `other` for names the phase table does not know) and one
+    span per state entered: from its entry to the next state entered by the same execution."""
+    from quorum_dr.state_machines import PHASES, phase_of
+
+    entered = [e for e in events if e.kind == "state"]
+    rows = list(PHASES)
+    if any(phase_of(str(e.data.get("state"))) is None for e in entered):
+        rows.append("other")
+    spans: list[_StateSpan] = []
+    by_execution: dict[str, list[Event]] = {}
+    for e in entered:
+        by_execution.setdefault(str(e.data.get("execution", "")), []).append(e)
+    for execution, run in by_execution.items():
+        for here, after in zip(run, [*run[1:], None], strict=True):
+            name = str(here.data.get("state"))
+            row = rows.index(phase_of(name) or "other")
+            end = here.t if after is None else after.t
+            spans.append(_StateSpan(name, execution, row, here.t - start, end - start, after is None))
+    return rows, sorted(spans, key=lambda span: span.begin)
+
+
+def _plot_states(axis: Any, events: list[Event], start: float) -> list[_StateSpan]:
+    """One row per phase (detect at the top); each state a bar in its phase's row, a last state a
+    diamond, and a faint line following the execution from row to row. Labels come later
+    (`_label_states`), once the figure's layout fixes how much room a second takes."""
+    rows, spans = _state_spans(events, start)
+    colours = ("#1f77b4", "#ff7f0e", "#9467bd", "#d62728", "#2ca02c", "#8c564b", "#7f7f7f")
+    for index, span in enumerate(spans):
+        colour = colours[span.row % len(colours)]
+        if span.last:
+            axis.scatter([span.begin], [span.row + _BAR], marker="D", s=22, color=colour, zorder=3)
+        else:
+            axis.broken_barh(
+                [(span.begin, span.end - span.begin)],
+                (span.row + _BAR - 0.11, 0.22),
+                facecolors=colour,
+                edgecolors="white",
+                linewidth=0.6,
+                alpha=0.55 if index % 2 else 0.85,
+            )
+    for execution in dict.fromkeys(span.execution for span in spans):
+        run = [span for span in spans if span.execution == execution]
+        xs, ys = [s.begin for s in run], [s.row + _BAR for s in run]
+        axis.step(xs, ys, where="post", color="#555555", linewidth=0.6, alpha=0.4)
+    axis.set_yticks([row + _BAR for row in range(len(rows))], rows, fontsize=8)
+    for row in range(len(rows) - 1):
+        axis.axhline(row + 0.5, color="#bbbbbb", linewidth=0.6)
+    axis.set_ylim(len(rows) - 0.5, -0.5)
+    axis.set_title("state machine, one row per phase", fontsize=9, loc="left")
+    return spans
+
+
+def _label_states(axis: Any, spans: list[_StateSpan]) -> None:
+    """Name each state above its bar, in the first of the row's lanes where no other label is; a
+    label that would overlap is left out. Where an execution ended is placed first, then the
+    first entry of each state, then repeats."""
+    renderer = axis.figure.canvas.get_renderer()
+    left, right = axis.get_xlim()
+    pixels = axis.get_window_extent(renderer).width or 1.0
+    per_pixel = (right - left) / pixels
+    placed: dict[tuple[int, int], list[tuple[float, float]]] = {}  # (row, lane) -> label extents
+    lasts = [span for span in spans if span.last]
+    firsts: list[_StateSpan] = []
+    repeats: list[_StateSpan] = []
+    for span in spans:
+        if not span.last:
+            (repeats if span.name in {f.name for f in firsts} else firsts).append(span)
+    gap = 4 * per_pixel
+    for span in lasts + firsts + repeats:
+        text = axis.text(span.begin, span.row, span.name, fontsize=6, va="center", ha="left", clip_on=True)
+        extent = (span.begin - gap, span.begin + text.get_window_extent(renderer).width * per_pixel + gap)
+        for lane, offset in enumerate(_LANES):
+            taken = placed.setdefault((span.row, lane), [])
+            if all(extent[1] <= x0 or x1 <= extent[0] for x0, x1 in taken):
+                text.set_y(span.row + offset)
+                taken.append(extent)
+                break
+        else:
+            text.remove()
 
 
 def _plot_clients(axis: Any, events: list[Event], start: float) -> None:

@@ -2,7 +2,7 @@
 
 1. Pre-flight: a scenario that needs network namespaces is skipped (exit 0, a report that says
    `skipped: true` and why) when they are unavailable; PostgreSQL 15 must be installed.
-2. Build (`DrillSandbox`, `DrillCloud`): PostgreSQL primary (main) + streaming standby (dr), the
+2. Build (`DrillWorld`, `DrillCloud`): PostgreSQL primary (main) + streaming standby (dr), the
    booking application per site, the Cloudflare emulator and the edge proxy, moto (in-process and
    as a server on the control address), one probe agent per probe region (in its namespace when
    root), the failover state machine with the real handlers bound to the real adapters.
@@ -30,14 +30,29 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from quorum_dr.drill import sandbox as sb
-from quorum_dr.drill.progress import ProgressView
-from quorum_dr.drill.report import REPORT_KEYS, write_report
-from quorum_dr.drill.scenario import FaultKind, Scenario
-from quorum_dr.drill.schedule import plan, play
-from quorum_dr.drill.timeline import EventLog
-from quorum_dr.sandbox import netns
-from quorum_dr.sandbox.postgres import DEFAULT_BIN_DIR
+from quorum_dr_local.drill.config import drill_config, uses_cold_site
+from quorum_dr_local.drill.faults import WorldFaults
+from quorum_dr_local.drill.layout import (
+    ADMIN_SECRET,
+    EVENT_BUS,
+    HOSTNAME,
+    MONITOR_SECRET,
+    RESULTS_TABLE,
+    SERVICE,
+    STATE_TABLE,
+    TOKEN_SECRET,
+    aws_env,
+)
+from quorum_dr_local.drill.processes import wait_http
+from quorum_dr_local.drill.progress import ProgressView
+from quorum_dr_local.drill.report import REPORT_KEYS, write_report
+from quorum_dr_local.drill.scenario import FaultKind, Scenario
+from quorum_dr_local.drill.schedule import plan, play
+from quorum_dr_local.drill.timeline import EventLog
+from quorum_dr_local.drill.world import DrillWorld
+from quorum_dr_local.standins import netns
+from quorum_dr_local.standins.postgres import DEFAULT_BIN_DIR
+from quorum_dr_local.system_config import HOME_REGION, PROBE_REGIONS, QUORUM
 
 EXIT_OK, EXIT_UNMET, EXIT_INVALID, EXIT_INTERRUPTED = 0, 1, 2, 130
 EXECUTION_DRAIN_SECONDS = 30.0
@@ -103,7 +118,8 @@ class Drill:
         self.log = EventLog(folder / "events.jsonl")
         self.view = ProgressView()
         self.log.subscribe(self.view.on_event)
-        self.world = sb.DrillSandbox(scenario, self.log, namespaces=namespaces)
+        self.world = DrillWorld(scenario, self.log, namespaces=namespaces)
+        self.faults = WorldFaults(self.world)
         self.cloud: Any = None
         self.watchers: list[Any] = []
         self.traffic: Any = None
@@ -167,10 +183,9 @@ class Drill:
 
     def build(self) -> None:
         from quorum_dr.adapters.dynamodb_state import DynamoStateStore
-        from quorum_dr.config import parse_config
-        from quorum_dr.drill.cloud import DrillCloud
         from quorum_dr.failover import wiring
-        from quorum_dr.sandbox.cloudflare_emulator import seed_for_service
+        from quorum_dr_local.drill.cloud import DrillCloud
+        from quorum_dr_local.standins.cloudflare_emulator import seed_for_service
 
         self.view.phase("building the sandbox: network, AWS (moto), PostgreSQL")
         layout = self.world.plan()
@@ -178,31 +193,30 @@ class Drill:
         self.world.start_databases()
         main = self.world.clusters["main"]
         secrets = {
-            sb.MONITOR_SECRET: json.dumps(main.roles.monitor.as_secret()),
-            sb.ADMIN_SECRET: json.dumps(main.roles.superuser.as_secret()),
-            sb.TOKEN_SECRET: self.world.token,
+            MONITOR_SECRET: json.dumps(main.roles.monitor.as_secret()),
+            ADMIN_SECRET: json.dumps(main.roles.superuser.as_secret()),
+            TOKEN_SECRET: self.world.token,
         }
         self.cloud.create_resources(secrets)
-        data = sb.watchdog_config(self.scenario, layout, cold_ami=self.cloud.cold_ami())
-        config = parse_config(data, "drill config")
+        config = drill_config(self.scenario, layout, cold_ami=self.cloud.cold_ami())
         self.config = config
-        self.world.write_config(data)
+        self.world.write_config(config)
         self.view.phase("building the sandbox: applications, edge, probe regions")
         self.world.start_app("main")
         self.world.start_app("dr")
-        self.world.start_edge(seed_for_service(config.service(sb.SERVICE), self.world.token))
+        self.world.start_edge(seed_for_service(config.service(SERVICE), self.world.token))
         self.world.start_probe_agents()
-        agents = {region: self.world.agent_url(region) for region in sb.PROBE_REGIONS}
+        agents = {region: self.world.agent_url(region) for region in PROBE_REGIONS}
         timeout = 2 * config.probe.timeout_seconds + 5
         harness = self.cloud.start_state_machine(agents, timeout)
         self.harness = harness
-        store = DynamoStateStore(sb.STATE_TABLE)
+        store = DynamoStateStore(STATE_TABLE)
         wiring.use(self._ports(config, store))
         self._quiet_watchdog_logs()  # again: loading the handlers made their loggers
-        sb.wait_http(
+        wait_http(
             f"http://{layout.control}:{layout.edge_port}/health",
             "the edge proxy",
-            headers={"Host": sb.HOSTNAME},
+            headers={"Host": HOSTNAME},
         )
 
     def _ports(self, config: Any, store: Any) -> Any:
@@ -213,13 +227,13 @@ class Drill:
         settings = LambdaSettings.model_validate(
             {
                 "QUORUM_DR_CONFIG_PATH": str(self.world.config_path),
-                "RESULTS_TABLE_NAME": sb.RESULTS_TABLE,
-                "STATE_TABLE_NAME": sb.STATE_TABLE,
-                "EVENT_BUS_NAME": sb.EVENT_BUS,
+                "RESULTS_TABLE_NAME": RESULTS_TABLE,
+                "STATE_TABLE_NAME": STATE_TABLE,
+                "EVENT_BUS_NAME": EVENT_BUS,
                 "ALERT_TOPIC_ARN": self.cloud.topic_arn,
                 "PROBE_FUNCTION_ARNS": self.cloud.probe_function_arns(),
                 "STATE_MACHINE_ARN": self.harness.machine_arn,
-                "AWS_REGION": sb.HOME_REGION,
+                "AWS_REGION": HOME_REGION,
             }
         )
         return production_ports(
@@ -232,16 +246,16 @@ class Drill:
         import boto3
 
         from quorum_dr.adapters.dynamodb_results import DynamoDbResultStore
-        from quorum_dr.drill.observe import EventForwarder, ExecutionWatcher, ResultWatcher
-        from quorum_dr.sandbox.traffic import TrafficClient
+        from quorum_dr_local.drill.observe import EventForwarder, ExecutionWatcher, ResultWatcher
+        from quorum_dr_local.standins.traffic import TrafficClient
 
-        layout = self.world._layout()
+        layout = self.world.layout
         scenario = self.scenario
         self.view.phase("running: traffic through the edge")
-        if sb.uses_cold_site(scenario):
+        if uses_cold_site(scenario):
             self._start_cold_site_player()
         forwarder = EventForwarder(
-            boto3.client("sqs", region_name=sb.HOME_REGION),
+            boto3.client("sqs", region_name=HOME_REGION),
             self.cloud.queue_url,
             self._start_execution,
             self.log,
@@ -251,8 +265,8 @@ class Drill:
         self.executions = executions
         started = time.time()
         results = ResultWatcher(
-            DynamoDbResultStore.from_name(sb.RESULTS_TABLE, ttl_seconds=86400, region=sb.HOME_REGION),
-            sb.SERVICE,
+            DynamoDbResultStore.from_name(RESULTS_TABLE, ttl_seconds=86400, region=HOME_REGION),
+            SERVICE,
             self.log,
             since=started,
         )
@@ -260,7 +274,7 @@ class Drill:
         self.traffic = TrafficClient(
             layout.control,
             layout.edge_port,
-            sb.HOSTNAME,
+            HOSTNAME,
             rate_per_second=scenario.traffic.rate_per_second,
             duration_seconds=scenario.duration_seconds + scenario.settle_seconds,
             timeout_seconds=scenario.traffic.timeout_seconds,
@@ -269,15 +283,15 @@ class Drill:
         self.log.record(
             "run_started",
             scenario=scenario.name,
-            regions=list(sb.PROBE_REGIONS),
-            quorum=sb.QUORUM,
+            regions=list(PROBE_REGIONS),
+            quorum=QUORUM,
             namespaces=self.world.namespaces,
         )
         zero = time.monotonic()
         for watcher in self.watchers:
             watcher.start()
         self.traffic.start()
-        if sb.uses_cold_site(scenario):
+        if uses_cold_site(scenario):
             self._schedule(min(scenario.first_fault_at or 5.0, 10.0) / 2, self._take_backup)
         if scenario.manual_start is not None:
             self._schedule(scenario.manual_start.at, self._manual_start)
@@ -312,7 +326,7 @@ class Drill:
 
     def _play(self, actions: list[Any], zero: float) -> None:
         try:
-            play(actions, self.world, self.log, self.stop, started_monotonic=zero)
+            play(actions, self.faults, self.log, self.stop, started_monotonic=zero)
         except Exception as exc:  # noqa: BLE001 - noted in the report; the run goes on
             self.notes.append(f"a fault could not be played: {type(exc).__name__}: {exc}")
 
@@ -345,14 +359,14 @@ class Drill:
             self._operator_reset(manual.reason)
         request = parse_manual(
             {
-                "service": sb.SERVICE,
+                "service": SERVICE,
                 "to": manual.to,
                 "reason": manual.reason,
                 "dry_run": manual.dry_run,
                 "allow_data_loss": manual.allow_data_loss,
                 "skip_confirm": manual.skip_confirm,
                 "requested_by": "drill-operator",
-                "incident_id": new_incident_id(sb.SERVICE, time.time()),
+                "incident_id": new_incident_id(SERVICE, time.time()),
             }
         )
         start_failover(request, sfn=self.harness.sfn, state_machine_arn=self.harness.machine_arn)
@@ -364,8 +378,8 @@ class Drill:
         from quorum_dr.failover.operator import reset
 
         sentence = reset(
-            DynamoStateStore(sb.STATE_TABLE),
-            sb.SERVICE,
+            DynamoStateStore(STATE_TABLE),
+            SERVICE,
             reason=reason,
             by="drill-operator",
             now=time.time(),
@@ -375,28 +389,28 @@ class Drill:
         self.log.record("fault", fault="operator_reset", phase="start", reason=sentence)
 
     def _after_switch(self, target: str) -> None:
-        armed = self.world.old_primary_return
+        armed = self.faults.old_primary_return
         if armed is None:
             return
         site, delay = armed
-        self.world.old_primary_return = None
+        self.faults.old_primary_return = None
 
         def come_back() -> None:
-            self.world.start_site(site, "all")
+            self.faults.start_site(site, "all")
             self.log.record("fault", fault="old_primary_returns", phase="end", site=site)
             self.log.record("site_truth", site=site, up=True)
 
         self._schedule(delay, come_back)
 
     def _take_backup(self) -> None:
-        from quorum_dr.drill.cold_instance import take_drill_backup
+        from quorum_dr_local.drill.cold_instance import take_drill_backup
 
         take_drill_backup(self.world.clusters["main"], self.log)
 
     def _start_cold_site_player(self) -> None:
-        from quorum_dr.drill.cold_instance import ColdInstance
+        from quorum_dr_local.drill.cold_instance import ColdInstance
 
-        env = sb.aws_env(self.world._layout())
+        env = aws_env(self.world.layout)
         player = ColdInstance(self.world, self.log, env)
         self.cold = player
         player.start()
@@ -436,7 +450,7 @@ class Drill:
     def harness_incidents(self) -> list[dict[str, Any]]:
         from quorum_dr.adapters.dynamodb_state import DynamoStateStore
 
-        return DynamoStateStore(sb.STATE_TABLE).list_incidents(sb.SERVICE, limit=200)
+        return DynamoStateStore(STATE_TABLE).list_incidents(SERVICE, limit=200)
 
     def teardown(self) -> list[str]:
         from quorum_dr.failover import wiring

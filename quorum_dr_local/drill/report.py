@@ -1,6 +1,6 @@
 """The drill report: figures computed from the event log, expectations judged, three files written.
 
-`compute_figures(events)` turns a run's events (see `quorum_dr.drill.timeline`) into the numbers
+`compute_figures(events)` turns a run's events (see `quorum_dr_local.drill.timeline`) into the numbers
 of report.json; `evaluate(expectations, figures)` judges each stated expectation and says why;
 `write_report(...)` writes report.json, report.md and timeline.png into the report folder.
 
@@ -25,8 +25,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from quorum_dr.drill.scenario import Expectations, Scenario
-from quorum_dr.drill.timeline import Event, render_timeline
+from quorum_dr_local.drill.scenario import Expectations, Scenario
+from quorum_dr_local.drill.timeline import Event, render_timeline
 
 REPORT_KEYS = (
     "scenario",

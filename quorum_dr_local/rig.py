@@ -34,21 +34,33 @@ from typing import Any
 import boto3
 
 from quorum_dr.adapters.tables import create_table
+from quorum_dr.config import (
+    DnsRecord,
+    FailoverMode,
+    FailoverPolicy,
+    LoadBalancerPools,
+    Service,
+    Site,
+    WatchdogConfig,
+)
+from quorum_dr.domain.cold_report import ColdBootstrapReport, RestoreLine
 from quorum_dr.failover import wiring
-from quorum_dr.sandbox.booking_app import BookingApp
-from quorum_dr.sandbox.cloudflare_emulator import CloudflareEmulator, seed_for_service
-from quorum_dr.sandbox.edge_proxy import DnsRoute, EdgeProxy, EmulatorRoutes, PoolRoute
-from quorum_dr.sandbox.postgres import PgPair, make_primary, make_standby
-from quorum_dr.sfn_harness import ACCOUNT, FUNCTIONS, SfnHarness, load_handler
+from quorum_dr.functions import ACTION_FUNCTIONS, PROBE, function_name
+from quorum_dr_local import system_config as local
+from quorum_dr_local.sfn_harness import ACCOUNT, SfnHarness, load_handler
+from quorum_dr_local.standins.booking_app import BookingApp
+from quorum_dr_local.standins.cloudflare_emulator import CloudflareEmulator, seed_for_service
+from quorum_dr_local.standins.edge_proxy import DnsRoute, EdgeProxy, EmulatorRoutes, PoolRoute
+from quorum_dr_local.standins.postgres import PgPair, make_primary, make_standby
+from quorum_dr_local.system_config import ALERT_TOPIC, COLD_REGION, HOME_REGION, PROBE_REGIONS
 
-HOME = "eu-west-2"
-REGIONS = ["eu-west-2", "us-east-1", "us-west-2"]
-COLD_REGION = "us-west-2"
+HOME = HOME_REGION
+REGIONS = list(PROBE_REGIONS)
 ZONE = "023e105f4ecef8ad9ca31a8372d0c353"
 CF_ACCOUNT = "acct-qdr"
 CF_TOKEN = "cf-token-rig-0123456789"
 STATE_TABLE, RESULTS_TABLE, BUS = "quorum-dr-state", "quorum-dr-results", "quorum-dr"
-PROBE_FUNCTION = "quorum-dr-probe"
+PROBE_FUNCTION = function_name(PROBE)
 DB_SECRET, CF_SECRET = "quorum-dr/booking/db-admin", "quorum-dr/cloudflare-token"
 MONITOR_SECRET = "quorum-dr/booking/db-monitor"
 PROMOTIONS_TABLE = "quorum_dr_promotions"
@@ -137,10 +149,7 @@ class FailoverRig:
             app = BookingApp(site, cluster.dsn("app")).start()
             stack.callback(app.stop)
             self.apps[site] = app
-        service_stub = self._service_config()
-        from quorum_dr.config import Service
-
-        seed = seed_for_service(Service.model_validate(service_stub), CF_TOKEN)
+        seed = seed_for_service(self.service_config(), CF_TOKEN)
         self.emulator = CloudflareEmulator(seed).start()
         stack.callback(self.emulator.stop)
         route = (
@@ -160,7 +169,7 @@ class FailoverRig:
             "STATE_TABLE_NAME": STATE_TABLE,
             "RESULTS_TABLE_NAME": RESULTS_TABLE,
             "EVENT_BUS_NAME": BUS,
-            "ALERT_TOPIC_ARN": f"arn:aws:sns:{HOME}:{ACCOUNT}:quorum-dr-alerts",
+            "ALERT_TOPIC_ARN": f"arn:aws:sns:{HOME}:{ACCOUNT}:{ALERT_TOPIC}",
             "PROBE_FUNCTION_ARNS": json.dumps(
                 {r: f"arn:aws:lambda:{r}:{ACCOUNT}:function:{PROBE_FUNCTION}" for r in REGIONS}
             ),
@@ -176,10 +185,10 @@ class FailoverRig:
             )
         )
         self._aws_resources(env)
-        config_path.write_text(json.dumps(self.config_data()))  # the bundled config, as JSON
+        config_path.write_text(json.dumps(local.config_json(self.config())))  # the bundled config
         wiring.use(None)  # the production wiring, from the environment
         stack.callback(wiring.use, None)
-        handlers = {name: load_handler(name) for name in FUNCTIONS.values()}
+        handlers = {name: load_handler(name) for name in ACTION_FUNCTIONS}
         handlers[PROBE_FUNCTION] = load_handler("probe")
         self.harness = SfnHarness(
             state_table=STATE_TABLE,
@@ -194,7 +203,7 @@ class FailoverRig:
         _table(STATE_TABLE)
         _table(RESULTS_TABLE)
         sns = boto3.client("sns", region_name=HOME)
-        self.topic_arn = sns.create_topic(Name="quorum-dr-alerts")["TopicArn"]
+        self.topic_arn = sns.create_topic(Name=ALERT_TOPIC)["TopicArn"]
         sqs = boto3.client("sqs", region_name=HOME)
         self.inbox_url = sqs.create_queue(QueueName="operators")["QueueUrl"]
         queue_arn = sqs.get_queue_attributes(QueueUrl=self.inbox_url, AttributeNames=["QueueArn"])[
@@ -228,104 +237,58 @@ class FailoverRig:
 
     # -- the config -----------------------------------------------------------------------------
 
-    def _site(self, name: str) -> dict[str, Any]:
+    def _site(self, name: str) -> Site:
         app = self.apps.get(name)
-        port = app.port if app else 9
-        checks: list[dict[str, Any]] = []
+        database_check = None
         if self.postgres_checks and name in ("main", "dr"):
             cluster = self.pair.primary if name == "main" else self.pair.standby
-            checks.append(
-                {
-                    "name": "postgres",
-                    "type": "postgres",
-                    "host": cluster.host,
-                    "port": cluster.port,
-                    "dbname": "app",
-                    "credentials_secret": MONITOR_SECRET,
-                    "sslmode": "disable",
-                    "vote": False,
-                }
-            )
-        return {
-            "label": name,
-            "marker": name,
-            "origin": f"127.0.0.1:{port}",
-            "checks": [
-                {
-                    "name": "health",
-                    "type": "http",
-                    "url": f"http://127.0.0.1:{port}/health",
-                    "expect_headers": {"X-Site": name},
-                    "timeout_seconds": 2,
-                },
-                *checks,
-            ],
-        }
+            database_check = local.postgres_check(cluster.host, cluster.port, MONITOR_SECRET)
+        return local.local_site(
+            name,
+            "127.0.0.1",
+            app.port if app else 9,
+            check_timeout_seconds=2,
+            database_check=database_check,
+        )
 
-    def _service_config(self) -> dict[str, Any]:
-        sites = {"main": self._site("main"), "dr": self._site("dr")}
+    def service_config(self) -> Service:
+        """The service as configured; before the emulator and the proxy run, without their addresses
+        (enough to seed the emulator)."""
+        api = self.emulator.base_url if hasattr(self, "emulator") else None
         if self.edge_kind == "dns":
-            edge: dict[str, Any] = {
-                "kind": "dns",
-                "records": [{"name": "app.example.com", "record_id": "rec-1"}],
-            }
+            records = [DnsRecord(name="app.example.com", record_id="rec-1")]
+            edge = local.emulator_edge(ZONE, CF_SECRET, api, records=records)
         else:
-            pools = {"main": "pool-main", "dr": "pool-dr"} | ({"cold": "pool-cold"} if self.cold else {})
-            edge = {"kind": "load_balancer", "account_id": CF_ACCOUNT, "pools": pools}
-        service: dict[str, Any] = {
-            "name": "booking",
-            "public_hostname": "app.example.com",
-            "public_endpoint": (self.proxy.url + "/health") if hasattr(self, "proxy") else None,
-            "sites": sites,
-            "edge": {
-                **edge,
-                "zone_id": ZONE,
-                "api_token_secret": CF_SECRET,
-                "api_base_url": self.emulator.base_url if hasattr(self, "emulator") else None,
-            },
-            "database": {
-                "main": self._db(self.pair.primary.port),
-                "dr": self._db(self.pair.standby.port),
-                "replay_wait_seconds": 5,
-            },
-            "failover": {"mode": "auto", "cooldown_seconds": 3600, "daily_cap": 5},
-        }
+            pools = LoadBalancerPools(main="pool-main", dr="pool-dr", cold="pool-cold" if self.cold else None)
+            edge = local.emulator_edge(ZONE, CF_SECRET, api, account_id=CF_ACCOUNT, pools=pools)
+        host = self.pair.primary.host
+        cold = None
         if self.cold:
-            sites["cold"] = self._site("cold")
-            service["cold_site"] = {
-                "region": COLD_REGION,
-                "ami_id": self.cold_image,
-                "backup_bucket": "booking-backups",
-                "ready_timeout_seconds": 60,
-            }
-        return service
+            cold = (self._site("cold"), local.cold_site(self.cold_image, "booking-backups"))
+        return local.local_service(
+            "booking",
+            public_hostname="app.example.com",
+            public_endpoint=(self.proxy.url + "/health") if hasattr(self, "proxy") else None,
+            main=self._site("main"),
+            dr=self._site("dr"),
+            edge=edge,
+            database=local.database(
+                (host, self.pair.primary.port), (host, self.pair.standby.port), DB_SECRET
+            ),
+            failover=FailoverPolicy(mode=FailoverMode.AUTO, cooldown_seconds=3600, daily_cap=5),
+            cold=cold,
+        )
 
-    def _db(self, port: int) -> dict[str, Any]:
-        return {
-            "host": self.pair.primary.host,
-            "port": port,
-            "dbname": "app",
-            "credentials_secret": DB_SECRET,
-        }
-
-    def config_data(self) -> dict[str, Any]:
-        return {
-            "home_region": HOME,
-            "probe_regions": REGIONS,
-            "quorum": 2,
-            "probe": {
-                "interval_seconds": 30,
-                "timeout_seconds": 2,
-                "down_after_rounds": 1,
-                "control_target": {
-                    "checks": [
-                        {"name": "control", "type": "tcp", "host": "127.0.0.1", "port": self.emulator.port}
-                    ]
-                },
-            },
-            "confirmation": {"max_rounds": 3, "wait_seconds": 1},
-            "services": [self._service_config()],
-        }
+    def config(self) -> WatchdogConfig:
+        return local.watchdog_config(
+            self.service_config(),
+            control=("127.0.0.1", self.emulator.port),
+            interval_seconds=30,
+            timeout_seconds=2,
+            down_after_rounds=1,
+            confirmation_rounds=3,
+            confirmation_wait_seconds=1,
+        )
 
     # -- faults ---------------------------------------------------------------------------------
 
@@ -393,13 +356,9 @@ class FailoverRig:
                     script = base64.b64decode(attribute["UserData"]["Value"]).decode()
                     match = _TOKEN_LINE.search(script)
                     if match and not match.group(1).startswith("@@"):
-                        output = {
-                            "ready": True,
-                            "backup_age_seconds": backup_age_seconds,
-                            "reason": "cold site ready",
-                        }
+                        output = _bootstrap_report(instances[0]["InstanceId"], backup_age_seconds)
                         try:
-                            sfn.send_task_success(taskToken=match.group(1), output=json.dumps(output))
+                            sfn.send_task_success(taskToken=match.group(1), output=output)
                             return
                         except Exception:  # noqa: BLE001 - the task may not be waiting yet
                             pass
@@ -408,3 +367,23 @@ class FailoverRig:
         thread = threading.Thread(target=report, name="cold-bootstrap", daemon=True)
         thread.start()
         return thread
+
+
+def _bootstrap_report(instance_id: str, backup_age_seconds: float) -> str:
+    """The report cold_site/bootstrap.sh sends, built from its contract (ColdBootstrapReport)."""
+    restored_at = time.time()
+    taken_at = restored_at - backup_age_seconds
+    key = "postgres/booking-rig.dump"
+    restore = RestoreLine(
+        bucket="booking-backups",
+        key=key,
+        source="main",
+        taken_at=taken_at,
+        lsn="0/3000060",
+        restored_at=restored_at,
+        backup_age_seconds=backup_age_seconds,
+        target="host=127.0.0.1 dbname=booking (cold)",
+        reason=f"restored s3://booking-backups/{key} (taken {backup_age_seconds:.0f} s earlier)",
+    )
+    report = ColdBootstrapReport(ready=True, service="booking", instance=instance_id, restore=restore)
+    return report.model_dump_json()

@@ -22,7 +22,7 @@ from typing import Any
 
 from quorum_dr.adapters.dynamodb_results import DynamoDbResultStore
 from quorum_dr.domain.results import CONTROL_SITE, ProbeResult, Vote
-from quorum_dr.drill.timeline import EventLog
+from quorum_dr_local.drill.timeline import EventLog
 
 POLL_SECONDS = 0.25
 TRIGGER_SITES = ("main",)

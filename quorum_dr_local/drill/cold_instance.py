@@ -26,21 +26,22 @@ from typing import Any
 import boto3
 
 from quorum_dr.adapters.postgres_backup import pg_tool, take_backup
-from quorum_dr.drill import sandbox as sb
-from quorum_dr.drill.observe import Watcher
-from quorum_dr.drill.timeline import EventLog
-from quorum_dr.sandbox.postgres import PgCluster
+from quorum_dr_local.drill.layout import BACKUP_BUCKET, BACKUP_PREFIX, BOOTSTRAP, SERVICE
+from quorum_dr_local.drill.observe import Watcher
+from quorum_dr_local.drill.timeline import EventLog
+from quorum_dr_local.drill.world import DrillWorld
+from quorum_dr_local.standins.postgres import PgCluster
+from quorum_dr_local.system_config import COLD_REGION, HOME_REGION
 
-BOOTSTRAP = Path(__file__).resolve().parent.parent.parent / "cold_site" / "bootstrap.sh"
 BOOTSTRAP_TIMEOUT_S = 120
 
 
 def take_drill_backup(main: PgCluster, log: EventLog) -> dict[str, Any]:
-    s3 = boto3.client("s3", region_name=sb.HOME_REGION)
-    receipt = take_backup(main.dsn(dbname=main.app_db), s3, sb.BACKUP_BUCKET, sb.BACKUP_PREFIX, source="main")
+    s3 = boto3.client("s3", region_name=HOME_REGION)
+    receipt = take_backup(main.dsn(dbname=main.app_db), s3, BACKUP_BUCKET, BACKUP_PREFIX, source="main")
     with tempfile.TemporaryDirectory(prefix="qdr-backup-check-") as tmp:
         dump = Path(tmp) / "db.dump"
-        s3.download_file(sb.BACKUP_BUCKET, receipt.key, str(dump))
+        s3.download_file(BACKUP_BUCKET, receipt.key, str(dump))
         listing = subprocess.run(
             [pg_tool("pg_restore"), "--data-only", "--table=orders", "-f", "-", str(dump)],
             capture_output=True,
@@ -71,12 +72,12 @@ class ColdInstance(Watcher):
 
     name = "cold-instance"
 
-    def __init__(self, world: sb.DrillSandbox, log: EventLog, aws_env: dict[str, str]) -> None:
+    def __init__(self, world: DrillWorld, log: EventLog, aws_env: dict[str, str]) -> None:
         super().__init__(interval=0.3)
         self.world = world
         self.log = log
         self.aws_env = aws_env
-        self.ec2 = boto3.client("ec2", region_name=sb.COLD_REGION)
+        self.ec2 = boto3.client("ec2", region_name=COLD_REGION)
         self.booted: set[str] = set()
         self.thread: threading.Thread | None = None
         self.outcome: str | None = None
@@ -101,7 +102,7 @@ class ColdInstance(Watcher):
             self.outcome = f"the cold instance failed to boot: {type(exc).__name__}: {exc}"
 
     def _boot(self, instance_id: str) -> str:
-        world, layout = self.world, self.world._layout()
+        world, layout = self.world, self.world.layout
         attribute = self.ec2.describe_instance_attribute(InstanceId=instance_id, Attribute="userData")
         encoded = (attribute.get("UserData") or {}).get("Value") or ""
         user_data = base64.b64decode(encoded).decode("utf-8") if encoded else ""
@@ -117,15 +118,15 @@ class ColdInstance(Watcher):
             " ".join(_quote(a) for a in argv) + f" >> {world.workdir}/app-cold.log 2>&1 & echo $! > {pidfile}"
         )
         aws = world.workdir / "aws"
-        aws.write_text(f'#!/bin/sh\nexec {_quote(world.python)} -m quorum_dr.drill.task_report "$@"\n')
+        aws.write_text(f'#!/bin/sh\nexec {_quote(world.python)} -m quorum_dr_local.drill.task_report "$@"\n')
         aws.chmod(0o755)
         env = {
             **os.environ,
             **self.aws_env,
             "PGPASSWORD": app.password,
-            "QDR_SERVICE": sb.SERVICE,
-            "QDR_BACKUP_BUCKET": sb.BACKUP_BUCKET,
-            "QDR_BACKUP_PREFIX": sb.BACKUP_PREFIX,
+            "QDR_SERVICE": SERVICE,
+            "QDR_BACKUP_BUCKET": BACKUP_BUCKET,
+            "QDR_BACKUP_PREFIX": BACKUP_PREFIX,
             "QDR_DSN": f"host={cold.host} port={cold.port} dbname={cold.app_db} user={app.username}",
             "QDR_HEALTH_URL": f"http://{layout.sites['cold']}:{layout.app_ports['cold']}/health",
             "QDR_READY_TIMEOUT": "30",

@@ -29,22 +29,11 @@ from unittest import mock
 
 import boto3
 
-from quorum_dr.sandbox.atomic_dynamodb import atomic_writes
+from quorum_dr.functions import ACTION_FUNCTIONS, substitution_name
+from quorum_dr.state_machines import definition_json
+from quorum_dr_local.standins.atomic_dynamodb import atomic_writes
 
 ROOT = Path(__file__).resolve().parent.parent
-ASL_PATH = ROOT / "statemachines" / "failover.asl.json"
-FUNCTIONS = {
-    "ValidateInputFunctionArn": "validate_input",
-    "IncidentStateFunctionArn": "incident_state",
-    "ConfirmOutageFunctionArn": "confirm_outage",
-    "CheckReplicaFunctionArn": "check_replica",
-    "PromoteDatabaseFunctionArn": "promote_database",
-    "FenceMainFunctionArn": "fence_main",
-    "SwitchEdgeFunctionArn": "switch_edge",
-    "LaunchColdSiteFunctionArn": "launch_cold_site",
-    "VerifySwitchFunctionArn": "verify_switch",
-    "NotifyFunctionArn": "notify",
-}
 ACCOUNT = "123456789012"
 Handler = Callable[[Any, Any], Any]
 
@@ -161,7 +150,7 @@ class SfnHarness:
         self.machine_name = machine_name
         self.state_table = state_table
         self.alert_topic_arn = alert_topic_arn
-        self.handlers = dict(handlers or {name: load_handler(name) for name in FUNCTIONS.values()})
+        self.handlers = dict(handlers or {name: load_handler(name) for name in ACTION_FUNCTIONS})
         self.mock_config = mock_config
         self.time_scale = time_scale
         self.invocations: list[tuple[str, dict[str, Any]]] = []
@@ -234,8 +223,8 @@ class SfnHarness:
         with zipfile.ZipFile(code, "w") as archive:
             archive.writestr("handler.py", "def handler(event, context):\n    return event\n")
         arns = {}
-        for key, name in FUNCTIONS.items():
-            arns[key] = lam.create_function(
+        for name in ACTION_FUNCTIONS:
+            arns[substitution_name(name)] = lam.create_function(
                 FunctionName=name,
                 Runtime="python3.11",
                 Role=role,
@@ -243,7 +232,7 @@ class SfnHarness:
                 Code={"ZipFile": code.getvalue()},
             )["FunctionArn"]
         definition = substitute(
-            ASL_PATH.read_text(encoding="utf-8"),
+            definition_json("failover"),
             {**arns, "StateTableName": self.state_table, "AlertTopicArn": self.alert_topic_arn},
         )
         self.sfn = boto3.client("stepfunctions", region_name=self.region)

@@ -1,6 +1,6 @@
 """The demo booking application the drill protects: one instance per site, on that site's database.
 
-    python -m quorum_dr.sandbox.booking_app --site main --port 8081 --dsn "host=... dbname=booking"
+    python -m quorum_dr_local.standins.booking_app --site main --port 8081 --dsn "host=... dbname=booking"
 
 Endpoints (JSON bodies; every response carries `X-Site: <site>`):
 - `GET /health` -> 200 `{"status": "ok", "site": ..., "db": "primary" | "standby"}` while the
@@ -36,7 +36,7 @@ from urllib.parse import parse_qs, urlsplit
 import psycopg2
 import psycopg2.errors
 
-from quorum_dr.sandbox.served import ServedInThread
+from quorum_dr_local.standins.served import ServedInThread
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS orders (

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from quorum_dr.drill.scenario import (
+from quorum_dr_local.drill.scenario import (
     ClockSkewParams,
     CloudflareApiParams,
     DualOutageParams,
@@ -29,7 +29,7 @@ from quorum_dr.drill.scenario import (
     Scenario,
     SiteDownParams,
 )
-from quorum_dr.drill.timeline import EventLog
+from quorum_dr_local.drill.timeline import EventLog
 
 
 class FaultTarget(Protocol):

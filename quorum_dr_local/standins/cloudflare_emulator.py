@@ -28,7 +28,7 @@ Sandbox convention: record content and pool origin addresses may be `host:port` 
 Real Cloudflare would want a bare IP for an A record.
 
 Run as a process for the drill:
-`python -m quorum_dr.sandbox.cloudflare_emulator --port 0 --state seed.json --ready-file port.txt`.
+`python -m quorum_dr_local.standins.cloudflare_emulator --port 0 --state seed.json --ready-file port.txt`.
 The state file seeds the emulator and is rewritten (atomically) after every successful write.
 """
 
@@ -48,7 +48,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from quorum_dr.sandbox.served import ServedInThread
+from quorum_dr_local.standins.served import ServedInThread
 
 API_PREFIX = "/client/v4"
 ADMIN_PREFIX = "/__admin"

@@ -20,7 +20,7 @@ no origin (unknown hostname, no record, no enabled pool), 502 when the origin is
 Every forwarded answer carries `x-edge-origin: host:port`.
 
 Run as a process for the drill:
-`python -m quorum_dr.sandbox.edge_proxy --port 0 --emulator http://127.0.0.1:PORT
+`python -m quorum_dr_local.standins.edge_proxy --port 0 --emulator http://127.0.0.1:PORT
  --route dns:app.example.com:ZONE_ID[:TYPE] --route pool:app.example.com:ACCOUNT:POOL1,POOL2
  [--ready-file FILE]`.
 """
@@ -40,7 +40,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
-from quorum_dr.sandbox.served import ServedInThread
+from quorum_dr_local.standins.served import ServedInThread
 
 HOP_BY_HOP = {
     "connection",

@@ -1,8 +1,8 @@
 """A stand-in for the two `aws stepfunctions` commands the cold-site bootstrap runs.
 
-    python -m quorum_dr.drill.task_report stepfunctions send-task-success \
+    python -m quorum_dr_local.drill.task_report stepfunctions send-task-success \
         [--region R] --task-token T --task-output JSON
-    python -m quorum_dr.drill.task_report stepfunctions send-task-failure \
+    python -m quorum_dr_local.drill.task_report stepfunctions send-task-failure \
         [--region R] --task-token T --error E --cause C
 
 The drill gives it to `cold_site/bootstrap.sh` as `QDR_AWS`, so the script runs unchanged on a

@@ -1,0 +1,56 @@
+"""The watchdog's Lambda functions by name: one table for the stacks and the local harness.
+
+Each function is `lambdas/<key>/handler.py` exposing `handler(event, context)`, deployed as
+`quorum-dr-<key with dashes>`; the failover ASL names an action function's ARN by the
+substitution `${<Key>FunctionArn}`. No CDK here, so the Step Functions harness
+(`quorum_dr_local.sfn_harness`) reads the same table as the stacks (`stacks/naming.py`).
+"""
+
+from __future__ import annotations
+
+PREFIX = "quorum-dr"
+
+# The 11 functions: the probe (one per probe region) and the 10 the failover state machine calls.
+PROBE = "probe"
+ACTION_FUNCTIONS = (
+    "validate_input",
+    "incident_state",
+    "confirm_outage",
+    "check_replica",
+    "promote_database",
+    "fence_main",
+    "switch_edge",
+    "launch_cold_site",
+    "verify_switch",
+    "notify",
+)
+
+# Each holds its function's worst case: every call it makes at its timeout, every retry and wait
+# (tests/infrastructure/test_budgets.py adds them up from the config and the code's constants).
+TIMEOUTS = {
+    "incident_state": 150,  # up to 4 state-table calls
+    "confirm_outage": 120,  # one on-demand round from every region, invoked in parallel
+    "check_replica": 150,  # two secrets, the bounded wait for replay
+    "promote_database": 660,  # hooks, advisory lock and pg_promote(true, 60), verify, record
+    "fence_main": 180,  # the old primary's statements and the fence_main hook
+    "switch_edge": 780,  # up to 9 Cloudflare calls (3 load-balancer pools), each retried for 60 s
+    "launch_cold_site": 720,  # five EC2/SSM calls and the wait for running before the Elastic IP
+    "verify_switch": 120,
+    "notify": 110,  # SNS and a webhook; below the veto window (WaitForVeto's task timeout)
+}
+DEFAULT_TIMEOUT = 30
+
+
+def timeout(name: str) -> int:
+    """The deployed timeout of action function `name`, in seconds."""
+    return TIMEOUTS.get(name, DEFAULT_TIMEOUT)
+
+
+def function_name(name: str) -> str:
+    """`promote_database` -> `quorum-dr-promote-database`."""
+    return f"{PREFIX}-{name.replace('_', '-')}"
+
+
+def substitution_name(name: str) -> str:
+    """`promote_database` -> `PromoteDatabaseFunctionArn` (the ASL's ${...} name)."""
+    return "".join(part.capitalize() for part in name.split("_")) + "FunctionArn"

@@ -1,0 +1,88 @@
+"""The watchdog's config for one drill run, in the same schema as production's.
+
+Built by the local system's one config builder (`quorum_dr_local.system_config`) from the
+scenario's timings and the run's layout.
+"""
+
+from __future__ import annotations
+
+from quorum_dr.config import DnsRecord, FailoverMode, FailoverPolicy, Site, WatchdogConfig
+from quorum_dr_local import system_config as local
+from quorum_dr_local.drill.layout import (
+    ADMIN_SECRET,
+    BACKUP_BUCKET,
+    BACKUP_PREFIX,
+    HOSTNAME,
+    MONITOR_SECRET,
+    RECORD_ID,
+    SERVICE,
+    TOKEN_SECRET,
+    ZONE_ID,
+    Layout,
+)
+from quorum_dr_local.drill.scenario import FaultKind, ReplicaLagParams, ReplicationCutParams, Scenario
+
+
+def _site(layout: Layout, site: str) -> Site:
+    host = layout.sites[site]
+    return local.local_site(
+        site,
+        host,
+        layout.app_ports[site],
+        label=f"{site} (drill)",
+        host_header=HOSTNAME,
+        verify_tls=False,
+        database_check=local.postgres_check(host, layout.db_ports[site], MONITOR_SECRET),
+    )
+
+
+def uses_cold_site(scenario: Scenario) -> bool:
+    dual = any(f.kind == FaultKind.DUAL_OUTAGE for f in scenario.faults)
+    return dual or (scenario.manual_start is not None and scenario.manual_start.to == "cold")
+
+
+def drill_config(scenario: Scenario, layout: Layout, *, cold_ami: str) -> WatchdogConfig:
+    """The watchdog's config for this drill.
+
+    Timings from the scenario: a region votes DOWN once its scheduled round and every
+    confirmation round failed (`down_after_rounds` = confirmation rounds + 1), and the state
+    machine may run one round more than that before it calls the outcome undecided.
+    """
+    timings = scenario.probe
+    limited = (FaultKind.REPLICA_LAG, FaultKind.REPLICATION_CUT)
+    lag = next((f.typed for f in scenario.faults if f.kind in limited), None)
+    max_lag = lag.max_lag_bytes if isinstance(lag, ReplicaLagParams | ReplicationCutParams) else None
+    cold = None
+    if uses_cold_site(scenario):
+        cold = (_site(layout, "cold"), local.cold_site(cold_ami, BACKUP_BUCKET, backup_prefix=BACKUP_PREFIX))
+    service = local.local_service(
+        SERVICE,
+        public_hostname=HOSTNAME,
+        public_endpoint=f"http://{layout.control}:{layout.edge_port}",
+        main=_site(layout, "main"),
+        dr=_site(layout, "dr"),
+        edge=local.emulator_edge(
+            ZONE_ID,
+            TOKEN_SECRET,
+            f"http://127.0.0.1:{layout.emulator_port}/client/v4",
+            records=[DnsRecord(name=HOSTNAME, type="A", record_id=RECORD_ID, proxied=True)],
+        ),
+        database=local.database(
+            (layout.sites["main"], layout.db_ports["main"]),
+            (layout.sites["dr"], layout.db_ports["dr"]),
+            ADMIN_SECRET,
+            max_lag_bytes=max_lag,
+        ),
+        failover=FailoverPolicy(mode=FailoverMode.AUTO, cooldown_seconds=3600, daily_cap=1),
+        cold=cold,
+    )
+    return local.watchdog_config(
+        service,
+        control=(layout.control, layout.aws_port),
+        interval_seconds=timings.interval_seconds,
+        timeout_seconds=timings.timeout_seconds,
+        freshness_seconds=max(10.0, 5 * timings.interval_seconds),
+        down_after_rounds=timings.confirmation_rounds + 1,
+        confirmation_rounds=timings.confirmation_rounds + 1,
+        confirmation_wait_seconds=max(1, round(timings.confirmation_wait_seconds)),
+    )

@@ -1,0 +1,200 @@
+"""The state machine loader: YAML source to plain ASL, the phase table, the Mermaid chart, and the
+README's copy of the chart."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from quorum_dr import state_machines
+from quorum_dr.state_machines import (
+    PHASES,
+    StateMachineError,
+    definition,
+    definition_json,
+    mermaid,
+    names,
+    phases,
+    with_charts,
+)
+from tests.conftest import ROOT
+
+SMALL = """
+x-shared:
+  retry: &retry
+    - ErrorEquals: [TransientError]
+      MaxAttempts: 3
+      BackoffRate: 2.0
+StartAt: First
+States:
+  First:
+    Type: Task
+    Resource: ${FirstArn}
+    Retry: *retry
+    Next: Second
+  Second:
+    Type: Task
+    Resource: ${SecondArn}
+    Retry: *retry
+    End: true
+"""
+
+
+@pytest.fixture
+def folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setattr(state_machines, "DIRECTORY", tmp_path)
+    return tmp_path
+
+
+def test_the_authoring_keys_are_stripped_and_aliases_become_independent_copies(folder: Path) -> None:
+    (folder / "small.asl.yaml").write_text(SMALL)
+    asl = definition("small")
+    assert list(asl) == ["StartAt", "States"]
+    first, second = asl["States"]["First"]["Retry"], asl["States"]["Second"]["Retry"]
+    assert first == second == [{"ErrorEquals": ["TransientError"], "MaxAttempts": 3, "BackoffRate": 2.0}]
+    first[0]["MaxAttempts"] = 99
+    assert second[0]["MaxAttempts"] == 3
+
+
+def test_the_json_keeps_the_authored_order_and_is_the_same_every_time(folder: Path) -> None:
+    (folder / "small.asl.yaml").write_text(SMALL)
+    text = definition_json("small")
+    assert text == definition_json("small")
+    assert text.endswith("}\n") and '\n  "StartAt": "First",\n' in text
+    assert list(json.loads(text)["States"]) == ["First", "Second"]
+    assert '"BackoffRate": 2.0' in text
+
+
+@pytest.mark.parametrize(
+    ("source", "complaint"),
+    [
+        ("States: [", "is not valid YAML"),
+        ("- a list\n", "is not a state machine"),
+        ("StartAt: A\n", "is not a state machine"),
+        ("StartAt: A\nStates:\n  A: {Type: Pass, Result: 2024-01-01, End: true}\n", "is not JSON"),
+    ],
+)
+def test_a_broken_source_is_a_clear_error(folder: Path, source: str, complaint: str) -> None:
+    (folder / "broken.asl.yaml").write_text(source)
+    with pytest.raises(StateMachineError, match=complaint):
+        definition("broken")
+
+
+def test_an_unknown_name_says_which_machines_exist() -> None:
+    with pytest.raises(StateMachineError, match=r"no state machine 'nope'.*known: \['failover'\]"):
+        definition("nope")
+
+
+def test_the_failover_source_has_its_shape() -> None:
+    asl = definition("failover")
+    assert asl["StartAt"] == "ValidateInput" and len(asl["States"]) == 70
+    assert not [key for key in asl if key.startswith("x-")]
+    lambda_tasks = [
+        s for s in asl["States"].values() if s["Type"] == "Task" and "dynamodb" not in s["Resource"]
+    ]
+    # The shared Retry is on every Lambda task, as it was in every copy before.
+    assert all(s["Retry"][0]["ErrorEquals"][-1] == "TransientError" for s in lambda_tasks)
+    assert len(lambda_tasks) == 34
+
+
+def test_every_state_has_exactly_one_phase() -> None:
+    for name in names():
+        table = phases(name)
+        assert list(table) == list(definition(name)["States"])
+        assert set(table.values()) <= set(PHASES)
+
+
+def test_a_state_without_a_phase_or_a_stale_entry_fails_loudly() -> None:
+    states = [*definition("failover")["States"], "BrandNewState"]
+    with pytest.raises(StateMachineError, match=r"without a phase \['BrandNewState'\]"):
+        phases("failover", states)
+    with pytest.raises(StateMachineError, match=r"no state \['ValidateInput'\]"):
+        phases("failover", [s for s in states[:-1] if s != "ValidateInput"])
+
+
+def test_the_chart_fails_for_a_state_the_phase_table_does_not_know(folder: Path) -> None:
+    (folder / "failover.asl.yaml").write_text((ROOT / "statemachines" / "failover.asl.yaml").read_text())
+    text = (folder / "failover.asl.yaml").read_text()
+    (folder / "failover.asl.yaml").write_text(text.replace("  InputRejected:\n", "  InputRefused:\n"))
+    with pytest.raises(StateMachineError, match="InputRefused"):
+        mermaid("failover")
+
+
+def _nodes_and_edges(chart: str) -> tuple[dict[str, str], list[tuple[str, str, str, str]]]:
+    nodes = dict(re.findall(r"^    (\w+)\W+\"(\w+)\"", chart, flags=re.M))
+    edges = re.findall(r"^  (\w+) (-->|-\.->)(?:\|\"([^\"]*)\"\|)? (\w+)$", chart, flags=re.M)
+    return nodes, [(src, arrow, label, dst) for src, arrow, label, dst in edges]
+
+
+def test_the_chart_draws_every_state_and_every_transition_but_no_retry() -> None:
+    asl = definition("failover")
+    chart = mermaid("failover")
+    assert chart.startswith("flowchart TD\n  Start((\"start\")) --> ValidateInput\n")
+    nodes, edges = _nodes_and_edges(chart)
+    assert sorted(nodes) == sorted(asl["States"])
+    for phase in PHASES:
+        assert f'  subgraph phase{phase.capitalize()} ["{phase}"]' in chart
+    # Shapes by type.
+    assert '    IsDryRun{"IsDryRun"}' in chart and '    WaitBetweenRounds[/"WaitBetweenRounds"/]' in chart
+    assert '    FailedOver(["FailedOver"])' in chart and '    NeedsAttention{{"NeedsAttention"}}' in chart
+    wanted = set()
+    for name, state in asl["States"].items():
+        if "Next" in state:
+            wanted.add((name, "-->", state["Next"]))
+        for rule in state.get("Choices", []):
+            wanted.add((name, "-->", rule["Next"]))
+        if "Default" in state:
+            wanted.add((name, "-->", state["Default"]))
+        for catcher in state.get("Catch", []):
+            wanted.add((name, "-.->", catcher["Next"]))
+    assert {(src, arrow, dst) for src, arrow, _, dst in edges} == wanted
+    labels = {(src, dst): label for src, arrow, label, dst in edges if arrow == "-.->"}
+    assert labels[("AcquireIncidentLock", "DescribeLockHolder")] == "DynamoDB.ConditionalCheckFailedException"
+    assert labels[("ValidateInput", "InputRejected")] == "InvalidInput, States.ALL"
+    assert labels[("FenceMain", "Escalate")] == "HookFailed"
+    choice = {(src, dst): label for src, arrow, label, dst in edges if arrow == "-->" and label}
+    assert choice[("ConfirmVerdict", "DecideScenario")] == "confirm.main = DOWN"
+    assert choice[("ConfirmVerdict", "StopNoDecision")] == "rounds.done #gt;= incident.max_rounds"
+    assert choice[("DatabaseWritable", "SwitchEdgeToDr")] == "promotion.writable or incident.dry_run"
+    assert choice[("ModeGate", "MarkFailingOver")] == "otherwise"
+    assert "TransientError" not in chart and "Lambda.ServiceException" not in chart
+
+
+def test_labels_are_quoted_and_escaped(folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (folder / "odd.asl.yaml").write_text(
+        "StartAt: end\nStates:\n"
+        "  end: {Type: Choice, Choices: [{Variable: '$.a', StringEquals: 'say \"hi\" #1', Next: 'x-y'}],"
+        " Default: 'x-y'}\n"
+        "  x-y: {Type: Succeed}\n"
+    )
+    monkeypatch.setitem(state_machines._PHASE_STATES, "odd", {"detect": ("end", "x-y")})
+    chart = mermaid("odd")
+    assert 'State0{"end"}' in chart and 'State1(["x-y"])' in chart
+    assert 'State0 -->|"a = say #quot;hi#quot; #35;1 or otherwise"| State1' in chart
+    assert "Start((" in chart
+
+
+def test_the_readme_shows_the_current_chart_of_every_state_machine() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    for name in names():
+        assert f"<!-- chart:{name}:begin -->\n```mermaid\nflowchart TD\n" in readme, f"no chart of {name}"
+    assert with_charts(readme) == readme, "the README's state machine chart is stale: run `make charts`"
+
+
+def test_with_charts_replaces_only_between_the_markers_and_needs_them() -> None:
+    text = "intro\n<!-- chart:failover:begin -->\nstale chart\n<!-- chart:failover:end -->\noutro\n"
+    redrawn = with_charts(text)
+    assert redrawn.startswith("intro\n<!-- chart:failover:begin -->\n```mermaid\nflowchart TD\n")
+    assert redrawn.endswith("```\n<!-- chart:failover:end -->\noutro\n") and "stale chart" not in redrawn
+    with pytest.raises(StateMachineError, match="needs one <!-- chart:failover:begin -->"):
+        with_charts("no markers here\n")
+
+
+def test_the_mock_config_names_only_states_that_exist() -> None:
+    config = json.loads((ROOT / "tests" / "integration" / "failover_mock_config.json").read_text())
+    states = set(definition("failover")["States"])
+    for case, mocked in config["StateMachines"]["Failover"]["TestCases"].items():
+        assert set(mocked) <= states, f"mock case {case} names states that do not exist"
