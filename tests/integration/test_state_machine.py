@@ -333,7 +333,15 @@ def test_invariant_7_a_promoted_then_escalated_run_holds_the_cooldown_after_a_re
     assert (state["failovers_today"], state["counted_incident"]) == (1, "inc-esc")
     assert any("the promotion of booking counted" in r for r in world.reasons("inc-esc"))
 
-    reset(world.store, "booking", reason="edge fixed by hand", by="ops", now=time.time())
+    reset(
+        world.store,
+        "booking",
+        reason="edge fixed by hand",
+        by="ops",
+        now=time.time(),
+        sfn=world.harness.sfn,
+        state_machine_arn=world.harness.machine_arn,
+    )
     world.edge.fail = False
     world.probes.sites.update({"dr": "down"})
     described, states = run(world, AUTO_EVENT, name="inc-after-reset")
