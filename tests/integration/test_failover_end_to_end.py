@@ -160,7 +160,7 @@ def test_invariant_5_eight_concurrent_starts_give_one_promotion_one_edge_write_s
     rig_factory: Callable[..., FailoverRig],
 ) -> None:
     rig = rig_factory()
-    rig.site_down("main")
+    main_fails_after_a_quiet_round(rig)
     starts = 8
     # The lock's winner waits at its promotion until every other execution has ended, so that
     # "the rest end AlreadyHandling" does not depend on how fast the winner runs (it would end a
@@ -199,7 +199,7 @@ def test_invariant_5_eight_concurrent_starts_give_one_promotion_one_edge_write_s
     others_ended.set()
     outcomes = [rig.harness.wait(arn, timeout=90) for arn in arns]
 
-    assert len(at_promotion) == 1, f"more than one execution got past the lock: {at_promotion}"
+    assert len(at_promotion) == 1, f"exactly one execution may get past the lock to promote: {at_promotion}"
     assert all(o["status"] == "SUCCEEDED" for o in outcomes), [o.get("cause") for o in outcomes]
     ends = Counter(rig.harness.states_entered(arn)[-1] for arn in arns)
     assert ends == {"FailedOver": 1, "AlreadyHandling": starts - 1}
