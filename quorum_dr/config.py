@@ -270,7 +270,13 @@ class FailoverPolicy(Strict):
         default=3600, ge=0, le=30 * DAY, description="no second automatic failover inside this"
     )
     daily_cap: Count = Field(default=1, ge=0, le=24, description="automatic failovers allowed per UTC day")
-    lock_ttl_seconds: Count = Field(default=3600, ge=60, le=LOCK_TTL_MAX)
+    lock_ttl_seconds: Count | None = Field(
+        default=None,
+        ge=60,
+        le=LOCK_TTL_MAX,
+        description="how long an incident lock lasts if its execution dies without releasing it; at "
+        "least the longest execution the timings allow (checked at load), which is the default",
+    )
 
 
 class BackupManifestPolicy(Strict):
@@ -486,6 +492,12 @@ class WatchdogConfig(Strict):
                 return service
         raise KeyError(f"no service named {name!r}; configured: {[s.name for s in self.services]}")
 
+    def lock_ttl_seconds(self, service: Service) -> int:
+        """The service's lock TTL: the configured one, else the longest execution's duration."""
+        from quorum_dr.failover.longest_path import longest_execution
+
+        return service.failover.lock_ttl_seconds or longest_execution(self, service).seconds
+
     def control_target(self, region: str) -> ControlTarget:
         return self.probe.region_control_targets.get(region, self.probe.control_target)
 
@@ -542,9 +554,34 @@ def parse_config(data: Any, source: str = "<config>") -> WatchdogConfig:
     if not isinstance(data, dict):
         raise ConfigError(source, ["(top level): expected a mapping of fields"])
     try:
-        return WatchdogConfig.model_validate(data)
+        config = WatchdogConfig.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(source, describe_errors(exc)) from None
+    problems = lock_ttl_problems(config)
+    if problems:
+        raise ConfigError(source, problems)
+    return config
+
+
+def lock_ttl_problems(config: WatchdogConfig) -> list[str]:
+    """A lock that expires while its execution still runs lets a second execution act (invariant
+    5): an explicit `lock_ttl_seconds` must outlast the longest execution the timings allow
+    (`quorum_dr.failover.longest_path` says how that is counted, and why not renewal)."""
+    from quorum_dr.failover.longest_path import longest_execution
+
+    problems = []
+    for index, service in enumerate(config.services):
+        ttl = service.failover.lock_ttl_seconds
+        if ttl is None:
+            continue
+        longest = longest_execution(config, service)
+        if ttl < longest.seconds:
+            problems.append(
+                f"services.{index}.failover.lock_ttl_seconds: {ttl} s is shorter than the longest "
+                f"execution these timings allow, {longest.sentence()}; give at least "
+                f"{longest.seconds} or leave it out to use that"
+            )
+    return problems
 
 
 def load_config(path: str | Path) -> WatchdogConfig:

@@ -25,6 +25,26 @@ ACTION_FUNCTIONS = (
     "notify",
 )
 
+# Each holds its function's worst case: every call it makes at its timeout, every retry and wait
+# (tests/infrastructure/test_budgets.py adds them up from the config and the code's constants).
+TIMEOUTS = {
+    "incident_state": 150,  # up to 4 state-table calls
+    "confirm_outage": 120,  # one on-demand round from every region, invoked in parallel
+    "check_replica": 150,  # two secrets, the bounded wait for replay
+    "promote_database": 660,  # hooks, advisory lock and pg_promote(true, 60), verify, record
+    "fence_main": 180,  # the old primary's statements and the fence_main hook
+    "switch_edge": 780,  # up to 9 Cloudflare calls (3 load-balancer pools), each retried for 60 s
+    "launch_cold_site": 720,  # five EC2/SSM calls and the wait for running before the Elastic IP
+    "verify_switch": 420,  # verify rounds for up to verify.window_seconds (at most 300 s), one more round
+    "notify": 110,  # SNS and a webhook; below the veto window (WaitForVeto's task timeout)
+}
+DEFAULT_TIMEOUT = 30
+
+
+def timeout(name: str) -> int:
+    """The deployed timeout of action function `name`, in seconds."""
+    return TIMEOUTS.get(name, DEFAULT_TIMEOUT)
+
 
 def function_name(name: str) -> str:
     """`promote_database` -> `quorum-dr-promote-database`."""

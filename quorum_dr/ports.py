@@ -194,20 +194,27 @@ class StateStore(ABC):
     def get_lock(self, service: str) -> dict[str, Any] | None: ...
 
     @abstractmethod
-    def acquire_lock(self, service: str, incident_id: str, *, now: float, expires_at: float) -> bool:
-        """True when this incident holds the lock afterwards (the same write the ASL does)."""
+    def acquire_lock(
+        self, service: str, incident_id: str, *, holder: str, now: float, expires_at: float
+    ) -> bool:
+        """True when execution `holder` holds the lock afterwards (the same write the ASL does)."""
 
     @abstractmethod
-    def release_lock(self, service: str, incident_id: str) -> bool:
-        """Delete the lock if this incident holds it and it is not kept; True when released."""
+    def release_lock(self, service: str, holder: str) -> bool:
+        """Delete the lock if execution `holder` holds it and it is not kept; True when released."""
 
     @abstractmethod
-    def keep_lock(self, service: str, incident_id: str) -> None:
-        """Mark the lock as kept for this incident until an operator resets it."""
+    def keep_lock(self, service: str, incident_id: str, *, holder: str) -> bool:
+        """Mark the lock as kept until an operator resets it, if `holder` still holds it (or no
+        one does); False, and nothing written, when another execution holds it."""
 
     @abstractmethod
-    def clear_lock(self, service: str) -> dict[str, Any] | None:
-        """Delete the lock whoever holds it (operator reset); return what was deleted."""
+    def reset_state(
+        self, state: Mapping[str, Any], *, expected_version: int, lock: Mapping[str, Any] | None
+    ) -> dict[str, Any]:
+        """Operator reset, in one transaction: write the state if its version is still
+        `expected_version` and delete `lock` if it is still the lock read (or check that there is
+        still none); raise StaleState, writing nothing, if either changed."""
 
     @abstractmethod
     def get_incident(self, service: str, incident_id: str) -> IncidentRecord | None: ...

@@ -31,6 +31,7 @@ import boto3
 
 from quorum_dr.functions import ACTION_FUNCTIONS, substitution_name
 from quorum_dr.state_machines import definition_json
+from quorum_dr_local.standins.atomic_dynamodb import atomic_writes
 
 ROOT = Path(__file__).resolve().parent.parent
 ACCOUNT = "123456789012"
@@ -213,6 +214,8 @@ class SfnHarness:
         self._stack.enter_context(mock.patch.object(WaitFunction, "_wait_interval", scaled_wait))
         self._stack.enter_context(mock.patch.object(retrier_decl, "time", scaled_time))
         self._stack.enter_context(mock.patch.object(ExecutionWorker, "__init__", init_with_case))
+        # DynamoDB checks a condition and writes atomically; moto does not unless we say so.
+        self._stack.enter_context(atomic_writes())
 
     # -- set-up -------------------------------------------------------------------------------
 

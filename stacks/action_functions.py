@@ -10,6 +10,7 @@ from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
 from quorum_dr.config import WatchdogConfig
+from quorum_dr.functions import DEFAULT_TIMEOUT, TIMEOUTS
 from stacks import naming
 from stacks.alert_topic import AlertTopic
 from stacks.cold_site import ColdSiteTarget
@@ -19,20 +20,8 @@ from stacks.nag import acknowledge
 from stacks.secret_access import secrets_by_function
 from stacks.tables import Tables
 
-# Each holds its function's worst case: every call it makes at its timeout, every retry and wait
-# (tests/infrastructure/test_budgets.py adds them up from the config and the code's constants).
-TIMEOUTS = {
-    "incident_state": 150,  # up to 4 state-table calls
-    "confirm_outage": 120,  # one on-demand round from every region, invoked in parallel
-    "check_replica": 150,  # two secrets, the bounded wait for replay
-    "promote_database": 660,  # hooks, advisory lock and pg_promote(true, 60), verify, record
-    "fence_main": 180,  # the old primary's statements and the fence_main hook
-    "switch_edge": 780,  # up to 9 Cloudflare calls (3 load-balancer pools), each retried for 60 s
-    "launch_cold_site": 720,  # five EC2/SSM calls and the wait for running before the Elastic IP
-    "verify_switch": 420,  # verify rounds for up to verify.window_seconds (at most 300 s), one more round
-    "notify": 110,  # SNS and a webhook; below the veto window (WaitForVeto's task timeout)
-}
-DEFAULT_TIMEOUT = 30
+# TIMEOUTS and DEFAULT_TIMEOUT live in quorum_dr/functions.py (no CDK there): the stack deploys them,
+# and the lock TTL's longest path (quorum_dr/failover/longest_path.py) counts from the same numbers.
 
 
 # Every step records its progress on the incident item of the state table (update_incident); the

@@ -2,7 +2,7 @@
 conditional writes) and incident records (sk INCIDENT#<id>, with an appended timeline).
 
 The lock item is the same one the state machine's `AcquireIncidentLock` step writes directly:
-`incident_id`, `acquired_at`, `lock_expires_at`, `kept`.
+`incident_id`, `holder` (the execution's name), `acquired_at`, `lock_expires_at`, `kept`.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from botocore.exceptions import ClientError
 
 from quorum_dr.adapters.aws_sdk import sdk_config
 from quorum_dr.domain.incident_record import IncidentRecord
+from quorum_dr.observability import logger
 from quorum_dr.ports import StaleState, StateStore
 
 STATE = "STATE"
@@ -33,6 +34,7 @@ STATE_FIELDS = (
     "failover_day",
     "failovers_today",
     "last_failover_at",
+    "last_reset",
     "counted_incident",
     "version",
 )
@@ -88,11 +90,16 @@ class DynamoStateStore(StateStore):
         return new
 
     # -- lock -----------------------------------------------------------------------------------
+    # The holder is the execution's own name ($$.Execution.Name in the ASL), never a field of the
+    # input: a caller can choose an incident id, not another execution's name. Every write that
+    # assumes the lock is ours says so in its ConditionExpression.
 
     def get_lock(self, service: str) -> dict[str, Any] | None:
         return self._get(service, LOCK)
 
-    def acquire_lock(self, service: str, incident_id: str, *, now: float, expires_at: float) -> bool:
+    def acquire_lock(
+        self, service: str, incident_id: str, *, holder: str, now: float, expires_at: float
+    ) -> bool:
         try:
             self._table.put_item(
                 Item=to_dynamo(
@@ -100,14 +107,15 @@ class DynamoStateStore(StateStore):
                         "pk": service,
                         "sk": LOCK,
                         "incident_id": incident_id,
+                        "holder": holder,
                         "acquired_at": int(now),
                         "lock_expires_at": int(expires_at),
                         "kept": False,
                     }
                 ),
-                ConditionExpression="attribute_not_exists(pk) OR incident_id = :me "
+                ConditionExpression="attribute_not_exists(pk) OR holder = :me "
                 "OR (lock_expires_at < :now AND kept = :false)",
-                ExpressionAttributeValues={":me": incident_id, ":now": int(now), ":false": False},
+                ExpressionAttributeValues={":me": holder, ":now": int(now), ":false": False},
             )
         except ClientError as exc:
             if _conditional_failed(exc):
@@ -115,38 +123,108 @@ class DynamoStateStore(StateStore):
             raise
         return True
 
-    def release_lock(self, service: str, incident_id: str) -> bool:
+    def release_lock(self, service: str, holder: str) -> bool:
         try:
             self._table.delete_item(
                 Key={"pk": service, "sk": LOCK},
-                ConditionExpression="incident_id = :me AND kept = :false",
-                ExpressionAttributeValues={":me": incident_id, ":false": False},
+                ConditionExpression="holder = :me AND kept = :false",
+                ExpressionAttributeValues={":me": holder, ":false": False},
             )
         except ClientError as exc:
             if _conditional_failed(exc):
+                logger.warning(
+                    "lock not released: not held by this execution",
+                    extra={"service": service, "holder": holder, "lock": self.get_lock(service)},
+                )
                 return False
             raise
         return True
 
-    def keep_lock(self, service: str, incident_id: str) -> None:
-        # Written whoever held it: an escalated incident must keep automation out until a reset.
-        self._table.put_item(
-            Item=to_dynamo(
-                {
-                    "pk": service,
-                    "sk": LOCK,
-                    "incident_id": incident_id,
-                    "kept": True,
-                    "lock_expires_at": 2**53,
-                }
+    def keep_lock(self, service: str, incident_id: str, *, holder: str) -> bool:
+        # Kept only if it is still ours (or gone): never over another execution's lock.
+        try:
+            self._table.put_item(
+                Item=to_dynamo(
+                    {
+                        "pk": service,
+                        "sk": LOCK,
+                        "incident_id": incident_id,
+                        "holder": holder,
+                        "kept": True,
+                        "lock_expires_at": 2**53,
+                    }
+                ),
+                ConditionExpression="attribute_not_exists(pk) OR holder = :me",
+                ExpressionAttributeValues={":me": holder},
             )
-        )
+        except ClientError as exc:
+            if _conditional_failed(exc):
+                logger.warning(
+                    "lock not kept: another execution holds it",
+                    extra={"service": service, "holder": holder, "lock": self.get_lock(service)},
+                )
+                return False
+            raise
+        return True
 
-    def clear_lock(self, service: str) -> dict[str, Any] | None:
-        old = self._table.delete_item(Key={"pk": service, "sk": LOCK}, ReturnValues="ALL_OLD").get(
-            "Attributes"
-        )
-        return from_dynamo(old) if old else None
+    def reset_state(
+        self,
+        state: Mapping[str, Any],
+        *,
+        expected_version: int,
+        lock: Mapping[str, Any] | None,
+    ) -> dict[str, Any]:
+        new = {k: v for k, v in state.items() if k in STATE_FIELDS}
+        new["version"] = expected_version + 1
+        service = new["service"]
+        client = self._table.meta.client
+        put = {
+            "Put": {
+                "TableName": self._table.name,
+                "Item": to_dynamo({"pk": service, "sk": STATE, **new}),
+                "ConditionExpression": "attribute_not_exists(pk) OR version = :v",
+                "ExpressionAttributeValues": {":v": expected_version},
+            }
+        }
+        if lock is None:
+            guard = {
+                "ConditionCheck": {
+                    "TableName": self._table.name,
+                    "Key": {"pk": service, "sk": LOCK},
+                    "ConditionExpression": "attribute_not_exists(pk)",
+                }
+            }
+        elif lock.get("holder"):
+            guard = {
+                "Delete": {
+                    "TableName": self._table.name,
+                    "Key": {"pk": service, "sk": LOCK},
+                    "ConditionExpression": "holder = :h",
+                    "ExpressionAttributeValues": {":h": lock["holder"]},
+                }
+            }
+        else:  # a lock written before holders existed: its incident id is all it has
+            guard = {
+                "Delete": {
+                    "TableName": self._table.name,
+                    "Key": {"pk": service, "sk": LOCK},
+                    "ConditionExpression": "attribute_not_exists(holder) AND incident_id = :i",
+                    "ExpressionAttributeValues": {":i": lock.get("incident_id")},
+                }
+            }
+        try:
+            client.transact_write_items(TransactItems=[put, guard])
+        except ClientError as exc:
+            reasons = exc.response.get("CancellationReasons") or []
+            if exc.response.get("Error", {}).get("Code") != "TransactionCanceledException":
+                raise
+            failed = [r.get("Code") == "ConditionalCheckFailed" for r in reasons]
+            if failed and failed[0]:
+                raise StaleState(
+                    f"the state of {service} changed since version {expected_version} was read"
+                ) from None
+            raise StaleState(f"the lock of {service} changed since it was read") from None
+        return new
 
     # -- incidents ------------------------------------------------------------------------------
 

@@ -108,6 +108,16 @@ def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") 
     clear.add_argument("--reason", required=True, help=_REASON_HELP)
     _table_argument(clear)
     clear.add_argument("--yes", action="store_true", help="do not ask for confirmation on a terminal")
+    clear.add_argument(
+        "--state-machine-arn",
+        default=os.environ.get("STATE_MACHINE_ARN"),
+        help="the failover state machine, asked whether the lock's execution still runs",
+    )
+    clear.add_argument(
+        "--force",
+        action="store_true",
+        help="reset even while the lock's execution is RUNNING (recorded in the state with the reason)",
+    )
     clear.set_defaults(func=run_reset)
 
 
@@ -231,7 +241,7 @@ def run_status(args: argparse.Namespace, store: Any = None) -> int:
     return _operator_command("read the service's state", work)
 
 
-def run_reset(args: argparse.Namespace, sts: Any = None, store: Any = None) -> int:
+def run_reset(args: argparse.Namespace, sts: Any = None, store: Any = None, sfn: Any = None) -> int:
     def work() -> int:
         service = checked_service(args)
         reason = reason_text(args.reason)
@@ -240,7 +250,19 @@ def run_reset(args: argparse.Namespace, sts: Any = None, store: Any = None) -> i
         if not confirmed(args, f"Reset {service.name} as {by}: {reason}", service.name):
             print("not confirmed: nothing was reset", file=sys.stderr)
             return EXIT_REFUSED
-        print(reset(states, service.name, reason=reason, by=by, now=time.time()))
+        machines = sfn or (_client("stepfunctions") if args.state_machine_arn else None)
+        print(
+            reset(
+                states,
+                service.name,
+                reason=reason,
+                by=by,
+                now=time.time(),
+                sfn=machines,
+                state_machine_arn=args.state_machine_arn,
+                force=args.force,
+            )
+        )
         return EXIT_OK
 
     return _operator_command("reset the service", work)

@@ -19,6 +19,20 @@ class ServiceStatus(StrEnum):
     NEEDS_ATTENTION = "NEEDS_ATTENTION"
 
 
+class ResetRecord(BaseModel):
+    """The last operator reset, kept in the state item: who, why, and whether it was forced past a
+    running execution's lock."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    at: float
+    by: str
+    reason: str
+    forced: bool = False
+    holder: str | None = Field(default=None, description="the execution whose lock was cleared")
+    holder_status: str | None = Field(default=None, description="that execution's status when cleared")
+
+
 class ServiceState(BaseModel):
     """One item per service in the state table (sk "STATE"); `version` guards concurrent writes."""
 
@@ -34,6 +48,7 @@ class ServiceState(BaseModel):
     failover_day: str | None = Field(default=None, description="UTC day (YYYY-MM-DD) of failovers_today")
     failovers_today: int = Field(default=0, ge=0)
     last_failover_at: float | None = None
+    last_reset: ResetRecord | None = None
     counted_incident: str | None = Field(
         default=None,
         description="the incident whose promotion or cold launch last started the cooldown and counted in "

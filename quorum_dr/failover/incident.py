@@ -49,18 +49,21 @@ def _record(ports: Ports, incident: Incident, step: str, reason: str, /, **field
 def describe_lock(ports: Ports, incident: Incident) -> dict[str, Any]:
     lock = ports.store.get_lock(incident.service) or {}
     holder = lock.get("incident_id", "unknown")
+    execution = lock.get("holder")
     kept = bool(lock.get("kept"))
     reason = f"already handling incident {holder} for {incident.service}"
+    if execution and execution != holder:
+        reason += f" (execution {execution})"
     if kept:
         reason += f"; {holder} needs attention: an operator must run drctl reset"
-    return {"holder": holder, "kept": kept, "reason": reason}
+    return {"holder": holder, "execution": execution, "kept": kept, "reason": reason}
 
 
 def check_gates(ports: Ports, incident: Incident) -> dict[str, Any]:
     now = ports.clock()
     state = _state(ports, incident.service)
     lock = ports.store.get_lock(incident.service)
-    if lock and lock.get("incident_id") != incident.incident_id:
+    if lock and lock.get("holder") != incident.execution_name:
         state = state.model_copy(update={"lock_holder": lock.get("incident_id")})
     service = ports.service(incident.service)
     decision = gates_decision(
@@ -89,8 +92,20 @@ def check_gates(ports: Ports, incident: Incident) -> dict[str, Any]:
 def _release(ports: Ports, incident: Incident) -> tuple[bool, str]:
     if incident.dry_run:
         return False, "dry run: no lock was taken"
-    released = ports.store.release_lock(incident.service, incident.incident_id)
-    return released, ("lock released" if released else "the lock was not held by this incident")
+    released = ports.store.release_lock(incident.service, incident.execution_name)
+    if released:
+        return True, "lock released"
+    return False, "the lock was not released: " + _not_ours(ports, incident)
+
+
+def _not_ours(ports: Ports, incident: Incident) -> str:
+    lock = ports.store.get_lock(incident.service)
+    if lock is None:
+        return f"execution {incident.execution_name} held no lock (it expired, or an operator reset it)"
+    return (
+        f"execution {lock.get('holder') or 'unknown'} (incident {lock.get('incident_id')}) holds it, "
+        f"not {incident.execution_name}" + (" and keeps it" if lock.get("kept") else "")
+    )
 
 
 def stop(ports: Ports, incident: Incident, outcome: str, reason: str) -> dict[str, Any]:
@@ -314,10 +329,11 @@ def escalate(
         warning = " The DR database is promoted but traffic is NOT switched."
     elif switched_to:
         warning = f" Traffic is switched to {switched_to}; the active site says so."
+    kept = False
     if incident.dry_run:
         reason = f"dry run stopped: {what}; would set NEEDS_ATTENTION and keep the lock"
     else:
-        ports.store.keep_lock(incident.service, incident.incident_id)
+        kept = ports.store.keep_lock(incident.service, incident.incident_id, holder=incident.execution_name)
         # A switch that was written is where traffic goes: the active site must say so, whatever
         # failed after it (verification, the record).
         where = {"active_site": switched_to} if switched_to else {}
@@ -328,9 +344,14 @@ def escalate(
             lock_holder=incident.incident_id,
             **where,
         )
+        lock_sentence = (
+            "The lock is kept: no automation acts until an operator runs drctl reset."
+            if kept
+            else "The lock could NOT be kept: " + _not_ours(ports, incident) + "."
+        )
         reason = (
             f"{incident.service} NEEDS_ATTENTION after incident {incident.incident_id}: {what}.{warning} "
-            f"The lock is kept: no automation acts until an operator runs drctl reset."
+            + lock_sentence
         )
     _record(
         ports,
@@ -342,7 +363,7 @@ def escalate(
         progress=done,
         finished_at=ports.clock(),
     )
-    return {"reason": reason, "progress": done}
+    return {"reason": reason, "progress": done, "lock_kept": kept}
 
 
 def handle(ports: Ports, event: dict[str, Any]) -> dict[str, Any]:

@@ -6,7 +6,8 @@ import json
 from typing import Any
 
 from quorum_dr.config_types import MAX_REASON_CHARS, clean_text
-from quorum_dr.domain.state import ServiceState, ServiceStatus
+from quorum_dr.domain.state import ResetRecord, ServiceState, ServiceStatus
+from quorum_dr.failover.errors import StaleState
 from quorum_dr.failover.receipts import entry
 from quorum_dr.ports import StateStore
 
@@ -57,17 +58,76 @@ def status(store: StateStore, service: str) -> dict[str, Any]:
     }
 
 
-def reset(store: StateStore, service: str, *, reason: str, by: str, now: float) -> str:
-    """Clear NEEDS_ATTENTION and the lock. The active site stays as it is. The reason is stored
-    without control characters and may be at most MAX_REASON_CHARS long."""
-    reason = clean_text(reason)
+def execution_arn(state_machine_arn: str, name: str) -> str:
+    """arn:aws:states:R:A:stateMachine:M + name -> arn:aws:states:R:A:execution:M:name."""
+    if ":stateMachine:" not in state_machine_arn:
+        raise OperatorError(f"{state_machine_arn!r} is not a state machine ARN")
+    return state_machine_arn.replace(":stateMachine:", ":execution:", 1) + ":" + name
+
+
+def execution_status(sfn: Any, state_machine_arn: str, name: str) -> str:
+    """What Step Functions says of the lock holder's execution: RUNNING, SUCCEEDED, ... or
+    NOT_FOUND. The state machine itself must exist, so a mistyped ARN cannot pass the check."""
+    from botocore.exceptions import ClientError
+
+    try:
+        sfn.describe_state_machine(stateMachineArn=state_machine_arn)
+    except ClientError as exc:
+        raise OperatorError(
+            f"cannot check the lock's execution: state machine {state_machine_arn}: "
+            f"{exc.response.get('Error', {}).get('Message') or exc}"
+        ) from None
+    try:
+        described = sfn.describe_execution(executionArn=execution_arn(state_machine_arn, name))
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") == "ExecutionDoesNotExist":
+            return "NOT_FOUND"
+        raise
+    return str(described["status"])
+
+
+def reset(
+    store: StateStore,
+    service: str,
+    *,
+    reason: str,
+    by: str,
+    now: float,
+    sfn: Any = None,
+    state_machine_arn: str | None = None,
+    force: bool = False,
+) -> str:
+    """Clear NEEDS_ATTENTION and the lock. The active site stays as it is.
+
+    Refused while the lock's execution is RUNNING (Step Functions is asked), unless `force`; the
+    state and the lock change in one transaction, so a concurrent change leaves both as they were.
+    """
+    reason = clean_text(reason)  # stored and echoed: no control characters, bounded
     if not reason:
         raise OperatorError("reset needs a reason")
     if len(reason) > MAX_REASON_CHARS:
         raise OperatorError(
             f"the reset's reason is {len(reason)} characters long; at most {MAX_REASON_CHARS}"
         )
-    lock = store.clear_lock(service)
+    lock = store.get_lock(service)
+    incident = (lock or {}).get("incident_id")
+    # Locks from before holders existed: executions are named after their incidents.
+    holder = (lock or {}).get("holder") or incident
+    holder_status: str | None = None
+    if lock and holder:
+        if sfn is not None and state_machine_arn:
+            holder_status = execution_status(sfn, state_machine_arn, holder)
+        elif not force:
+            raise OperatorError(
+                f"cannot check whether execution {holder} (incident {incident}), which holds the lock of "
+                f"{service}, is still running: give --state-machine-arn or set STATE_MACHINE_ARN "
+                "(or --force with a reason)"
+            )
+        if holder_status == "RUNNING" and not force:
+            raise OperatorError(
+                f"reset refused: execution {holder} (incident {incident}) is still RUNNING and holds the "
+                f"lock of {service}; wait for it or stop it, or give --force with a reason (audited)"
+            )
     raw = store.get_state(service)
     state = ServiceState.model_validate({**raw, "service": service})
     new = state.model_copy(
@@ -75,13 +135,28 @@ def reset(store: StateStore, service: str, *, reason: str, by: str, now: float) 
             "status": ServiceStatus.FAILED_OVER if state.active_site != "main" else ServiceStatus.HEALTHY,
             "lock_holder": None,
             "lock_expires_at": None,
+            "last_reset": ResetRecord(
+                at=now,
+                by=by,
+                reason=reason.strip(),
+                forced=force,
+                holder=holder if lock else None,
+                holder_status=holder_status or ("UNCHECKED" if lock else None),
+            ),
         }
     )
-    store.put_state(new.model_dump(mode="json"), expected_version=state.version)
-    holder = (lock or {}).get("incident_id")
-    sentence = f"{by} reset {service} ({reason.strip()}): status {new.status.value}, " + (
-        f"lock of incident {holder} cleared" if holder else "no lock was held"
+    try:
+        store.reset_state(new.model_dump(mode="json"), expected_version=state.version, lock=lock)
+    except StaleState as exc:
+        raise OperatorError(
+            f"reset not done, nothing changed (the lock is as it was): {exc}; run drctl status and try again"
+        ) from None
+    forced = (
+        f" with --force while execution {holder} was {holder_status or 'unchecked'}" if force and lock else ""
     )
-    if holder:
-        store.update_incident(service, holder, {"status": "RESET"}, timeline=entry("reset", sentence, now))
+    sentence = f"{by} reset {service}{forced} ({reason.strip()}): status {new.status.value}, " + (
+        f"lock of incident {incident} cleared" if lock else "no lock was held"
+    )
+    if incident:
+        store.update_incident(service, incident, {"status": "RESET"}, timeline=entry("reset", sentence, now))
     return sentence

@@ -82,6 +82,9 @@ class Incident(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
     incident_id: IncidentId
+    execution_name: IncidentId = Field(
+        description="the execution's own name ($$.Execution.Name): the holder of the incident lock"
+    )
     service: str
     trigger: Literal["auto", "manual"]
     target: Literal["dr", "cold"] | None = None
@@ -179,6 +182,7 @@ def start_incident(
         wait_seconds=config.confirmation.wait_seconds,
         cold_configured=service.cold_site is not None,
         cold_ready_timeout_seconds=ready,
-        lock=LockTimes(now=str(int(now)), expires_at=str(int(now) + policy.lock_ttl_seconds)),
+        lock=LockTimes(now=str(int(now)), expires_at=str(int(now) + config.lock_ttl_seconds(service))),
+        execution_name=execution_name,
         **fields,
     )

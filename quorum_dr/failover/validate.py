@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from quorum_dr.failover.errors import InvalidInput
 from quorum_dr.failover.ports import Ports
-from quorum_dr.failover.request import start_incident
+from quorum_dr.failover.request import Incident, start_incident
 
 
 def handle(ports: Ports, event: dict[str, Any]) -> dict[str, Any]:
@@ -16,6 +17,27 @@ def handle(ports: Ports, event: dict[str, Any]) -> dict[str, Any]:
         config=ports.config,
         now=ports.clock(),
     )
+    refuse_reused_incident_id(ports, incident)
     answer = incident.model_dump(mode="json")
     answer["reason"] = f"{incident.trigger} start of incident {incident.incident_id}: {incident.reason}"
     return answer
+
+
+def refuse_reused_incident_id(ports: Ports, incident: Incident) -> None:
+    """An incident id names one incident: a start that reuses one (an escalated incident's, whose
+    lock is kept, or any other) is refused before it takes a lock or writes a record. The lock's
+    condition would stop it too (its holder is the execution's name), but this says why."""
+    record = ports.store.get_incident(incident.service, incident.incident_id)
+    if record is None:
+        return
+    sentence = (
+        f"input rejected: incident {incident.incident_id} of {incident.service} already exists "
+        f"(status {record.get('status', 'unknown')}); a new start needs a new incident id"
+    )
+    lock = ports.store.get_lock(incident.service) or {}
+    if lock.get("kept") and lock.get("incident_id") == incident.incident_id:
+        sentence += (
+            f"; {incident.incident_id} keeps the lock of {incident.service}: "
+            "an operator must run drctl reset before automation acts again"
+        )
+    raise InvalidInput(sentence)

@@ -385,7 +385,13 @@ class Drill:
         from quorum_dr.failover.operator import reset
 
         sentence = reset(
-            DynamoStateStore(STATE_TABLE), SERVICE, reason=reason, by="drill-operator", now=time.time()
+            DynamoStateStore(STATE_TABLE),
+            SERVICE,
+            reason=reason,
+            by="drill-operator",
+            now=time.time(),
+            sfn=self.harness.sfn,
+            state_machine_arn=self.harness.machine_arn,
         )
         self.log.record("fault", fault="operator_reset", phase="start", reason=sentence)
 

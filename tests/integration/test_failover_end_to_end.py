@@ -6,8 +6,12 @@ Secrets Manager and Lambda (the probe function of each region runs in-process, i
 from __future__ import annotations
 
 import json
+import threading
+import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import boto3
 import pytest
@@ -167,6 +171,57 @@ def test_invariant_5_two_concurrent_starts_give_one_promotion_and_one_edge_write
     ends = sorted(rig.harness.states_entered(arn)[-1] for arn in arns)
     assert ends[1] == "FailedOver" and ends[0] in ("AlreadyHandling", "GatesClosed")
     assert len(rig.promotions()) == 1
+    assert rig.edge_writes() == 1
+
+
+def test_invariant_5_eight_concurrent_starts_give_one_promotion_one_edge_write_seven_already_handling(
+    rig_factory: Callable[..., FailoverRig],
+) -> None:
+    rig = rig_factory()
+    main_fails_after_a_quiet_round(rig)
+    starts = 8
+    # The lock's winner waits at its promotion until every other execution has ended, so that
+    # "the rest end AlreadyHandling" does not depend on how fast the winner runs (it would end a
+    # latecomer in GatesClosed instead). Bounded: it waits 90 s at most, then the test fails.
+    others_ended = threading.Event()
+    at_promotion: list[str] = []
+    guard = threading.Lock()
+    promote = rig.harness.handlers["promote_database"]
+
+    def held_promote(event: dict[str, Any], context: Any) -> Any:
+        with guard:
+            at_promotion.append(event["incident"]["incident_id"])
+        others_ended.wait(timeout=90)
+        return promote(event, context)
+
+    rig.harness.handlers["promote_database"] = held_promote
+    together = threading.Barrier(starts)
+    arns: list[str] = [""] * starts
+
+    def start(n: int) -> None:
+        together.wait(timeout=30)
+        arns[n] = rig.start(name=f"inc-e2e-8c{n}")
+
+    threads = [threading.Thread(target=start, args=(n,)) for n in range(starts)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert all(arns), "every start was accepted"
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline and len(at_promotion) < 2:
+        statuses = [rig.harness.sfn.describe_execution(executionArn=arn)["status"] for arn in arns]
+        if statuses.count("RUNNING") <= 1:
+            break
+        time.sleep(0.05)
+    others_ended.set()
+    outcomes = [rig.harness.wait(arn, timeout=90) for arn in arns]
+
+    assert len(at_promotion) == 1, f"exactly one execution may get past the lock to promote: {at_promotion}"
+    assert all(o["status"] == "SUCCEEDED" for o in outcomes), [o.get("cause") for o in outcomes]
+    ends = Counter(rig.harness.states_entered(arn)[-1] for arn in arns)
+    assert ends == {"FailedOver": 1, "AlreadyHandling": starts - 1}
+    assert rig.promotions() == at_promotion
     assert rig.edge_writes() == 1
 
 

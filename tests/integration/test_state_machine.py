@@ -336,7 +336,15 @@ def test_invariant_7_a_promoted_then_escalated_run_holds_the_cooldown_after_a_re
     assert (state["failovers_today"], state["counted_incident"]) == (1, "inc-esc")
     assert any("the promotion of booking counted" in r for r in world.reasons("inc-esc"))
 
-    reset(world.store, "booking", reason="edge fixed by hand", by="ops", now=time.time())
+    reset(
+        world.store,
+        "booking",
+        reason="edge fixed by hand",
+        by="ops",
+        now=time.time(),
+        sfn=world.harness.sfn,
+        state_machine_arn=world.harness.machine_arn,
+    )
     world.edge.fail = False
     world.probes.sites.update({"dr": "down"})
     described, states = run(world, AUTO_EVENT, name="inc-after-reset")
@@ -360,7 +368,9 @@ def test_invariant_6_never_switch_to_a_database_not_verified_writable(world: Wor
 
 
 def test_concurrent_execution_ends_as_already_handling(world: World) -> None:
-    assert world.store.acquire_lock("booking", "inc-first", now=time.time(), expires_at=time.time() + 600)
+    assert world.store.acquire_lock(
+        "booking", "inc-first", holder="inc-first", now=time.time(), expires_at=time.time() + 600
+    )
     described, states = run(world, AUTO_EVENT, name="inc-second")
     assert described["status"] == "SUCCEEDED" and states[-1] == "AlreadyHandling"
     output = json.loads(described["output"])
@@ -783,3 +793,71 @@ def test_verification_that_never_succeeds_escalates_and_the_active_site_says_whe
     state = world.store.get_state("booking")
     assert state["status"] == "NEEDS_ATTENTION" and state["active_site"] == "dr"
     assert "Traffic is switched to dr; the active site says so." in reasons
+
+
+def test_a_raw_start_reusing_an_escalated_incidents_id_is_refused_with_a_sentence(world: World) -> None:
+    world.edge.fail = True
+    described, _ = run(world, AUTO_EVENT, name="inc-esc")
+    assert described["status"] == "FAILED" and world.store.get_lock("booking")["kept"] is True
+    world.edge.fail = False
+
+    # `aws stepfunctions start-execution --name anything --input '{..., "incident_id": "inc-esc"}'`
+    described, states = run(world, manual(incident_id="inc-esc", skip_confirm=True), name="raw-start")
+
+    assert described["status"] == "FAILED" and described["error"] == "InputRejected"
+    assert "incident inc-esc of booking already exists (status NEEDS_ATTENTION)" in described["cause"]
+    assert "an operator must run drctl reset" in described["cause"]
+    assert "AcquireIncidentLock" not in states
+    assert world.promoter.promotions == ["inc-esc"] and world.edge.writes == []
+    assert world.store.get_lock("booking")["holder"] == "inc-esc"
+
+
+def test_the_lock_holder_is_the_execution_name_not_the_callers_incident_id(world: World) -> None:
+    # A kept lock whose incident left no record (validate_input cannot see it): the lock's own
+    # condition must stop a start that names the same incident id from another execution.
+    assert world.store.acquire_lock(
+        "booking", "inc-kept", holder="exec-kept", now=time.time(), expires_at=time.time() + 600
+    )
+    assert world.store.keep_lock("booking", "inc-kept", holder="exec-kept")
+
+    described, states = run(world, manual(incident_id="inc-kept", skip_confirm=True), name="exec-other")
+
+    assert described["status"] == "SUCCEEDED" and states[-1] == "AlreadyHandling", described.get("cause")
+    reason = json.loads(described["output"])["holder"]["reason"]
+    assert reason.startswith("already handling incident inc-kept for booking (execution exec-kept)")
+    assert world.promoter.promotions == [] and world.edge.writes == []
+    lock = world.store.get_lock("booking")
+    assert (lock["holder"], lock["kept"]) == ("exec-kept", True)
+
+
+def test_a_lost_lock_is_reported_when_the_escalation_cannot_keep_it(world: World) -> None:
+    # The execution's lock was taken over (it expired, a forced reset, ...): its escalation must
+    # not write over the new holder's lock, and says so.
+    from quorum_dr.failover import incident as incident_state
+
+    real_escalate = incident_state.escalate
+
+    def escalate_after_takeover(ports: wiring.Ports, incident: Any, error: Any, progress: Any) -> Any:
+        world.store._table.put_item(  # another execution's lock, as after an expiry
+            Item={
+                "pk": "booking",
+                "sk": "LOCK",
+                "incident_id": "inc-next",
+                "holder": "inc-next",
+                "kept": False,
+                "lock_expires_at": int(time.time()) + 600,
+            }
+        )
+        return real_escalate(ports, incident, error, progress)
+
+    world.edge.fail = True
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(incident_state, "escalate", escalate_after_takeover)
+        described, _ = run(world, AUTO_EVENT, name="inc-lost")
+
+    assert described["status"] == "FAILED"
+    lock = world.store.get_lock("booking")
+    assert (lock["holder"], lock["kept"]) == ("inc-next", False), "another execution's lock is untouched"
+    assert "The lock could NOT be kept: execution inc-next (incident inc-next) holds it, not inc-lost" in (
+        " ".join(world.reasons("inc-lost"))
+    )
