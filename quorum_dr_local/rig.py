@@ -62,6 +62,7 @@ CF_TOKEN = "cf-token-rig-0123456789"
 STATE_TABLE, RESULTS_TABLE, BUS = "quorum-dr-state", "quorum-dr-results", "quorum-dr"
 PROBE_FUNCTION = function_name(PROBE)
 DB_SECRET, CF_SECRET = "quorum-dr/booking/db-admin", "quorum-dr/cloudflare-token"
+MAIN_DB_SECRET = "quorum-dr/booking/db-admin-main"  # only with main_admin other than the superuser
 MONITOR_SECRET = "quorum-dr/booking/db-monitor"
 PROMOTIONS_TABLE = "quorum_dr_promotions"
 AUTO_EVENT = {
@@ -102,13 +103,17 @@ class FailoverRig:
         bootstrap_script: str | None = None,
         time_scale: float = 0.0,
         postgres_checks: bool = False,
+        main_admin: str = "superuser",
     ) -> None:
+        """`main_admin` names the sandbox role (superuser, monitor, ...) whose credentials the
+        functions use for main's database: "monitor" lacks the privileges a fence needs."""
         self.base_dir = Path(base_dir)
         self.edge_kind = edge_kind
         self.cold = cold
         self.bootstrap_script = bootstrap_script
         self.time_scale = time_scale
         self.postgres_checks = postgres_checks
+        self.main_admin = main_admin
         self._stack = ExitStack()
         self.pair: PgPair
         self.apps: dict[str, BookingApp] = {}
@@ -217,6 +222,9 @@ class FailoverRig:
             Name=DB_SECRET, SecretString=json.dumps(self.pair.primary.roles.superuser.as_secret())
         )
         secrets.create_secret(Name=CF_SECRET, SecretString=CF_TOKEN)
+        if self.main_admin != "superuser":
+            main_admin = getattr(self.pair.primary.roles, self.main_admin)
+            secrets.create_secret(Name=MAIN_DB_SECRET, SecretString=json.dumps(main_admin.as_secret()))
         monitor = self.pair.primary.roles.monitor.as_secret()
         secrets.create_secret(Name=MONITOR_SECRET, SecretString=json.dumps(monitor))
         if self.cold:
@@ -262,6 +270,10 @@ class FailoverRig:
             pools = LoadBalancerPools(main="pool-main", dr="pool-dr", cold="pool-cold" if self.cold else None)
             edge = local.emulator_edge(ZONE, CF_SECRET, api, account_id=CF_ACCOUNT, pools=pools)
         host = self.pair.primary.host
+        database = local.database((host, self.pair.primary.port), (host, self.pair.standby.port), DB_SECRET)
+        if self.main_admin != "superuser":
+            main = database.main.model_copy(update={"credentials_secret": MAIN_DB_SECRET})
+            database = database.model_copy(update={"main": main})
         cold = None
         if self.cold:
             cold = (self._site("cold"), local.cold_site(self.cold_image, "booking-backups"))
@@ -272,9 +284,7 @@ class FailoverRig:
             main=self._site("main"),
             dr=self._site("dr"),
             edge=edge,
-            database=local.database(
-                (host, self.pair.primary.port), (host, self.pair.standby.port), DB_SECRET
-            ),
+            database=database,
             failover=FailoverPolicy(mode=FailoverMode.AUTO, cooldown_seconds=3600, daily_cap=5),
             cold=cold,
         )
