@@ -65,7 +65,7 @@ def fence(ports: Ports, incident: Incident) -> dict[str, Any]:
                 }
             reason = database.reason
         else:
-            reason = f"{service.name} has no database: nothing to fence but with the fence_main hook"
+            reason = f"{service.name} has no database to fence; the fence_main hook is its only fence"
         answer["hook"] = as_dict(
             ports.hooks(service).run(
                 "fence_main", incident_id=incident.incident_id, payload={"service": service.name}
