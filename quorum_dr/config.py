@@ -232,9 +232,21 @@ class DatabaseEndpoint(Strict):
     credentials_secret: str = Field(min_length=1)
 
 
+# A PostgreSQL role name as quorum-dr accepts it in config: at most 63 bytes (NAMEDATALEN - 1),
+# printable, and not one of the names PostgreSQL reserves for itself.
+_RESERVED_ROLES = {"public", "none", "current_role", "current_user", "session_user"}
+
+
 class Database(Strict):
     main: DatabaseEndpoint
     dr: DatabaseEndpoint
+    app_roles: list[str] = Field(
+        default_factory=lambda: ["app"],
+        min_length=1,
+        description="the application's login roles on main: the fence takes their LOGIN away and ends "
+        "their sessions (a session cannot undo that); the promotion gives them LOGIN on the promoted DR "
+        "database (main's fence replicates to it). Never the role of the db-admin secret",
+    )
     max_lag_bytes: Bytes = Field(default=16 * 1024 * 1024, description="no automatic promotion above this")
     max_lag_seconds: Number = Field(default=30, ge=0, le=DAY)
     replay_wait_seconds: Number = Field(
@@ -247,6 +259,17 @@ class Database(Strict):
         description="database veto: the DR standby hears from main if its last message from it (data or "
         "keepalive) is this recent; default half the standby's wal_receiver_timeout plus 5 s",
     )
+
+    @field_validator("app_roles")
+    @classmethod
+    def _role_names(cls, roles: list[str]) -> list[str]:
+        for role in roles:
+            if not role or len(role.encode()) > 63 or not role.isprintable():
+                raise ValueError(f"{role!r} is not a PostgreSQL role name (1 to 63 printable bytes)")
+            if role.lower() in _RESERVED_ROLES or role.startswith("pg_"):
+                raise ValueError(f"{role!r} is reserved by PostgreSQL, not an application role")
+        _unique(roles, "app role")
+        return roles
 
 
 class Hook(Strict):

@@ -32,7 +32,7 @@ TIMEOUTS = {
     "confirm_outage": 120,  # one on-demand round from every region, invoked in parallel
     "check_replica": 150,  # two secrets, the bounded wait for replay
     "promote_database": 660,  # hooks, advisory lock and pg_promote(true, 60), verify, record
-    "fence_main": 180,  # the old primary's statements and the fence_main hook
+    "fence_main": 210,  # the fence of main (roles, sessions, the check, the final position) and the hook
     "switch_edge": 780,  # up to 9 Cloudflare calls (3 load-balancer pools), each retried for 60 s
     "launch_cold_site": 720,  # five EC2/SSM calls and the wait for running before the Elastic IP
     "verify_switch": 420,  # verify rounds for up to verify.window_seconds (at most 300 s), one more round

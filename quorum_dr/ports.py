@@ -317,6 +317,7 @@ class PromotionReceipt(BaseModel):
     promoted_by: str | None = None  # the incident recorded as having promoted it, if any
     at: float  # epoch seconds
     reason: str
+    logins_restored: tuple[str, ...] = ()  # application roles given LOGIN back (main's fence replicated)
 
 
 class WritableCheck(BaseModel):
@@ -327,12 +328,26 @@ class WritableCheck(BaseModel):
 
 
 class FenceReceipt(BaseModel):
+    """What fencing main's database did (invariant 4b: fenced, unreachable, or neither: block).
+
+    - fenced: main is a standby, or its application roles may not log in and none of their
+      sessions remain (a check query said so); `final_lsn` is main's WAL position after that.
+    - unreachable (`reachable` False): connection refused or timed out, and nothing else;
+      `failure_class` and `address` are the evidence.
+    - reachable and not fenced: anything else (a refused privilege, a failed statement, a
+      missing role, an unclassified connection error); the promotion must not go ahead.
+    """
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     reachable: bool
     fenced: bool
     terminated_sessions: int = 0
     reason: str
+    address: str | None = None  # host:port/dbname of main's database
+    failure_class: str | None = None  # why it was not reachable (connect_refused, connect_timeout)
+    roles: tuple[str, ...] = ()  # the application roles that may no longer log in
+    final_lsn: str | None = None  # pg_current_wal_lsn() on main after the fence
 
 
 class Promoter(ABC):
@@ -359,5 +374,11 @@ class Promoter(ABC):
     def verify_writable(self) -> WritableCheck: ...
 
     @abstractmethod
+    def wait_for_position(self, lsn: str, timeout_s: float) -> DbStatus:
+        """Wait, at most `timeout_s`, until the standby received and replayed `lsn`; the last status
+        (DatabaseUnreachableError if not one status could be read)."""
+
+    @abstractmethod
     def fence_old_primary(self, incident_id: str) -> FenceReceipt:
-        """Best effort: make the old primary refuse writes if it is reachable; never raises."""
+        """Fence main's database where it is reachable and prove it (see FenceReceipt); a failure
+        to fence is a receipt with `reachable` True and `fenced` False, not an exception."""

@@ -67,6 +67,7 @@ PROBE_FUNCTION = function_name(PROBE)
 DB_SECRET, CF_SECRET = "quorum-dr/booking/db-admin", "quorum-dr/cloudflare-token"
 DR_DB_SECRET = "quorum-dr/booking/db-admin-dr"  # its own secret: each function reads only its own
 COLD_AMI_PARAMETER = "/quorum-dr/booking/cold-ami"
+MAIN_DB_SECRET = "quorum-dr/booking/db-admin-main"  # only with main_admin other than the superuser
 MONITOR_SECRET = "quorum-dr/booking/db-monitor"
 PROMOTIONS_TABLE = "quorum_dr_promotions"
 AUTO_EVENT = {
@@ -110,7 +111,10 @@ class FailoverRig:
         postgres_checks: bool = False,
         enforce_iam: bool = False,
         propagation_seconds: float = 0.0,
+        main_admin: str = "superuser",
     ) -> None:
+        """`main_admin` names the sandbox role (superuser, monitor, ...) whose credentials the
+        functions use for main's database: "monitor" lacks the privileges a fence needs."""
         self.base_dir = Path(base_dir)
         self.edge_kind = edge_kind
         self.cold = cold
@@ -120,6 +124,7 @@ class FailoverRig:
         self.enforce_iam = enforce_iam
         self.iam: IamEnforcement | None = None
         self.propagation_seconds = propagation_seconds  # an edge change reaches the proxy this late
+        self.main_admin = main_admin
         self._stack = ExitStack()
         self.pair: PgPair
         self.apps: dict[str, BookingApp] = {}
@@ -276,6 +281,9 @@ class FailoverRig:
         secrets.create_secret(Name=DB_SECRET, SecretString=admin)
         secrets.create_secret(Name=DR_DB_SECRET, SecretString=admin)  # the standby has the same roles
         secrets.create_secret(Name=CF_SECRET, SecretString=CF_TOKEN)
+        if self.main_admin != "superuser":
+            main_admin = getattr(self.pair.primary.roles, self.main_admin)
+            secrets.create_secret(Name=MAIN_DB_SECRET, SecretString=json.dumps(main_admin.as_secret()))
         monitor = self.pair.primary.roles.monitor.as_secret()
         for region in REGIONS:  # each region's probe reads it in its own region (a replica on AWS)
             boto3.client("secretsmanager", region_name=region).create_secret(
@@ -328,6 +336,15 @@ class FailoverRig:
             pools = LoadBalancerPools(main="pool-main", dr="pool-dr", cold="pool-cold" if self.cold else None)
             edge = local.emulator_edge(ZONE, CF_SECRET, api, account_id=CF_ACCOUNT, pools=pools)
         host = self.pair.primary.host
+        database = local.database(
+            (host, self.pair.primary.port),
+            (host, self.pair.standby.port),
+            DB_SECRET,
+            dr_credentials_secret=DR_DB_SECRET,
+        )
+        if self.main_admin != "superuser":
+            main = database.main.model_copy(update={"credentials_secret": MAIN_DB_SECRET})
+            database = database.model_copy(update={"main": main})
         cold = None
         if self.cold:
             cold = (
@@ -346,12 +363,7 @@ class FailoverRig:
             main=self._site("main"),
             dr=self._site("dr"),
             edge=edge,
-            database=local.database(
-                (host, self.pair.primary.port),
-                (host, self.pair.standby.port),
-                DB_SECRET,
-                dr_credentials_secret=DR_DB_SECRET,
-            ),
+            database=database,
             failover=FailoverPolicy(mode=FailoverMode.AUTO, cooldown_seconds=3600, daily_cap=5),
             cold=cold,
         )

@@ -197,6 +197,17 @@ class FakePromoter(Promoter):
         self.replay_seconds = 99.0  # replay lag in seconds while bytes are behind
         self.promotions: list[str] = []
         self.fenced: list[str] = []
+        # What fencing main answers (an exception is raised): unreachable by default, as main is down.
+        self.fence: FenceReceipt | BaseException = FenceReceipt(
+            reachable=False,
+            fenced=False,
+            address="main-db:5432/booking",
+            failure_class="connect_refused",
+            reason="main's database at main-db:5432/booking is unreachable (connect_refused: Connection "
+            "refused): it takes no writes from here, nothing to fence",
+        )
+        self.final_reached = True  # the standby reaches main's final position after the fence
+        self.waited_for: list[str] = []
         self.in_recovery = True
         self._lock = threading.Lock()
 
@@ -241,9 +252,18 @@ class FakePromoter(Promoter):
         ok = self.writable and not self.in_recovery
         return WritableCheck(writable=ok, reason="a test write committed" if ok else "read-only")
 
+    def wait_for_position(self, lsn: str, timeout_s: float) -> DbStatus:
+        self.waited_for.append(lsn)
+        status = self._status()
+        if self.final_reached:
+            return status.model_copy(update={"receive_lsn": lsn, "replay_lsn": lsn, "replay_lag_bytes": 0})
+        return status
+
     def fence_old_primary(self, incident_id: str) -> FenceReceipt:
         self.fenced.append(incident_id)
-        return FenceReceipt(reachable=False, fenced=False, reason="main is unreachable: nothing to fence")
+        if isinstance(self.fence, BaseException):
+            raise self.fence
+        return self.fence
 
 
 class FakeEdge(EdgeSwitch):

@@ -1,4 +1,4 @@
-"""Best effort: fence the old primary and call the fence_main hook."""
+"""Fence main's database (fenced, unreachable with evidence, or FenceFailed) and call the fence_main hook."""
 
 from __future__ import annotations
 

@@ -10,6 +10,12 @@ After promoting, the promoter proves the database writable by recording the inci
 `quorum_dr_promotions` (a durable record of which incident promoted this database) on a fresh
 connection. A promotion that does not end writable raises PromotionError: traffic must never be
 switched to it.
+
+Fencing main (`fence_old_primary`) takes LOGIN from the application roles (`database.app_roles`),
+terminates their sessions and proves it with a check query; then it reads main's final WAL
+position, which the standby must reach before the promotion (`wait_for_position`). Role
+attributes live in the shared catalog, so the standby replays the fence: the promotion gives the
+application roles LOGIN back on the promoted database.
 """
 
 from __future__ import annotations
@@ -22,9 +28,11 @@ from typing import Any
 import psycopg2
 import psycopg2.errors
 import psycopg2.extensions
+from psycopg2 import sql
 
 from quorum_dr.config import Database
-from quorum_dr.domain.results import DbRole, DbStatus
+from quorum_dr.domain.data_loss import reached_position
+from quorum_dr.domain.results import DbRole, DbStatus, FailureClass
 from quorum_dr.ports import (
     DatabaseUnreachableError,
     FenceReceipt,
@@ -47,7 +55,11 @@ from quorum_dr.probes.postgres import (
 PROMOTE_LOCK_KEY = 0x71D0_5E_01  # pg_advisory_lock key: "quorum-dr promote"
 RECORD_TABLE = "quorum_dr_promotions"
 WRITE_CHECK_TABLE = "quorum_dr_write_checks"
-FENCE_HOOK_NOTE = "fencing left to the fence_main hook"
+FENCE_HOOK_NOTE = "the fence_main hook, if configured, is the site's own fence"
+FENCE_APPLICATION_NAME = "quorum-dr-fence"
+UNREACHABLE = (FailureClass.CONNECT_REFUSED, FailureClass.CONNECT_TIMEOUT)  # the only failures that proceed
+DEFAULT_APP_ROLES = ("app",)
+TERMINATE_WAIT_MS = 500  # pg_terminate_backend(pid, timeout): wait this long for each session to end
 TIMEOUT_SECONDS = 5.0  # connect, and every statement of a session (statement_timeout)
 PROMOTE_WAIT_SECONDS = 60  # pg_promote(true, wait); the promote session's statements get this + TIMEOUT
 FENCE_TIMEOUT_SECONDS = 3.0  # connect and statements on the old primary, and the wait for read-only
@@ -74,9 +86,11 @@ class PostgresPromoter(Promoter):
         promote_wait_s: int = PROMOTE_WAIT_SECONDS,
         poll_interval_s: float = POLL_INTERVAL_SECONDS,
         fence_timeout: float = FENCE_TIMEOUT_SECONDS,
+        app_roles: tuple[str, ...] | list[str] = DEFAULT_APP_ROLES,
     ) -> None:
         self._dr = dr
         self._old_primary = old_primary
+        self.app_roles = tuple(app_roles)
         self.timeout = timeout
         self.promote_wait_s = promote_wait_s
         self.poll_interval_s = poll_interval_s
@@ -91,6 +105,7 @@ class PostgresPromoter(Promoter):
             )
 
         # check_replica and promote_database may read only the DR secret, fence_main only main's.
+        options.setdefault("app_roles", tuple(database.app_roles))
         return cls(endpoint("dr"), endpoint("main"), **options)
 
     @property
@@ -162,6 +177,30 @@ class PostgresPromoter(Promoter):
             )
         return last
 
+    def wait_for_position(self, lsn: str, timeout_s: float) -> DbStatus:
+        """Poll until the standby received and replayed `lsn` (main's final position after the
+        fence), never beyond `timeout_s`; the last status. Returns at once for a primary (its
+        position cannot be compared with main's). DatabaseUnreachableError only if not a single
+        status could be read within the bound."""
+        deadline = time.monotonic() + timeout_s
+        last: DbStatus | None = None
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            try:
+                last = self.replica_status(timeout=min(self.timeout, remaining))
+            except DatabaseUnreachableError:
+                pass
+            if last is not None and (last.role == DbRole.PRIMARY or reached_position(last, lsn)):
+                return last
+            time.sleep(max(0.0, min(self.poll_interval_s, deadline - time.monotonic())))
+        if last is None:
+            raise DatabaseUnreachableError(
+                f"DR database at {self.dr.describe()}: no status within {timeout_s:g} s"
+            )
+        return last
+
     # -- promotion ------------------------------------------------------------------------------
 
     def promote(self, incident_id: str) -> PromotionReceipt:
@@ -217,6 +256,7 @@ class PostgresPromoter(Promoter):
                     )
                 cur.execute(f"SELECT incident_id FROM {RECORD_TABLE} ORDER BY promoted_at DESC LIMIT 1")
                 row = cur.fetchone()
+                restored = self._restore_logins(cur)
                 cur.execute("SELECT pg_current_wal_lsn()::text")
                 lsn = cur.fetchone()[0]
         except (psycopg2.Error, DatabaseUnreachableError) as exc:
@@ -233,6 +273,11 @@ class PostgresPromoter(Promoter):
         else:
             by = f"by incident {promoted_by}" if promoted_by else "outside quorum-dr"
             reason = f"already promoted ({by}); {self.dr.describe()} is a primary that accepts writes"
+        if restored:
+            reason += (
+                f"; application role(s) {', '.join(restored)} may log in again (main's fence had "
+                "replicated to it)"
+            )
         return PromotionReceipt(
             incident_id=incident_id,
             promoted=promoted,
@@ -242,7 +287,20 @@ class PostgresPromoter(Promoter):
             promoted_by=promoted_by,
             at=time.time(),
             reason=reason,
+            logins_restored=tuple(restored),
         )
+
+    def _restore_logins(self, cur: Any) -> list[str]:
+        """The fence took LOGIN from the application roles on main, and the standby replayed it:
+        give it back on the promoted database, which is now the application's primary."""
+        cur.execute(
+            "SELECT rolname FROM pg_roles WHERE rolname = ANY(%s) AND NOT rolcanlogin ORDER BY rolname",
+            (list(self.app_roles),),
+        )
+        blocked = [row[0] for row in cur.fetchall()]
+        for role in blocked:
+            cur.execute(sql.SQL("ALTER ROLE {} LOGIN").format(sql.Identifier(role)))
+        return blocked
 
     def verify_writable(self) -> WritableCheck:
         try:
@@ -270,50 +328,163 @@ class PostgresPromoter(Promoter):
             )
         return WritableCheck(writable=True, reason=f"{self.dr.describe()} committed a write at WAL {lsn}")
 
-    # -- fencing --------------------------------------------------------------------------------
+    # -- fencing ------------------------------------------------------------------------------
 
     def fence_old_primary(self, incident_id: str = "") -> FenceReceipt:
-        """Best effort; `incident_id` only correlates the caller's log lines."""
+        """Fence main's database and prove it (DESIGN invariant 4b); `incident_id` only
+        correlates the caller's log lines.
+
+        Unreachable means a refused or timed-out connection, nothing else. On a reachable main
+        the application roles lose LOGIN, every session of theirs is terminated (a session can
+        undo `default_transaction_read_only`, it cannot log in again), new sessions default to
+        read-only for good measure, and a check query proves the roles cannot log in and none of
+        their sessions remain. Any failure on the way is a receipt that is not fenced.
+        """
         old = self.old_primary
         if old is None:
             return FenceReceipt(
-                reachable=False, fenced=False, reason=f"no old primary configured; {FENCE_HOOK_NOTE}"
+                reachable=True,
+                fenced=False,
+                reason="no endpoint of main's database was given to the promoter: it cannot be fenced",
             )
+        address = old.describe()
         try:
-            with self._session(old, self.fence_timeout, "old primary") as conn, conn.cursor() as cur:
-                return self._fence(old, cur)
-        except DatabaseUnreachableError as exc:
-            return FenceReceipt(reachable=False, fenced=False, reason=f"{exc}; {FENCE_HOOK_NOTE}")
+            conn = psycopg2.connect(**old.connect_kwargs(self.fence_timeout, FENCE_APPLICATION_NAME))
         except psycopg2.Error as exc:
-            failure = f"old primary at {old.describe()} reachable but fencing failed: {_one_line(exc)}"
+            failure = classify(exc)
+            detail = old.scrub(f"{failure}: {_one_line(exc)}")
+            if failure in UNREACHABLE:
+                return FenceReceipt(
+                    reachable=False,
+                    fenced=False,
+                    address=address,
+                    failure_class=failure.value,
+                    reason=f"main's database at {address} is unreachable ({detail}): it takes no "
+                    f"writes from here, nothing to fence; {FENCE_HOOK_NOTE}",
+                )
             return FenceReceipt(
-                reachable=True, fenced=False, reason=old.scrub(f"{failure}; {FENCE_HOOK_NOTE}")
+                reachable=True,
+                fenced=False,
+                address=address,
+                failure_class=failure.value,
+                reason=f"main's database at {address} was neither shown unreachable nor fenced ({detail})",
             )
+        conn.autocommit = True
+        try:
+            with conn.cursor() as cur:
+                return self._fence(old, cur)
+        except psycopg2.Error as exc:
+            detail = old.scrub(f"{classify(exc)}: {_one_line(exc)}")
+            return FenceReceipt(
+                reachable=True,
+                fenced=False,
+                address=address,
+                reason=f"main's database at {address} is reachable but fencing it failed ({detail})",
+            )
+        finally:
+            conn.close()
 
     def _fence(self, old: PgEndpoint, cur: Any) -> FenceReceipt:
-        cur.execute("SELECT pg_is_in_recovery()")
-        if cur.fetchone()[0]:
+        address, roles = old.describe(), list(self.app_roles)
+        # The fence must hold on main whatever a synchronous standby does.
+        cur.execute("SET synchronous_commit = local")
+        cur.execute("SELECT pg_is_in_recovery(), current_user")
+        in_recovery, me = cur.fetchone()
+        if in_recovery:
             return FenceReceipt(
                 reachable=True,
                 fenced=True,
-                reason=f"old primary at {old.describe()} is a standby: it takes no writes",
+                address=address,
+                reason=f"main's database at {address} is a standby: it takes no writes",
             )
-        cur.execute("ALTER SYSTEM SET default_transaction_read_only = on")
-        cur.execute("SELECT pg_reload_conf()")
-        read_only = self._wait_read_only(old)
-        cur.execute(
-            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-            "WHERE backend_type = 'client backend' AND pid <> pg_backend_pid() "
-            "AND application_name NOT LIKE 'quorum-dr%'"
-        )
-        terminated = int(cur.fetchone()[0])
-        state = "new sessions are read-only" if read_only else "read-only default set (reload not yet seen)"
+        if me in roles:
+            return FenceReceipt(
+                reachable=True,
+                fenced=False,
+                address=address,
+                reason=f"main's database at {address} is reachable but not fenced: the application role "
+                f"{me} is the role quorum-dr connects with (database.app_roles must not name it)",
+            )
+        cur.execute("SELECT rolname, rolcanlogin FROM pg_roles WHERE rolname = ANY(%s)", (roles,))
+        could_login = dict(cur.fetchall())
+        missing = [role for role in roles if role not in could_login]
+        if missing:
+            return FenceReceipt(
+                reachable=True,
+                fenced=False,
+                address=address,
+                reason=f"main's database at {address} is reachable but not fenced: it has no role "
+                f"{', '.join(missing)} (database.app_roles names the application's roles)",
+            )
+        for role in roles:  # NOLOGIN before ending sessions: a session ended cannot come back
+            if could_login[role]:
+                cur.execute(sql.SQL("ALTER ROLE {} NOLOGIN").format(sql.Identifier(role)))
+        read_only = self._read_only_by_default(old, cur)
+        terminated, remaining = self._end_sessions(cur, roles)
+        cur.execute("SELECT rolname FROM pg_roles WHERE rolname = ANY(%s) AND rolcanlogin", (roles,))
+        may_login = sorted(row[0] for row in cur.fetchall())
+        cur.execute("SELECT pg_current_wal_lsn()::text")
+        final_lsn = cur.fetchone()[0]
+        listed = ", ".join(roles)
+        if may_login or remaining:
+            problems = ([f"{', '.join(may_login)} may still log in"] if may_login else []) + (
+                [f"{remaining} session(s) of {listed} remain"] if remaining else []
+            )
+            return FenceReceipt(
+                reachable=True,
+                fenced=False,
+                terminated_sessions=terminated,
+                address=address,
+                roles=tuple(roles),
+                final_lsn=final_lsn,
+                reason=f"main's database at {address} is reachable but not fenced: {'; '.join(problems)}",
+            )
+        changed = [role for role in roles if could_login[role]]
+        logins = f"LOGIN taken from {', '.join(changed)}" if changed else f"{listed} already without LOGIN"
         return FenceReceipt(
             reachable=True,
-            fenced=read_only,
+            fenced=True,
             terminated_sessions=terminated,
-            reason=f"fenced old primary at {old.describe()}: {state}, {terminated} client session(s) ended",
+            address=address,
+            roles=tuple(roles),
+            final_lsn=final_lsn,
+            reason=f"fenced main's database at {address}: application role(s) {listed} may not log in "
+            f"({logins}), {terminated} session(s) ended and none of theirs remain, {read_only}; main's "
+            f"final WAL position after the fence is {final_lsn}",
         )
+
+    def _read_only_by_default(self, old: PgEndpoint, cur: Any) -> str:
+        """For good measure only (a session can undo it): new sessions default to read-only."""
+        try:
+            cur.execute("ALTER SYSTEM SET default_transaction_read_only = on")
+            cur.execute("SELECT pg_reload_conf()")
+        except psycopg2.errors.InsufficientPrivilege:
+            return "new sessions not read-only by default (ALTER SYSTEM not permitted)"
+        if self._wait_read_only(old):
+            return "new sessions read-only by default"
+        return "read-only default set (reload not yet seen)"
+
+    def _end_sessions(self, cur: Any, roles: list[str]) -> tuple[int, int]:
+        """Terminate every client session but quorum-dr's own, and every session of the
+        application roles whatever it calls itself; (ended, still there at the deadline)."""
+        deadline = time.monotonic() + self.fence_timeout
+        ended = 0
+        while True:
+            cur.execute(
+                "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid, %s)) FROM pg_stat_activity "
+                "WHERE backend_type = 'client backend' AND pid <> pg_backend_pid() "
+                "AND (usename = ANY(%s) OR application_name NOT LIKE 'quorum-dr%%')",
+                (TERMINATE_WAIT_MS, roles),
+            )
+            ended += int(cur.fetchone()[0])
+            cur.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE usename = ANY(%s) AND pid <> pg_backend_pid()",
+                (roles,),
+            )
+            remaining = int(cur.fetchone()[0])
+            if remaining == 0 or time.monotonic() >= deadline:
+                return ended, remaining
+            time.sleep(self.poll_interval_s)
 
     def _wait_read_only(self, old: PgEndpoint) -> bool:
         deadline = time.monotonic() + self.fence_timeout

@@ -21,6 +21,13 @@ the last probe that saw it up (or `now` when no probe saw it fail):
 
 Without any of them the loss is unknown, and unknown is not zero: `evidence` is None, and no
 automatic promotion follows (`decisions.check_replica`).
+
+That receipt is taken before the fence; a main that is still alive may write until it is fenced.
+So where main's database was reachable and fenced, the receipt is taken again after the fence
+(`final_position_receipt`), against main's final WAL position read after the fence:
+
+- `final_position`: the standby received and replayed main's final position after the fence:
+  0 bytes, 0 s lost. Short of it, the bytes it is short are the loss.
 """
 
 from __future__ import annotations
@@ -42,7 +49,7 @@ from quorum_dr.domain.results import (
 )
 from quorum_dr.domain.state import utc_text
 
-Evidence = Literal["synchronous", "wal_position", "heard_from_main"]
+Evidence = Literal["synchronous", "wal_position", "heard_from_main", "final_position"]
 
 
 class LossReceipt(BaseModel):
@@ -273,3 +280,69 @@ def _heard_from_main(
         return None, None
     at, _, db = max(seen, key=lambda s: (s[0], s[1]))
     return at, db
+
+
+def reached_position(status: DbStatus, lsn: str) -> bool:
+    """Has the standby received AND replayed WAL up to `lsn`?"""
+    if status.role is not DbRole.STANDBY or not status.receive_lsn or not status.replay_lsn:
+        return False
+    target = parse_lsn(lsn)
+    return parse_lsn(status.receive_lsn) >= target and parse_lsn(status.replay_lsn) >= target
+
+
+def final_position_receipt(
+    final_lsn: str, standby_status: DbStatus | None, *, waited_seconds: float
+) -> LossReceipt:
+    """The loss receipt after the fence: main's final position (read after the fence) against
+    what the standby received and replayed after waiting at most `waited_seconds`."""
+    where = f"main's final position after the fence, {final_lsn}"
+    status = standby_status
+    last_replay_at = status.last_replay_at if status else None
+    common = dict(last_main_lsn=final_lsn, last_replay_at=last_replay_at)
+    if status is None:
+        return LossReceipt(
+            **common,  # type: ignore[arg-type]
+            standby_receive_lsn=None,
+            loss_bytes=None,
+            reason=f"data loss unknown, no known bound: the DR standby's position could not be read "
+            f"within {waited_seconds:g} s to compare with {where}",
+        )
+    if status.role is not DbRole.STANDBY:
+        return LossReceipt(
+            **common,  # type: ignore[arg-type]
+            standby_receive_lsn=None,
+            loss_bytes=None,
+            reason=f"data loss unknown, no known bound: the DR database is already a primary, so its "
+            f"position cannot be compared with {where}",
+        )
+    if reached_position(status, final_lsn):
+        return LossReceipt(
+            **common,  # type: ignore[arg-type]
+            standby_receive_lsn=status.receive_lsn,
+            loss_bytes=0,
+            evidence="final_position",
+            bound_bytes=0,
+            bound_seconds=0.0,
+            reason=f"no data lost: {where}, reached by the standby (received up to "
+            f"{status.receive_lsn}, replayed up to {status.replay_lsn})",
+        )
+    target = parse_lsn(final_lsn)
+    received = parse_lsn(status.receive_lsn) if status.receive_lsn else None
+    replayed = parse_lsn(status.replay_lsn) if status.replay_lsn else None
+    short = None if received is None else max(0, target - received)
+    unreplayed = None if replayed is None else max(0, target - replayed)
+    if short is None:
+        got = "the standby's received position is unknown"
+    elif short:
+        got = f"the standby received only up to {status.receive_lsn}: {short} bytes of WAL lost"
+    else:
+        got = (
+            f"the standby received it but replayed only up to {status.replay_lsn or 'an unknown position'} "
+            f"({unreplayed if unreplayed is not None else 'unknown'} bytes not replayed)"
+        )
+    return LossReceipt(
+        **common,  # type: ignore[arg-type]
+        standby_receive_lsn=status.receive_lsn,
+        loss_bytes=short,
+        reason=f"{where}, not reached by the standby within {waited_seconds:g} s: {got}",
+    )

@@ -34,6 +34,10 @@ class PromotionFailed(FailoverError):
     """The DR database could not be promoted or is not writable afterwards."""
 
 
+class FenceFailed(FailoverError):
+    """Main's database is reachable and not verifiably fenced: no promotion (invariant 4b)."""
+
+
 class SwitchFailed(FailoverError):
     """The edge could not be switched or the read-back disagrees."""
 

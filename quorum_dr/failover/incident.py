@@ -147,7 +147,7 @@ def _override_used(progress: dict[str, Any]) -> bool:
     """Did any step promote only because an operator gave allow_data_loss?"""
     return any(
         isinstance(progress.get(step), dict) and progress[step].get("code") == "data_loss_allowed"
-        for step in ("replica", "replay")
+        for step in ("replica", "replay", "final_position")
     )
 
 
@@ -162,7 +162,8 @@ def record(
     detection = round(decided_at - incident.detected_at, 3)
     replica = progress.get("replica") or {}
     cold = progress.get("cold") or {}
-    data_loss = replica.get("data_loss") or {}
+    # The receipt taken after the fence, against main's final position, where there is one.
+    data_loss = (progress.get("final_position") or {}).get("data_loss") or replica.get("data_loss") or {}
     backup_age: float | None = None
     if scenario.get("scenario") == "cold":
         # $.cold is the bootstrap's report (ColdBootstrapReport); a malformed one raises
@@ -297,7 +298,8 @@ def progress_sentences(progress: dict[str, Any]) -> list[str]:
     done = []
     for key, label in (
         ("replica", "replica checked"),
-        ("fence", "old primary fenced"),
+        ("fence", "fence of the old primary"),
+        ("final_position", "main's final position"),
         ("promotion", "DR database promoted"),
         ("cold", "cold site launched"),
         ("switch", "edge switched"),

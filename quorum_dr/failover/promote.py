@@ -1,10 +1,10 @@
-"""Fence the old primary (best effort) and promote the DR database, once per incident."""
+"""Fence main (it holds or it blocks) and promote the DR database, once per incident."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from quorum_dr.failover.errors import PromotionFailed, TransientError
+from quorum_dr.failover.errors import FenceFailed, PromotionFailed, TransientError
 from quorum_dr.failover.incident import count_failover
 from quorum_dr.failover.ports import Ports
 from quorum_dr.failover.receipts import as_dict, entry
@@ -30,27 +30,51 @@ def _promote_once(promoter: Promoter, incident_id: str) -> PromotionReceipt:
 
 
 def fence(ports: Ports, incident: Incident) -> dict[str, Any]:
+    """Fence main before any promotion (DESIGN invariant 4b): main's database fenced, or
+    unreachable (its evidence in the timeline), or FenceFailed, which escalates; then the
+    fence_main hook (a required one that fails raises HookFailed, which escalates too).
+
+    The answer always carries `fenced`, `unreachable` and `no_database`: the state machine's
+    MainFenced Choice reads them and proceeds only on one of them (or a dry run)."""
     service = ports.service(incident.service)
     now = ports.clock()
+    answer: dict[str, Any] = {"fenced": False, "unreachable": False, "no_database": service.database is None}
     if incident.dry_run:
-        reason = f"dry run: would fence the old primary of {service.name} and call the fence_main hook"
-        receipt: dict[str, Any] = {"dry_run": True}
+        reason = f"dry run: would fence main's database of {service.name} and call the fence_main hook"
+        answer["dry_run"] = True
     else:
-        receipt = {}
         if service.database is not None:
-            receipt["database"] = as_dict(ports.promoter(service).fence_old_primary(incident.incident_id))
-        receipt["hook"] = as_dict(
+            database = ports.promoter(service).fence_old_primary(incident.incident_id)
+            answer["database"] = as_dict(database)
+            if database.reachable and not database.fenced:
+                refusal = f"no promotion: {database.reason}"
+                ports.store.update_incident(
+                    service.name,
+                    incident.incident_id,
+                    {"fence": answer},
+                    timeline=entry("fence", refusal, ports.clock()),
+                )
+                raise FenceFailed(refusal)
+            answer["fenced"] = database.fenced
+            answer["unreachable"] = not database.reachable
+            if not database.reachable:
+                answer["evidence"] = {
+                    "failure_class": database.failure_class,
+                    "address": database.address,
+                    "reason": database.reason,
+                }
+            reason = database.reason
+        else:
+            reason = f"{service.name} has no database to fence; the fence_main hook is its only fence"
+        answer["hook"] = as_dict(
             ports.hooks(service).run(
                 "fence_main", incident_id=incident.incident_id, payload={"service": service.name}
             )
         )
-        reason = (
-            receipt.get("database", {}).get("reason") or f"fence of {service.name}'s old primary attempted"
-        )
     ports.store.update_incident(
-        service.name, incident.incident_id, {"fence": receipt}, timeline=entry("fence", reason, now)
+        service.name, incident.incident_id, {"fence": answer}, timeline=entry("fence", reason, now)
     )
-    return {**receipt, "reason": reason, "at": now}
+    return {**answer, "reason": reason, "at": now}
 
 
 def promote(ports: Ports, incident: Incident) -> dict[str, Any]:

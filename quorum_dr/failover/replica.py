@@ -1,9 +1,11 @@
-"""Is the DR standby safe to promote? Lag limits, unknown lag, the bounded wait for replay."""
+"""Is the DR standby safe to promote? Lag limits, unknown lag, the bounded wait for replay, and,
+after the fence, the bounded wait for main's final position (the loss receipt taken then)."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from quorum_dr.domain.data_loss import final_position_receipt
 from quorum_dr.domain.decisions import check_replica, data_loss_receipt
 from quorum_dr.domain.results import DbStatus
 from quorum_dr.failover.errors import PortNotWired
@@ -97,10 +99,77 @@ def wait_for_replay(ports: Ports, incident: Incident) -> dict[str, Any]:
     }
 
 
+def final_position(ports: Ports, incident: Incident, fence: dict[str, Any]) -> dict[str, Any]:
+    """After the fence: wait (bounded by replay_wait_seconds) for the standby to receive and
+    replay main's final position, and take the loss receipt then. Writes main took between the
+    replica check and the fence are either on the standby (0 lost) or reported; short of the
+    position only allow_data_loss proceeds (audited)."""
+    service = ports.service(incident.service)
+    db = service.database
+    if db is None:
+        return {
+            "proceed": True,
+            "code": "no_database",
+            "reason": "no database: no final position",
+            "at": ports.clock(),
+        }
+    if incident.dry_run:
+        reason = (
+            "dry run: would read main's final WAL position after the fence and wait up to "
+            f"{db.replay_wait_seconds:g} s for the standby to receive and replay it"
+        )
+        _note(ports, incident, "final_position", reason)
+        return {"proceed": True, "code": "dry_run", "reason": reason, "at": ports.clock()}
+    fenced = fence.get("database") or {}
+    final_lsn = fenced.get("final_lsn")
+    if not final_lsn:
+        why = (
+            "main's database was unreachable at the fence"
+            if fence.get("unreachable")
+            else "main's database was a standby at the fence"
+        )
+        reason = f"no final position of main to wait for: {why}; the loss receipt of the replica check stands"
+        _note(ports, incident, "final_position", reason)
+        return {"proceed": True, "code": "no_final_position", "reason": reason, "at": ports.clock()}
+    limit = db.replay_wait_seconds
+    try:
+        status: DbStatus | None = ports.promoter(service).wait_for_position(final_lsn, limit)
+    except DatabaseActionError:
+        status = None
+    receipt = final_position_receipt(final_lsn, status, waited_seconds=limit)
+    if receipt.evidence == "final_position":
+        proceed, code, reason = True, "ok", receipt.reason
+    elif incident.allow_data_loss:
+        proceed, code, reason = (
+            True,
+            "data_loss_allowed",
+            f"{receipt.reason}; promoting anyway: allow_data_loss was given by an operator",
+        )
+    else:
+        proceed, code, reason = (
+            False,
+            "final_position_not_reached",
+            f"no automatic promotion: {receipt.reason}; only a manual start with allow_data_loss may proceed",
+        )
+    audit = {"allow_data_loss_used": True} if code == "data_loss_allowed" else {}
+    data_loss = receipt.model_dump(mode="json")
+    _note(ports, incident, "final_position", reason, data_loss=data_loss, **audit)
+    return {
+        "proceed": proceed,
+        "code": code,
+        "reason": reason,
+        "status": status.model_dump(mode="json") if status else None,
+        "data_loss": data_loss,
+        "at": ports.clock(),
+    }
+
+
 def handle(ports: Ports, event: dict[str, Any]) -> dict[str, Any]:
     incident = Incident.model_validate(event["incident"])
     if event.get("action") == "check":
         return check(ports, incident)
     if event.get("action") == "wait_for_replay":
         return wait_for_replay(ports, incident)
+    if event.get("action") == "final_position":
+        return final_position(ports, incident, event.get("fence") or {})
     raise ValueError(f"check_replica: unknown action {event.get('action')!r}")

@@ -215,6 +215,17 @@ class ExecutionWatcher(Watcher):
                 proceed=replica.get("proceed"),
                 execution=execution,
             )
+        elif state == "WaitForFinalPosition" and (output.get("final_position") or {}).get("data_loss"):
+            final = output["final_position"]  # the receipt taken after the fence replaces the check's
+            self.log.record(
+                "loss_receipt",
+                at=final.get("at", at),
+                bytes=final["data_loss"].get("loss_bytes"),
+                reason=final["data_loss"].get("reason") or final.get("reason"),
+                code=final.get("code"),
+                proceed=final.get("proceed"),
+                execution=execution,
+            )
         elif state == "PromoteDrDatabase":
             promotion = output.get("promotion") or {}
             if promotion.get("promoted"):

@@ -103,15 +103,20 @@ def check_replica(config: WatchdogConfig, service: Service) -> float:
     replay = (
         service.database.replay_wait_seconds + pg.TIMEOUT_SECONDS + pg.POLL_INTERVAL_SECONDS + sdk_call()
     )
-    return secrets + max(check, replay)
+    final_position = replay  # after the fence: the same bounded wait, for main's final position
+    return secrets + max(check, replay, final_position)
 
 
 def fence_main(config: WatchdogConfig, service: Service) -> float:
     secrets = 2 * sdk_call()
     f = pg.FENCE_TIMEOUT_SECONDS
-    # in recovery?, ALTER SYSTEM, reload, terminate; then the read-only wait: its bound, one more
-    # bounded query and a sleep
-    database = session(4, f) + f + f + 0.05
+    assert service.database
+    # SET synchronous_commit, in recovery? and who am I, the roles, ALTER ROLE per role, ALTER
+    # SYSTEM, reload, the check of LOGIN, the final position
+    statements = 7 + len(service.database.app_roles)
+    read_only = f + f + 0.05  # the read-only wait: its bound, one more bounded query and a sleep
+    sessions_ended = f + 2 * f + pg.POLL_INTERVAL_SECONDS  # its bound, overrun by one last round
+    database = session(statements, f) + read_only + sessions_ended
     return secrets + database + hook(service.hooks.fence_main) + sdk_call()
 
 

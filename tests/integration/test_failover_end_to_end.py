@@ -95,11 +95,18 @@ def test_hot_failover_with_real_adapters_promotes_once_switches_once_and_verifie
     assert 0 <= loss["bound_seconds"] <= 30
     assert (record.data_loss_reason or "").startswith("data loss bounded")
     assert record.allow_data_loss_used is False
+    # invariant 4b: main's database crashed, so it is unreachable, and the timeline says how
+    main_db = f"{rig.pair.primary.host}:{rig.pair.primary.port}/app"
+    assert record.fence["unreachable"] is True
+    assert record.fence["evidence"]["failure_class"] == "connect_refused"
+    assert record.fence["evidence"]["address"] == main_db
     text = reasons(rig, "inc-e2e-hot")
     for sentence in (
         "main is DOWN",
         "hot failover to dr",
         "the DR standby may be promoted",
+        f"main's database at {main_db} is unreachable (connect_refused",
+        "no final position of main to wait for: main's database was unreachable at the fence",
         "promoted 127.0.0.1",
         "a test write succeeded",
         "verified: ",
@@ -409,3 +416,76 @@ def test_verification_waits_out_the_edge_propagation_within_the_window(
     verified = [e.reason for e in rig.incident("inc-e2e-propagate").timeline if e.step == "verify"]
     assert len(verified) == 1 and "(attempt " in verified[0], verified
     assert rig.edge_writes() == 1 and rig.promotions() == ["inc-e2e-propagate"]
+
+
+def operator_start(incident_reason: str) -> dict[str, object]:
+    """A manual start without confirmation: main's front end is gone, its database still answers."""
+    return {
+        "service": "booking",
+        "to": "dr",
+        "reason": incident_reason,
+        "requested_by": "alice",
+        "skip_confirm": True,
+    }
+
+
+def test_invariant_4b_a_reachable_main_that_cannot_be_fenced_escalates_without_promoting(
+    rig_factory: Callable[..., FailoverRig],
+) -> None:
+    """The functions reach main's database with a role that lacks the privileges a fence needs:
+    main is reachable and not fenced, so nothing is promoted and a person is told why."""
+    rig = rig_factory(main_admin="monitor")
+    quiet_round(rig, "before-fault")
+    rig.apps["main"].stop()  # main's application is gone; its database is alive
+
+    described = rig.run(operator_start("main's front end is gone"), name="inc-e2e-unfenced")
+
+    assert described["status"] == "FAILED" and described["error"] == "NeedsAttention"
+    states = rig.harness.states_entered(described["executionArn"])
+    assert states[states.index("FenceMain") + 1] == "Escalate" and "PromoteDrDatabase" not in states
+    assert rig.pair.standby.in_recovery() is True and rig.edge_writes() == 0
+    text = reasons(rig, "inc-e2e-unfenced")
+    main_db = f"{rig.pair.primary.host}:{rig.pair.primary.port}/app"
+    assert f"no promotion: main's database at {main_db} is reachable but fencing it failed" in text
+    assert "permission denied" in text
+    assert rig.incident("inc-e2e-unfenced").status == "NEEDS_ATTENTION"
+
+
+def test_invariant_4_writes_between_the_replica_check_and_the_fence_are_on_the_promoted_dr(
+    rig_factory: Callable[..., FailoverRig],
+) -> None:
+    """Main's database is alive and the application writes after the replica check: the fence
+    reads main's final position, the standby reaches it before the promotion, and the loss
+    receipt taken then says 0 bytes; every order is on DR, whose app role may log in."""
+    rig = rig_factory()
+    rig.pair.primary.sql("CREATE TABLE ledger (id int PRIMARY KEY)", who="app")
+    rig.pair.primary.sql("INSERT INTO ledger SELECT generate_series(1, 100)", who="app")
+    quiet_round(rig, "before-fault")
+    rig.apps["main"].stop()
+    check_replica = rig.harness.handlers["check_replica"]
+
+    def check_then_main_writes(event: dict[str, Any], context: Any) -> Any:
+        answer = check_replica(event, context)
+        if event.get("action") == "check":
+            rig.pair.primary.sql("INSERT INTO ledger SELECT generate_series(101, 600)", who="app")
+        return answer
+
+    rig.harness.handlers["check_replica"] = check_then_main_writes
+
+    described = rig.run(operator_start("main's front end is gone"), name="inc-e2e-final")
+
+    assert described["status"] == "SUCCEEDED", described.get("cause")
+    assert rig.promotions() == ["inc-e2e-final"]
+    assert rig.pair.standby.value("SELECT count(*) FROM ledger", who="app") == 600
+    record = rig.incident("inc-e2e-final")
+    assert record.fence["fenced"] is True
+    final_lsn = record.fence["database"]["final_lsn"]
+    assert record.data_loss["evidence"] == "final_position" and record.data_loss["loss_bytes"] == 0
+    assert record.data_loss_reason.startswith(
+        f"no data lost: main's final position after the fence, {final_lsn}, reached by the standby"
+    )
+    order = steps(rig, "inc-e2e-final")
+    at = [order.index(step) for step in ("replica", "fence", "final_position", "promote")]
+    assert at == sorted(at)
+    assert rig.pair.primary.value("SELECT rolcanlogin FROM pg_roles WHERE rolname = 'app'") is False
+    assert rig.pair.standby.value("SELECT rolcanlogin FROM pg_roles WHERE rolname = 'app'") is True

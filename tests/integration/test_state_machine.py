@@ -21,6 +21,7 @@ from quorum_dr.domain.incident_record import IncidentRecord
 from quorum_dr.failover import wiring
 from quorum_dr.failover.operator import answer_request, reset
 from quorum_dr.failover.ports import Ports
+from quorum_dr.ports import FenceReceipt
 from quorum_dr_local.sfn_harness import SfnHarness
 from tests.conftest import ROOT
 from tests.fakes import (
@@ -860,4 +861,107 @@ def test_a_lost_lock_is_reported_when_the_escalation_cannot_keep_it(world: World
     assert (lock["holder"], lock["kept"]) == ("inc-next", False), "another execution's lock is untouched"
     assert "The lock could NOT be kept: execution inc-next (incident inc-next) holds it, not inc-lost" in (
         " ".join(world.reasons("inc-lost"))
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Invariant 4b: the fence holds or blocks; and the loss receipt after the fence (main's final
+# position)
+# ---------------------------------------------------------------------------------------------
+
+MAIN_DB = "main-db:5432/booking"
+
+
+def fenced_main(final_lsn: str = "0/5000100") -> FenceReceipt:
+    return FenceReceipt(
+        reachable=True,
+        fenced=True,
+        terminated_sessions=2,
+        address=MAIN_DB,
+        roles=("app",),
+        final_lsn=final_lsn,
+        reason=f"fenced main's database at {MAIN_DB}: application role(s) app may not log in; main's "
+        f"final WAL position after the fence is {final_lsn}",
+    )
+
+
+def test_invariant_4b_a_reachable_main_that_is_not_fenced_escalates_before_any_promotion(
+    world: World,
+) -> None:
+    world.promoter.fence = FenceReceipt(
+        reachable=True,
+        fenced=False,
+        address=MAIN_DB,
+        reason=f"main's database at {MAIN_DB} is reachable but fencing it failed (db_error: permission "
+        "denied to alter role)",
+    )
+    described, states = run(world, AUTO_EVENT, name="inc-unfenced")
+    assert described["status"] == "FAILED" and described["error"] == "NeedsAttention"
+    assert states[states.index("FenceMain") + 1] == "Escalate"
+    assert "PromoteDrDatabase" not in states and world.promoter.promotions == [] and world.edge.writes == []
+    assert ("fence_main", "inc-unfenced") not in world.hooks.calls
+    reasons = " | ".join(world.reasons("inc-unfenced"))
+    assert f"no promotion: main's database at {MAIN_DB} is reachable but fencing it failed" in reasons
+    assert "FenceFailed" in reasons and world.incident("inc-unfenced").status == "NEEDS_ATTENTION"
+
+
+def test_invariant_4b_a_fence_that_crashes_escalates_before_any_promotion(world: World) -> None:
+    world.promoter.fence = RuntimeError("the fence function ran out of memory")
+    described, states = run(world, AUTO_EVENT, name="inc-fence-crash")
+    assert described["status"] == "FAILED" and "Escalate" in states
+    assert "PromoteDrDatabase" not in states and world.promoter.promotions == []
+    assert "the fence function ran out of memory" in " ".join(world.reasons("inc-fence-crash"))
+
+
+def test_invariant_4b_an_unreachable_main_proceeds_with_its_evidence_in_the_timeline(world: World) -> None:
+    described, states = run(world, AUTO_EVENT, name="inc-unreachable")
+    assert described["status"] == "SUCCEEDED", described.get("cause")
+    assert world.promoter.promotions == ["inc-unreachable"]
+    assert world.promoter.waited_for == []  # no final position to wait for
+    record = world.incident("inc-unreachable")
+    fence = record.fence
+    assert fence["unreachable"] is True and fence["fenced"] is False
+    assert fence["evidence"]["failure_class"] == "connect_refused" and fence["evidence"]["address"] == MAIN_DB
+    reasons = " | ".join(world.reasons("inc-unreachable"))
+    assert f"main's database at {MAIN_DB} is unreachable (connect_refused" in reasons
+    assert "no final position of main to wait for: main's database was unreachable at the fence" in reasons
+
+
+def test_invariant_4_the_loss_receipt_is_taken_after_the_fence_at_mains_final_position(world: World) -> None:
+    world.promoter.fence = fenced_main("0/5000100")
+    described, states = run(world, AUTO_EVENT, name="inc-final")
+    assert described["status"] == "SUCCEEDED", described.get("cause")
+    order = [states.index(s) for s in ("FenceMain", "WaitForFinalPosition", "PromoteDrDatabase")]
+    assert order == sorted(order)
+    assert world.promoter.waited_for == ["0/5000100"]
+    record = world.incident("inc-final")
+    assert record.data_loss["evidence"] == "final_position" and record.data_loss["loss_bytes"] == 0
+    assert record.data_loss_reason.startswith(
+        "no data lost: main's final position after the fence, 0/5000100, reached by the standby"
+    )
+
+
+def test_invariant_4_a_standby_short_of_mains_final_position_escalates(world: World) -> None:
+    world.promoter.fence = fenced_main("0/5000100")
+    world.promoter.final_reached = False  # the standby stays at 0/5000000
+    described, states = run(world, AUTO_EVENT, name="inc-short")
+    assert described["status"] == "FAILED" and "RefuseFinalPosition" in states
+    assert "PromoteDrDatabase" not in states and world.promoter.promotions == []
+    reasons = " | ".join(world.reasons("inc-short"))
+    assert (
+        "no automatic promotion: main's final position after the fence, 0/5000100, not reached by the "
+        "standby within 30 s: the standby received only up to 0/5000000: 256 bytes of WAL lost" in reasons
+    )
+
+
+def test_invariant_4_short_of_mains_final_position_allow_data_loss_proceeds_audited(world: World) -> None:
+    world.promoter.fence = fenced_main("0/5000100")
+    world.promoter.final_reached = False
+    described, _ = run(world, manual(allow_data_loss=True, skip_confirm=True), name="inc-short-ok")
+    assert described["status"] == "SUCCEEDED", described.get("cause")
+    record = world.incident("inc-short-ok")
+    assert record.allow_data_loss_used is True and record.data_loss["loss_bytes"] == 256
+    assert world.promoter.promotions == ["inc-short-ok"]
+    assert "256 bytes of WAL lost; promoting anyway: allow_data_loss was given by an operator" in " ".join(
+        world.reasons("inc-short-ok")
     )

@@ -83,6 +83,28 @@ def test_timeout_not_below_interval(example: dict[str, Any]) -> None:
     ]
 
 
+@pytest.mark.parametrize(
+    ("roles", "problem"),
+    [
+        ([], "List should have at least 1 item after validation, not 0"),
+        (["booking", "booking"], "duplicate app role name 'booking'"),
+        (["pg_monitor"], "'pg_monitor' is reserved by PostgreSQL, not an application role"),
+        (["PUBLIC"], "'PUBLIC' is reserved by PostgreSQL, not an application role"),
+        (["x" * 64], f"{'x' * 64!r} is not a PostgreSQL role name (1 to 63 printable bytes)"),
+        ([""], "'' is not a PostgreSQL role name (1 to 63 printable bytes)"),
+    ],
+)
+def test_app_roles_are_role_names(example: dict[str, Any], roles: list[str], problem: str) -> None:
+    example["services"][0]["database"]["app_roles"] = roles
+    assert problems_of(example) == [f"services.0.database.app_roles: {problem}"]
+
+
+def test_app_roles_default_to_app(example: dict[str, Any]) -> None:
+    del example["services"][0]["database"]["app_roles"]
+    database = parse_config(example).service("booking").database
+    assert database is not None and database.app_roles == ["app"]
+
+
 def test_unknown_field(example: dict[str, Any]) -> None:
     example["services"][0]["sites"]["main"]["chekcs"] = []
     assert problems_of(example) == ["services.0.sites.main.chekcs: unknown field"]

@@ -13,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from quorum_dr.config import Database, DatabaseEndpoint
+from quorum_dr.domain.data_loss import final_position_receipt
 from quorum_dr.domain.decisions import check_replica, data_loss_receipt
 from quorum_dr.domain.results import DbRole, DbStatus, FailureClass, ProbeResult, ReplicationPeer, Vote
 
@@ -168,3 +169,42 @@ def test_an_operator_may_still_promote_and_it_is_said(
     decision = check_replica(status, LIMITS, allow_data_loss=True, receipt=receipt)
     assert (decision.proceed, decision.code) == (True, "data_loss_allowed")
     assert decision.reason.endswith("allow_data_loss was given by an operator")
+
+
+# ---------------------------------------------------------------------------------------------
+# After the fence: main's final position (issue 10, item 6)
+# ---------------------------------------------------------------------------------------------
+
+
+@settings(max_examples=200, deadline=None)
+@given(final=LSNS, received=LSNS, replay_behind=st.integers(min_value=0, max_value=0x10000))
+def test_zero_loss_after_the_fence_only_when_the_standby_received_and_replayed_mains_final_position(
+    final: int, received: int, replay_behind: int
+) -> None:
+    replayed = max(0, received - replay_behind)
+    standby = DbStatus(
+        role=DbRole.STANDBY,
+        receive_lsn=lsn(received),
+        replay_lsn=lsn(replayed),
+        replay_lag_bytes=received - replayed,
+    )
+    receipt = final_position_receipt(lsn(final), standby, waited_seconds=5)
+    if received >= final and replayed >= final:
+        assert receipt.evidence == "final_position" and receipt.loss_bytes == 0
+        assert receipt.bound_bytes == 0 and receipt.bound_seconds == 0
+        assert receipt.reason.startswith(
+            f"no data lost: main's final position after the fence, {lsn(final)}, reached by the standby"
+        )
+    else:
+        assert receipt.evidence is None and receipt.bound_bytes is None
+        assert receipt.loss_bytes == max(0, final - received)
+        assert "not reached by the standby within 5 s" in receipt.reason
+        assert "no data lost" not in receipt.reason
+
+
+def test_the_receipt_after_the_fence_without_a_standby_to_compare_is_unknown() -> None:
+    primary = DbStatus(role=DbRole.PRIMARY, current_lsn="0/5000000")
+    for status in (None, primary):
+        receipt = final_position_receipt("0/4000000", status, waited_seconds=5)
+        assert receipt.evidence is None and receipt.loss_bytes is None
+        assert receipt.reason.startswith("data loss unknown, no known bound: ")
