@@ -112,6 +112,8 @@ class FailoverRig:
         enforce_iam: bool = False,
         propagation_seconds: float = 0.0,
         main_admin: str = "superuser",
+        mode: FailoverMode = FailoverMode.AUTO,
+        veto_seconds: int = 120,
     ) -> None:
         """`main_admin` names the sandbox role (superuser, monitor, ...) whose credentials the
         functions use for main's database: "monitor" lacks the privileges a fence needs."""
@@ -125,6 +127,7 @@ class FailoverRig:
         self.iam: IamEnforcement | None = None
         self.propagation_seconds = propagation_seconds  # an edge change reaches the proxy this late
         self.main_admin = main_admin
+        self.mode, self.veto_seconds = mode, veto_seconds
         self._stack = ExitStack()
         self.pair: PgPair
         self.apps: dict[str, BookingApp] = {}
@@ -364,7 +367,9 @@ class FailoverRig:
             dr=self._site("dr"),
             edge=edge,
             database=database,
-            failover=FailoverPolicy(mode=FailoverMode.AUTO, cooldown_seconds=3600, daily_cap=5),
+            failover=FailoverPolicy(
+                mode=self.mode, veto_seconds=self.veto_seconds, cooldown_seconds=3600, daily_cap=5
+            ),
             cold=cold,
         )
 

@@ -16,6 +16,7 @@ from typing import Any
 import boto3
 import pytest
 
+from quorum_dr.config import FailoverMode
 from quorum_dr_local.rig import REGIONS, FailoverRig
 from quorum_dr_local.standins.cloudflare_emulator import Fault
 
@@ -489,3 +490,24 @@ def test_invariant_4_writes_between_the_replica_check_and_the_fence_are_on_the_p
     assert at == sorted(at)
     assert rig.pair.primary.value("SELECT rolcanlogin FROM pg_roles WHERE rolname = 'app'") is False
     assert rig.pair.standby.value("SELECT rolcanlogin FROM pg_roles WHERE rolname = 'app'") is True
+
+
+def test_veto_mode_under_the_functions_own_roles_asks_waits_reconfirms_and_fails_over(
+    rig_factory: Callable[..., FailoverRig],
+) -> None:
+    """Mode veto with IAM enforced: notify publishes the veto window to the alert topic and records
+    its task token, the window passes with no veto, a fresh confirmation round runs after the
+    wait, and the failover proceeds; every call within each function's synthesized policy."""
+    rig = rig_factory(mode=FailoverMode.VETO, veto_seconds=1)
+    main_fails_after_a_quiet_round(rig)
+
+    described = rig.run(name="inc-e2e-veto")
+
+    assert described["status"] == "SUCCEEDED", described.get("cause")
+    states = rig.harness.states_entered(described["executionArn"])
+    assert states[-1] == "FailedOver"
+    assert {"WaitForVeto", "ReconfirmOutage"} <= set(states)
+    assert states.index("ReconfirmOutage") > states.index("WaitForVeto")
+    assert rig.promotions() == ["inc-e2e-veto"] and rig.edge_writes() == 1
+    record = rig.incident("inc-e2e-veto")
+    assert record.task_token is None and record.awaiting is None  # the token is a credential
