@@ -32,7 +32,7 @@ def refuse_reused_incident_id(ports: Ports, incident: Incident) -> None:
         return
     sentence = (
         f"input rejected: incident {incident.incident_id} of {incident.service} already exists "
-        f"(status {record.get('status', 'unknown')}); a new start needs a new incident id"
+        f"(status {record.status or 'unknown'}); a new start needs a new incident id"
     )
     lock = ports.store.get_lock(incident.service) or {}
     if lock.get("kept") and lock.get("incident_id") == incident.incident_id:

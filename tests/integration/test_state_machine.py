@@ -730,7 +730,18 @@ def test_invariant_10_an_escalation_that_fails_to_record_is_still_told(world: Wo
     $.escalation: a States.Runtime error, the operators never heard of it."""
     described, states = run(world, AUTO_EVENT, name="inc-esc-fails", case="EscalateFails")
     assert described["status"] == "FAILED" and described["error"] == "NeedsAttention", described
-    assert states[-3:] == ["Escalate", "NotifyEscalation", "NeedsAttention"]
+    assert states[-6:] == [
+        "Escalate",
+        "EscalateFailedDryRun",
+        "KeepLockDirectly",
+        "MarkNeedsAttentionDirectly",
+        "NotifyEscalation",
+        "NeedsAttention",
+    ]
+    # The two writes Escalate could not make, made directly: NEEDS_ATTENTION, and the lock kept.
+    assert world.store.get_state("booking")["status"] == "NEEDS_ATTENTION"
+    lock = world.store.get_lock("booking")
+    assert lock is not None and lock["kept"] is True and lock["holder"] == "inc-esc-fails"
     told = messages(world, "inc-esc-fails")
     assert "booking needs attention after incident inc-esc-fails" in told
     assert "Recording the escalation ALSO failed (StateTableUnavailable" in told
