@@ -22,12 +22,14 @@ may run to the function's timeout, and the ASL retries it (`LAMBDA_RETRY`).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import Any
 
 from quorum_dr.functions import timeout
 
-if TYPE_CHECKING:
-    from quorum_dr.config import Service, WatchdogConfig
+# The config (quorum_dr.config) validates lock_ttl_seconds with this module, so this module does
+# not import the config, not even for its types: a WatchdogConfig and one of its Services.
+WatchdogConfig = Any
+Service = Any
 
 
 @dataclass(frozen=True)

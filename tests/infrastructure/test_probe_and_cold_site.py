@@ -128,7 +128,13 @@ def test_cold_site_launch_template_security_group_and_instance_role(synth) -> No
     (read_key,) = [s for s in statements if s["Action"] == "secretsmanager:GetSecretValue"]
     assert f":secretsmanager:{cold.region}:" in json.dumps(read_key["Resource"])
     assert f":secret:{cold.backup_manifest.key_secret}-??????" in json.dumps(read_key["Resource"])
-    assert "stateMachine:quorum-dr-failover" in text
+    # SendTaskSuccess/Failure have no resource-level permissions: `*`, limited to the home region
+    (report,) = [s for s in statements if "states:SendTaskSuccess" in s["Action"]]
+    assert report["Resource"] == "*" and sorted(report["Action"]) == [
+        "states:SendTaskFailure",
+        "states:SendTaskSuccess",
+    ]
+    assert report["Condition"] == {"StringEquals": {"aws:RequestedRegion": synth.deployment.config.home_region}}
     Template.from_json(synth.template(stack)).resource_count_is("AWS::IAM::InstanceProfile", 1)
 
 

@@ -52,10 +52,21 @@ def emf_records(out: str) -> list[dict[str, Any]]:
 HANDLERS = {name: load(name) for name in ACTIONS}
 
 
+class NoIncidents:
+    """The state table as validate_input reads it: no incident of that id, no lock."""
+
+    def get_incident(self, service: str, incident_id: str) -> None:
+        return None
+
+    def get_lock(self, service: str) -> None:
+        return None
+
+
 @pytest.fixture(autouse=True)
 def ports() -> Iterator[None]:
-    # validate_input reads only the config and the clock; the other steps fail before a port is used
-    wiring.use(Ports(config=make_config(), store=cast(StateStore, None), clock=lambda: 1000.0))
+    # validate_input reads the config, the clock and whether the incident id is new; the other
+    # steps fail before a port is used
+    wiring.use(Ports(config=make_config(), store=cast(StateStore, NoIncidents()), clock=lambda: 1000.0))
     yield
     wiring.use(None)
 

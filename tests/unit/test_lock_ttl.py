@@ -55,13 +55,15 @@ def test_an_explicit_ttl_shorter_than_the_longest_execution_is_an_error_naming_i
     example: dict[str, Any],
 ) -> None:
     need = longest(copy.deepcopy(example))
+    config = parse_config(copy.deepcopy(example))
+    which = longest_execution(config, config.services[0]).path  # the hot or the cold path
     failover(example)["lock_ttl_seconds"] = need - 1
     with pytest.raises(ConfigError) as caught:
         parse_config(example)
     (problem,) = caught.value.problems
     assert problem.startswith(
         f"services.0.failover.lock_ttl_seconds: {need - 1} s is shorter than the longest execution "
-        f"these timings allow, the hot failover path: {need} s (largest: "
+        f"these timings allow, {which}: {need} s (largest: "
     )
     assert problem.endswith(f"give at least {need} or leave it out to use that")
     failover(example)["lock_ttl_seconds"] = need
@@ -102,7 +104,8 @@ def test_a_slow_cold_site_makes_the_cold_path_the_longest(example: dict[str, Any
 
 
 def test_no_execution_outlives_the_state_machine_timeout(example: dict[str, Any]) -> None:
-    failover(example).update(mode="approve", approval_timeout_seconds=200000)
+    # the longest approval wait the config allows (a day), plus everything else on the path
+    failover(example).update(mode="approve", approval_timeout_seconds=86400)
     config = parse_config(example)
     path = longest_execution(config, config.services[0])
     assert path.seconds == 86400 + 60 and "capped by the execution timeout" in path.path
