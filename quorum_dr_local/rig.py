@@ -231,7 +231,7 @@ class FailoverRig:
         """Each handler under its own synthesized role (quorum_dr_local.iam_enforcement)."""
         from unittest import mock
 
-        key = (self.edge_kind, self.cold, self.postgres_checks)
+        key = (self.edge_kind, self.cold, self.postgres_checks, self.main_admin)  # what the policies name
         if key not in _SYNTHESIZED:
             _SYNTHESIZED[key] = synthesize(local.config_json(self.config()))
         physical = {}

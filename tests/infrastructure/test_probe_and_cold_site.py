@@ -134,7 +134,8 @@ def test_cold_site_launch_template_security_group_and_instance_role(synth) -> No
         "states:SendTaskFailure",
         "states:SendTaskSuccess",
     ]
-    assert report["Condition"] == {"StringEquals": {"aws:RequestedRegion": synth.deployment.config.home_region}}
+    home = synth.deployment.config.home_region
+    assert report["Condition"] == {"StringEquals": {"aws:RequestedRegion": home}}
     Template.from_json(synth.template(stack)).resource_count_is("AWS::IAM::InstanceProfile", 1)
 
 

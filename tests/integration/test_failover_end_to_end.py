@@ -371,7 +371,7 @@ def test_a_dry_run_under_the_functions_own_roles_checks_everything_and_changes_n
     rig_factory: Callable[..., FailoverRig],
 ) -> None:
     rig = rig_factory()
-    rig.site_down("main")
+    main_fails_after_a_quiet_round(rig)  # the loss is bounded: the dry run goes all the way
     request = {"service": "booking", "to": "dr", "reason": "deploy drill", "requested_by": "alice"}
 
     described = rig.run({**request, "dry_run": True}, name="inc-e2e-dry")
