@@ -27,6 +27,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
 import yaml
 from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError
@@ -564,6 +565,9 @@ def test_real_boto3_without_credentials_is_one_line_and_exit_3(
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    # boto3's default session caches the credentials an earlier test resolved: start without it,
+    # as a fresh drctl process does (else the call goes on to the network)
+    monkeypatch.setattr(boto3, "DEFAULT_SESSION", None)
     assert main(["status", "--service", "booking"]) == EXIT_AWS
     assert main(FAILOVER) == EXIT_AWS
     err = capsys.readouterr().err.strip().splitlines()
