@@ -158,6 +158,19 @@ class PostgresPromoter(Promoter):
         Returns at once for a primary (nothing to replay). Raises DatabaseUnreachableError only if
         not a single status could be read within the bound.
         """
+        return self._poll_dr(lambda status: status.replay_lag_bytes == 0, timeout_s)
+
+    def wait_for_position(self, lsn: str, timeout_s: float) -> DbStatus:
+        """Poll until the standby received and replayed `lsn` (main's final position after the
+        fence), never beyond `timeout_s`; the last status. Returns at once for a primary (its
+        position cannot be compared with main's). DatabaseUnreachableError only if not a single
+        status could be read within the bound."""
+        return self._poll_dr(lambda status: reached_position(status, lsn), timeout_s)
+
+    def _poll_dr(self, done: Callable[[DbStatus], bool], timeout_s: float) -> DbStatus:
+        """Read the DR database's status every poll interval until it is a primary or `done`,
+        never beyond `timeout_s`; the last status read (an unreadable status is tried again while
+        time remains)."""
         deadline = time.monotonic() + timeout_s
         last: DbStatus | None = None
         while True:
@@ -168,31 +181,7 @@ class PostgresPromoter(Promoter):
                 last = self.replica_status(timeout=min(self.timeout, remaining))
             except DatabaseUnreachableError:
                 pass  # keep the last status read; try again while time remains
-            if last is not None and (last.role == DbRole.PRIMARY or last.replay_lag_bytes == 0):
-                return last
-            time.sleep(max(0.0, min(self.poll_interval_s, deadline - time.monotonic())))
-        if last is None:
-            raise DatabaseUnreachableError(
-                f"DR database at {self.dr.describe()}: no status within {timeout_s:g} s"
-            )
-        return last
-
-    def wait_for_position(self, lsn: str, timeout_s: float) -> DbStatus:
-        """Poll until the standby received and replayed `lsn` (main's final position after the
-        fence), never beyond `timeout_s`; the last status. Returns at once for a primary (its
-        position cannot be compared with main's). DatabaseUnreachableError only if not a single
-        status could be read within the bound."""
-        deadline = time.monotonic() + timeout_s
-        last: DbStatus | None = None
-        while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                break
-            try:
-                last = self.replica_status(timeout=min(self.timeout, remaining))
-            except DatabaseUnreachableError:
-                pass
-            if last is not None and (last.role == DbRole.PRIMARY or reached_position(last, lsn)):
+            if last is not None and (last.role == DbRole.PRIMARY or done(last)):
                 return last
             time.sleep(max(0.0, min(self.poll_interval_s, deadline - time.monotonic())))
         if last is None:
