@@ -8,7 +8,7 @@ The lock item is the same one the state machine's `AcquireIncidentLock` step wri
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from decimal import Decimal
 from typing import Any
 
@@ -124,45 +124,47 @@ class DynamoStateStore(StateStore):
         return True
 
     def release_lock(self, service: str, holder: str) -> bool:
-        try:
-            self._table.delete_item(
+        return self._conditional(
+            lambda: self._table.delete_item(
                 Key={"pk": service, "sk": LOCK},
                 ConditionExpression="holder = :me AND kept = :false",
                 ExpressionAttributeValues={":me": holder, ":false": False},
-            )
-        except ClientError as exc:
-            if _conditional_failed(exc):
-                logger.warning(
-                    "lock not released: not held by this execution",
-                    extra={"service": service, "holder": holder, "lock": self.get_lock(service)},
-                )
-                return False
-            raise
-        return True
+            ),
+            lost="lock not released: not held by this execution",
+            service=service,
+            holder=holder,
+        )
 
     def keep_lock(self, service: str, incident_id: str, *, holder: str) -> bool:
         # Kept only if it is still ours (or gone): never over another execution's lock.
-        try:
-            self._table.put_item(
-                Item=to_dynamo(
-                    {
-                        "pk": service,
-                        "sk": LOCK,
-                        "incident_id": incident_id,
-                        "holder": holder,
-                        "kept": True,
-                        "lock_expires_at": 2**53,
-                    }
-                ),
+        item = {
+            "pk": service,
+            "sk": LOCK,
+            "incident_id": incident_id,
+            "holder": holder,
+            "kept": True,
+            "lock_expires_at": 2**53,
+        }
+        return self._conditional(
+            lambda: self._table.put_item(
+                Item=to_dynamo(item),
                 ConditionExpression="attribute_not_exists(pk) OR holder = :me",
                 ExpressionAttributeValues={":me": holder},
-            )
+            ),
+            lost="lock not kept: another execution holds it",
+            service=service,
+            holder=holder,
+        )
+
+    def _conditional(self, write: Callable[[], Any], *, lost: str, service: str, holder: str) -> bool:
+        """Make a lock write whose condition is on the holder: False, logged with the lock as it is,
+        when the condition failed (someone else holds it); any other error is raised."""
+        try:
+            write()
         except ClientError as exc:
             if _conditional_failed(exc):
-                logger.warning(
-                    "lock not kept: another execution holds it",
-                    extra={"service": service, "holder": holder, "lock": self.get_lock(service)},
-                )
+                lock = self.get_lock(service)
+                logger.warning(lost, extra={"service": service, "holder": holder, "lock": lock})
                 return False
             raise
         return True
