@@ -114,6 +114,7 @@ class FailoverRig:
         main_admin: str = "superuser",
         mode: FailoverMode = FailoverMode.AUTO,
         veto_seconds: int = 120,
+        approval_timeout_seconds: int = 1800,
     ) -> None:
         """`main_admin` names the sandbox role (superuser, monitor, ...) whose credentials the
         functions use for main's database: "monitor" lacks the privileges a fence needs."""
@@ -128,6 +129,7 @@ class FailoverRig:
         self.propagation_seconds = propagation_seconds  # an edge change reaches the proxy this late
         self.main_admin = main_admin
         self.mode, self.veto_seconds = mode, veto_seconds
+        self.approval_timeout_seconds = approval_timeout_seconds
         self._stack = ExitStack()
         self.pair: PgPair
         self.apps: dict[str, BookingApp] = {}
@@ -368,7 +370,11 @@ class FailoverRig:
             edge=edge,
             database=database,
             failover=FailoverPolicy(
-                mode=self.mode, veto_seconds=self.veto_seconds, cooldown_seconds=3600, daily_cap=5
+                mode=self.mode,
+                veto_seconds=self.veto_seconds,
+                approval_timeout_seconds=self.approval_timeout_seconds,
+                cooldown_seconds=3600,
+                daily_cap=5,
             ),
             cold=cold,
         )

@@ -519,3 +519,71 @@ def test_veto_mode_under_the_functions_own_roles_asks_waits_reconfirms_and_fails
     assert rig.promotions() == ["inc-e2e-veto"] and rig.edge_writes() == 1
     record = rig.incident("inc-e2e-veto")
     assert record.task_token is None and record.awaiting is None  # the token is a credential
+
+
+def _waits_for_an_answer(rig: FailoverRig, incident_id: str, *, timeout: float = 60) -> None:
+    """Bounded: until notify has recorded the approval request's task token."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if rig.incident(incident_id).task_token:
+                return
+        except KeyError:
+            pass
+        time.sleep(0.05)
+    raise AssertionError(f"{incident_id}: no approval request recorded within {timeout:g} s")
+
+
+def test_approve_mode_under_the_functions_own_roles_waits_for_drctl_approve_then_fails_over(
+    rig_factory: Callable[..., FailoverRig], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Mode approve with IAM enforced: notify records the task token and publishes the request, the
+    operator's `drctl approve` (the operator's own credentials) answers it, a fresh confirmation
+    round runs, and the failover proceeds; every function call within its synthesized policy."""
+    from quorum_dr.cli import main as drctl
+    from quorum_dr_local.rig import STATE_TABLE
+
+    rig = rig_factory(mode=FailoverMode.APPROVE, approval_timeout_seconds=600)
+    main_fails_after_a_quiet_round(rig)
+    arn = rig.start(name="inc-e2e-approve")
+    _waits_for_an_answer(rig, "inc-e2e-approve")
+    assert any(
+        "approval" in json.dumps(body).lower() and "inc-e2e-approve" in json.dumps(body)
+        for body in rig.notifications()
+    ), "the approval request reached no subscriber of the alert topic"
+
+    config = str(rig.config_dir / "watchdog.json")
+    answered = drctl(
+        ["approve", "inc-e2e-approve", "--service", "booking", "--table", STATE_TABLE, "--config", config]
+    )
+
+    assert answered == 0, capsys.readouterr().err
+    described = rig.harness.wait(arn, timeout=60)
+    assert described["status"] == "SUCCEEDED", described.get("cause")
+    states = rig.harness.states_entered(arn)
+    assert states[-1] == "FailedOver"
+    assert states.index("ReconfirmOutage") > states.index("WaitForApproval")
+    assert rig.promotions() == ["inc-e2e-approve"] and rig.edge_writes() == 1
+    record = rig.incident("inc-e2e-approve")
+    assert record.task_token is None and record.awaiting is None
+    assert "operator_approve" in steps(rig, "inc-e2e-approve")
+
+
+def test_approve_mode_under_the_functions_own_roles_aborts_when_nobody_answers(
+    rig_factory: Callable[..., FailoverRig],
+) -> None:
+    """No approval within approval_timeout_seconds: the failover is aborted, nothing changes, the
+    lock is released and the token (a credential) is not left in the incident record."""
+    rig = rig_factory(mode=FailoverMode.APPROVE, approval_timeout_seconds=1)
+    main_fails_after_a_quiet_round(rig)
+
+    described = rig.run(name="inc-e2e-unanswered")
+
+    assert described["status"] == "SUCCEEDED", described.get("cause")
+    states = rig.harness.states_entered(described["executionArn"])
+    assert states[-1] == "ApprovalTimedOut" and "StopApprovalTimedOut" in states
+    assert "PromoteDrDatabase" not in states and "ReconfirmOutage" not in states
+    assert rig.pair.standby.value("SELECT pg_is_in_recovery()::text") == "true"  # not promoted
+    assert rig.edge_writes() == 0
+    record = rig.incident("inc-e2e-unanswered")
+    assert record.task_token is None and record.awaiting is None
