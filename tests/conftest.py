@@ -7,6 +7,11 @@ from pathlib import Path
 
 import pytest
 
+# Powertools' Tracer builds the X-Ray SDK's UDP emitter (a socket, never used outside Lambda) when
+# quorum_dr.observability is first imported. Import it once here, so the unit test that happens to
+# import it first (alone, or early in a random order) is not refused a socket it never uses.
+import quorum_dr.observability  # noqa: F401
+
 LAYERS = ("unit", "integration", "infrastructure", "drill")
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -35,6 +35,7 @@ STATE_FIELDS = (
     "failovers_today",
     "last_failover_at",
     "last_reset",
+    "automation_changed",
     "counted_incident",
     "version",
 )

@@ -31,7 +31,7 @@ from quorum_dr.cli.operator_args import (
 )
 from quorum_dr.config_types import MAX_REASON_CHARS
 from quorum_dr.failover.errors import InvalidInput
-from quorum_dr.failover.operator import OperatorError, answer_request, reset, status
+from quorum_dr.failover.operator import OperatorError, answer_request, reset, set_automation, status
 from quorum_dr.failover.request import INCIDENT_ID, FailoverRequest, parse_manual
 
 EXIT_INVALID = EXIT_BAD_INPUT  # the name the tests and older callers use
@@ -119,6 +119,24 @@ def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") 
         help="reset even while the lock's execution is RUNNING (recorded in the state with the reason)",
     )
     clear.set_defaults(func=run_reset)
+    for verb, enabled, meaning in (
+        (
+            "pause",
+            False,
+            "automatic triggers end before taking the incident lock; drctl failover still works",
+        ),
+        ("resume", True, "automatic triggers act again"),
+    ):
+        switch = subparsers.add_parser(
+            verb,
+            help=f"{verb} automatic failover of a service (the kill switch)",
+            description=f"{verb.capitalize()} automatic failover of one service: {meaning}. Who, when "
+            "and why are kept in the service's state (drctl status shows them).",
+        )
+        _service_argument(switch)
+        switch.add_argument("--reason", required=True, help=_REASON_HELP)
+        _table_argument(switch)
+        switch.set_defaults(func=run_automation, enabled=enabled, verb=verb)
 
 
 def new_incident_id(service: str, now: float) -> str:
@@ -266,3 +284,17 @@ def run_reset(args: argparse.Namespace, sts: Any = None, store: Any = None, sfn:
         return EXIT_OK
 
     return _operator_command("reset the service", work)
+
+
+def run_automation(args: argparse.Namespace, sts: Any = None, store: Any = None) -> int:
+    def work() -> int:
+        service = checked_service(args)
+        reason = reason_text(args.reason)
+        states = store or _store(args)
+        by = caller_identity(sts or _client("sts"))
+        print(
+            set_automation(states, service.name, enabled=args.enabled, reason=reason, by=by, now=time.time())
+        )
+        return EXIT_OK
+
+    return _operator_command(f"{args.verb} automatic failover", work)

@@ -33,6 +33,17 @@ class ResetRecord(BaseModel):
     holder_status: str | None = Field(default=None, description="that execution's status when cleared")
 
 
+class AutomationChange(BaseModel):
+    """The last time an operator paused or resumed automatic failover (`drctl pause|resume`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    at: float
+    by: str
+    reason: str
+    enabled: bool
+
+
 class ServiceState(BaseModel):
     """One item per service in the state table (sk "STATE"); `version` guards concurrent writes."""
 
@@ -49,6 +60,7 @@ class ServiceState(BaseModel):
     failovers_today: int = Field(default=0, ge=0)
     last_failover_at: float | None = None
     last_reset: ResetRecord | None = None
+    automation_changed: AutomationChange | None = None
     counted_incident: str | None = Field(
         default=None,
         description="the incident whose promotion or cold launch last started the cooldown and counted in "

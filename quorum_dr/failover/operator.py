@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 from quorum_dr.config_types import MAX_REASON_CHARS, clean_text
-from quorum_dr.domain.state import ResetRecord, ServiceState, ServiceStatus
+from quorum_dr.domain.state import AutomationChange, ResetRecord, ServiceState, ServiceStatus
 from quorum_dr.failover.errors import StaleState
 from quorum_dr.failover.receipts import entry
 from quorum_dr.ports import StateStore
@@ -160,3 +160,43 @@ def reset(
     if incident:
         store.update_incident(service, incident, {"status": "RESET"}, timeline=entry("reset", sentence, now))
     return sentence
+
+
+def set_automation(
+    store: StateStore, service: str, *, enabled: bool, reason: str, by: str, now: float
+) -> str:
+    """Pause (`enabled=False`) or resume automatic failover of `service`: the kill switch.
+
+    While paused, the gates refuse every automatic trigger (an outage is still confirmed and told
+    to a person: invariant 10); a manual `drctl failover` still runs. Who, when and why are kept in
+    the state item. A versioned write: a concurrent change leaves the state as it was.
+    """
+    reason = clean_text(reason)
+    verb = "resume" if enabled else "pause"
+    if not reason:
+        raise OperatorError(f"{verb} needs a reason")
+    if len(reason) > MAX_REASON_CHARS:
+        raise OperatorError(
+            f"the {verb}'s reason is {len(reason)} characters long; at most {MAX_REASON_CHARS}"
+        )
+    raw = store.get_state(service)
+    state = ServiceState.model_validate({**raw, "service": service})
+    change = AutomationChange(at=now, by=by, reason=reason.strip(), enabled=enabled)
+    new = state.model_copy(update={"automation_enabled": enabled, "automation_changed": change})
+    try:
+        store.put_state(new.model_dump(mode="json"), expected_version=state.version)
+    except StaleState as exc:
+        raise OperatorError(
+            f"{verb} not done, nothing changed: {exc}; run drctl status and try again"
+        ) from None
+    was = "" if state.automation_enabled != enabled else f" (it was already {'on' if enabled else 'off'})"
+    if enabled:
+        return (
+            f"{by} resumed automatic failover of {service}{was} ({change.reason}): automatic triggers "
+            f"act again (status {new.status.value}, active site {new.active_site})"
+        )
+    return (
+        f"{by} paused automatic failover of {service}{was} ({change.reason}): automatic triggers are "
+        "refused at the gates (a confirmed outage is still told) until drctl resume; drctl failover "
+        "still works"
+    )

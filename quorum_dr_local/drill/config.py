@@ -38,7 +38,7 @@ def _site(layout: Layout, site: str) -> Site:
 
 def uses_cold_site(scenario: Scenario) -> bool:
     dual = any(f.kind == FaultKind.DUAL_OUTAGE for f in scenario.faults)
-    return dual or (scenario.manual_start is not None and scenario.manual_start.to == "cold")
+    return dual or any(command.to == "cold" for command in scenario.failover_commands)
 
 
 def drill_config(scenario: Scenario, layout: Layout, *, cold_ami: str) -> WatchdogConfig:

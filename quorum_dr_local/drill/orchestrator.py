@@ -113,6 +113,15 @@ def run(scenario: Scenario, report_dir: str | Path) -> int:
         signal.signal(signal.SIGTERM, previous)
 
 
+# The operator types a failover again at most this often when another execution held the lock.
+OPERATOR_ATTEMPTS = 5
+# The failover's states up to and including the lock: past them, an execution is no longer
+# deciding whether it may run.
+DETECTION_STATES = frozenset(
+    {"ValidateInput", "IsDryRun", "AcquireIncidentLock", "LockUnavailable", "DescribeLockHolder"}
+)
+
+
 class Drill:
     def __init__(self, scenario: Scenario, folder: Path, *, namespaces: bool) -> None:
         self.scenario = scenario
@@ -300,8 +309,9 @@ class Drill:
         self.traffic.start()
         if uses_cold_site(scenario):
             self._schedule(min(scenario.first_fault_at or 5.0, 10.0) / 2, self._take_backup)
-        if scenario.manual_start is not None:
-            self._schedule(scenario.manual_start.at, self._manual_start)
+        if scenario.operator:
+            operator = threading.Thread(target=self._operate, args=(zero,), name="operator", daemon=True)
+            operator.start()
         actions = plan(scenario)
         player = threading.Thread(target=self._play, args=(actions, zero), name="fault-plan", daemon=True)
         player.start()
@@ -356,28 +366,83 @@ class Drill:
     def _start_execution(self, event: dict[str, Any], name: str) -> str:
         return self.harness.start(event, name=name)
 
-    def _manual_start(self) -> None:
+    def _operate(self, zero: float) -> None:
+        """The operator's commands, one after another in the order of their time (a person typing
+        them), each through the same code as `drctl`. A command that fails is noted in the report
+        and the next one still runs, as the operator would go on."""
+        from quorum_dr_local.drill.scenario import AutomationCommand, FailoverCommand, ResetCommand
+
+        for action in sorted(self.scenario.operator, key=lambda a: a.at):
+            if self.stop.wait(max(0.0, zero + action.at - time.monotonic())):
+                return
+            while action.after and not any(e.kind == action.after for e in self.log.events):
+                if self.stop.wait(0.2):  # bounded by the run: the stop event ends every wait
+                    self.notes.append(f"operator {action.command} skipped: no {action.after} was seen")
+                    return
+            try:
+                if isinstance(action, FailoverCommand):
+                    self._operator_failover(action)
+                elif isinstance(action, ResetCommand):
+                    self._operator_reset(action.reason)
+                elif isinstance(action, AutomationCommand):
+                    self._operator_automation(action.command == "resume", action.reason)
+            except Exception as exc:  # noqa: BLE001 - noted in the report; the run goes on
+                self.notes.append(f"operator {action.command} failed: {type(exc).__name__}: {exc}")
+
+    def _operator_failover(self, command: Any) -> None:
+        """What `drctl failover` does (the same functions): validate, then start the execution.
+        Then what the operator does next: if the execution ended AlreadyHandling (an automatic
+        trigger held the incident lock at that moment), wait until the lock is free and type the
+        command again, a few times at most."""
+        from quorum_dr.adapters.dynamodb_state import DynamoStateStore
         from quorum_dr.cli.failover_cmd import new_incident_id, start_failover
         from quorum_dr.failover.request import parse_manual
 
-        manual = self.scenario.manual_start
-        assert manual is not None
-        if manual.reset_first:
-            self._operator_reset(manual.reason)
-        request = parse_manual(
-            {
-                "service": SERVICE,
-                "to": manual.to,
-                "reason": manual.reason,
-                "dry_run": manual.dry_run,
-                "allow_data_loss": manual.allow_data_loss,
-                "skip_confirm": manual.skip_confirm,
-                "requested_by": "drill-operator",
-                "incident_id": new_incident_id(SERVICE, time.time()),
-            }
-        )
-        start_failover(request, sfn=self.harness.sfn, state_machine_arn=self.harness.machine_arn)
-        self.log.record("fault", fault="manual_start", phase="start", to=manual.to, dry_run=manual.dry_run)
+        store = DynamoStateStore(STATE_TABLE)
+        for attempt in range(1, OPERATOR_ATTEMPTS + 1):
+            request = parse_manual(
+                {
+                    "service": SERVICE,
+                    "to": command.to,
+                    "reason": command.reason,
+                    "dry_run": command.dry_run,
+                    "allow_data_loss": command.allow_data_loss,
+                    "skip_confirm": command.skip_confirm,
+                    "requested_by": "drill-operator",
+                    "incident_id": new_incident_id(SERVICE, time.time()),
+                }
+            )
+            arn = start_failover(request, sfn=self.harness.sfn, state_machine_arn=self.harness.machine_arn)
+            self.log.record(
+                "fault",
+                fault="manual_start",
+                phase="start",
+                to=command.to,
+                dry_run=command.dry_run,
+                attempt=attempt,
+            )
+            if not self._ended_already_handling(arn):
+                return
+            self.notes.append(
+                f"operator failover {request.incident_id}: another execution held the incident lock "
+                "(AlreadyHandling); typed again once the lock was free"
+            )
+            while store.get_lock(SERVICE) is not None and not self.stop.wait(0.5):
+                pass  # bounded by the run: the stop event ends the wait
+            if self.stop.is_set():
+                return
+
+    def _ended_already_handling(self, arn: str) -> bool:
+        """Whether the execution ended at AlreadyHandling; waits while it is in its first states
+        (bounded by the run), and answers False as soon as it went past the lock."""
+        while not self.stop.is_set():
+            states = self.harness.states_entered(arn)
+            if "AlreadyHandling" in states:
+                return True
+            if any(state not in DETECTION_STATES for state in states):
+                return False
+            self.stop.wait(0.3)
+        return False
 
     def _operator_reset(self, reason: str) -> None:
         """What `drctl reset` does (the same function): clear NEEDS_ATTENTION and the incident lock."""
@@ -394,6 +459,23 @@ class Drill:
             state_machine_arn=self.harness.machine_arn,
         )
         self.log.record("fault", fault="operator_reset", phase="start", reason=sentence)
+
+    def _operator_automation(self, enabled: bool, reason: str) -> None:
+        """What `drctl pause|resume` does (the same function): the kill switch of automation."""
+        from quorum_dr.adapters.dynamodb_state import DynamoStateStore
+        from quorum_dr.failover.operator import set_automation
+
+        sentence = set_automation(
+            DynamoStateStore(STATE_TABLE),
+            SERVICE,
+            enabled=enabled,
+            reason=reason,
+            by="drill-operator",
+            now=time.time(),
+        )
+        self.log.record(
+            "fault", fault="operator_resume" if enabled else "operator_pause", phase="start", reason=sentence
+        )
 
     def _after_switch(self, target: str) -> None:
         armed = self.faults.old_primary_return

@@ -251,20 +251,48 @@ class Traffic(Strict):
     timeout_seconds: Number = Field(default=1, gt=0, le=30, description="one order's timeout")
 
 
-class ManualStart(Strict):
-    """An operator's `drctl failover` issued during the drill, validated like the real one.
+class OperatorCommand(Strict):
+    """One command an operator types during the drill, at `at` seconds after the traffic starts.
+    The drill runs it through the same code as `drctl`; the commands of one scenario run one after
+    another in the order of `at` (then of the file), as one person types them.
 
-    `reset_first`: the operator first runs `drctl reset` (same code path: clears NEEDS_ATTENTION
-    and the incident lock an escalation keeps), with `reason` as the reset's reason.
-    """
+    `after`: an operator reacts to what happened, not to a clock: the command waits, past `at`,
+    until the drill has seen that event (`escalation`: a person was paged; `switch`: the edge
+    moved), and is skipped with a note if it never comes before the run ends."""
 
     at: DrillSeconds = Field(ge=0, description="seconds after the traffic starts")
+    after: Literal["escalation", "switch"] | None = Field(
+        default=None, description="not before the drill has seen this event"
+    )
+
+
+class FailoverCommand(OperatorCommand):
+    """`drctl failover --to TO --reason ... [--dry-run] [--allow-data-loss] [--skip-confirm]`,
+    validated like the real one."""
+
+    command: Literal["failover"]
     to: Literal["dr", "cold"]
     reason: str = Field(min_length=3, max_length=MAX_REASON_CHARS)
     dry_run: Flag = False
     allow_data_loss: Flag = False
     skip_confirm: Flag = False
-    reset_first: Flag = Field(default=False, description="`drctl reset` before the failover starts")
+
+
+class ResetCommand(OperatorCommand):
+    """`drctl reset --reason ...`: clears NEEDS_ATTENTION and the incident lock an escalation keeps."""
+
+    command: Literal["reset"]
+    reason: str = Field(min_length=3, max_length=MAX_REASON_CHARS)
+
+
+class AutomationCommand(OperatorCommand):
+    """`drctl pause|resume --reason ...`: the kill switch of automatic failover."""
+
+    command: Literal["pause", "resume"]
+    reason: str = Field(min_length=3, max_length=MAX_REASON_CHARS)
+
+
+OperatorAction = Annotated[FailoverCommand | ResetCommand | AutomationCommand, Field(discriminator="command")]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -357,7 +385,9 @@ class Scenario(Strict):
         default=5, ge=0, description="traffic keeps running this long after the end"
     )
     faults: list[Fault] = Field(default_factory=list)
-    manual_start: ManualStart | None = None
+    operator: list[OperatorAction] = Field(
+        default_factory=list, max_length=20, description="the operator's commands, each at its time"
+    )
     expectations: Expectations
 
     @model_validator(mode="after")
@@ -368,9 +398,17 @@ class Scenario(Strict):
                     f"faults.{index}.at ({fault.at:g}) must be below "
                     f"duration_seconds ({self.duration_seconds:g})"
                 )
-        if self.manual_start and self.manual_start.at >= self.duration_seconds:
-            raise ValueError("manual_start.at must be below duration_seconds")
+        for index, action in enumerate(self.operator):
+            if action.at >= self.duration_seconds:
+                raise ValueError(
+                    f"operator.{index}.at ({action.at:g}) must be below "
+                    f"duration_seconds ({self.duration_seconds:g})"
+                )
         return self
+
+    @property
+    def failover_commands(self) -> list[FailoverCommand]:
+        return [action for action in self.operator if isinstance(action, FailoverCommand)]
 
     @property
     def needs_namespaces(self) -> bool:

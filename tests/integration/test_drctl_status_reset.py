@@ -291,3 +291,34 @@ def test_a_stale_state_during_reset_leaves_the_lock_and_says_so_in_one_line(
     lock = store.get_lock("booking")
     assert lock is not None and lock["kept"] is True
     assert store.get_state("booking")["status"] == "NEEDS_ATTENTION"
+
+
+def test_pause_and_resume_are_the_kill_switch_recorded_with_who_and_why(
+    store: DynamoStateStore, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from quorum_dr.config import FailoverPolicy
+    from quorum_dr.domain.decisions import check_gates
+    from quorum_dr.domain.state import ServiceState
+
+    def gates() -> str:
+        state = ServiceState.model_validate({**store.get_state("booking"), "service": "booking"})
+        decision = check_gates(state, FailoverPolicy(), trigger="auto", target="dr", now=1000.0)
+        return ("proceed: " if decision.proceed else "refused: ") + decision.reason
+
+    assert drctl(["pause", "--service", "booking", "--reason", "DB upgrade tonight", "--table", TABLE]) == 0
+    said = capsys.readouterr().out
+    assert "paused automatic failover of booking (DB upgrade tonight)" in said
+    state = store.get_state("booking")
+    assert state["automation_enabled"] is False
+    assert state["automation_changed"]["reason"] == "DB upgrade tonight"
+    assert state["automation_changed"]["by"].startswith("arn:aws:")  # the caller's identity, from STS
+    assert gates().startswith("refused: ") and "automation is disabled for booking (kill switch)" in gates()
+    assert drctl(["status", "--service", "booking", "--table", TABLE]) == 0
+    assert '"automation_enabled": false' in capsys.readouterr().out
+
+    assert drctl(["resume", "--service", "booking", "--reason", "upgrade done", "--table", TABLE]) == 0
+    assert "resumed automatic failover of booking (upgrade done)" in capsys.readouterr().out
+    assert store.get_state("booking")["automation_enabled"] is True
+    assert gates().startswith("proceed: ")
+    assert drctl(["resume", "--service", "booking", "--reason", "again", "--table", TABLE]) == 0
+    assert "(it was already on)" in capsys.readouterr().out

@@ -265,11 +265,11 @@ SCENARIO_VALUES: list[tuple[str, Any, str]] = [
         "params.seconds: Input should be less than or equal to 86400",
     ),
     (
-        "manual_start",
-        {"at": 5, "to": "dr", "reason": "drill \x1b]0;owned\x07"},
-        "manual_start.reason: contains a control or invisible character (U+001B)",
+        "operator",
+        [{"at": 5, "command": "failover", "to": "dr", "reason": "drill \x1b]0;owned\x07"}],
+        "operator.0.failover.reason: contains a control or invisible character (U+001B)",
     ),
-    ("manual_start", {"at": 5, "to": "dr", "reason": "r" * 501}, "at most 500 characters"),
+    ("operator", [{"at": 5, "command": "reset", "reason": "r" * 501}], "at most 500 characters"),
 ]
 
 
@@ -383,6 +383,8 @@ OPERATOR_CASES: list[tuple[str, list[str], int, str]] = [
             ("reset", ["reset", "--service", "Bad Name!", "--reason", "checked"]),
             ("approve", ["approve", "inc-1", "--service", "Bad Name!"]),
             ("veto", ["veto", "inc-1", "--service", "Bad Name!"]),
+            ("pause", ["pause", "--service", "Bad Name!", "--reason", "maintenance"]),
+            ("resume", ["resume", "--service", "Bad Name!", "--reason", "done"]),
         ]
     ],
     *[
@@ -393,8 +395,15 @@ OPERATOR_CASES: list[tuple[str, list[str], int, str]] = [
             ("reset", ["reset", "--service", "no-such-service", "--reason", "checked"]),
             ("approve", ["approve", "inc-1", "--service", "no-such-service"]),
             ("veto", ["veto", "inc-1", "--service", "no-such-service"]),
+            ("pause", ["pause", "--service", "no-such-service", "--reason", "maintenance"]),
         ]
     ],
+    (
+        "a blank pause reason",
+        ["pause", "--service", "booking", "--reason", "\x1b \u202e"],
+        EXIT_BAD_INPUT,
+        "blank",
+    ),
     (
         "a reason too long",
         [*FAILOVER[:3], "--reason", "r" * 501, *FAILOVER[5:]],

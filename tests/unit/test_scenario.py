@@ -8,9 +8,11 @@ import pytest
 import yaml
 
 from quorum_dr_local.drill.scenario import (
+    FailoverCommand,
     FaultKind,
     PartitionParams,
     ReplicationCutParams,
+    ResetCommand,
     ScenarioError,
     load_scenario,
     parse_scenario,
@@ -91,7 +93,7 @@ def test_shipped_expectations_match_the_issue():
         and load_scenario("clock-skew").expectations.false_failovers_max == 0
     )
     dry = load_scenario("manual-failover-dry-run")
-    assert dry.manual_start is not None and dry.manual_start.dry_run is True
+    assert [(c.command, c.dry_run) for c in dry.failover_commands] == [("failover", True)]
     assert dry.expectations.dry_run_plan is True
 
 
@@ -101,14 +103,12 @@ def test_async_data_loss_cuts_replication_then_main_and_resets_before_a_lossy_ma
     cut, down = scenario.faults
     assert (cut.kind, cut.at, down.kind, down.at) == (FaultKind.REPLICATION_CUT, 6, FaultKind.SITE_DOWN, 12)
     assert isinstance(cut.typed, ReplicationCutParams) and cut.typed.max_lag_bytes == 65536
-    manual = scenario.manual_start
-    assert manual is not None and manual.at > down.at
-    assert (manual.to, manual.allow_data_loss, manual.reset_first, manual.dry_run) == (
-        "dr",
-        True,
-        True,
-        False,
-    )
+    pause, reset, manual = scenario.operator
+    assert [c.command for c in scenario.operator] == ["pause", "reset", "failover"]  # as typed
+    assert pause.after == "escalation"  # the operator reacts to the page
+    assert pause.at == reset.at == manual.at and manual.at > down.at
+    assert isinstance(manual, FailoverCommand)
+    assert (manual.to, manual.allow_data_loss, manual.dry_run) == ("dr", True, False)
     e = scenario.expectations
     assert (e.failover, e.target, e.promotions, e.edge_writes, e.escalation) == (True, "dr", 1, 1, True)
     assert (e.orders_lost_min, e.loss_receipt_nonzero_when_lost, e.data_loss_allowed) == (1, True, True)
@@ -127,11 +127,25 @@ def test_replication_cut_params_have_defaults_and_are_checked():
     assert "params.site" in str(caught.value)
 
 
-def test_manual_start_reset_first_defaults_to_false_and_orders_lost_min_is_not_negative():
-    start = {"at": 1, "to": "dr", "reason": "why not"}
-    assert parse_scenario(minimal(manual_start=start)).manual_start.reset_first is False  # type: ignore[union-attr]
-    reset = parse_scenario(minimal(manual_start={**start, "reset_first": True})).manual_start
-    assert reset is not None and reset.reset_first is True
+def test_operator_commands_are_checked_by_their_command_and_orders_lost_min_is_not_negative():
+    start = {"at": 1, "command": "failover", "to": "dr", "reason": "why not"}
+    (command,) = parse_scenario(minimal(operator=[start])).operator
+    assert isinstance(command, FailoverCommand) and command.dry_run is False
+    (reset,) = parse_scenario(
+        minimal(operator=[{"at": 1, "command": "reset", "reason": "clear it"}])
+    ).operator
+    assert isinstance(reset, ResetCommand)
+    for bad, fragment in (
+        (
+            {**start, "command": "reboot"},
+            "operator.0: Input tag 'reboot' found using 'command' does not match",
+        ),
+        ({"at": 1, "command": "reset", "reason": "ok!", "to": "dr"}, "operator.0.reset.to: unknown field"),
+        ({**start, "at": 99}, "operator.0.at (99) must be below duration_seconds"),
+    ):
+        with pytest.raises(ScenarioError) as caught:
+            parse_scenario(minimal(operator=[bad]))
+        assert fragment in str(caught.value)
     with pytest.raises(ScenarioError) as caught:
         parse_scenario(minimal(expectations={"orders_lost_min": -1}))
     assert "expectations.orders_lost_min" in str(caught.value)
