@@ -66,7 +66,11 @@ class SiteStatus(StrictModel):
         "restart point's); stopped: the latest checkpoint's",
     )
     current_lsn: Lsn | None = Field(default=None, description="primary: pg_current_wal_lsn()")
-    receive_lsn: Lsn | None = Field(default=None, description="standby: pg_last_wal_receive_lsn()")
+    receive_lsn: Lsn | None = Field(
+        default=None,
+        description="standby: the WAL it has, pg_last_wal_receive_lsn() or, when further (right after a "
+        "start), pg_last_wal_replay_lsn()",
+    )
     replay_lsn: Lsn | None = Field(default=None, description="standby: pg_last_wal_replay_lsn()")
     lag_bytes: Count | None = Field(
         default=None, ge=0, description="standby: bytes received and not yet replayed"
