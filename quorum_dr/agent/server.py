@@ -32,6 +32,7 @@ import logging
 import os
 import signal
 import ssl
+import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -392,6 +393,13 @@ class AgentHttpServer(ThreadingHTTPServer):
         if tls is not None:
             # the handshake happens in the request's thread, so a slow client cannot stall accept
             self.socket = tls.wrap_socket(self.socket, server_side=True, do_handshake_on_connect=False)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A connection that failed before a request was read (a TLS handshake a client gave up,
+        a reset): one log line, no traceback."""
+        error = sys.exc_info()[1]
+        client = client_address[0] if client_address else "-"
+        logger.warning("%s connection failed: %s", client, type(error).__name__ if error else "unknown")
 
     @property
     def url(self) -> str:
