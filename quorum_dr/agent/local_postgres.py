@@ -12,8 +12,10 @@ runs as root.
   sessions are ended; a check query proves it.
 - `stop` (`pg_ctl stop -m fast`: the WAL senders ship everything up to the shutdown checkpoint),
   `start`.
-- `follow PRIMARY`: `primary_conninfo` in postgresql.auto.conf + standby.signal, (re)start, and
-  wait, bounded, until it streams.
+- `follow PRIMARY`: check the primary first (IDENTIFY_SYSTEM with the replication credentials: it
+  answers, and it is the same cluster), then `primary_conninfo` in postgresql.auto.conf +
+  standby.signal, (re)start, and wait, bounded, until it streams the primary's timeline (a
+  standby whose history diverged never does: it needs a rewind).
 - `rewind PRIMARY`: stop cleanly, `pg_rewind --source-server` against the new primary (the
   cluster's own configuration files are kept: pg_rewind would copy the source's), then follow.
   pg_rewind needs `wal_log_hints = on` or data checksums on this cluster.
@@ -22,7 +24,8 @@ runs as root.
 
 Wrong-state requests change nothing and come back as `Outcome(wrong_state=True)` (HTTP 409):
 freeze / unfreeze of anything but a running primary; follow or rewind of a running primary that
-is not frozen (it serves writes); promote of a stopped cluster. Passwords (the superuser's, the
+is not frozen (it serves writes), or towards a primary that does not answer or is another
+cluster; promote of a stopped cluster. Passwords (the superuser's, the
 replication and rewind credentials) are never part of a reason: tool output is scrubbed.
 """
 
@@ -43,6 +46,7 @@ from typing import Any
 import psycopg2
 import psycopg2.errors
 import psycopg2.extensions
+import psycopg2.extras
 from psycopg2 import sql
 
 from quorum_dr.agent.contract import DatabaseRole, SiteStatus, Upstream
@@ -590,19 +594,61 @@ class LocalPostgres:
                 before,
                 wrong_state=True,
             )
+        identity = self._identify(upstream, self.replication)
+        if isinstance(identity, str):
+            return Outcome(False, f"not following, nothing changed: {identity}", before, wrong_state=True)
+        timeline = identity
         if (
             before.role == DatabaseRole.STANDBY
             and before.streaming
             and before.following == upstream.address()
+            and before.timeline == timeline
         ):
             return Outcome(True, f"already follows {upstream.address()}: {before.reason}", before)
         if before.running:
             stopped = self.stop()
             if not stopped.ok:
                 return Outcome(False, f"not following: {stopped.reason}", stopped.status)
-        return self._follow_stopped(upstream, self.replication, "")
+        return self._follow_stopped(upstream, self.replication, timeline, "")
 
-    def _follow_stopped(self, upstream: Upstream, credentials: Credentials, done: str) -> Outcome:
+    def _identify(self, upstream: Upstream, credentials: Credentials) -> int | str:
+        """The upstream's timeline (IDENTIFY_SYSTEM over a replication connection, with the
+        credentials the standby will stream with), or why it cannot be followed: unreachable, or
+        another cluster (its system identifier is not this one's)."""
+        try:
+            conn = psycopg2.connect(
+                host=upstream.host,
+                port=upstream.port,
+                user=credentials.username,
+                password=credentials.password,
+                connect_timeout=max(2, int(self.timeouts.connect)),
+                application_name=APPLICATION_NAME,
+                connection_factory=psycopg2.extras.PhysicalReplicationConnection,
+            )
+        except psycopg2.Error as exc:
+            return f"cannot open a replication connection to {upstream.address()}: {self._error(exc)}"
+        try:
+            with conn.cursor() as cur:
+                cur.execute("IDENTIFY_SYSTEM")
+                system_id, timeline = cur.fetchone()[:2]
+        except psycopg2.Error as exc:
+            return f"IDENTIFY_SYSTEM on {upstream.address()} failed: {self._error(exc)}"
+        finally:
+            conn.close()
+        mine = self._controldata().get("Database system identifier")
+        if str(system_id) != mine:
+            return (
+                f"{upstream.address()} is another cluster (system identifier {system_id}, this one {mine}): "
+                "it cannot be followed; this cluster needs a fresh base backup of it"
+            )
+        return int(timeline)
+
+    def _follow_stopped(
+        self, upstream: Upstream, credentials: Credentials, timeline: int, done: str
+    ) -> Outcome:
+        """Configure the stopped cluster as a standby of `upstream`, start it, and wait (bounded)
+        until it streams the upstream's timeline: a standby whose history diverged streams the old
+        timeline at best, and never that one."""
         try:
             self._configure_standby(upstream, credentials)
         except OSError as exc:
@@ -614,13 +660,14 @@ class LocalPostgres:
             )
         deadline = time.monotonic() + self.timeouts.follow
         status = started.status
-        while not (status.role == DatabaseRole.STANDBY and status.streaming):
+        while not (status.role == DatabaseRole.STANDBY and status.streaming and status.timeline == timeline):
             if time.monotonic() >= deadline:
                 problem = self._log_problem()
                 return Outcome(
                     False,
-                    f"{done}started as a standby of {upstream.address()} but not streaming after "
-                    f"{self.timeouts.follow:g} s: {status.reason} {problem}".strip(),
+                    f"{done}started as a standby of {upstream.address()} but not streaming its timeline "
+                    f"{timeline} after {self.timeouts.follow:g} s (a history that diverged needs a rewind): "
+                    f"{status.reason} {problem}".strip(),
                     status,
                 )
             time.sleep(POLL_SECONDS)
@@ -653,8 +700,9 @@ class LocalPostgres:
                 wrong_state=True,
             )
         source_problem = self._source_ready(upstream, credentials)
-        if source_problem:
-            return Outcome(False, f"not rewound, nothing changed: {source_problem}", before, wrong_state=True)
+        identity = self._identify(upstream, self.replication) if source_problem is None else source_problem
+        if isinstance(identity, str):
+            return Outcome(False, f"not rewound, nothing changed: {identity}", before, wrong_state=True)
         if before.running:
             stopped = self.stop()
             if not stopped.ok:
@@ -689,7 +737,7 @@ class LocalPostgres:
             what = f"no rewind was required against {upstream.address()}; "
         else:
             what = f"rewound against {upstream.address()}; "
-        return self._follow_stopped(upstream, self.replication, what)
+        return self._follow_stopped(upstream, self.replication, identity, what)
 
     def _source_ready(self, upstream: Upstream, credentials: Credentials) -> str | None:
         """None when pg_rewind can trust the source's control file; else why not.

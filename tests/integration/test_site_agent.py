@@ -408,6 +408,25 @@ def test_rewind_after_a_real_divergence_keeps_the_new_primarys_rows_and_drops_th
     assert f"port = {pair.standby.port}" not in (pair.primary.data_dir / "postgresql.auto.conf").read_text()
 
 
+def test_follow_of_a_primary_that_does_not_answer_is_refused_with_nothing_changed(
+    pg_pair_factory: Callable[..., PgPair], agents: Callable[..., Agent]
+) -> None:
+    pair = pg_pair_factory()
+    dr = agents(pair.standby)
+    nowhere = {"host": "127.0.0.1", "port": free_port()}
+
+    with pytest.raises(OperationRefused) as refused:
+        dr.client.run("follow", "nf:follow", primary=nowhere)
+
+    assert refused.value.status_code == 409
+    address = f"127.0.0.1:{nowhere['port']}"
+    said = f"not following, nothing changed: cannot open a replication connection to {address}: "
+    assert said in refused.value.reason
+    assert "Connection refused" in refused.value.reason
+    status = dr.client.status()
+    assert (status.streaming, status.following) == (True, f"{pair.primary.host}:{pair.primary.port}")
+
+
 def test_promote_and_unfreeze_of_a_stopped_cluster_are_refused_with_nothing_changed(
     pg_pair_factory: Callable[..., PgPair], agents: Callable[..., Agent]
 ) -> None:
