@@ -47,7 +47,7 @@ class Tls(StrictModel):
     key_file: AbsolutePath = Field(description="PEM private key")
 
 
-class PostgresSettings(StrictModel):
+class DatabaseSettings(StrictModel):
     data_dir: AbsolutePath
     bin_dir: AbsolutePath = Path("/usr/lib/postgresql/15/bin")
     host: str = Field(default="/var/run/postgresql", min_length=1, description="socket directory or address")
@@ -91,7 +91,7 @@ class PostgresSettings(StrictModel):
         return roles
 
     @model_validator(mode="after")
-    def _superuser_is_not_frozen(self) -> PostgresSettings:
+    def _superuser_is_not_frozen(self) -> DatabaseSettings:
         if self.superuser in self.application_roles:
             raise ValueError(
                 f"application_roles names the superuser {self.superuser!r}: a freeze would lock the agent out"
@@ -120,7 +120,7 @@ class AgentConfig(StrictModel):
         default=300, ge=1, le=3600, description="oldest signed request accepted"
     )
     state_dir: AbsolutePath = Field(description="where the agent keeps its operation ids and their answers")
-    postgres: PostgresSettings
+    database: DatabaseSettings = Field(description="the local PostgreSQL cluster")
     replication_credentials_file: AbsolutePath | None = Field(
         default=None,
         description='JSON {"username", "password"} of the replication role, for follow and rewind',
@@ -134,7 +134,7 @@ class AgentConfig(StrictModel):
 
     @property
     def log_file(self) -> Path:
-        return self.postgres.log_file or self.state_dir / "postgresql.log"
+        return self.database.log_file or self.state_dir / "postgresql.log"
 
 
 def load_agent_config(path: str | Path) -> AgentConfig:
@@ -194,7 +194,7 @@ def build_postgres(config: AgentConfig, source: str = "<agent config>") -> tuple
         "signing_key_file": (config.signing_key_file, read_secret_file),
         "replication_credentials_file": (config.replication_credentials_file, read_credentials),
         "rewind_credentials_file": (config.rewind_credentials_file, read_credentials),
-        "postgres.superuser_password_file": (config.postgres.superuser_password_file, read_secret_file),
+        "database.superuser_password_file": (config.database.superuser_password_file, read_secret_file),
     }
     for name, (path, reader) in readers.items():
         if path is None:
@@ -203,14 +203,14 @@ def build_postgres(config: AgentConfig, source: str = "<agent config>") -> tuple
             secrets[name] = reader(path)
         except ValueError as exc:
             problems.append(f"{name}: {exc}")
-    if os.geteuid() == 0 and not config.postgres.run_as:
+    if os.geteuid() == 0 and not config.database.run_as:
         problems.append(
-            "postgres.run_as: the agent runs as root: name the OS user that owns the cluster (e.g. postgres)"
+            "database.run_as: the agent runs as root: name the OS user that owns the cluster (e.g. postgres)"
         )
     if problems:
         raise ConfigError(source, problems)
-    password = secrets.get("postgres.superuser_password_file")
-    settings = config.postgres
+    password = secrets.get("database.superuser_password_file")
+    settings = config.database
     cluster = LocalCluster(
         data_dir=settings.data_dir,
         bin_dir=settings.bin_dir,

@@ -39,7 +39,7 @@ def run_agent(args: argparse.Namespace) -> int:
         if args.check:
             build_postgres(config, source)
             where = f"{config.listen.host}:{config.listen.port}"
-            print(f"OK: the agent would listen on {where} for the cluster in {config.postgres.data_dir}")
+            print(f"OK: the agent would listen on {where} for the cluster in {config.database.data_dir}")
             return EXIT_OK
         server = build_server(config, source)
     except ConfigError as exc:

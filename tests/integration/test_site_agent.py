@@ -90,7 +90,7 @@ def agent_config(cluster: PgCluster, files: Path, state_dir: Path, **extra: obje
         "listen": {"host": "127.0.0.1", "port": free_port()},
         "signing_key_file": str(write_secret(files / "signing.key", KEY + "\n")),
         "state_dir": str(state_dir),
-        "postgres": {
+        "database": {
             "data_dir": str(cluster.data_dir),
             "bin_dir": str(cluster.bin_dir),
             "host": cluster.host,
