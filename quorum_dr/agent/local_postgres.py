@@ -20,7 +20,9 @@ runs as root.
   cluster's own configuration files are kept: pg_rewind would copy the source's), then follow.
   pg_rewind needs `wal_log_hints = on` or data checksums on this cluster.
 - `promote`: `pg_promote(wait => true)` on a standby, then the application roles get LOGIN back
-  (the old primary's freeze replicated to it). Already a primary: nothing to do, said so.
+  (the old primary's freeze replicated to it: the promoted database is the application's
+  primary now). Already a primary: nothing to do, said so, and a frozen primary stays frozen
+  (promote never unfences the old primary by mistake; `unfreeze` does that on purpose).
 
 Wrong-state requests change nothing and come back as `Outcome(wrong_state=True)` (HTTP 409):
 freeze / unfreeze of anything but a running primary; follow or rewind of a running primary that

@@ -99,8 +99,9 @@ class OperationLog:
 
     def put(self, key: str, fingerprint: Mapping[str, Any], answer: Mapping[str, Any]) -> None:
         self._entries[key] = {"fingerprint": dict(fingerprint), "answer": dict(answer), "at": time.time()}
-        while len(self._entries) > self.limit:
-            self._entries.pop(next(iter(self._entries)))
+        if len(self._entries) > self.limit:  # forget the oldest
+            newest = sorted(self._entries.items(), key=lambda item: _at(item[1]), reverse=True)
+            self._entries = dict(newest[: self.limit])
         temporary = self.path.with_name(f".{self.path.name}.tmp")
         with open(
             os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w", encoding="utf-8"
@@ -109,6 +110,11 @@ class OperationLog:
             out.flush()
             os.fsync(out.fileno())
         os.replace(temporary, self.path)
+
+
+def _at(entry: Any) -> float:
+    at = entry.get("at") if isinstance(entry, dict) else None
+    return float(at) if isinstance(at, int | float) else 0.0
 
 
 class SiteAgent:

@@ -131,3 +131,18 @@ def test_a_log_file_inside_the_data_directory_is_refused(
 
     assert code == 2
     assert "database: log_file is inside data_dir: pg_rewind replaces the data directory's files" in output
+
+
+def test_the_operation_log_keeps_the_newest_answers_across_a_reload(tmp_path: Path) -> None:
+    from quorum_dr.agent.server import OperationLog
+
+    log = OperationLog(tmp_path / "operations.json", limit=2)
+    for key in ("c-first", "b-second", "a-third"):  # the file is sorted by key: newest first there
+        log.put(key, {"operation": "stop"}, {"ok": True, "reason": key})
+    reloaded = OperationLog(tmp_path / "operations.json", limit=2)
+    reloaded.put("d-fourth", {"operation": "stop"}, {"ok": True, "reason": "d-fourth"})
+
+    kept = json.loads((tmp_path / "operations.json").read_text())
+    assert sorted(kept) == ["a-third", "d-fourth"]
+    assert reloaded.get("a-third") == kept["a-third"] and reloaded.get("b-second") is None
+    assert oct((tmp_path / "operations.json").stat().st_mode & 0o777) == "0o600"
