@@ -163,6 +163,16 @@ def _unique(names: list[str], what: str) -> None:
 # ---------------------------------------------------------------------------------------------
 
 
+class SiteAgent(Strict):
+    """The site agent on this site's database host (`drctl agent`): signed operations on its
+    local PostgreSQL (freeze, stop, follow, rewind, promote, ...)."""
+
+    url: HttpUrl = Field(description="the agent's base URL, e.g. https://10.0.1.5:8443")
+    signing_secret: str = Field(
+        min_length=1, description="Secrets Manager name of the HMAC key the agent verifies requests with"
+    )
+
+
 class Site(Strict):
     label: str = Field(min_length=1, description="human name, e.g. 'London'")
     marker: str = Field(
@@ -171,6 +181,9 @@ class Site(Strict):
     )
     origin: str = Field(min_length=1, description="the origin address the edge points at for this site")
     checks: list[Check] = Field(min_length=1)
+    agent: SiteAgent | None = Field(
+        default=None, description="the site agent of this site's database host, when it runs one"
+    )
 
     @field_validator("checks")
     @classmethod

@@ -463,6 +463,7 @@ def _server_settings(port: int, listen: Sequence[str], fsync: bool) -> dict[str,
         "fsync": fsync,
         "synchronous_commit": "on",
         "full_page_writes": True,
+        "wal_log_hints": True,  # pg_rewind needs it (or data checksums): the site agent rewinds
         "logging_collector": False,
         "log_min_messages": "warning",
         "log_connections": False,

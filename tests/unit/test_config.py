@@ -105,6 +105,31 @@ def test_app_roles_default_to_app(example: dict[str, Any]) -> None:
     assert database is not None and database.app_roles == ["app"]
 
 
+def test_a_site_may_name_its_agent(example: dict[str, Any]) -> None:
+    example["services"][0]["sites"]["dr"]["agent"] = {
+        "url": "https://198.51.100.20:8443",
+        "signing_secret": "quorum-dr/booking/dr-agent-key",
+    }
+    sites = parse_config(example).service("booking").sites
+    assert sites.main.agent is None
+    assert sites.dr.agent is not None
+    assert (str(sites.dr.agent.url), sites.dr.agent.signing_secret) == (
+        "https://198.51.100.20:8443/",
+        "quorum-dr/booking/dr-agent-key",
+    )
+
+
+def test_a_site_agent_needs_a_url_and_a_secret_and_nothing_else(example: dict[str, Any]) -> None:
+    example["services"][0]["sites"]["main"]["agent"] = {"url": "not a url", "signing_secret": "", "key": "x"}
+    problems = problems_of(example)
+    assert [p.split(":")[0] for p in problems] == [
+        "services.0.sites.main.agent.url",
+        "services.0.sites.main.agent.signing_secret",
+        "services.0.sites.main.agent.key",
+    ]
+    assert problems[-1] == "services.0.sites.main.agent.key: unknown field"
+
+
 def test_unknown_field(example: dict[str, Any]) -> None:
     example["services"][0]["sites"]["main"]["chekcs"] = []
     assert problems_of(example) == ["services.0.sites.main.chekcs: unknown field"]
