@@ -37,6 +37,7 @@ from quorum_dr.agent.server import AgentHttpServer, build_server
 from quorum_dr.config import Hook
 from quorum_dr.signing import SignatureVerifier, signed_headers
 from quorum_dr_local.standins.postgres import PgCluster, PgPair, free_port
+from quorum_dr_local.standins.site_agents import sandbox_agent_settings
 from tests.conftest import ROOT
 
 KEY = "site-agent-key-5c0ffee-never-log-me"
@@ -54,12 +55,6 @@ def lsn(text: str | None) -> int:
     assert text is not None
     high, low = text.split("/")
     return (int(high, 16) << 32) + int(low, 16)
-
-
-def write_secret(path: Path, text: str) -> Path:
-    path.write_text(text)
-    os.chmod(path, 0o600)
-    return path
 
 
 @dataclass
@@ -84,32 +79,9 @@ class Agent:
 
 
 def agent_config(cluster: PgCluster, files: Path, state_dir: Path, **extra: object) -> dict[str, object]:
-    files.mkdir(parents=True, exist_ok=True)
-    replication = cluster.roles.replication
-    return {
-        "listen": {"host": "127.0.0.1", "port": free_port()},
-        "signing_key_file": str(write_secret(files / "signing.key", KEY + "\n")),
-        "state_dir": str(state_dir),
-        "database": {
-            "data_dir": str(cluster.data_dir),
-            "bin_dir": str(cluster.bin_dir),
-            "host": cluster.host,
-            "port": cluster.port,
-            "superuser": "postgres",
-            "superuser_password_file": str(
-                write_secret(files / "superuser.pw", cluster.roles.superuser.password)
-            ),
-            "application_roles": ["app"],
-            "run_as": "postgres",
-            "log_file": str(cluster.base_dir / f"{cluster.name}-agent.log"),
-            "standby_name": cluster.name,
-        },
-        "replication_credentials_file": str(
-            write_secret(files / "replication.json", json.dumps(replication.as_secret()))
-        ),
-        "timeouts": {"follow_seconds": WAIT, "stop_seconds": 30, "start_seconds": 30},
-        **extra,
-    }
+    return sandbox_agent_settings(
+        cluster, files, state_dir, key=KEY, port=free_port(), follow_seconds=WAIT, **extra
+    )
 
 
 @pytest.fixture
