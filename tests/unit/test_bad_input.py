@@ -232,6 +232,29 @@ CONFIG_VALUES: list[tuple[str, Any, str]] = [
     (f"{SVC}.sites.main.marker", "main\n", "marker: contains a control or invisible character (U+000A)"),
     (f"{SVC}.sites.main.checks.0.expect_headers", {"X-Site": "main\x07"}, "contains a control"),
     (f"{SVC}.public_hostname", "x" * 5000, "is 5000 characters long; at most 4096"),
+    (f"{SVC}.database.sync_check.tables", ["orders"], "sync_check.tables: 'orders' is not schema-qualified"),
+    (f"{SVC}.database.sync_check.tables", [], "sync_check.tables: List should have at least 1 item"),
+    (
+        f"{SVC}.database.sync_check.tables",
+        ["public.orders; DROP TABLE orders"],
+        "'orders; DROP TABLE orders' is not a table name",
+    ),
+    (f"{SVC}.database.sync_check.tables", ['"Public".orders'], "'\"Public\"' is not a schema name"),
+    (f"{SVC}.database.sync_check.tables", ["public." + "t" * 64], "is not a table name"),
+    (
+        f"{SVC}.database.sync_check.tables",
+        ["public.orders", "public.orders"],
+        "sync_check.tables: duplicate table name 'public.orders'",
+    ),
+    (f"{SVC}.database.sync_check.tables", "public.orders", "sync_check.tables: Input should be a valid list"),
+    (f"{SVC}.database.sync_check.schema", "app-data", "sync_check.schema: 'app-data' is not a schema name"),
+    (f"{SVC}.database.sync_check.max_table_bytes", -1, "max_table_bytes: Input should be greater than or"),
+    (f"{SVC}.database.sync_check.max_table_bytes", 10**15, "max_table_bytes: Input should be less than or"),
+    (f"{SVC}.database.sync_check.max_table_bytes", "64MB", "max_table_bytes: Input should be a valid int"),
+    (f"{SVC}.database.sync_check.timeout_seconds", 0, "sync_check.timeout_seconds: Input should be greater"),
+    (f"{SVC}.database.sync_check.timeout_seconds", 3600, "timeout_seconds: Input should be less than or equal"),
+    (f"{SVC}.database.sync_check.timeout_seconds", float("inf"), "timeout_seconds: Input should be a finite"),
+    (f"{SVC}.database.sync_check.app_schema", "public", "sync_check.app_schema: unknown field"),
 ]
 
 
