@@ -21,6 +21,9 @@ difference, in this order:
    ordered hash; a table over `max_table_bytes` is compared by its row count only, and the
    sentence says so.
 
+When 2 or 3 fails and tables differ too, the sentence adds the first table that differs (what the
+target is missing, in the operator's terms) and how many others do.
+
 A timeline history is what PostgreSQL keeps in `pg_wal/<TLI>.history`: one `TimelineSwitch` per
 earlier timeline, saying where it ended. Timeline 1 has no history.
 """
@@ -64,7 +67,7 @@ class TableDigest(_Frozen):
     """One table on one site: its row count, and the ordered hash of its rows unless `skipped`."""
 
     name: str = Field(description="schema.table")
-    rows: int = Field(ge=0)
+    rows: int | None = Field(ge=0, description="None when the table cannot be read on a standby (unlogged)")
     bytes: int = Field(ge=0, description="pg_table_size: the heap and its TOAST, without indexes")
     digest: str | None = Field(default=None, description="hex SHA-256 over the ordered rows' hashes")
     ordered_by: str | None = Field(default=None, description="the order the rows were hashed in")
@@ -297,42 +300,51 @@ def judge_sync(active: SideDigest, target: SideDigest, *, final_position: str) -
             f"inconclusive: the active site took writes during the check ({a}'s WAL position moved from "
             f"{final_position} to {moved_to}); freeze writes first (drctl switchover does)",
         )
+    names = _table_names(active, target)
+    differences = [d for d in (_table_difference(n, active, target) for n in names) if d is not None]
+    first = _position_difference(active, target, final_position)
+    if first is not None:
+        code, why = first
+        if differences:
+            more = f" and {_count(len(differences) - 1, 'other table')}" if len(differences) > 1 else ""
+            why += f"; the tables differ too: {differences[0][1]}{more}"
+        return _not_in_sync(code, target, active, why)
+    if differences:
+        code, why = differences[0]
+        return _not_in_sync(code, target, active, why)
+    return _verdict("in_sync", _agreement(active, target, final_position, names))
+
+
+def _position_difference(
+    active: SideDigest, target: SideDigest, final_position: str
+) -> tuple[SyncCode, str] | None:
+    """Timeline histories, the line of timelines and the target's position, in that order."""
+    a = active.site
     for side in (active, target):
         if side.timeline_history is None:
-            return _not_in_sync(
+            return (
                 "history_unknown",
-                target,
-                active,
                 f"the timeline history of {side.site} could not be read ({side.history_note}), so the "
                 "check cannot show that the sites share it",
             )
     parting = _line_problem(active, target)
     if parting is not None:
-        return _not_in_sync("timeline_diverged", target, active, f"the timelines diverged: {parting}")
+        return "timeline_diverged", f"the timelines diverged: {parting}"
     final, replayed = parse_lsn(final_position), parse_lsn(target.position)
+    at = "it replayed up to" if target.role == "standby" else "it is a primary at"
     if target.timeline != active.timeline or replayed < final:
-        return _not_in_sync(
+        return (
             "not_replayed",
-            target,
-            active,
-            f"it replayed up to {target.position} on timeline {target.timeline}, short of {a}'s final "
-            f"position {final_position} on timeline {active.timeline}",
+            f"{at} {target.position} on timeline {target.timeline}, short of {a}'s final position "
+            f"{final_position} on timeline {active.timeline}",
         )
     if replayed > final:
-        return _not_in_sync(
+        return (
             "beyond_final",
-            target,
-            active,
-            f"it replayed {target.position}, past {a}'s final position {final_position} on the same "
-            f"timeline {active.timeline}: it holds WAL that {a} did not write at that position",
+            f"{at} {target.position}, past {a}'s final position {final_position} on the same timeline "
+            f"{active.timeline}: it holds WAL that {a} did not write at that position",
         )
-    names = _table_names(active, target)
-    for name in names:
-        difference = _table_difference(name, active, target)
-        if difference is not None:
-            code, why = difference
-            return _not_in_sync(code, target, active, why)
-    return _verdict("in_sync", _agreement(active, target, final_position, names))
+    return None
 
 
 def _agreement(active: SideDigest, target: SideDigest, final_position: str, names: list[str]) -> str:

@@ -110,8 +110,8 @@ def test_a_table_over_the_size_limit_is_compared_by_rows_only_and_the_sentence_s
             side("main"),
             side("dr", position="0/3044260"),
             "beyond_final",
-            "dr is not in sync with main: it replayed 0/3044260, past main's final position 0/30441A8 on "
-            "the same timeline 1: it holds WAL that main did not write at that position",
+            "dr is not in sync with main: it replayed up to 0/3044260, past main's final position "
+            "0/30441A8 on the same timeline 1: it holds WAL that main did not write at that position",
         ),
         (
             side("main"),
@@ -158,6 +158,36 @@ def test_the_first_difference_is_named(
 ) -> None:
     verdict = judge_sync(active, target, final_position=FINAL)
     assert (verdict.in_sync, verdict.code, verdict.reason) == (False, code, reason)
+
+
+def test_behind_or_diverged_the_sentence_adds_the_first_table_that_differs() -> None:
+    behind = side("dr", position="0/3000060", tables=[table(rows=7)])
+    verdict = judge_sync(side("main"), behind, final_position=FINAL)
+    assert verdict.code == "not_replayed"
+    assert verdict.reason == (
+        "dr is not in sync with main: it replayed up to 0/3000060 on timeline 1, short of main's final "
+        "position 0/30441A8 on timeline 1; the tables differ too: table public.customers is on main but "
+        "not on dr and 1 other table"
+    )
+    promoted = side(
+        "dr", role="primary", timeline=2, timeline_history=[sw(1, "0/3000060")], position="0/3000100"
+    )
+    verdict = judge_sync(side("main"), promoted, final_position=FINAL)
+    assert verdict.code == "timeline_diverged"
+    assert verdict.reason == (
+        "dr is not in sync with main: the timelines diverged: dr is on timeline 2, which is not in "
+        "main's timeline 1 only"
+    )
+    stopped_early = side("main", role="primary", position="0/3000060", position_after=None)
+    verdict = judge_sync(
+        side("dr", role="primary", timeline=2, timeline_history=[sw(1, "0/3000060")]),
+        stopped_early,
+        final_position=FINAL,
+    )
+    assert verdict.reason == (
+        "main is not in sync with dr: it is a primary at 0/3000060 on timeline 1, short of dr's final "
+        "position 0/30441A8 on timeline 2"
+    )
 
 
 def sw(timeline: int, switchpoint: str) -> TimelineSwitch:
