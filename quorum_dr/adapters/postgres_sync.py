@@ -332,7 +332,7 @@ def _history(cur: _Bounded, timeline: int) -> tuple[list[TimelineSwitch] | None,
             "SELECT pg_catalog.pg_read_binary_file(%s, 0, %s, true)", (path, HISTORY_MAX_BYTES)
         ).fetchone()
     except psycopg2.errors.InsufficientPrivilege as exc:
-        cur.run("ROLLBACK TO SAVEPOINT qdr_history")
+        cur.cur.execute("ROLLBACK TO SAVEPOINT qdr_history")  # no set_config in a failed transaction
         return None, (
             f"reading {path} was refused ({_one_line(exc)}); the role needs pg_read_server_files or "
             "EXECUTE on pg_read_binary_file"
