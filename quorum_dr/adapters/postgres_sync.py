@@ -191,11 +191,12 @@ def wait_replayed(
     target: SyncSite, position: str, timeout: float, *, poll_interval: float = POLL_INTERVAL_SECONDS
 ) -> ReplayWait:
     """Poll the target until it replayed `position`, never beyond `timeout` seconds. A primary replays
-    nothing: the answer is at once. SyncCheckError only if no position at all could be read in time."""
+    nothing: the answer is at once. A target that cannot be read at the first try is a SyncCheckError
+    at once (waiting does not make a refused connection replay); once read, a failed poll is tried
+    again while time remains."""
     wanted = parse_lsn(position)
     deadline = time.monotonic() + timeout
     last: tuple[Literal["primary", "standby"], str] | None = None
-    error: BaseException | None = None
     while True:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
@@ -203,7 +204,9 @@ def wait_replayed(
         try:
             last = _position_row(query_bounded(target.endpoint, POSITION_SQL, remaining))
         except (DeadlineExceeded, psycopg2.Error) as exc:
-            error = exc  # try again while time remains
+            if last is None:
+                raise _failure(target, exc, "reading the replayed position") from None
+            # read once already: a failed poll is tried again after the interval, while time remains
         else:
             role, replayed = last
             if role == "primary":
@@ -214,7 +217,7 @@ def wait_replayed(
                 return ReplayWait(True, role, replayed, f"{target.site} replayed {position} ({replayed})")
         time.sleep(max(0.0, min(poll_interval, deadline - time.monotonic())))
     if last is None:
-        raise _failure(target, error or DeadlineExceeded("querying"), f"waiting {timeout:g} s for replay")
+        raise _failure(target, DeadlineExceeded("querying"), f"waiting {timeout:g} s for replay")
     return ReplayWait(
         False,
         last[0],
@@ -341,7 +344,7 @@ def _history(cur: _Bounded, timeline: int) -> tuple[list[TimelineSwitch] | None,
     if row is None or row[0] is None:
         return None, f"{path} is missing"
     try:
-        return parse_timeline_history(bytes(row[0]).decode("utf-8", "replace")), f"read from {path}"
+        return parse_timeline_history(bytes(row[0]).decode("utf-8", "replace")), f"history read from {path}"
     except ValueError as exc:
         return None, f"{path} is not a timeline history: {exc}"
 

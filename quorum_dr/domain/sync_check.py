@@ -354,7 +354,8 @@ def _agreement(active: SideDigest, target: SideDigest, final_position: str, name
         tables = "there is no table to compare (only the positions and timelines were checked)"
     else:
         counted = [n for n in names if any(_digest(side, n) is None for side in (active, target))]
-        tables = f"{_count(len(names) - len(counted), 'table')} agree in rows and ordered hash"
+        hashed = len(names) - len(counted)
+        tables = f"{_count(hashed, 'table')} {'agrees' if hashed == 1 else 'agree'} in rows and ordered hash"
         if counted:
             listed = ", ".join(counted[:5]) + (f" and {len(counted) - 5} more" if len(counted) > 5 else "")
             tables += (

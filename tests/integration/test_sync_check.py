@@ -7,13 +7,20 @@ table or the timeline named."""
 from __future__ import annotations
 
 import hashlib
+import json
 import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
 
+import boto3
 import psycopg2
 import pytest
+import yaml
+from moto import mock_aws
 
+from quorum_dr.adapters.dynamodb_state import DynamoStateStore
 from quorum_dr.adapters.postgres_sync import (
     SyncCheckError,
     SyncSite,
@@ -21,9 +28,12 @@ from quorum_dr.adapters.postgres_sync import (
     run_sync_check,
     wait_replayed,
 )
+from quorum_dr.adapters.tables import create_table
+from quorum_dr.cli import main as drctl
+from quorum_dr.cli.exit_codes import EXIT_OK, EXIT_REFUSED
 from quorum_dr.config import SyncCheck
 from quorum_dr.domain.results import parse_lsn
-from quorum_dr.domain.sync_check import TimelineSwitch
+from quorum_dr.domain.sync_check import SyncEvidence, TimelineSwitch
 from quorum_dr.probes.postgres import PgEndpoint
 from quorum_dr_local.standins.postgres import PgCluster, PgPair, free_port, make_standby
 
@@ -194,7 +204,7 @@ def test_a_promoted_standby_has_diverged_both_ways_and_its_history_is_read_from_
     )
     assert evidence.target.role == "primary"
     assert evidence.target.timeline_history == [TimelineSwitch(timeline=1, switchpoint=switchpoint)]
-    assert evidence.target.history_note == "read from pg_wal/00000002.history"
+    assert evidence.target.history_note == "history read from pg_wal/00000002.history"
 
     back = run_sync_check("booking", dr, main, settings)
 
@@ -237,7 +247,7 @@ def test_a_standby_of_the_promoted_site_shares_its_timeline_history(
         f"history (timeline 1 -> 2 at {switchpoint})" in evidence.verdict.reason
     )
     assert evidence.target.timeline_source == "the WAL receiver"
-    assert evidence.target.history_note == "read from pg_wal/00000002.history"
+    assert evidence.target.history_note == "history read from pg_wal/00000002.history"
 
 
 def test_a_role_that_may_not_read_the_history_file_cannot_show_the_history_is_shared(
@@ -336,7 +346,7 @@ def test_a_table_over_the_size_limit_is_counted_not_hashed_and_the_evidence_says
     assert log is not None and log.digest is not None  # 8 KiB: under the limit
     assert evidence.verdict.in_sync
     assert evidence.verdict.reason.endswith(
-        f"1 table agree in rows and ordered hash; 1 table compared by row count only "
+        f"1 table agrees in rows and ordered hash; 1 table compared by row count only "
         f"(sync_size_limit.orders: {orders.skipped})"
     )
     assert evidence.active.table("sync_size_limit.scratch") is None  # unlogged: not in the default list
@@ -375,3 +385,126 @@ def test_an_unreachable_site_is_one_line_without_the_password() -> None:
         f"dr's database at 127.0.0.1:{endpoint.port}/app: connecting failed (connect_refused"
     )
     assert "s3cret" not in message and "\n" not in message
+
+
+# ---------------------------------------------------------------------------------------------
+# drctl sync-check
+# ---------------------------------------------------------------------------------------------
+
+REGION = "eu-west-2"
+STATE_TABLE = "quorum-dr-state"
+EXAMPLE = Path(__file__).resolve().parents[2] / "config" / "watchdog.example.yaml"
+
+
+def drctl_files(tmp_path: Path, pair: PgPair, sync_check: dict[str, Any]) -> tuple[Path, Path, list[str]]:
+    """A config whose booking database is the pair, a secrets file with its credentials, and the
+    passwords that must appear in no output."""
+    data: Any = yaml.safe_load(EXAMPLE.read_text())
+    database = data["services"][0]["database"]
+    for name, cluster in (("main", pair.primary), ("dr", pair.standby)):
+        database[name] = {
+            "host": cluster.host,
+            "port": cluster.port,
+            "dbname": cluster.app_db,
+            "credentials_secret": f"test/{name}/db-admin",
+        }
+    database["sync_check"] = sync_check
+    config = tmp_path / "watchdog.yaml"
+    config.write_text(yaml.safe_dump(data))
+    secret = pair.primary.roles.superuser.as_secret()
+    secrets = tmp_path / "secrets.json"
+    secrets.write_text(json.dumps({"test/main/db-admin": secret, "test/dr/db-admin": secret}))
+    return config, secrets, [secret["password"]]
+
+
+@pytest.fixture
+def state_store(monkeypatch: pytest.MonkeyPatch) -> Iterator[DynamoStateStore]:
+    for key, value in {
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+    }.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("STATE_TABLE_NAME", raising=False)
+    with mock_aws():
+        create_table(boto3.client("dynamodb", region_name=REGION), STATE_TABLE)
+        yield DynamoStateStore(STATE_TABLE, resource=boto3.resource("dynamodb", region_name=REGION))
+
+
+def set_active(store: DynamoStateStore, site: str) -> None:
+    state = store.get_state("booking")
+    store.put_state(
+        {**state, "service": "booking", "active_site": site, "status": "HEALTHY"},
+        expected_version=state.get("version", 0),
+    )
+
+
+def test_drctl_sync_check_reads_the_active_site_from_the_state_table_and_records_the_evidence(
+    pg_pair: PgPair, tmp_path: Path, state_store: DynamoStateStore, capsys: pytest.CaptureFixture[str]
+) -> None:
+    shop(pg_pair.primary, "sync_cli")
+    replayed(pg_pair)
+    config, secrets, passwords = drctl_files(tmp_path, pg_pair, {"schema": "sync_cli"})
+    set_active(state_store, "main")
+    argv = ["sync-check", "--service", "booking", "--config", str(config), "--secrets-file", str(secrets)]
+
+    assert drctl([*argv, "--table", STATE_TABLE, "--incident", "maint-7"]) == EXIT_OK
+
+    out, err = capsys.readouterr()
+    lines = out.splitlines()
+    assert lines[0].startswith("sync check of booking: main is active, dr is the target; final position ")
+    assert lines[1].startswith(f"  main  primary  {pg_pair.primary.host}:{pg_pair.primary.port}/app  WAL ")
+    assert "timeline 1 only (the current WAL file; timeline 1 has no history file)" in lines[1]
+    assert lines[2].startswith(f"  dr    standby  {pg_pair.standby.host}:{pg_pair.standby.port}/app  WAL ")
+    assert lines[3].split() == ["TABLE", "ROWS", "main", "ROWS", "dr", "HASH", "main", "HASH", "dr"]
+    orders = [line.split() for line in lines if line.strip().startswith("sync_cli.orders")]
+    assert len(orders) == 1 and orders[0][1:3] == ["300", "300"] and orders[0][3] == orders[0][4]
+    assert lines[-1].startswith("in sync: dr replayed main's final position ")
+    assert all(p not in out + err for p in passwords) and err == ""
+    record = state_store.get_incident("booking", "maint-7")
+    assert record is not None and record.sync_check is not None
+    evidence = SyncEvidence.model_validate(record.sync_check)
+    assert evidence.verdict.in_sync and evidence.verdict.reason == lines[-1]
+    assert [(e.step, e.reason) for e in record.timeline] == [("sync_check", lines[-1])]
+
+    # The state says dr is active: dr's database is a standby, so the check refuses to call it in sync.
+    set_active(state_store, "dr")
+    assert drctl([*argv, "--table", STATE_TABLE, "--json"]) == EXIT_REFUSED
+    refused = SyncEvidence.model_validate_json(capsys.readouterr().out)
+    assert (refused.active.site, refused.verdict.code) == ("dr", "active_not_primary")
+
+
+def test_drctl_sync_check_exit_1_names_what_differs_and_a_database_it_cannot_read(
+    pg_pair: PgPair, tmp_path: Path, state_store: DynamoStateStore, capsys: pytest.CaptureFixture[str]
+) -> None:
+    shop(pg_pair.primary, "sync_cli_differs")
+    replayed(pg_pair)
+    config, secrets, passwords = drctl_files(
+        tmp_path, pg_pair, {"tables": ["sync_cli_differs.orders", "sync_cli_differs.refunds"]}
+    )
+    argv = ["sync-check", "--service", "booking", "--config", str(config), "--secrets-file", str(secrets)]
+
+    assert drctl([*argv, "--active", "main"]) == EXIT_REFUSED
+    out, _ = capsys.readouterr()
+    assert out.splitlines()[-1] == (
+        "dr is not in sync with main: table sync_cli_differs.refunds is on neither main nor dr"
+    )
+    assert ["sync_cli_differs.refunds", "absent", "absent", "absent", "absent"] in [
+        line.split() for line in out.splitlines()
+    ]
+
+    data: Any = yaml.safe_load(config.read_text())
+    data["services"][0]["database"]["dr"]["port"] = free_port()
+    config.write_text(yaml.safe_dump(data))
+    code = drctl([*argv, "--active", "main", "--table", STATE_TABLE, "--incident", "maint-8"])
+    out, err = capsys.readouterr()
+    assert code == EXIT_REFUSED and out == ""
+    assert (
+        err.startswith("sync check of booking failed: dr's database at 127.0.0.1:")
+        and "connect_refused" in err
+    )
+    assert len(err.splitlines()) == 1 and all(p not in err for p in passwords)
+    record = state_store.get_incident("booking", "maint-8")
+    assert record is not None and [(e.step, e.reason) for e in record.timeline] == [
+        ("sync_check", err.strip())
+    ]

@@ -406,6 +406,7 @@ OPERATOR_CASES: list[tuple[str, list[str], int, str]] = [
             ("reset", ["reset", "--service", "Bad Name!", "--reason", "checked"]),
             ("approve", ["approve", "inc-1", "--service", "Bad Name!"]),
             ("veto", ["veto", "inc-1", "--service", "Bad Name!"]),
+            ("sync-check", ["sync-check", "--service", "Bad Name!"]),
         ]
     ],
     *[
@@ -416,6 +417,7 @@ OPERATOR_CASES: list[tuple[str, list[str], int, str]] = [
             ("reset", ["reset", "--service", "no-such-service", "--reason", "checked"]),
             ("approve", ["approve", "inc-1", "--service", "no-such-service"]),
             ("veto", ["veto", "inc-1", "--service", "no-such-service"]),
+            ("sync-check", ["sync-check", "--service", "no-such-service"]),
         ]
     ],
     (
@@ -461,6 +463,30 @@ OPERATOR_CASES: list[tuple[str, list[str], int, str]] = [
         "device",
     ),
     ("no state machine", [*FAILOVER, "--state-machine-arn", ""], EXIT_BAD_INPUT, "no state machine"),
+    (
+        "sync-check: which site is active is unknown",
+        ["sync-check", "--service", "booking", "--table", ""],
+        EXIT_BAD_INPUT,
+        "which site is active? give --active main|dr, or --table",
+    ),
+    (
+        "sync-check: a bad incident id",
+        ["sync-check", "--service", "booking", "--incident", "inc 1; rm -rf"],
+        EXIT_BAD_INPUT,
+        "--incident: 'inc 1; rm -rf' is not an incident id",
+    ),
+    (
+        "sync-check: an incident without the state table",
+        ["sync-check", "--service", "booking", "--active", "main", "--table", "", "--incident", "inc-1"],
+        EXIT_BAD_INPUT,
+        "--incident: the record is in the state table",
+    ),
+    (
+        "sync-check: a missing secrets file",
+        ["sync-check", "--service", "booking", "--secrets-file", "/nonexistent.json"],
+        EXIT_BAD_INPUT,
+        "--secrets-file: /nonexistent.json",
+    ),
 ]
 
 
@@ -501,6 +527,13 @@ def _client_error(code: str, operation: str) -> ClientError:
 
 
 AWS_CASES: list[tuple[str, list[str], str, Exception, str]] = [
+    (
+        "sync-check: no table",
+        ["sync-check", "--service", "booking"],
+        "store",
+        _client_error("ResourceNotFoundException", "GetItem"),
+        "the table (or resource) does not exist: check --table",
+    ),
     ("failover: no credentials", FAILOVER, "sts", NoCredentialsError(), "no AWS credentials found"),
     (
         "failover: no network",

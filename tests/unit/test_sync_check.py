@@ -65,7 +65,7 @@ def test_a_table_over_the_size_limit_is_compared_by_rows_only_and_the_sentence_s
     )
     assert verdict.in_sync
     assert verdict.reason.endswith(
-        f"1 table agree in rows and ordered hash; 1 table compared by row count only (public.events: {why})"
+        f"1 table agrees in rows and ordered hash; 1 table compared by row count only (public.events: {why})"
     )
     fewer = big.model_copy(update={"rows": 4_999_999})
     verdict = judge_sync(side("main", tables=[big]), side("dr", tables=[fewer]), final_position=FINAL)
