@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    ConfigDict,
     Field,
     HttpUrl,
     ValidationError,
@@ -256,6 +257,10 @@ class SyncCheck(Strict):
     """The database sync check before a planned switch (`drctl sync-check`,
     `quorum_dr/adapters/postgres_sync.py`): which tables are compared, row counts and an ordered hash
     of each, on both sites at the active site's final WAL position."""
+
+    # `schema` would shadow BaseModel.schema: the field is app_schema, written `schema` in the file
+    # and in every dump (a dumped config loads again).
+    model_config = ConfigDict(serialize_by_alias=True)
 
     tables: list[str] | None = Field(
         default=None,
