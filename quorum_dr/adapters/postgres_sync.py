@@ -300,14 +300,14 @@ def digest_side(
             doing = "listing the tables"
             found = _tables(cur, settings)
             tables = []
-            for name, oid, persistence, size in found:
-                doing = f"reading table {name}"
-                tables.append(_table(cur, name, oid, persistence, size, settings.max_table_bytes))
+            for table in found:
+                doing = f"reading table {table[0]}.{table[1]}"
+                tables.append(_table(cur, table, settings.max_table_bytes))
             doing = "reading the position again"
             _, after = _position_row(cur.run(POSITION_SQL).fetchone())
     except (DeadlineExceeded, psycopg2.Error) as exc:
         raise _failure(site, exc, doing) from None
-    listed = {name for name, *_ in found}
+    listed = {f"{schema}.{name}" for schema, name, *_ in found}
     return SideDigest(
         site=site.site,
         address=site.endpoint.describe(),
@@ -349,8 +349,8 @@ def _history(cur: _Bounded, timeline: int) -> tuple[list[TimelineSwitch] | None,
         return None, f"{path} is not a timeline history: {exc}"
 
 
-def _tables(cur: _Bounded, settings: SyncCheck) -> list[tuple[str, int, str, int]]:
-    """(schema.table, oid, relpersistence, bytes) of the tables to compare, in name order."""
+def _tables(cur: _Bounded, settings: SyncCheck) -> list[tuple[str, str, int, str, int]]:
+    """(schema, table, oid, relpersistence, bytes) of the tables to compare, in name order."""
     args: dict[str, Any]
     if settings.tables is None:
         where, args = SCHEMA_TABLES, {"schema": settings.app_schema}
@@ -358,13 +358,13 @@ def _tables(cur: _Bounded, settings: SyncCheck) -> list[tuple[str, int, str, int
         where, args = NAMED_TABLES, {"names": list(settings.tables)}
     rows = cur.run(TABLES_SQL.format(where=where), args).fetchall()
     return [
-        (f"{schema}.{name}", int(oid), str(persistence), int(size))
-        for schema, name, oid, persistence, size in rows
+        (str(schema), str(name), int(oid), str(kept), int(size)) for schema, name, oid, kept, size in rows
     ]
 
 
-def _table(cur: _Bounded, name: str, oid: int, persistence: str, size: int, limit: int) -> TableDigest:
-    schema, _, relname = name.partition(".")
+def _table(cur: _Bounded, found: tuple[str, str, int, str, int], limit: int) -> TableDigest:
+    schema, relname, oid, persistence, size = found
+    name = f"{schema}.{relname}"
     relation = sql.Identifier(schema, relname)
     if persistence != "p":
         return TableDigest(

@@ -160,6 +160,7 @@ def run_sync_check_command(
                 )
             print(_printable(reason), file=sys.stderr)
             return EXIT_REFUSED
+        print(evidence.model_dump_json(indent=2) if args.json else summary(evidence), file=out)
         if incident and states is not None:
             record(states, evidence, incident)
     except BadInput as exc:
@@ -168,7 +169,6 @@ def run_sync_check_command(
     except AWS_ERRORS as exc:
         print(describe_aws_error("check the database sync", exc), file=sys.stderr)
         return EXIT_AWS
-    print(evidence.model_dump_json(indent=2) if args.json else summary(evidence), file=out)
     return EXIT_OK if evidence.verdict.in_sync else EXIT_REFUSED
 
 

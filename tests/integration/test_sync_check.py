@@ -330,6 +330,11 @@ def test_writes_during_the_check_are_inconclusive_unless_a_second_attempt_sees_n
 def test_a_table_over_the_size_limit_is_counted_not_hashed_and_the_evidence_says_why(pg_pair: PgPair) -> None:
     shop(pg_pair.primary, "sync_size_limit", orders=2000)
     pg_pair.primary.sql("CREATE UNLOGGED TABLE sync_size_limit.scratch (n int)", dbname="app")
+    pg_pair.primary.sql(
+        'CREATE TABLE sync_size_limit."Odd.Name" (id int PRIMARY KEY); '
+        'INSERT INTO sync_size_limit."Odd.Name" VALUES (1)',
+        dbname="app",
+    )
     replayed(pg_pair)
     size = pg_pair.primary.value("SELECT pg_table_size('sync_size_limit.orders')", dbname="app")
     settings = SyncCheck(schema="sync_size_limit", max_table_bytes=16384)
@@ -346,10 +351,12 @@ def test_a_table_over_the_size_limit_is_counted_not_hashed_and_the_evidence_says
     assert log is not None and log.digest is not None  # 8 KiB: under the limit
     assert evidence.verdict.in_sync
     assert evidence.verdict.reason.endswith(
-        f"1 table agrees in rows and ordered hash; 1 table compared by row count only "
+        f"2 tables agree in rows and ordered hash; 1 table compared by row count only "
         f"(sync_size_limit.orders: {orders.skipped})"
     )
     assert evidence.active.table("sync_size_limit.scratch") is None  # unlogged: not in the default list
+    odd = evidence.target.table("sync_size_limit.Odd.Name")  # a quoted name with a dot is still one table
+    assert odd is not None and odd.rows == 1 and odd.digest is not None
 
     named = run_sync_check(
         "booking", *sites(pg_pair), SyncCheck(tables=["sync_size_limit.scratch", "sync_size_limit.orders"])
