@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    ConfigDict,
     Field,
     HttpUrl,
     ValidationError,
@@ -250,6 +251,71 @@ class DatabaseEndpoint(Strict):
 _RESERVED_ROLES = {"public", "none", "current_role", "current_user", "session_user"}
 
 
+# An unquoted SQL identifier as the sync check accepts it (the catalog's spelling: compared as
+# written, never folded); at most 63 bytes (NAMEDATALEN - 1).
+SQL_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]{0,62}$")
+DEFAULT_SYNC_MAX_TABLE_BYTES = 64 * 1024 * 1024
+
+
+def _identifier(value: str, what: str) -> str:
+    if not SQL_IDENTIFIER.match(value):
+        raise ValueError(
+            f"{value[:80]!r} is not {what}: a letter or '_' then letters, digits, '_' or '$', at most "
+            "63 characters, as the catalog spells it"
+        )
+    return value
+
+
+class SyncCheck(Strict):
+    """The database sync check before a planned switch (`drctl sync-check`,
+    `quorum_dr/adapters/postgres_sync.py`): which tables are compared, row counts and an ordered hash
+    of each, on both sites at the active site's final WAL position."""
+
+    # `schema` would shadow BaseModel.schema: the field is app_schema, written `schema` in the file
+    # and in every dump (a dumped config loads again).
+    model_config = ConfigDict(serialize_by_alias=True)
+
+    tables: list[str] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=1000,
+        description="schema-qualified table names (schema.table, as the catalog spells them); default "
+        "every ordinary (logged) table of `schema`",
+    )
+    app_schema: str = Field(
+        default="public",
+        alias="schema",
+        description="the application schema whose tables are compared when `tables` is not given",
+    )
+    max_table_bytes: Bytes = Field(
+        default=DEFAULT_SYNC_MAX_TABLE_BYTES,
+        description="a table larger than this (pg_table_size) is counted but not hashed, and the "
+        "evidence says so; 0 counts every table and hashes none",
+    )
+    timeout_seconds: TaskSeconds = Field(
+        default=30,
+        description="bound of each part of the check: the wait for the target's replay, and each "
+        "site's digest (every statement runs under a statement_timeout of what is left)",
+    )
+
+    @field_validator("tables")
+    @classmethod
+    def _table_names(cls, tables: list[str] | None) -> list[str] | None:
+        for table in tables or []:
+            schema, dot, name = table.partition(".")
+            if not dot:
+                raise ValueError(f"{table[:80]!r} is not schema-qualified: write it as schema.table")
+            _identifier(schema, "a schema name")
+            _identifier(name, "a table name")
+        _unique(tables or [], "table")
+        return tables
+
+    @field_validator("app_schema")
+    @classmethod
+    def _schema_name(cls, value: str) -> str:
+        return _identifier(value, "a schema name")
+
+
 class Database(Strict):
     main: DatabaseEndpoint
     dr: DatabaseEndpoint
@@ -271,6 +337,9 @@ class Database(Strict):
         le=HOUR,
         description="database veto: the DR standby hears from main if its last message from it (data or "
         "keepalive) is this recent; default half the standby's wal_receiver_timeout plus 5 s",
+    )
+    sync_check: SyncCheck = Field(
+        default_factory=SyncCheck, description="what the database sync check before a planned switch compares"
     )
 
     @field_validator("app_roles")

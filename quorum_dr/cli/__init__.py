@@ -25,6 +25,7 @@ COMMAND_MODULES = [
     "quorum_dr.cli.probe_cmd",
     "quorum_dr.cli.failover_cmd",
     "quorum_dr.cli.agent_cmd",
+    "quorum_dr.cli.sync_cmd",
 ]
 
 EPILOG = (

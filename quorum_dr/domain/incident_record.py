@@ -56,6 +56,9 @@ class IncidentRecord(BaseModel):
     switched_at: Number | None = None
     switch: dict[str, Any] | None = None
     verified_at: Number | None = None
+    sync_check: dict[str, Any] | None = Field(
+        default=None, description="the last database sync check's evidence (domain/sync_check.SyncEvidence)"
+    )
     # a step waiting for an operator (veto window, approval request)
     task_token: str | None = None
     awaiting: str | None = None

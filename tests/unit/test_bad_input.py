@@ -232,6 +232,29 @@ CONFIG_VALUES: list[tuple[str, Any, str]] = [
     (f"{SVC}.sites.main.marker", "main\n", "marker: contains a control or invisible character (U+000A)"),
     (f"{SVC}.sites.main.checks.0.expect_headers", {"X-Site": "main\x07"}, "contains a control"),
     (f"{SVC}.public_hostname", "x" * 5000, "is 5000 characters long; at most 4096"),
+    (f"{SVC}.database.sync_check.tables", ["orders"], "sync_check.tables: 'orders' is not schema-qualified"),
+    (f"{SVC}.database.sync_check.tables", [], "sync_check.tables: List should have at least 1 item"),
+    (
+        f"{SVC}.database.sync_check.tables",
+        ["public.orders; DROP TABLE orders"],
+        "'orders; DROP TABLE orders' is not a table name",
+    ),
+    (f"{SVC}.database.sync_check.tables", ['"Public".orders'], "'\"Public\"' is not a schema name"),
+    (f"{SVC}.database.sync_check.tables", ["public." + "t" * 64], "is not a table name"),
+    (
+        f"{SVC}.database.sync_check.tables",
+        ["public.orders", "public.orders"],
+        "sync_check.tables: duplicate table name 'public.orders'",
+    ),
+    (f"{SVC}.database.sync_check.tables", "public.orders", "sync_check.tables: Input should be a valid list"),
+    (f"{SVC}.database.sync_check.schema", "app-data", "sync_check.schema: 'app-data' is not a schema name"),
+    (f"{SVC}.database.sync_check.max_table_bytes", -1, "max_table_bytes: Input should be greater than or"),
+    (f"{SVC}.database.sync_check.max_table_bytes", 10**15, "max_table_bytes: Input should be less than or"),
+    (f"{SVC}.database.sync_check.max_table_bytes", "64MB", "max_table_bytes: Input should be a valid int"),
+    (f"{SVC}.database.sync_check.timeout_seconds", 0, "sync_check.timeout_seconds: Input should be greater"),
+    (f"{SVC}.database.sync_check.timeout_seconds", 3600, "timeout_seconds: Input should be less than or"),
+    (f"{SVC}.database.sync_check.timeout_seconds", float("inf"), "timeout_seconds: Input should be a finite"),
+    (f"{SVC}.database.sync_check.app_schema", "public", "sync_check.app_schema: unknown field"),
 ]
 
 
@@ -385,6 +408,7 @@ OPERATOR_CASES: list[tuple[str, list[str], int, str]] = [
             ("veto", ["veto", "inc-1", "--service", "Bad Name!"]),
             ("pause", ["pause", "--service", "Bad Name!", "--reason", "maintenance"]),
             ("resume", ["resume", "--service", "Bad Name!", "--reason", "done"]),
+            ("sync-check", ["sync-check", "--service", "Bad Name!"]),
         ]
     ],
     *[
@@ -396,6 +420,7 @@ OPERATOR_CASES: list[tuple[str, list[str], int, str]] = [
             ("approve", ["approve", "inc-1", "--service", "no-such-service"]),
             ("veto", ["veto", "inc-1", "--service", "no-such-service"]),
             ("pause", ["pause", "--service", "no-such-service", "--reason", "maintenance"]),
+            ("sync-check", ["sync-check", "--service", "no-such-service"]),
         ]
     ],
     (
@@ -447,6 +472,30 @@ OPERATOR_CASES: list[tuple[str, list[str], int, str]] = [
         "device",
     ),
     ("no state machine", [*FAILOVER, "--state-machine-arn", ""], EXIT_BAD_INPUT, "no state machine"),
+    (
+        "sync-check: which site is active is unknown",
+        ["sync-check", "--service", "booking", "--table", ""],
+        EXIT_BAD_INPUT,
+        "which site is active? give --active main|dr, or --table",
+    ),
+    (
+        "sync-check: a bad incident id",
+        ["sync-check", "--service", "booking", "--incident", "inc 1; rm -rf"],
+        EXIT_BAD_INPUT,
+        "--incident: 'inc 1; rm -rf' is not an incident id",
+    ),
+    (
+        "sync-check: an incident without the state table",
+        ["sync-check", "--service", "booking", "--active", "main", "--table", "", "--incident", "inc-1"],
+        EXIT_BAD_INPUT,
+        "--incident: the record is in the state table",
+    ),
+    (
+        "sync-check: a missing secrets file",
+        ["sync-check", "--service", "booking", "--secrets-file", "/nonexistent.json"],
+        EXIT_BAD_INPUT,
+        "--secrets-file: /nonexistent.json",
+    ),
 ]
 
 
@@ -487,6 +536,13 @@ def _client_error(code: str, operation: str) -> ClientError:
 
 
 AWS_CASES: list[tuple[str, list[str], str, Exception, str]] = [
+    (
+        "sync-check: no table",
+        ["sync-check", "--service", "booking"],
+        "store",
+        _client_error("ResourceNotFoundException", "GetItem"),
+        "the table (or resource) does not exist: check --table",
+    ),
     ("failover: no credentials", FAILOVER, "sts", NoCredentialsError(), "no AWS credentials found"),
     (
         "failover: no network",

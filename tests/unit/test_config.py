@@ -201,3 +201,23 @@ def test_the_verify_window_is_finite_and_bounded(
 def test_the_verify_window_defaults_to_30_seconds(example: dict[str, Any]) -> None:
     example.pop("verify", None)
     assert parse_config(example).verify.window_seconds == 30
+
+
+def test_the_sync_check_defaults_and_a_dumped_config_loads_again(example: dict[str, Any]) -> None:
+    del example["services"][0]["database"]["sync_check"]
+    defaults = parse_config(copy.deepcopy(example)).service("booking").database
+    assert defaults is not None
+    assert (defaults.sync_check.tables, defaults.sync_check.app_schema) == (None, "public")
+    assert (defaults.sync_check.max_table_bytes, defaults.sync_check.timeout_seconds) == (
+        64 * 1024 * 1024,
+        30,
+    )
+
+    example["services"][0]["database"]["sync_check"] = {
+        "schema": "shop",
+        "tables": ["shop.orders", "audit.log"],
+    }
+    config = parse_config(example)
+    dumped = config.model_dump(mode="json")  # what the stacks bundle for the functions
+    assert dumped["services"][0]["database"]["sync_check"]["schema"] == "shop"
+    assert parse_config(dumped) == config
