@@ -326,7 +326,7 @@ class FailoverRig:
             name,
             "127.0.0.1",
             app.port if app else 9,
-            check_timeout_seconds=4,
+            check_timeout_seconds=8,  # below the probe default (10): loose on a loaded machine
             database_check=database_check,
         )
 
@@ -384,7 +384,7 @@ class FailoverRig:
             self.service_config(),
             control=("127.0.0.1", self.emulator.port),
             interval_seconds=30,
-            timeout_seconds=5,  # loose: a busy CI machine must not turn a slow check into a DOWN vote
+            timeout_seconds=10,  # loose: a loaded CI machine must not turn a slow check into a DOWN vote
             down_after_rounds=1,
             confirmation_rounds=3,
             confirmation_wait_seconds=1,

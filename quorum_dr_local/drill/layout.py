@@ -29,6 +29,8 @@ BACKUP_PREFIX = "postgres/"
 MONITOR_SECRET = "quorum-dr/drill/db-monitor"
 ADMIN_SECRET = "quorum-dr/drill/db-admin"
 TOKEN_SECRET = "quorum-dr/drill/cloudflare-token"
+AGENT_SECRET = "quorum-dr/drill/site-agent"  # the HMAC key of both site agents
+AGENT_SITES = ("main", "dr")  # the database hosts that run a site agent
 BOOTSTRAP = Path(__file__).resolve().parent.parent.parent / "cold_site" / "bootstrap.sh"
 
 
@@ -42,6 +44,7 @@ class Layout:
     regions: dict[str, str]
     app_ports: dict[str, int] = field(default_factory=dict)
     db_ports: dict[str, int] = field(default_factory=dict)
+    agent_ports: dict[str, int] = field(default_factory=dict)
     aws_port: int = 0
     edge_port: int = 0
     emulator_port: int = 0
@@ -49,6 +52,9 @@ class Layout:
     @property
     def aws_endpoint(self) -> str:
         return f"http://{self.control}:{self.aws_port}"
+
+    def agent_url(self, site: str) -> str:
+        return f"http://{self.sites[site]}:{self.agent_ports[site]}"
 
     def origin(self, site: str) -> str:
         return f"{self.sites[site]}:{self.app_ports[site]}"
@@ -67,6 +73,8 @@ def plan_layout(network: netns.RegionNetwork | None) -> Layout:
     for site, host in layout.sites.items():
         layout.app_ports[site] = free_port(host)
         layout.db_ports[site] = free_port(host)
+    for site in AGENT_SITES:
+        layout.agent_ports[site] = free_port(layout.sites[site])
     layout.aws_port = free_port(layout.control)
     layout.edge_port = free_port(layout.control)
     layout.emulator_port = free_port("127.0.0.1")

@@ -14,12 +14,14 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 import urllib.request
 from pathlib import Path
 from typing import Any
 
 from quorum_dr.config import WatchdogConfig
 from quorum_dr_local.drill.layout import (
+    AGENT_SITES,
     BOOTSTRAP,
     EVENT_BUS,
     HOSTNAME,
@@ -30,7 +32,7 @@ from quorum_dr_local.drill.layout import (
     aws_env,
     plan_layout,
 )
-from quorum_dr_local.drill.processes import SandboxError, Started, wait_for_file, wait_http
+from quorum_dr_local.drill.processes import READY_TIMEOUT_S, SandboxError, Started, wait_for_file, wait_http
 from quorum_dr_local.drill.scenario import Scenario
 from quorum_dr_local.drill.timeline import EventLog
 from quorum_dr_local.standins import netns
@@ -146,6 +148,49 @@ class DrillWorld:
         wait_http(
             f"http://{layout.sites[site]}:{layout.app_ports[site]}/orders/count", f"the {site} application"
         )
+
+    def start_site_agents(self, key: str) -> None:
+        """A real `drctl agent` process on each database host (main, dr), as a deployment runs
+        one: the operator's rejoin and switchover reach the databases only through them."""
+        from quorum_dr.adapters.site_agent import SiteAgentClient
+        from quorum_dr_local.standins.site_agents import sandbox_agent_settings
+
+        layout = self.layout
+        for site in AGENT_SITES:
+            folder = self.workdir / f"agent-{site}"
+            settings = sandbox_agent_settings(
+                self.clusters[site],
+                folder / "secrets",
+                folder / "state",
+                key=key,
+                listen_host=layout.sites[site],
+                port=layout.agent_ports[site],
+                rewind_as_superuser=True,
+            )
+            config = folder / "agent.json"
+            config.write_text(json.dumps(settings), encoding="utf-8")
+            log = open(self.workdir / f"site-agent-{site}.log", "ab")  # noqa: SIM115 - handed to the child
+            try:
+                popen = subprocess.Popen(
+                    [self.python, "-m", "quorum_dr.cli", "agent", "--config", str(config)],
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+            finally:
+                log.close()
+            started = Started(f"site-agent-{site}", popen.pid, popen)
+            self.processes.append(started)
+            client = SiteAgentClient(layout.agent_url(site), key, timeout=2, attempts=1)
+            deadline = time.monotonic() + READY_TIMEOUT_S
+            while True:  # bounded: until the agent answers a signed status request
+                try:
+                    client.status()
+                    break
+                except Exception as exc:  # noqa: BLE001 - not up yet; said if it never comes
+                    if not started.alive() or time.monotonic() > deadline:
+                        raise SandboxError(f"the site agent of {site} did not answer: {exc}") from None
+                    time.sleep(0.1)
 
     def start_edge(self, seed: dict[str, Any]) -> None:
         layout = self.layout
