@@ -33,11 +33,12 @@ runs as root.
 Wrong-state requests change nothing and come back as `Outcome(wrong_state=True)` (HTTP 409):
 freeze / unfreeze of anything but a running primary; follow or rewind of a running primary that
 is not frozen (it serves writes), or towards a primary that does not answer or is another
-cluster; rebuild of a running primary that is not frozen; promote of a stopped cluster. A
-follow, rewind or rebuild that cannot make the cluster a standby that way says so with
-`rebuild_needed` (the primary is another cluster, pg_rewind failed, the WAL it needs is gone from
-the primary). Passwords (the superuser's, the replication and rewind credentials) are never part
-of a reason: tool output is scrubbed.
+cluster; rewind of a cluster without wal_log_hints or data checksums; rebuild of a running
+primary that is not frozen; promote of a stopped cluster. A follow or rewind that cannot make the
+cluster a standby that way says so with `rebuild_needed` (the primary is another cluster, the
+cluster has neither wal_log_hints nor data checksums, pg_rewind failed, the WAL it needs is gone
+from the primary). Passwords (the superuser's, the replication and rewind credentials) are never
+part of a reason: tool output is scrubbed.
 """
 
 from __future__ import annotations
@@ -740,6 +741,15 @@ class LocalPostgres:
                 before,
                 wrong_state=True,
             )
+        unrewindable = self._cannot_rewind()
+        if unrewindable is not None:
+            return Outcome(
+                False,
+                f"not rewound, nothing changed: {unrewindable}",
+                before,
+                wrong_state=True,
+                rebuild_needed=True,
+            )
         source_problem = self._source_ready(upstream, credentials)
         identity = self._identify(upstream, self.replication) if source_problem is None else source_problem
         if isinstance(identity, str):
@@ -788,6 +798,17 @@ class LocalPostgres:
         else:
             what = f"rewound against {upstream.address()}; "
         return self._follow_stopped(upstream, self.replication, identity, what)
+
+    def _cannot_rewind(self) -> str | None:
+        """Why pg_rewind cannot work on this cluster, from its control file (checked before it is
+        stopped): it needs wal_log_hints or data checksums, as the server last started with."""
+        fields = self._controldata()
+        if fields.get("wal_log_hints setting") == "off" and fields.get("Data page checksum version") == "0":
+            return (
+                "this cluster runs with neither wal_log_hints nor data checksums (pg_controldata), and "
+                "pg_rewind needs one of them: it cannot be rewound, only rebuilt from a base backup"
+            )
+        return None
 
     def _source_ready(self, upstream: Upstream, credentials: Credentials) -> str | None:
         """None when pg_rewind can trust the source's control file; else why not.

@@ -28,7 +28,6 @@ from quorum_dr.adapters.secrets import StaticSecrets
 from quorum_dr.adapters.site_agent import (
     AgentRefused,
     AgentUnreachable,
-    OperationFailed,
     OperationRefused,
     SiteAgentClient,
 )
@@ -442,12 +441,10 @@ def test_rebuild_of_a_diverged_old_primary_streams_from_the_new_one_and_keeps_th
     assert again.replayed and len(list(pair.primary.base_dir.glob(f"{pair.primary.name}.before-*"))) == 1
 
 
-def test_a_rewind_that_cannot_work_says_a_rebuild_is_needed_and_changes_nothing_that_matters(
+def test_a_cluster_without_wal_log_hints_is_not_rewound_and_says_a_rebuild_is_needed(
     pg_pair_factory: Callable[..., PgPair], agents: Callable[..., Agent]
 ) -> None:
     pair = pg_pair_factory()
-    for grant in REWIND_GRANTS:
-        pair.primary.sql(grant.format(role=pair.primary.roles.replication.username))
     pair.primary.alter_system("wal_log_hints", "off")  # pg_rewind needs it (no data checksums here)
     pair.primary.restart()
     pair.standby.wait_streaming(WAIT)
@@ -455,16 +452,19 @@ def test_a_rewind_that_cannot_work_says_a_rebuild_is_needed_and_changes_nothing_
     diverge(pair, main, dr, "nr")
     assert main.client.run("freeze", "nr:freeze").ok
 
-    with pytest.raises(OperationFailed) as failed:
+    with pytest.raises(OperationRefused) as refused:
         main.client.run("rewind", "nr:rewind", primary=dr.upstream())
 
-    answer = failed.value.answer
-    assert failed.value.status_code == 500 and answer is not None and answer.rebuild_needed
-    assert answer.reason.startswith(f"pg_rewind against {pair.standby.host}:{pair.standby.port} failed: ")
-    assert "wal_log_hints" in answer.reason
-    assert answer.status.role == DatabaseRole.STOPPED and answer.status.timeline == 1
-    follow = main.client.run("rebuild", "nr:rebuild", primary=dr.upstream())
-    assert follow.ok and follow.status.streaming and follow.status.timeline == 2
+    answer = refused.value.answer
+    assert refused.value.status_code == 409 and answer is not None and answer.rebuild_needed
+    assert answer.reason == (
+        "not rewound, nothing changed: this cluster runs with neither wal_log_hints nor data checksums "
+        "(pg_controldata), and pg_rewind needs one of them: it cannot be rewound, only rebuilt from a base "
+        "backup"
+    )
+    assert pair.primary.is_running() and not pair.primary.in_recovery()  # checked before the stop
+    rebuilt = main.client.run("rebuild", "nr:rebuild", primary=dr.upstream())
+    assert rebuilt.ok and rebuilt.status.streaming and rebuilt.status.timeline == 2
     assert notes(pair.primary) == ["shared", "written on the new timeline"]
 
 
