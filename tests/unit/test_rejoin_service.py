@@ -50,7 +50,10 @@ class MemoryStore(StateStore):
     def acquire_lock(self, *args: Any, **kwargs: Any) -> bool:
         raise AssertionError("a rejoin takes no lock")
 
-    release_lock = keep_lock = reset_state = acquire_lock
+    release_lock = keep_lock = acquire_lock
+
+    def reset_state(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        raise AssertionError("a rejoin resets nothing")
 
     def get_incident(self, service: str, incident_id: str) -> IncidentRecord | None:
         item = self.incidents.get(incident_id)
