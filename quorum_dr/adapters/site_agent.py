@@ -4,12 +4,13 @@
     agent.status()                                              -> SiteStatus
     agent.run("freeze", "sw-42:freeze")                         -> OperationAnswer (ok)
     agent.run("follow", "sw-42:follow", primary={"host": "10.0.2.7", "port": 5432})
+    agent.run("rebuild", "rj-42:rebuild", primary=Upstream(host="10.0.2.7"))
 
 Every request is signed like the hooks (`quorum_dr.signing`, scheme v2; the operation id is the
 signed Idempotency-Key) and never follows a redirect. A connection error, a timeout, or a 502 /
 503 / 504 is retried with exponential backoff, each attempt freshly signed: that is safe because
 the agent runs an operation id once and answers a repeat with the stored answer. Nothing else is
-retried. Failures raise a `SiteAgentError` that says why:
+retried. Failures raise a `SiteAgentError` (an `AgentCallError` of the contract) that says why:
 
 - `AgentUnreachable`: no answer after every attempt (network, timeout, 502-504);
 - `AgentRefused`: the agent did not act (401 signature, 400 bad request, 404, 413, a redirect);
@@ -28,6 +29,7 @@ import requests
 from pydantic import ValidationError
 
 from quorum_dr.agent.contract import (
+    AgentCallError,
     Operation,
     OperationAnswer,
     OperationRequest,
@@ -49,14 +51,8 @@ STATUS_PATH = "/v1/status"
 OPERATIONS_PATH = "/v1/operations"
 
 
-class SiteAgentError(Exception):
+class SiteAgentError(AgentCallError):
     """A request to a site agent did not succeed; the message says why (never the key)."""
-
-    def __init__(self, reason: str, status_code: int | None = None, answer: OperationAnswer | None = None):
-        super().__init__(reason)
-        self.reason = reason
-        self.status_code = status_code
-        self.answer = answer
 
 
 class AgentUnreachable(SiteAgentError):
@@ -119,8 +115,9 @@ class SiteAgentClient:
         self, operation: Operation | str, operation_id: str, *, timeout: float | None = None, **params: Any
     ) -> OperationAnswer:
         """Run one operation under `operation_id` (the same id never acts twice); its answer when
-        ok, else the SiteAgentError that says why. `params`: `primary={"host", "port"}` for follow
-        and rewind. The request is validated here first (ValueError: nothing is sent)."""
+        ok, else the SiteAgentError that says why. `params`: `primary={"host", "port"}` (or an
+        `Upstream`) for follow, rewind and rebuild. The request is validated here first
+        (ValueError: nothing is sent)."""
         try:
             request = OperationRequest.model_validate(
                 {"operation": operation, "operation_id": operation_id, "params": params}

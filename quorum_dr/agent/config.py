@@ -107,6 +107,9 @@ class AgentTimeouts(StrictModel):
     start_seconds: Count = Field(default=60, ge=1, le=3600)
     follow_seconds: Number = Field(default=60, gt=0, le=3600, description="bounded wait until it streams")
     rewind_seconds: Number = Field(default=600, gt=0, le=6 * 3600)
+    rebuild_seconds: Number = Field(
+        default=3600, gt=0, le=24 * 3600, description="bounded pg_basebackup of the whole cluster"
+    )
     promote_seconds: Count = Field(default=60, ge=1, le=3600)
 
 
@@ -123,7 +126,7 @@ class AgentConfig(StrictModel):
     database: DatabaseSettings = Field(description="the local PostgreSQL cluster")
     replication_credentials_file: AbsolutePath | None = Field(
         default=None,
-        description='JSON {"username", "password"} of the replication role, for follow and rewind',
+        description='JSON {"username", "password"} of the replication role, for follow, rewind and rebuild',
     )
     rewind_credentials_file: AbsolutePath | None = Field(
         default=None,
@@ -236,6 +239,7 @@ def build_postgres(config: AgentConfig, source: str = "<agent config>") -> tuple
             start=timeouts.start_seconds,
             follow=timeouts.follow_seconds,
             rewind=timeouts.rewind_seconds,
+            rebuild=timeouts.rebuild_seconds,
             promote=timeouts.promote_seconds,
         ),
     )

@@ -11,6 +11,9 @@ its `operation_id`: the agent keeps the answer of every operation that succeeded
 with the same id gets that stored answer back with `replayed: true`, without acting again. An
 operation refused for the state it found (409) or that failed (500) is not kept: once the
 state is right, the same id may be sent again. LSNs are PostgreSQL's text form (`0/3000148`).
+
+`follow`, `rewind` and `rebuild` name the primary to stream from (`params.primary`); `rebuild`
+replaces the data directory with a fresh base backup of it (the old one is kept, renamed).
 """
 
 from __future__ import annotations
@@ -41,11 +44,12 @@ class Operation(StrEnum):
     START = "start"
     FOLLOW = "follow"
     REWIND = "rewind"
+    REBUILD = "rebuild"
     PROMOTE = "promote"
 
 
 # The operations that name the primary to stream from; every other one takes no parameter.
-NEEDS_PRIMARY = frozenset({Operation.FOLLOW, Operation.REWIND})
+NEEDS_PRIMARY = frozenset({Operation.FOLLOW, Operation.REWIND, Operation.REBUILD})
 
 
 class DatabaseRole(StrEnum):
@@ -154,6 +158,24 @@ class OperationAnswer(StrictModel):
         default=False,
         description="this is the stored answer of an earlier request with the same operation_id",
     )
+    rebuild_needed: Flag = Field(
+        default=False,
+        description="follow or rewind: this cluster cannot become a standby of the primary that way "
+        "(pg_rewind failed, the primary is another cluster, or the WAL it needs is gone from the "
+        "primary); only `rebuild`, a fresh base backup, can make it one",
+    )
+
+
+class AgentCallError(Exception):
+    """A call to a site agent did not succeed (`quorum_dr.adapters.site_agent` raises its
+    subclasses): `reason` says why; `answer` is the agent's answer when it sent one (a 409 or 500
+    with its status and `rebuild_needed`)."""
+
+    def __init__(self, reason: str, status_code: int | None = None, answer: OperationAnswer | None = None):
+        super().__init__(reason)
+        self.reason = reason
+        self.status_code = status_code
+        self.answer = answer
 
 
 class HookAnswer(StrictModel):

@@ -19,6 +19,12 @@ runs as root.
 - `rewind PRIMARY`: stop cleanly, `pg_rewind --source-server` against the new primary (the
   cluster's own configuration files are kept: pg_rewind would copy the source's), then follow.
   pg_rewind needs `wal_log_hints = on` or data checksums on this cluster.
+- `rebuild PRIMARY`: when a rewind cannot work: stop cleanly, move the data directory aside (it
+  is kept, renamed `<data_dir>.before-rebuild-<UTC time>`, never deleted), `pg_basebackup -R -X
+  stream` from the primary into a new one with the replication credentials, put the cluster's
+  own configuration files back, then follow. A base backup that fails puts the old directory
+  back in place. The data directory's parent must be writable by the agent and the data
+  directory must not be a mount point (checked first: refused, nothing changed).
 - `promote`: `pg_promote(wait => true)` on a standby, then the application roles get LOGIN back
   (the old primary's freeze replicated to it: the promoted database is the application's
   primary now). Already a primary: nothing to do, said so, and a frozen primary stays frozen
@@ -27,8 +33,12 @@ runs as root.
 Wrong-state requests change nothing and come back as `Outcome(wrong_state=True)` (HTTP 409):
 freeze / unfreeze of anything but a running primary; follow or rewind of a running primary that
 is not frozen (it serves writes), or towards a primary that does not answer or is another
-cluster; promote of a stopped cluster. Passwords (the superuser's, the
-replication and rewind credentials) are never part of a reason: tool output is scrubbed.
+cluster; rewind of a cluster without wal_log_hints or data checksums; rebuild of a running
+primary that is not frozen; promote of a stopped cluster. A follow or rewind that cannot make the
+cluster a standby that way says so with `rebuild_needed` (the primary is another cluster, the
+cluster has neither wal_log_hints nor data checksums, pg_rewind failed, the WAL it needs is gone
+from the primary). Passwords (the superuser's, the replication and rewind credentials) are never
+part of a reason: tool output is scrubbed.
 """
 
 from __future__ import annotations
@@ -61,6 +71,7 @@ TERMINATE_WAIT_MS = 500
 _CONNINFO_LINE = re.compile(r"^\s*primary_conninfo\s*=", re.IGNORECASE)
 _LOG_PROBLEM = re.compile(r"\b(FATAL|PANIC|ERROR):")
 _DIVERGED = re.compile(r"servers diverged at WAL location \S+ on timeline \d+")
+_WAL_GONE = re.compile(r"requested WAL segment \S+ has already been removed")
 
 
 class LocalPostgresError(RuntimeError):
@@ -82,6 +93,7 @@ class Timeouts:
     start: int = 60
     follow: float = 60.0
     rewind: float = 600.0
+    rebuild: float = 3600.0
     promote: int = 60
 
 
@@ -104,12 +116,14 @@ class LocalCluster:
 @dataclass(frozen=True)
 class Outcome:
     """What one operation did: ok, the sentence, the status after it; `wrong_state` when it was
-    refused for the state it found (nothing changed)."""
+    refused for the state it found (nothing changed); `rebuild_needed` when only a fresh base
+    backup can make this cluster a standby of the primary asked for."""
 
     ok: bool
     reason: str
     status: SiteStatus
     wrong_state: bool = False
+    rebuild_needed: bool = False
 
 
 @dataclass(frozen=True)
@@ -598,7 +612,13 @@ class LocalPostgres:
             )
         identity = self._identify(upstream, self.replication)
         if isinstance(identity, str):
-            return Outcome(False, f"not following, nothing changed: {identity}", before, wrong_state=True)
+            return Outcome(
+                False,
+                f"not following, nothing changed: {identity}",
+                before,
+                wrong_state=True,
+                rebuild_needed="another cluster" in identity,
+            )
         timeline = identity
         if (
             before.role == DatabaseRole.STANDBY
@@ -617,6 +637,24 @@ class LocalPostgres:
         """The upstream's timeline (IDENTIFY_SYSTEM over a replication connection, with the
         credentials the standby will stream with), or why it cannot be followed: unreachable, or
         another cluster (its system identifier is not this one's)."""
+        identity = self._identify_system(upstream, credentials)
+        if isinstance(identity, str):
+            return identity
+        system_id, timeline = identity
+        other = self._another_cluster(upstream, system_id)
+        return other if other is not None else timeline
+
+    def _another_cluster(self, upstream: Upstream, system_id: str) -> str | None:
+        mine = self._controldata().get("Database system identifier")
+        if system_id == mine:
+            return None
+        return (
+            f"{upstream.address()} is another cluster (system identifier {system_id}, this one {mine}): "
+            "it cannot be followed; this cluster needs a fresh base backup of it"
+        )
+
+    def _identify_system(self, upstream: Upstream, credentials: Credentials) -> tuple[str, int] | str:
+        """The upstream's system identifier and timeline (IDENTIFY_SYSTEM), or why not."""
         try:
             conn = psycopg2.connect(
                 host=upstream.host,
@@ -637,13 +675,7 @@ class LocalPostgres:
             return f"IDENTIFY_SYSTEM on {upstream.address()} failed: {self._error(exc)}"
         finally:
             conn.close()
-        mine = self._controldata().get("Database system identifier")
-        if str(system_id) != mine:
-            return (
-                f"{upstream.address()} is another cluster (system identifier {system_id}, this one {mine}): "
-                "it cannot be followed; this cluster needs a fresh base backup of it"
-            )
-        return int(timeline)
+        return str(system_id), int(timeline)
 
     def _follow_stopped(
         self, upstream: Upstream, credentials: Credentials, timeline: int, done: str
@@ -665,12 +697,20 @@ class LocalPostgres:
         while not (status.role == DatabaseRole.STANDBY and status.streaming and status.timeline == timeline):
             if time.monotonic() >= deadline:
                 problem = self._log_problem()
+                gone = _WAL_GONE.search(problem)
+                needs = (
+                    f"the WAL it needs is gone from the primary ({gone.group(0)}): only a fresh base backup "
+                    "(rebuild) can make it a standby"
+                    if gone
+                    else "a history that diverged needs a rewind"
+                )
                 return Outcome(
                     False,
                     f"{done}started as a standby of {upstream.address()} but not streaming its timeline "
-                    f"{timeline} after {self.timeouts.follow:g} s (a history that diverged needs a rewind): "
+                    f"{timeline} after {self.timeouts.follow:g} s ({needs}): "
                     f"{status.reason} {problem}".strip(),
                     status,
+                    rebuild_needed=gone is not None,
                 )
             time.sleep(POLL_SECONDS)
             status = self.status()
@@ -701,10 +741,25 @@ class LocalPostgres:
                 before,
                 wrong_state=True,
             )
+        unrewindable = self._cannot_rewind()
+        if unrewindable is not None:
+            return Outcome(
+                False,
+                f"not rewound, nothing changed: {unrewindable}",
+                before,
+                wrong_state=True,
+                rebuild_needed=True,
+            )
         source_problem = self._source_ready(upstream, credentials)
         identity = self._identify(upstream, self.replication) if source_problem is None else source_problem
         if isinstance(identity, str):
-            return Outcome(False, f"not rewound, nothing changed: {identity}", before, wrong_state=True)
+            return Outcome(
+                False,
+                f"not rewound, nothing changed: {identity}",
+                before,
+                wrong_state=True,
+                rebuild_needed=source_problem is None and "another cluster" in identity,
+            )
         if before.running:
             stopped = self.stop()
             if not stopped.ok:
@@ -730,7 +785,10 @@ class LocalPostgres:
             self._restore_config_files(saved)  # pg_rewind copies the source's configuration files
         if result.returncode != 0:
             return Outcome(
-                False, f"pg_rewind against {upstream.address()} failed: {result.output[:600]}", self.status()
+                False,
+                f"pg_rewind against {upstream.address()} failed: {result.output[:600]}",
+                self.status(),
+                rebuild_needed=True,
             )
         diverged = _DIVERGED.search(result.output)
         if diverged:
@@ -740,6 +798,17 @@ class LocalPostgres:
         else:
             what = f"rewound against {upstream.address()}; "
         return self._follow_stopped(upstream, self.replication, identity, what)
+
+    def _cannot_rewind(self) -> str | None:
+        """Why pg_rewind cannot work on this cluster, from its control file (checked before it is
+        stopped): it needs wal_log_hints or data checksums, as the server last started with."""
+        fields = self._controldata()
+        if fields.get("wal_log_hints setting") == "off" and fields.get("Data page checksum version") == "0":
+            return (
+                "this cluster runs with neither wal_log_hints nor data checksums (pg_controldata), and "
+                "pg_rewind needs one of them: it cannot be rewound, only rebuilt from a base backup"
+            )
+        return None
 
     def _source_ready(self, upstream: Upstream, credentials: Credentials) -> str | None:
         """None when pg_rewind can trust the source's control file; else why not.
@@ -788,6 +857,140 @@ class LocalPostgres:
         finally:
             conn.close()
         return None
+
+    def rebuild(self, upstream: Upstream) -> Outcome:
+        before = self.status()
+        refusal = self._serves_writes(before, "rebuild")
+        if refusal:
+            return refusal
+        credentials = self.replication
+        if credentials is None:
+            return Outcome(
+                False,
+                "not rebuilt, nothing changed: the agent has no replication credentials "
+                "(replication_credentials_file)",
+                before,
+                wrong_state=True,
+            )
+        identity = self._identify_system(upstream, credentials)
+        problem = identity if isinstance(identity, str) else self._cannot_move_aside()
+        if problem is not None:
+            return Outcome(False, f"not rebuilt, nothing changed: {problem}", before, wrong_state=True)
+        assert not isinstance(identity, str)
+        system_id, timeline = identity
+        other = self._another_cluster(upstream, system_id)
+        if before.running:
+            stopped = self.stop()
+            if not stopped.ok:
+                return Outcome(False, f"not rebuilt: {stopped.reason}", stopped.status)
+        saved = self._save_config_files()
+        owner = self._owner()
+        kept = _aside(self.cluster.data_dir, "before-rebuild")
+        try:
+            os.rename(self.cluster.data_dir, kept)
+        except OSError as exc:
+            return Outcome(
+                False,
+                f"not rebuilt: cannot move {self.cluster.data_dir} aside to {kept}: {exc.strerror or exc}; "
+                "the cluster is stopped, its data directory untouched",
+                self.status(),
+            )
+        result = self._base_backup(upstream, credentials, owner)
+        if result is not None:
+            return self._put_back(kept, f"pg_basebackup from {upstream.address()} failed: {result}")
+        try:
+            self._restore_config_files(saved)  # the base backup holds the primary's
+        except OSError as exc:
+            return Outcome(
+                False,
+                f"rebuilt from {upstream.address()} but could not put the cluster's own configuration files "
+                f"back ({exc}); the old data directory is kept at {kept}",
+                self.status(),
+            )
+        new = f", a new cluster: {other}" if other else ""
+        done = (
+            f"rebuilt from a fresh base backup of {upstream.address()} (pg_basebackup -R -X stream{new}); "
+            f"the old data directory is kept at {kept}; "
+        )
+        return self._follow_stopped(upstream, credentials, timeline, done)
+
+    def _cannot_move_aside(self) -> str | None:
+        """Why the data directory cannot be renamed next to itself, or None."""
+        data_dir = self.cluster.data_dir
+        if os.path.ismount(data_dir):
+            return (
+                f"{data_dir} is a mount point: it cannot be moved aside (mount its parent instead, or move "
+                "it by hand)"
+            )
+        if not os.access(data_dir.parent, os.W_OK | os.X_OK):
+            return (
+                f"the agent may not write {data_dir.parent}, where the old data directory is kept (the "
+                "systemd unit's ReadWritePaths must name the parent of the data directory)"
+            )
+        return None
+
+    def _base_backup(
+        self, upstream: Upstream, credentials: Credentials, owner: tuple[int, int]
+    ) -> str | None:
+        """pg_basebackup into a new, empty data directory owned like the old one; None when it
+        worked, else what went wrong."""
+        data_dir = self.cluster.data_dir
+        try:
+            os.mkdir(data_dir, 0o700)
+            os.chmod(data_dir, 0o700)
+            if os.geteuid() == 0:
+                os.chown(data_dir, *owner)
+        except OSError as exc:
+            return f"cannot create the new data directory {data_dir}: {exc.strerror or exc}"
+        params: dict[str, Any] = {
+            "host": upstream.host,
+            "port": upstream.port,
+            "user": credentials.username,
+            "connect_timeout": 5,
+            "application_name": self.cluster.standby_name or APPLICATION_NAME,
+        }
+        result = self._tool(
+            "pg_basebackup",
+            "-D",
+            str(data_dir),
+            "-d",
+            psycopg2.extensions.make_dsn(**params),
+            "-R",
+            "-X",
+            "stream",
+            "-c",
+            "fast",
+            "-w",
+            timeout=self.timeouts.rebuild,
+            password=credentials.password,
+        )
+        return None if result.returncode == 0 else result.output[:600]
+
+    def _put_back(self, kept: Path, failure: str) -> Outcome:
+        """A base backup that failed: move what it left aside too, and the old directory back."""
+        data_dir = self.cluster.data_dir
+        left = ""
+        if data_dir.exists():
+            try:
+                data_dir.rmdir()  # empty: pg_basebackup removed what it wrote
+            except OSError:
+                partial = _aside(data_dir, "failed-rebuild")
+                os.rename(data_dir, partial)
+                left = f" (what it wrote is at {partial})"
+        try:
+            os.rename(kept, data_dir)
+        except OSError as exc:
+            return Outcome(
+                False,
+                f"not rebuilt: {failure}{left}; the old data directory could NOT be put back: it is at "
+                f"{kept} ({exc.strerror or exc})",
+                _stopped_without_data(data_dir),
+            )
+        return Outcome(
+            False,
+            f"not rebuilt: {failure}{left}; the old data directory is back in place: {self.status().reason}",
+            self.status(),
+        )
 
     def promote(self) -> Outcome:
         before = self.status()
@@ -843,6 +1046,25 @@ def _upstream_of(conninfo: str | None) -> str | None:
     return f"{params.get('host') or params.get('hostaddr') or 'localhost'}:{params.get('port') or 5432}"
 
 
+def _aside(data_dir: Path, why: str) -> Path:
+    """A free name next to the data directory: `<name>.<why>-<UTC time>`."""
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    path = data_dir.with_name(f"{data_dir.name}.{why}-{stamp}")
+    number = 1
+    while path.exists():
+        number += 1
+        path = data_dir.with_name(f"{data_dir.name}.{why}-{stamp}-{number}")
+    return path
+
+
+def _stopped_without_data(data_dir: Path) -> SiteStatus:
+    return SiteStatus(
+        role=DatabaseRole.STOPPED,
+        running=False,
+        reason=f"stopped, and there is no data directory at {data_dir}",
+    )
+
+
 def os_user_exists(name: str) -> bool:
     try:
         pwd.getpwnam(name)
@@ -852,6 +1074,6 @@ def os_user_exists(name: str) -> bool:
 
 
 def tools_missing(
-    bin_dir: Path, tools: Sequence[str] = ("pg_ctl", "pg_controldata", "pg_rewind")
+    bin_dir: Path, tools: Sequence[str] = ("pg_ctl", "pg_controldata", "pg_rewind", "pg_basebackup")
 ) -> list[str]:
     return [tool for tool in tools if shutil.which(tool, path=str(bin_dir)) is None]

@@ -45,12 +45,14 @@ from pydantic import BaseModel, ValidationError
 
 from quorum_dr.agent.config import AgentConfig, build_postgres
 from quorum_dr.agent.contract import (
+    NEEDS_PRIMARY,
     DatabaseRole,
     HookAnswer,
     Operation,
     OperationAnswer,
     OperationRequest,
     Refusal,
+    Upstream,
 )
 from quorum_dr.agent.local_postgres import LocalPostgres, LocalPostgresError, Outcome
 from quorum_dr.config import ConfigError
@@ -195,6 +197,7 @@ class SiteAgent:
                 operation_id=request.operation_id,
                 reason=_sentence(outcome.reason),
                 status=outcome.status,
+                rebuild_needed=outcome.rebuild_needed,
             )
             if outcome.ok:
                 self.log.put(request.operation_id, request.fingerprint(), answer.model_dump(mode="json"))
@@ -203,13 +206,14 @@ class SiteAgent:
 
     def _act(self, request: OperationRequest) -> Outcome:
         postgres, primary = self.postgres, request.params.primary
-        if request.operation in (Operation.FOLLOW, Operation.REWIND):
+        if request.operation in NEEDS_PRIMARY:
             assert primary is not None  # the contract requires it
-            return (
-                postgres.follow(primary)
-                if request.operation == Operation.FOLLOW
-                else postgres.rewind(primary)
-            )
+            streaming: dict[Operation, Callable[[Upstream], Outcome]] = {
+                Operation.FOLLOW: postgres.follow,
+                Operation.REWIND: postgres.rewind,
+                Operation.REBUILD: postgres.rebuild,
+            }
+            return streaming[request.operation](primary)
         actions: dict[Operation, Callable[[], Outcome]] = {
             Operation.FREEZE: postgres.freeze,
             Operation.UNFREEZE: postgres.unfreeze,

@@ -1,8 +1,8 @@
 """`drctl agent --config agent.yaml [--check]`: run the site agent of this database host.
 
 Serves the signed operations on the local PostgreSQL (status, freeze, unfreeze, stop, start,
-follow, rewind, promote) and the fence_main / before_promote hooks until SIGTERM or Ctrl-C; one
-log line per request on stderr. `--check` reads the config and the files it names, prints OK and
+follow, rewind, rebuild, promote) and the fence_main / before_promote hooks until SIGTERM or
+Ctrl-C; one log line per request on stderr. `--check` reads the config and the files it names, prints OK and
 exits. Exit codes: 0 stopped by SIGTERM (or `--check` passed); 2 bad config, secret file,
 certificate or listen address (one `FILE: field: reason` line each); 130 interrupted.
 """

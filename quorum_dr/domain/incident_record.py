@@ -73,6 +73,10 @@ class IncidentRecord(BaseModel):
     error: dict[str, Any] | None = None
     progress: list[str] | None = None
     finished_at: Number | None = None
+    # drctl rejoin (a record of its own, `rejoin-<service>-<site>-<day>`): its attempt, plan and end
+    rejoin: dict[str, Any] | None = Field(
+        default=None, description="quorum_dr.domain.rejoin.RejoinProgress: site, attempt, plan, lag"
+    )
 
     @classmethod
     def check_update(cls, incident_id: str, fields: dict[str, Any]) -> None:

@@ -380,6 +380,94 @@ def test_rewind_after_a_real_divergence_keeps_the_new_primarys_rows_and_drops_th
     assert f"port = {pair.standby.port}" not in (pair.primary.data_dir / "postgresql.auto.conf").read_text()
 
 
+def diverge(pair: PgPair, main: Agent, dr: Agent, prefix: str) -> None:
+    """A real split brain: DR promoted while main still takes writes, a row on each timeline."""
+    create_orders(pair.primary)
+    order(pair.primary, "shared")
+    pair.standby.wait_replayed(pair.primary.value("SELECT pg_current_wal_lsn()::text"), WAIT)
+    assert dr.client.run("promote", f"{prefix}:promote").ok
+    order(pair.primary, "written on the old timeline")
+    order(pair.standby, "written on the new timeline")
+
+
+def test_rebuild_of_a_diverged_old_primary_streams_from_the_new_one_and_keeps_the_old_data_directory(
+    pg_pair_factory: Callable[..., PgPair], agents: Callable[..., Agent]
+) -> None:
+    pair = pg_pair_factory()
+    main, dr = agents(pair.primary), agents(pair.standby)
+    diverge(pair, main, dr, "rb")
+    old_files = sorted(p.name for p in pair.primary.data_dir.iterdir())
+
+    # 409: a running primary that serves writes is not rebuilt, and nothing changes
+    with pytest.raises(OperationRefused) as refused:
+        main.client.run("rebuild", "rb:rebuild", primary=dr.upstream())
+    assert refused.value.status_code == 409 and refused.value.answer is not None
+    assert "refused to rebuild, nothing changed: this is a running primary that serves writes" in (
+        refused.value.reason
+    )
+    assert pair.primary.is_running() and not pair.primary.in_recovery()
+    assert notes(pair.primary) == ["shared", "written on the old timeline"]
+    assert not list(pair.primary.base_dir.glob(f"{pair.primary.name}.before-rebuild-*"))
+
+    assert main.client.run("freeze", "rb:freeze").ok
+    rebuilt = main.client.run("rebuild", "rb:rebuild", primary=dr.upstream())
+
+    new_primary = f"{pair.standby.host}:{pair.standby.port}"
+    status = rebuilt.status
+    assert rebuilt.ok and (status.role, status.streaming, status.following, status.timeline) == (
+        DatabaseRole.STANDBY,
+        True,
+        new_primary,
+        2,
+    )
+    (kept,) = pair.primary.base_dir.glob(f"{pair.primary.name}.before-rebuild-*")
+    assert rebuilt.reason.startswith(
+        f"rebuilt from a fresh base backup of {new_primary} (pg_basebackup -R -X stream); the old data "
+        f"directory is kept at {kept}; follows {new_primary}: standby on timeline 2, streaming"
+    )
+    # the old cluster is all there, as it was stopped: its files, its diverged timeline 1
+    assert sorted(p.name for p in kept.iterdir()) == sorted(set(old_files) - {"postmaster.pid"})
+    assert (kept / "global" / "pg_control").is_file() and (kept / "PG_VERSION").read_text() == "15\n"
+    assert notes(pair.primary) == ["shared", "written on the new timeline"]
+    order(pair.standby, "after the rebuild")
+    pair.primary.wait_until(
+        "SELECT count(*) = 1 FROM orders WHERE note = 'after the rebuild'", WAIT, dbname="app"
+    )
+    # the base backup brought the primary's configuration files; the cluster's own are back
+    assert f"port = {pair.primary.port}" in (pair.primary.data_dir / "postgresql.conf").read_text()
+    assert f"port = {pair.standby.port}" not in (pair.primary.data_dir / "postgresql.auto.conf").read_text()
+    assert (pair.primary.data_dir / "standby.signal").exists()
+    again = main.client.run("rebuild", "rb:rebuild", primary=dr.upstream())
+    assert again.replayed and len(list(pair.primary.base_dir.glob(f"{pair.primary.name}.before-*"))) == 1
+
+
+def test_a_cluster_without_wal_log_hints_is_not_rewound_and_says_a_rebuild_is_needed(
+    pg_pair_factory: Callable[..., PgPair], agents: Callable[..., Agent]
+) -> None:
+    pair = pg_pair_factory()
+    pair.primary.alter_system("wal_log_hints", "off")  # pg_rewind needs it (no data checksums here)
+    pair.primary.restart()
+    pair.standby.wait_streaming(WAIT)
+    main, dr = agents(pair.primary), agents(pair.standby)
+    diverge(pair, main, dr, "nr")
+    assert main.client.run("freeze", "nr:freeze").ok
+
+    with pytest.raises(OperationRefused) as refused:
+        main.client.run("rewind", "nr:rewind", primary=dr.upstream())
+
+    answer = refused.value.answer
+    assert refused.value.status_code == 409 and answer is not None and answer.rebuild_needed
+    assert answer.reason == (
+        "not rewound, nothing changed: this cluster runs with neither wal_log_hints nor data checksums "
+        "(pg_controldata), and pg_rewind needs one of them: it cannot be rewound, only rebuilt from a base "
+        "backup"
+    )
+    assert pair.primary.is_running() and not pair.primary.in_recovery()  # checked before the stop
+    rebuilt = main.client.run("rebuild", "nr:rebuild", primary=dr.upstream())
+    assert rebuilt.ok and rebuilt.status.streaming and rebuilt.status.timeline == 2
+    assert notes(pair.primary) == ["shared", "written on the new timeline"]
+
+
 def test_follow_of_a_primary_that_does_not_answer_is_refused_with_nothing_changed(
     pg_pair_factory: Callable[..., PgPair], agents: Callable[..., Agent]
 ) -> None:

@@ -36,8 +36,8 @@ def test_operations_without_a_primary_take_no_params(operation: str) -> None:
     )
 
 
-@pytest.mark.parametrize("operation", ["follow", "rewind"])
-def test_follow_and_rewind_need_the_primary(operation: str) -> None:
+@pytest.mark.parametrize("operation", ["follow", "rewind", "rebuild"])
+def test_follow_rewind_and_rebuild_need_the_primary(operation: str) -> None:
     data = {"operation": operation, "operation_id": "sw-1", "params": PRIMARY}
     request = OperationRequest.model_validate(data)
     assert request.params.primary is not None and request.params.primary.address() == "10.0.1.5:5432"
