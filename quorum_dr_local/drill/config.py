@@ -6,10 +6,12 @@ scenario's timings and the run's layout.
 
 from __future__ import annotations
 
-from quorum_dr.config import DnsRecord, FailoverMode, FailoverPolicy, Site, WatchdogConfig
+from quorum_dr.config import DnsRecord, FailoverMode, FailoverPolicy, Site, SiteAgent, WatchdogConfig
 from quorum_dr_local import system_config as local
 from quorum_dr_local.drill.layout import (
     ADMIN_SECRET,
+    AGENT_SECRET,
+    AGENT_SITES,
     BACKUP_BUCKET,
     BACKUP_PREFIX,
     HOSTNAME,
@@ -23,9 +25,9 @@ from quorum_dr_local.drill.layout import (
 from quorum_dr_local.drill.scenario import FaultKind, ReplicaLagParams, ReplicationCutParams, Scenario
 
 
-def _site(layout: Layout, site: str) -> Site:
+def _site(layout: Layout, site: str, *, agents: bool = False) -> Site:
     host = layout.sites[site]
-    return local.local_site(
+    built = local.local_site(
         site,
         host,
         layout.app_ports[site],
@@ -34,6 +36,10 @@ def _site(layout: Layout, site: str) -> Site:
         verify_tls=False,
         database_check=local.postgres_check(host, layout.db_ports[site], MONITOR_SECRET),
     )
+    if not agents or site not in AGENT_SITES:
+        return built
+    agent = SiteAgent(url=layout.agent_url(site), signing_secret=AGENT_SECRET)
+    return built.model_copy(update={"agent": agent})
 
 
 def uses_cold_site(scenario: Scenario) -> bool:
@@ -59,8 +65,8 @@ def drill_config(scenario: Scenario, layout: Layout, *, cold_ami: str) -> Watchd
         SERVICE,
         public_hostname=HOSTNAME,
         public_endpoint=f"http://{layout.control}:{layout.edge_port}",
-        main=_site(layout, "main"),
-        dr=_site(layout, "dr"),
+        main=_site(layout, "main", agents=scenario.uses_site_agents),
+        dr=_site(layout, "dr", agents=scenario.uses_site_agents),
         edge=local.emulator_edge(
             ZONE_ID,
             TOKEN_SECRET,

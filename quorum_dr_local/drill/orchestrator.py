@@ -38,6 +38,7 @@ from quorum_dr_local.drill.config import drill_config, uses_cold_site
 from quorum_dr_local.drill.faults import WorldFaults
 from quorum_dr_local.drill.layout import (
     ADMIN_SECRET,
+    AGENT_SECRET,
     EVENT_BUS,
     HOSTNAME,
     MONITOR_SECRET,
@@ -138,6 +139,7 @@ class Drill:
         self.timers: list[threading.Timer] = []
         self.notes: list[str] = []
         self._sink: Any = None
+        self.agent_key = random_secrets.token_hex(32)
         self._streams: list[tuple[logging.StreamHandler[Any], Any]] = []
 
     # -- the whole run ---------------------------------------------------------------------------
@@ -211,6 +213,7 @@ class Drill:
             # the backup manifest's HMAC key: the drill's backup signs latest.json, the cold
             # site's bootstrap verifies it (quorum_dr.adapters.postgres_backup)
             BackupManifestPolicy().key_secret: random_secrets.token_hex(32),
+            AGENT_SECRET: self.agent_key,  # both site agents verify requests with it
         }
         self.cloud.create_resources(secrets)
         config = drill_config(self.scenario, layout, cold_ami=self.cloud.cold_ami())
@@ -225,6 +228,8 @@ class Drill:
         timeout = 2 * config.probe.timeout_seconds + 5
         harness = self.cloud.start_state_machine(agents, timeout)
         self.harness = harness
+        if self.scenario.uses_site_agents:
+            self.world.start_site_agents(self.agent_key)
         store = DynamoStateStore(STATE_TABLE)
         wiring.use(self._ports(config, store))
         self._quiet_watchdog_logs()  # again: loading the handlers made their loggers
@@ -370,7 +375,12 @@ class Drill:
         """The operator's commands, one after another in the order of their time (a person typing
         them), each through the same code as `drctl`. A command that fails is noted in the report
         and the next one still runs, as the operator would go on."""
-        from quorum_dr_local.drill.scenario import AutomationCommand, FailoverCommand, ResetCommand
+        from quorum_dr_local.drill.scenario import (
+            AutomationCommand,
+            FailoverCommand,
+            RejoinCommand,
+            ResetCommand,
+        )
 
         for action in sorted(self.scenario.operator, key=lambda a: a.at):
             if self.stop.wait(max(0.0, zero + action.at - time.monotonic())):
@@ -386,6 +396,8 @@ class Drill:
                     self._operator_reset(action.reason)
                 elif isinstance(action, AutomationCommand):
                     self._operator_automation(action.command == "resume", action.reason)
+                elif isinstance(action, RejoinCommand):
+                    self._operator_rejoin(action)
             except Exception as exc:  # noqa: BLE001 - noted in the report; the run goes on
                 self.notes.append(f"operator {action.command} failed: {type(exc).__name__}: {exc}")
 
@@ -475,6 +487,46 @@ class Drill:
         )
         self.log.record(
             "fault", fault="operator_resume" if enabled else "operator_pause", phase="start", reason=sentence
+        )
+
+    def _operator_rejoin(self, command: Any) -> None:
+        """What `drctl rejoin` does (the same service and ports): the old primary becomes a
+        streaming standby of the active site, through the site agents; each sentence is logged."""
+        import boto3
+
+        from quorum_dr.adapters.dynamodb_state import DynamoStateStore
+        from quorum_dr.adapters.secrets import SecretsManagerSecrets
+        from quorum_dr.cli.rejoin_cmd import _ports
+        from quorum_dr.failover.rejoin import RejoinRequest, rejoin
+
+        config = self.config
+        service = config.service(SERVICE)
+        ports = _ports(
+            config,
+            service,
+            STATE_TABLE,
+            self.cloud.topic_arn,
+            store=DynamoStateStore(STATE_TABLE),
+            secrets=SecretsManagerSecrets(max_age=300),
+            sns=boto3.client("sns", region_name=HOME_REGION),
+        )
+        ports.progress = lambda sentence: self.log.record("rejoin_step", site=command.site, reason=sentence)
+        self.log.record("fault", fault="operator_rejoin", phase="start", site=command.site)
+        request = RejoinRequest(
+            service=SERVICE,
+            site=command.site,
+            allow_rebuild=command.allow_rebuild,
+            timeout_seconds=command.timeout_seconds,
+            requested_by="drill-operator",
+        )
+        result = rejoin(service, request, ports)
+        self.log.record(
+            "rejoin",
+            site=command.site,
+            ok=result.ok,
+            outcome=str(result.outcome),
+            reason=result.reason,
+            lag_bytes=result.lag_bytes,
         )
 
     def _after_switch(self, target: str) -> None:

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -96,6 +96,9 @@ class Figures:
     rto_outage: int | None = None  # index in `outages` of the one the failover ended
     split_brain_resolved: int = 0  # the second primary went (one per region that saw it go)
     watchdog_said: tuple[str, ...] = ()  # its distinct sentences: quorum, escalation, loss receipt
+    rejoins: tuple[
+        dict[str, Any], ...
+    ] = ()  # the operator's rejoins: {at, site, ok, outcome, reason, lag_bytes}
 
 
 @dataclass(frozen=True)
@@ -195,6 +198,7 @@ def compute_figures(events: Iterable[Event], scenario: str = "") -> Figures:
         rto_outage=None if ended is None else outages.index(ended),
         split_brain_resolved=sum(1 for e in events if e.kind == "split_brain_resolved"),
         watchdog_said=_sentences(events),
+        rejoins=tuple({"at": rel(e), **e.data} for e in events if e.kind == "rejoin"),
     )
 
 
@@ -463,6 +467,11 @@ def _judge_one(name: str, want: Any, f: Figures) -> Judgement:  # noqa: C901 - o
         )
     if name == "serving_site":
         return _exact(name, want, f.serving_site, "the site serving clients at the end")
+    if name == "rejoined":
+        done = sum(1 for r in f.rejoins if r.get("ok"))
+        said = "; ".join(str(r.get("reason")) for r in f.rejoins if not r.get("ok"))
+        judged = _exact(name, want, done, "rejoins that ended streaming within the lag limit")
+        return judged if judged.met or not said else replace(judged, reason=f"{judged.reason} ({said})")
     if name == "verified":
         return _exact(name, want, f.verified_at is not None, "the switch verified through the edge")
     if name == "api_errors_min":

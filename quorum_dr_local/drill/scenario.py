@@ -258,10 +258,11 @@ class OperatorCommand(Strict):
 
     `after`: an operator reacts to what happened, not to a clock: the command waits, past `at`,
     until the drill has seen that event (`escalation`: a person was paged; `switch`: the edge
-    moved), and is skipped with a note if it never comes before the run ends."""
+    moved; `split_brain_alert`: a second primary was seen), and is skipped with a note if it
+    never comes before the run ends."""
 
     at: DrillSeconds = Field(ge=0, description="seconds after the traffic starts")
-    after: Literal["escalation", "switch"] | None = Field(
+    after: Literal["escalation", "switch", "split_brain_alert"] | None = Field(
         default=None, description="not before the drill has seen this event"
     )
 
@@ -292,7 +293,19 @@ class AutomationCommand(OperatorCommand):
     reason: str = Field(min_length=3, max_length=MAX_REASON_CHARS)
 
 
-OperatorAction = Annotated[FailoverCommand | ResetCommand | AutomationCommand, Field(discriminator="command")]
+class RejoinCommand(OperatorCommand):
+    """`drctl rejoin --site SITE [--allow-rebuild]`: the old primary becomes a streaming standby of
+    the active site (through the site agents the drill then runs on both database hosts)."""
+
+    command: Literal["rejoin"]
+    site: Literal["main", "dr"] = "main"
+    allow_rebuild: Flag = False
+    timeout_seconds: DrillSeconds = Field(default=60, gt=0, description="the bounded wait for streaming")
+
+
+OperatorAction = Annotated[
+    FailoverCommand | ResetCommand | AutomationCommand | RejoinCommand, Field(discriminator="command")
+]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -349,6 +362,9 @@ class Expectations(Strict):
         default=None, description="the cold site holds exactly the orders in the backup it restored"
     )
     serving_site: Site | None = Field(default=None, description="the site serving clients at the end")
+    rejoined: Count | None = Field(
+        default=None, ge=0, le=20, description="operator rejoins that ended streaming within the lag limit"
+    )
     verified: Flag | None = Field(default=None, description="the switch was verified through the edge")
     api_errors_min: Count | None = Field(
         default=None,
@@ -405,6 +421,11 @@ class Scenario(Strict):
                     f"duration_seconds ({self.duration_seconds:g})"
                 )
         return self
+
+    @property
+    def uses_site_agents(self) -> bool:
+        """The operator's commands that reach the databases through the site agents."""
+        return any(isinstance(action, RejoinCommand) for action in self.operator)
 
     @property
     def failover_commands(self) -> list[FailoverCommand]:

@@ -26,6 +26,8 @@ Kinds and their data:
 - `orders_present`  {site, order_ids: [..]}                     what the serving database holds at the end
 - `backup_taken`    {order_ids: [..]}                           orders in the backup the cold site restores
 - `restored`        {site, order_ids: [..]}                     orders found on the restored cold site
+- `rejoin_step`     {site, reason}                              a sentence of an operator's rejoin
+- `rejoin`          {site, ok, outcome, reason, lag_bytes}      an operator's rejoin ended
 - `run_finished`    {}
 """
 
@@ -60,6 +62,8 @@ KINDS = frozenset(
         "orders_present",
         "backup_taken",
         "restored",
+        "rejoin_step",
+        "rejoin",
         "run_finished",
     }
 )
