@@ -11,7 +11,10 @@ from `LambdaSettings`, the bundled config and Secrets Manager:
 - hooks: the service's configured hooks, signed, through HttpHookCaller;
 - launcher: EC2 with the bundled bootstrap (cold_site/<service>.sh next to the config) and the
   launch templates the CDK app created (COLD_SITE_LAUNCH_TEMPLATES);
-- notifier: SNS (ALERT_TOPIC_ARN) and the configured webhooks.
+- notifier: SNS (ALERT_TOPIC_ARN) and the configured webhooks;
+- site_agent: the site agent's client (quorum_dr.adapters.site_agent.SiteAgentClient) with the
+  URL of `sites.<site>.agent` and the HMAC key its `signing_secret` names;
+- sync: the database sync check (quorum_dr.adapters.postgres_sync), not wired yet (see `sync`).
 
 Each factory asks for its environment variable only when its port is used, so a function fails
 with the variable's name, and builds its adapter lazily (no network call at import or wiring).
@@ -19,13 +22,15 @@ with the variable's name, and builds its adapter lazily (no network call at impo
 
 from __future__ import annotations
 
+import importlib
 import json
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from quorum_dr.config import Service, WatchdogConfig, load_config, parse_config
+from quorum_dr.failover.errors import PortNotWired
 from quorum_dr.failover.ports import Ports
 from quorum_dr.ports import (
     ColdSiteLauncher,
@@ -36,13 +41,19 @@ from quorum_dr.ports import (
     Promoter,
     ResultStore,
     SecretSource,
+    SiteAgent,
     StateStore,
     SwitchVerifier,
+    SyncDigester,
 )
 from quorum_dr.settings import LambdaSettings
 
 SECRETS_MAX_AGE_SECONDS = 300
 PROBE_INVOKE_GRACE_SECONDS = 15.0  # a probe function's cold start and its writes, on top of a round
+# One request to a site agent: its slowest operation (a clean stop, a promotion, a start as a
+# standby) waits for PostgreSQL within this (tests/infrastructure/test_budgets.py counts it).
+AGENT_TIMEOUT_SECONDS = 90.0
+SITE_AGENT_MODULE = "quorum_dr.adapters.site_agent"
 
 T = TypeVar("T")
 
@@ -193,4 +204,44 @@ def production_ports(
         launcher=launcher,
         verifier=verifier,
         notifier=notifier,
+        site_agent=site_agents(secrets, once),
+        sync=sync_digester,
+    )
+
+
+def site_agents(secrets: SecretSource, once: _Once) -> Callable[[Service, str], SiteAgent]:
+    """The SiteAgent factory: the agent of `sites.<site>.agent`, signed with the key its
+    `signing_secret` names, one client per service and site."""
+
+    def site_agent(service: Service, site: str) -> SiteAgent:
+        agent = getattr(service.sites, site, None)
+        agent = agent.agent if agent is not None else None
+        if agent is None:
+            raise ValueError(
+                f"{service.name} has no site agent on {site} (sites.{site}.agent): a planned switchover "
+                "needs one on both database hosts"
+            )
+        try:  # built by the site-agent work; imported by name so that this module loads without it
+            client = importlib.import_module(SITE_AGENT_MODULE).SiteAgentClient
+        except (ImportError, AttributeError):
+            raise PortNotWired(
+                f"no adapter is wired for the SiteAgent port: {SITE_AGENT_MODULE}.SiteAgentClient is "
+                "not in this deployment"
+            ) from None
+        url, secret = str(agent.url), agent.signing_secret
+        return once.get(
+            ("site_agent", service.name, site),
+            lambda: cast(SiteAgent, client(url, secrets.get(secret), AGENT_TIMEOUT_SECONDS)),
+        )
+
+    return site_agent
+
+
+def sync_digester(service: Service) -> SyncDigester:
+    """The SyncDigester of a service. The digests and their judge are the sync-check work
+    (quorum_dr/adapters/postgres_sync.py, quorum_dr/domain/sync_check.py); the adapter behind this
+    port is wired when it merges."""
+    raise PortNotWired(
+        f"no adapter is wired for the SyncDigester port of {service.name}: the database sync check "
+        "(quorum_dr.adapters.postgres_sync) is not in this deployment"
     )
