@@ -24,6 +24,7 @@ COMMAND_MODULES = [
     "quorum_dr.cli.drill_cmd",
     "quorum_dr.cli.probe_cmd",
     "quorum_dr.cli.failover_cmd",
+    "quorum_dr.cli.switchover_cmd",
 ]
 
 EPILOG = (
