@@ -5,19 +5,23 @@ one branch each; the other tests run every step for real."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
+import yaml
 from moto import mock_aws
 
 from quorum_dr.adapters.dynamodb_state import DynamoStateStore
 from quorum_dr.adapters.tables import create_table
 from quorum_dr.agent.contract import DatabaseRole, Operation
+from quorum_dr.cli.switchover_cmd import run_switchover
 from quorum_dr.domain.incident_record import IncidentRecord
 from quorum_dr.domain.state import ServiceState
 from quorum_dr.failover import wiring
@@ -603,3 +607,86 @@ def test_bad_input_is_rejected_before_any_side_effect(world: World) -> None:
     )
     assert world.store.get_incident("booking", "sw-bad") is None and world.databases.calls == []
     assert [name for name, _ in world.harness.invocations] == ["switchover_plan"]
+
+
+# ---------------------------------------------------------------------------------------------
+# drctl switchover against the same engine
+# ---------------------------------------------------------------------------------------------
+
+
+def drctl_args(world: World, tmp_path: Path, **over: Any) -> argparse.Namespace:
+    config = tmp_path / "watchdog.yaml"
+    config.write_text(
+        yaml.safe_dump(world.ports.config.model_dump(mode="json", by_alias=True, exclude_none=True))
+    )
+    base: dict[str, Any] = dict(
+        service="booking",
+        to="dr",
+        reason="maintenance on London",
+        dry_run=False,
+        incident_id=None,
+        state_machine_arn=world.harness.machine_arn,
+        config=str(config),
+        yes=True,
+        wait=True,
+        wait_timeout=60,
+    )
+    return argparse.Namespace(**{**base, **over})
+
+
+def test_drctl_switchover_waits_and_prints_the_figures(
+    world: World, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sts = boto3.client("sts", region_name=REGION)
+    code = run_switchover(drctl_args(world, tmp_path, incident_id="sw-cli"), sfn=world.harness.sfn, sts=sts)
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert out.startswith("started switchover sw-cli: arn:aws:states:")
+    assert "planned switchover of booking from main to dr done: write outage" in out
+    assert world.state()["active_site"] == "dr"
+    started = json.loads(
+        world.harness.sfn.describe_execution(
+            executionArn=world.harness.machine_arn.replace(":stateMachine:", ":execution:") + ":sw-cli"
+        )["input"]
+    )
+    assert (
+        started["requested_by"].startswith("arn:aws:sts::") and started["reason"] == "maintenance on London"
+    )
+
+
+def test_drctl_switchover_says_why_it_was_refused_or_rolled_back_and_exits_1(
+    world: World, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sts = boto3.client("sts", region_name=REGION)
+    world.databases.sites["dr"].replay_lag = 32 * 1024 * 1024
+    assert (
+        run_switchover(drctl_args(world, tmp_path, incident_id="sw-cli-lag"), sfn=world.harness.sfn, sts=sts)
+        == 1
+    )
+    assert (
+        "refused: nothing was changed: switchover from main to dr refused: dr has replayed"
+        in capsys.readouterr().err
+    )
+    world.databases.sites["dr"].replay_lag = 0
+    world.databases.ships = False
+    assert (
+        run_switchover(drctl_args(world, tmp_path, incident_id="sw-cli-rb"), sfn=world.harness.sfn, sts=sts)
+        == 1
+    )
+    err = capsys.readouterr().err
+    assert "FAILED (SwitchoverRolledBack): planned switchover of booking from main to dr rolled back" in err
+
+
+def test_drctl_switchover_with_bad_input_starts_nothing(
+    world: World, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for over, fragment in (
+        ({"reason": "  \x1b "}, "--reason: must not be blank"),
+        ({"incident_id": "a/b"}, "incident_id: String should match pattern"),
+        ({"service": "nope"}, "--service: no service named 'nope'"),
+        ({"state_machine_arn": ""}, "no state machine"),
+        ({"wait_timeout": 0}, "--wait-timeout: must be a positive number"),
+    ):
+        assert run_switchover(drctl_args(world, tmp_path, **over), sfn=world.harness.sfn) == 2
+        assert fragment in capsys.readouterr().err
+    assert world.harness.sfn.list_executions(stateMachineArn=world.harness.machine_arn)["executions"] == []
