@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+import time
 from collections.abc import Callable, Iterable, Mapping
 from copy import deepcopy
 from typing import Any
@@ -129,6 +130,19 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
+
+
+class SteppingClock:
+    """Wall-clock time that a step's sleep moves forward (a bounded wait ends without waiting)."""
+
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
 
 
 class Endpoints:

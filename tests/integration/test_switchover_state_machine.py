@@ -37,6 +37,7 @@ from tests.fakes import (
     FakeResults,
     FakeSync,
     FakeVerifier,
+    SteppingClock,
     switchover_config,
 )
 
@@ -81,19 +82,6 @@ def request(**fields: Any) -> dict[str, Any]:
         "requested_by": "alice",
         **fields,
     }
-
-
-class SteppingClock:
-    """Wall-clock time that a step's sleep moves forward (a bounded wait ends without waiting)."""
-
-    def __init__(self) -> None:
-        self.now = time.time()
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.now += seconds
 
 
 @dataclass
