@@ -563,6 +563,9 @@ class FakeDatabases:
         database.running, database.role = True, database.was
         if database.checkpoint is not None:
             database.position = database.checkpoint + CHECKPOINT_RECORD_BYTES
+        if database.role is DatabaseRole.PRIMARY and self.ships:  # its standbys stream again
+            for standby in self._standbys_of(site):
+                standby.position = database.position
         return f"started {site} as {database.role.value}"
 
     def _promote(self, site: str, database: FakeSiteDatabase, _primary: Upstream | None) -> str:
@@ -601,8 +604,9 @@ class FakeSiteAgent(SiteAgent):
 
 
 class FakeSync(SyncDigester):
-    """Row counts and a hash per table, per site; `tables[site]` is what that site holds. `judge`
-    compares them as the real check does (positions, then each table)."""
+    """Row counts and a hash per table, per site; `tables[site]` is what that site holds. Each digest
+    is taken at the site's position (a primary's current, a standby's replayed); `judge` compares
+    as the real check does: both at the final position, then each table."""
 
     def __init__(self, databases: FakeDatabases) -> None:
         self.databases = databases
@@ -613,12 +617,11 @@ class FakeSync(SyncDigester):
 
     def digest(self, site: str) -> dict[str, Any]:
         self.digests.append(site)
-        database = self.databases.sites[site]
-        status = database.status()
-        position = status.current_lsn or status.replay_lsn or format_lsn(database.position)
+        status = self.databases.sites[site].status()
         return {
             "site": site,
-            "position": position,
+            "role": status.role.value,
+            "position": status.current_lsn or status.replay_lsn,
             "tables": [
                 {
                     "name": name,
@@ -632,7 +635,16 @@ class FakeSync(SyncDigester):
     def judge(
         self, active: Mapping[str, Any], target: Mapping[str, Any], final_position: str
     ) -> dict[str, Any]:
-        theirs = {t["name"]: t for t in target["tables"]}
+        a, t = active["site"], target["site"]
+        if active["position"] != final_position:
+            return {"in_sync": False, "code": "active_moved", "reason": f"inconclusive: {a} moved"}
+        if target["position"] != final_position:
+            return {
+                "in_sync": False,
+                "code": "not_replayed",
+                "reason": f"{t} is at {target['position']}, not {a}'s final position {final_position}",
+            }
+        theirs = {table["name"]: table for table in target["tables"]}
         for table in active["tables"]:
             other = theirs.get(table["name"])
             if other is None or other["rows"] != table["rows"]:
@@ -640,8 +652,7 @@ class FakeSync(SyncDigester):
                 return {
                     "in_sync": False,
                     "code": "rows_differ",
-                    "reason": f"table {table['name']} has {table['rows']} rows on {active['site']} but "
-                    f"{rows} on {target['site']}",
+                    "reason": f"table {table['name']} has {table['rows']} rows on {a} but {rows} on {t}",
                 }
             if other["digest"] != table["digest"]:
                 return {
@@ -653,6 +664,6 @@ class FakeSync(SyncDigester):
         return {
             "in_sync": True,
             "code": "in_sync",
-            "reason": f"{target['site']} replayed {active['site']}'s final position {final_position}; "
+            "reason": f"in sync: {t} replayed {a}'s final position {final_position}; "
             f"{len(active['tables'])} tables agree (row counts and ordered hashes)",
         }

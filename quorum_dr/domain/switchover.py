@@ -233,6 +233,29 @@ def check_final_position(status: SiteStatus, *, final_position: str, site: str, 
     )
 
 
+def check_replayed(status: SiteStatus, *, position: str, site: str, active_site: str) -> Decision:
+    """Before the content check: has the target replayed the active site's frozen position? Both
+    sites are then digested at that one position (the check compares like with like)."""
+    replayed = status.replay_lsn
+    if status.role is not DatabaseRole.STANDBY or replayed is None:
+        return _refuse(
+            "not_replaying",
+            f"{site} is not a standby replaying {active_site}'s WAL ({status.reason}); {active_site}'s "
+            f"frozen position is {position}",
+        )
+    if parse_lsn(replayed) < parse_lsn(position):
+        return _refuse(
+            "short_of_frozen",
+            f"{site} has replayed up to {replayed}, {_behind(position, replayed)} bytes short of "
+            f"{active_site}'s frozen position {position}",
+        )
+    return Decision(
+        proceed=True,
+        code="replayed",
+        reason=f"{site} has replayed {active_site}'s frozen position {position} ({replayed})",
+    )
+
+
 def check_writable(status: SiteStatus, site: str) -> Decision:
     """A running primary whose application roles may log in (the agent checks pg_roles)."""
     if status.role is DatabaseRole.PRIMARY and status.running and not status.frozen:

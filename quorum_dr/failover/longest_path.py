@@ -158,10 +158,9 @@ def longest_switchover(config: WatchdogConfig, service: Service) -> LongestPath:
             LOCK_WRITE_RETRY.attempts() * DIRECT_WRITE_SECONDS + LOCK_WRITE_RETRY.total_backoff(),
         ),
         ("FreezeActive", lambda_task("switchover_database")),
-        ("DigestActive", lambda_task("switchover_database")),
+        ("SyncCheck", lambda_task("switchover_database")),
         ("StopActive", lambda_task("switchover_database")),
         ("WaitForFinalPosition", lambda_task("switchover_database")),
-        ("SyncCheck", lambda_task("switchover_database")),
         ("StartCooldown", lambda_task("switchover_record")),
     ]
     onward = [

@@ -11,7 +11,7 @@ holds a `reason` sentence and appends it to the incident's timeline.
 
 from __future__ import annotations
 
-import json
+from collections.abc import Callable
 from typing import Any
 
 from quorum_dr.agent.contract import Operation, OperationAnswer, SiteStatus, Upstream
@@ -22,6 +22,7 @@ from quorum_dr.domain.switchover import (
     check_final_position,
     check_following,
     check_frozen,
+    check_replayed,
     check_stopped,
     check_writable,
 )
@@ -31,10 +32,7 @@ from quorum_dr.failover.receipts import as_dict, entry
 from quorum_dr.ports import SiteAgent, SiteAgentError, SiteAgentUnreachable
 from quorum_dr.switchover.request import Switchover
 
-POLL_SECONDS = 0.5  # between two status reads while waiting for the final position
-# Digests travel through the state machine (256 KB for the whole execution state): a larger one
-# is refused with a sentence that says what to do (name fewer tables in database.sync_check).
-MAX_DIGEST_BYTES = 150_000
+POLL_SECONDS = 0.5  # between two status reads while waiting for the target's replay
 
 
 class SwitchoverStepFailed(FailoverError):
@@ -186,32 +184,6 @@ def freeze(ports: Ports, switchover: Switchover) -> dict[str, Any]:
     }
 
 
-def digest_active(ports: Ports, switchover: Switchover) -> dict[str, Any]:
-    """The active site's tables, frozen: the side the target's digest is judged against."""
-    source = switchover.source
-    if switchover.dry_run:
-        return _dry(
-            ports,
-            switchover,
-            "digest_active",
-            f"digest {source}'s tables once its writes are frozen",
-            digest=None,
-        )
-    digest = as_dict(ports.sync(ports.service(switchover.service)).digest(source))
-    size = len(json.dumps(digest))
-    if size > MAX_DIGEST_BYTES:
-        raise SwitchoverStepFailed(
-            f"{source}'s digest is {size} bytes, more than the {MAX_DIGEST_BYTES} a step may carry: name the "
-            "tables to compare in database.sync_check.tables"
-        )
-    tables = digest.get("tables")
-    count = f"{len(tables)} tables" if isinstance(tables, list) else "its tables"
-    position = f" at {digest['position']}" if digest.get("position") else ""
-    reason = f"digested {count} of {source}{position}, writes frozen"
-    now = _note(ports, switchover, "digest_active", reason)
-    return {"digest": digest, "reason": reason, "at": now}
-
-
 def stop(ports: Ports, switchover: Switchover) -> dict[str, Any]:
     """Stop the active site's PostgreSQL cleanly (fast): its WAL senders ship everything up to the
     shutdown checkpoint, whose position is the final position."""
@@ -237,10 +209,96 @@ def stop(ports: Ports, switchover: Switchover) -> dict[str, Any]:
     }
 
 
+def _wait_for(
+    ports: Ports, switchover: Switchover, until: Callable[[SiteStatus], Decision], what: str
+) -> tuple[Decision, SiteStatus, float]:
+    """Ask the target's agent for its status until `until` says yes or `replay_wait_seconds` have
+    passed (a status that does not come is asked again); the last decision, status and wait."""
+    target = switchover.target
+    started = ports.clock()
+    deadline = started + switchover.replay_wait_seconds
+    agent = _agent(ports, switchover, target)
+    status: SiteStatus | None = None
+    decision: Decision | None = None
+    silent = ""
+    while True:
+        try:
+            status = agent.status()
+            decision, silent = until(status), ""
+        except SiteAgentUnreachable as exc:
+            silent = str(exc)
+        left = deadline - ports.clock()
+        if (decision is not None and decision.proceed) or left <= 0:
+            break
+        ports.sleep(min(POLL_SECONDS, left))
+    waited = ports.clock() - started
+    if decision is None or status is None:
+        raise SwitchoverStepFailed(
+            f"{target}'s agent gave no status in {waited:.1f} s while waiting for {what}: {silent}"
+        )
+    if not decision.proceed:
+        decision = decision.model_copy(
+            update={
+                "reason": f"{decision.reason} after waiting {waited:.1f} s "
+                f"(limit {switchover.replay_wait_seconds:g} s)"
+            }
+        )
+    return decision, status, waited
+
+
+def sync_check(ports: Ports, switchover: Switchover) -> dict[str, Any]:
+    """The content check with writes frozen and both sides running: the active site's digest at its
+    frozen position, the target's once it has replayed that position, and the judge's verdict."""
+    source, target = switchover.source, switchover.target
+    if switchover.dry_run:
+        return _dry(
+            ports,
+            switchover,
+            "sync_check",
+            f"digest {source}'s tables at its frozen position, wait for {target} to replay it, digest "
+            f"{target}'s and compare them",
+            in_sync=True,
+        )
+    sync = ports.sync(ports.service(switchover.service))
+    active = as_dict(sync.digest(source))
+    position = str(active.get("position") or "")
+    if not position:
+        raise SwitchoverStepFailed(f"{source}'s digest has no WAL position: {active}")
+    replayed, _, waited = _wait_for(
+        ports,
+        switchover,
+        lambda status: check_replayed(status, position=position, site=target, active_site=source),
+        f"{source}'s frozen position {position}",
+    )
+    if not replayed.proceed:
+        reason = f"not in sync: {replayed.reason}"
+        evidence: dict[str, Any] = {
+            "final_position": position,
+            "verdict": {"in_sync": False, "reason": reason},
+        }
+    else:
+        target_digest = as_dict(sync.digest(target))
+        verdict = as_dict(sync.judge(active, target_digest, position))
+        reason = str(
+            verdict.get("reason") or ("in sync" if verdict.get("in_sync") is True else "not in sync")
+        )
+        evidence = {
+            "final_position": position,
+            "verdict": verdict,
+            "active_position": active.get("position"),
+            "target_position": target_digest.get("position"),
+            "waited_seconds": round(waited, 3),
+        }
+    in_sync = evidence["verdict"].get("in_sync") is True
+    now = _note(ports, switchover, "sync_check", reason, sync_check=evidence)
+    return {"in_sync": in_sync, "position": position, "reason": reason, "at": now}
+
+
 def wait_for_final_position(
     ports: Ports, switchover: Switchover, stop_answer: dict[str, Any]
 ) -> dict[str, Any]:
-    """Wait, at most `replay_wait_seconds`, until the target received and replayed the final position."""
+    """Wait, at most `replay_wait_seconds`, until the target received and replayed past the final
+    position (the active site's shutdown checkpoint)."""
     source, target = switchover.source, switchover.target
     if switchover.dry_run:
         return _dry(
@@ -254,76 +312,22 @@ def wait_for_final_position(
     final = str(stop_answer.get("final_position") or "")
     if not final:
         raise SwitchoverStepFailed(f"no final position of {source} to wait for: {stop_answer.get('reason')}")
-    started = ports.clock()
-    deadline = started + switchover.replay_wait_seconds
-    agent = _agent(ports, switchover, target)
-    status: SiteStatus | None = None
-    silent = ""
-    while True:
-        try:
-            status = agent.status()
-            silent = ""
-        except SiteAgentUnreachable as exc:
-            silent = str(exc)
-        decision = (
-            check_final_position(status, final_position=final, site=target, active_site=source)
-            if status is not None
-            else None
-        )
-        left = deadline - ports.clock()
-        if (decision is not None and decision.proceed) or left <= 0:
-            break
-        ports.sleep(min(POLL_SECONDS, left))
-    waited = ports.clock() - started
-    if decision is None:
-        raise SwitchoverStepFailed(f"{target}'s agent gave no status in {waited:.1f} s: {silent}")
-    reason = decision.reason + (
-        ""
-        if decision.proceed
-        else f" after waiting {waited:.1f} s (limit {switchover.replay_wait_seconds:g} s)"
+    decision, status, waited = _wait_for(
+        ports,
+        switchover,
+        lambda status: check_final_position(status, final_position=final, site=target, active_site=source),
+        f"{source}'s final position {final}",
     )
-    now = _note(ports, switchover, "final_position", reason)
-    assert status is not None
+    now = _note(ports, switchover, "final_position", decision.reason)
     return {
         "reached": decision.proceed,
         "final_position": final,
         "receive_lsn": status.receive_lsn,
         "replay_lsn": status.replay_lsn,
         "waited_seconds": round(waited, 3),
-        "reason": reason,
+        "reason": decision.reason,
         "at": now,
     }
-
-
-def sync_check(
-    ports: Ports, switchover: Switchover, active_digest: dict[str, Any] | None, stop_answer: dict[str, Any]
-) -> dict[str, Any]:
-    """Digest the target at the final position and judge it against the active site's digest."""
-    source, target = switchover.source, switchover.target
-    if switchover.dry_run:
-        return _dry(
-            ports,
-            switchover,
-            "sync_check",
-            f"digest {target}'s tables and compare them with {source}'s at the final position",
-            in_sync=True,
-        )
-    if not active_digest:
-        raise SwitchoverStepFailed(f"no digest of {source} to compare {target} with")
-    sync = ports.sync(ports.service(switchover.service))
-    target_digest = as_dict(sync.digest(target))
-    final = str(stop_answer.get("final_position") or "")
-    verdict = as_dict(sync.judge(active_digest, target_digest, final))
-    in_sync = verdict.get("in_sync") is True
-    reason = str(verdict.get("reason") or ("in sync" if in_sync else "not in sync"))
-    evidence = {
-        "final_position": final,
-        "verdict": verdict,
-        "active_position": active_digest.get("position"),
-        "target_position": target_digest.get("position"),
-    }
-    now = _note(ports, switchover, "sync_check", reason, sync_check=evidence)
-    return {"in_sync": in_sync, "reason": reason, "evidence": evidence, "at": now}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -433,14 +437,12 @@ def handle(ports: Ports, event: dict[str, Any]) -> dict[str, Any]:
         return check(ports, switchover)
     if action == "freeze":
         return freeze(ports, switchover)
-    if action == "digest_active":
-        return digest_active(ports, switchover)
     if action == "stop":
         return stop(ports, switchover)
     if action == "wait_for_final_position":
         return wait_for_final_position(ports, switchover, event.get("stop") or {})
     if action == "sync_check":
-        return sync_check(ports, switchover, event.get("active_digest"), event.get("stop") or {})
+        return sync_check(ports, switchover)
     if action == "promote":
         return promote(ports, switchover)
     if action == "follow":

@@ -28,10 +28,9 @@ NOTIFY_KINDS = ("refused", "rolled_back", "switched_over", "escalation")
 # What each step's answer in the execution's state is called, for the escalation's list of what was done.
 STEPS = (
     ("freeze", "writes frozen"),
-    ("active_digest", "active site digested"),
+    ("sync", "sync check"),
     ("stop", "active site stopped"),
     ("final", "final position"),
-    ("sync", "sync check"),
     ("cooldown", "cooldown"),
     ("promotion", "target promoted"),
     ("switch", "edge switched"),

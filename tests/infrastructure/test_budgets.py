@@ -181,13 +181,12 @@ def switchover_database(config: WatchdogConfig, service: Service) -> float:
     assert service.database
     secrets = 4 * sdk_call()  # both agents' keys, the sync check's two database secrets
     check = 2 * agent_call()  # both statuses
-    wait = (
-        service.database.replay_wait_seconds + agent_call() + switchover_database_step.POLL_SECONDS
-    )  # the last status read starts by the deadline
-    digest = SYNC_DIGEST_SECONDS
+    # the bounded wait for the target's replay: the last status read starts by the deadline
+    wait = service.database.replay_wait_seconds + agent_call() + switchover_database_step.POLL_SECONDS
+    sync_check = SYNC_DIGEST_SECONDS + wait + SYNC_DIGEST_SECONDS  # the active site, the wait, the target
     promote = 2 * agent_call() + sdk_call()  # promote, unfreeze, and one more incident update
     roll_back = 3 * agent_call()  # status, start, unfreeze
-    return secrets + max(check, wait, digest, promote, roll_back) + sdk_call()  # update_incident
+    return secrets + max(check, wait, sync_check, promote, roll_back) + sdk_call()  # update_incident
 
 
 def switchover_edge(config: WatchdogConfig, service: Service) -> float:

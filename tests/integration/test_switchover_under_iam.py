@@ -151,6 +151,7 @@ def test_a_roll_back_and_an_escalation_run_under_the_functions_own_roles(world: 
     assert described["status"] == "FAILED" and described["error"] == "SwitchoverRolledBack"
     assert world.store.get_lock("booking") is None
     world.databases.ships = True
+    world.databases.write("main")  # the link is back: dr streams main's writes again
     world.databases.fail[("dr", Operation.PROMOTE)] = SiteAgentError("pg_promote timed out")
     described, _ = world.run("sw-iam-esc")
     assert described["status"] == "FAILED" and described["error"] == "NeedsAttention"

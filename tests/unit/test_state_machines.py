@@ -228,7 +228,7 @@ def test_every_task_has_retry_and_catch(name: str) -> None:
 def test_the_switchover_source_has_its_shape() -> None:
     asl = definition("switchover")
     states = asl["States"]
-    assert asl["StartAt"] == "ValidateSwitchover" and len(states) == 53
+    assert asl["StartAt"] == "ValidateSwitchover" and len(states) == 52
     lambda_tasks = [s for s in states.values() if s["Type"] == "Task" and "dynamodb" not in s["Resource"]]
     assert all(s["Retry"] == definition("failover")["States"]["CheckGates"]["Retry"] for s in lambda_tasks)
     assert all("${Switchover" in s["Resource"] for s in lambda_tasks), "it calls its own functions only"
@@ -249,14 +249,7 @@ def test_a_switchover_takes_the_failovers_lock_the_same_way() -> None:
         assert {**ours, "Comment": ""} == {**json.loads(theirs), "Comment": ""}, direct
 
 
-BEFORE_PROMOTION = [
-    "FreezeActive",
-    "DigestActive",
-    "StopActive",
-    "WaitForFinalPosition",
-    "SyncCheck",
-    "StartCooldown",
-]
+BEFORE_PROMOTION = ["FreezeActive", "SyncCheck", "StopActive", "WaitForFinalPosition", "StartCooldown"]
 FROM_PROMOTION = ["PromoteTarget", "SwitchEdge", "VerifySwitch", "SetActiveSite", "ReleaseLock"]
 
 

@@ -19,6 +19,7 @@ from quorum_dr.domain.switchover import (
     check_following,
     check_frozen,
     check_preconditions,
+    check_replayed,
     check_stopped,
     check_writable,
     follow_sentence,
@@ -253,6 +254,26 @@ def test_the_target_must_replay_past_the_final_position(receive: str, replay: st
         )
     else:
         assert "not past main's final position 0/5000000" in decision.reason
+
+
+def test_the_content_check_waits_for_the_target_at_the_frozen_position() -> None:
+    replayed = check_replayed(
+        standby(replay_lsn="0/5000000"), position="0/5000000", site="dr", active_site="main"
+    )
+    assert (
+        replayed.proceed and replayed.reason == "dr has replayed main's frozen position 0/5000000 (0/5000000)"
+    )
+    behind = check_replayed(
+        standby(replay_lsn="0/4FFFF00"), position="0/5000000", site="dr", active_site="main"
+    )
+    assert not behind.proceed
+    assert (
+        behind.reason
+        == "dr has replayed up to 0/4FFFF00, 256 bytes short of main's frozen position 0/5000000"
+    )
+    assert (
+        check_replayed(primary(), position="0/5000000", site="dr", active_site="main").code == "not_replaying"
+    )
 
 
 def test_a_target_that_is_no_standby_or_has_no_position_has_not_reached_it() -> None:
