@@ -51,9 +51,9 @@ TIMEOUTS = {
     "verify_switch": 420,  # verify rounds for up to verify.window_seconds (at most 300 s), one more round
     "notify": 110,  # SNS and a webhook; below the veto window (WaitForVeto's task timeout)
     "switchover_plan": 120,  # the state, the lock, the recent results, the incident record
-    # three agent requests (the roll back: status, start, unfreeze, status) or the bounded wait for
-    # the final position, or one side's digest, and the incident record
-    "switchover_database": 480,
+    # the sync check: twice (when the positions moved) both digests and the bounded wait between
+    # them; or three agent requests (the roll back), or the bounded wait for the final position
+    "switchover_database": 720,
     "switchover_edge": 780,  # as switch_edge (the Cloudflare calls) and verify_switch (the window)
     "switchover_record": 180,  # the escalation (up to 6 state-table calls) or the notification
 }

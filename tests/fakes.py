@@ -484,6 +484,14 @@ class FakeDatabases:
             ):
                 other.position = database.position
 
+    def idle_wal(self, site: str, size: int = 0x40) -> None:
+        """WAL that is no write (a standby snapshot, a checkpoint): a frozen primary writes it too."""
+        database = self.sites[site]
+        database.position += size
+        for standby in self._standbys_of(site):
+            if standby.running and standby.streaming:
+                standby.position = database.position
+
     def status(self, site: str) -> SiteStatus:
         with self._lock:
             self.calls.append((site, "status"))
@@ -614,8 +622,11 @@ class FakeSync(SyncDigester):
             site: {"public.orders": ["o1", "o2", "o3"], "public.customers": ["c1"]} for site in ("main", "dr")
         }
         self.digests: list[str] = []
+        self.before_digest: Callable[[str], None] | None = None  # a test's way to move a site
 
     def digest(self, site: str) -> dict[str, Any]:
+        if self.before_digest is not None:
+            self.before_digest(site)
         self.digests.append(site)
         status = self.databases.sites[site].status()
         return {

@@ -29,10 +29,11 @@ from quorum_dr.domain.switchover import (
 from quorum_dr.failover.errors import FailoverError, PromotionFailed, TransientError
 from quorum_dr.failover.ports import Ports
 from quorum_dr.failover.receipts import as_dict, entry
-from quorum_dr.ports import SiteAgent, SiteAgentError, SiteAgentUnreachable
+from quorum_dr.ports import SiteAgent, SiteAgentError, SiteAgentUnreachable, SyncDigester
 from quorum_dr.switchover.request import Switchover
 
 POLL_SECONDS = 0.5  # between two status reads while waiting for the target's replay
+SYNC_ATTEMPTS = 2  # comparisons when the positions moved between the two digests
 
 
 class SwitchoverStepFailed(FailoverError):
@@ -246,9 +247,44 @@ def _wait_for(
     return decision, status, waited
 
 
+def _compare_once(ports: Ports, switchover: Switchover, sync: SyncDigester) -> dict[str, Any]:
+    """One comparison: the active site's digest, the wait for the target to replay its position,
+    the target's digest, the verdict (the evidence the incident keeps)."""
+    source, target = switchover.source, switchover.target
+    active = as_dict(sync.digest(source))
+    position = str(active.get("position") or "")
+    if not position:
+        raise SwitchoverStepFailed(f"{source}'s digest has no WAL position: {active}")
+    replayed, _, waited = _wait_for(
+        ports,
+        switchover,
+        lambda status: check_replayed(status, position=position, site=target, active_site=source),
+        f"{source}'s frozen position {position}",
+    )
+    evidence: dict[str, Any] = {"final_position": position, "waited_seconds": round(waited, 3)}
+    if not replayed.proceed:
+        evidence["verdict"] = {
+            "in_sync": False,
+            "code": "not_replayed",
+            "reason": f"not in sync: {replayed.reason}",
+        }
+        return evidence
+    target_digest = as_dict(sync.digest(target))
+    evidence.update(
+        verdict=as_dict(sync.judge(active, target_digest, position)),
+        active_position=position,
+        target_position=target_digest.get("position"),
+    )
+    return evidence
+
+
 def sync_check(ports: Ports, switchover: Switchover) -> dict[str, Any]:
     """The content check with writes frozen and both sides running: the active site's digest at its
-    frozen position, the target's once it has replayed that position, and the judge's verdict."""
+    frozen position, the target's once it has replayed that position, and the judge's verdict.
+
+    An idle primary still writes a little WAL that is no write (a standby snapshot, a checkpoint):
+    when the target's digest is not at the active site's position, the comparison is made again
+    (`SYNC_ATTEMPTS`), as the sync check's own command does."""
     source, target = switchover.source, switchover.target
     if switchover.dry_run:
         return _dry(
@@ -260,38 +296,21 @@ def sync_check(ports: Ports, switchover: Switchover) -> dict[str, Any]:
             in_sync=True,
         )
     sync = ports.sync(ports.service(switchover.service))
-    active = as_dict(sync.digest(source))
-    position = str(active.get("position") or "")
-    if not position:
-        raise SwitchoverStepFailed(f"{source}'s digest has no WAL position: {active}")
-    replayed, _, waited = _wait_for(
-        ports,
-        switchover,
-        lambda status: check_replayed(status, position=position, site=target, active_site=source),
-        f"{source}'s frozen position {position}",
-    )
-    if not replayed.proceed:
-        reason = f"not in sync: {replayed.reason}"
-        evidence: dict[str, Any] = {
-            "final_position": position,
-            "verdict": {"in_sync": False, "reason": reason},
-        }
-    else:
-        target_digest = as_dict(sync.digest(target))
-        verdict = as_dict(sync.judge(active, target_digest, position))
-        reason = str(
-            verdict.get("reason") or ("in sync" if verdict.get("in_sync") is True else "not in sync")
-        )
-        evidence = {
-            "final_position": position,
-            "verdict": verdict,
-            "active_position": active.get("position"),
-            "target_position": target_digest.get("position"),
-            "waited_seconds": round(waited, 3),
-        }
-    in_sync = evidence["verdict"].get("in_sync") is True
+    attempt = 0
+    while True:
+        attempt += 1
+        evidence = _compare_once(ports, switchover, sync)
+        moved = "target_position" in evidence and evidence["target_position"] != evidence["final_position"]
+        if not moved or attempt >= SYNC_ATTEMPTS:
+            break
+    verdict = evidence["verdict"]
+    in_sync = verdict.get("in_sync") is True
+    reason = str(verdict.get("reason") or ("in sync" if in_sync else "not in sync"))
+    if attempt > 1:
+        reason += f" (comparison {attempt} of {SYNC_ATTEMPTS}: the positions moved between the digests)"
+    evidence["attempts"] = attempt
     now = _note(ports, switchover, "sync_check", reason, sync_check=evidence)
-    return {"in_sync": in_sync, "position": position, "reason": reason, "at": now}
+    return {"in_sync": in_sync, "position": evidence["final_position"], "reason": reason, "at": now}
 
 
 def wait_for_final_position(

@@ -183,7 +183,8 @@ def switchover_database(config: WatchdogConfig, service: Service) -> float:
     check = 2 * agent_call()  # both statuses
     # the bounded wait for the target's replay: the last status read starts by the deadline
     wait = service.database.replay_wait_seconds + agent_call() + switchover_database_step.POLL_SECONDS
-    sync_check = SYNC_DIGEST_SECONDS + wait + SYNC_DIGEST_SECONDS  # the active site, the wait, the target
+    # the active site, the wait, the target, as many times as the positions may move
+    sync_check = switchover_database_step.SYNC_ATTEMPTS * (SYNC_DIGEST_SECONDS + wait + SYNC_DIGEST_SECONDS)
     promote = 2 * agent_call() + sdk_call()  # promote, unfreeze, and one more incident update
     roll_back = 3 * agent_call()  # status, start, unfreeze
     return secrets + max(check, wait, sync_check, promote, roll_back) + sdk_call()  # update_incident

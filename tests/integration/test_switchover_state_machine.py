@@ -539,6 +539,26 @@ def test_a_failure_before_the_promotion_rolls_back_and_main_takes_writes_again(
     assert subject == f"[quorum-dr] booking: switchover rolled back ({name})" and sentence in message
 
 
+def test_the_content_check_is_made_again_when_the_frozen_primary_wrote_wal_between_the_digests(
+    world: World,
+) -> None:
+    moved: list[str] = []
+
+    def idle_primary_moves(site: str) -> None:
+        if site == "dr" and not moved:  # between main's digest and dr's, once
+            moved.append(site)
+            world.databases.idle_wal("main")
+
+    world.sync.before_digest = idle_primary_moves
+    described, states = world.run(request(), name="sw-moved")
+    assert described["status"] == "SUCCEEDED", described.get("cause")
+    assert world.sync.digests == ["main", "dr", "main", "dr"]
+    reasons = world.reasons("sw-moved")
+    assert "in sync: dr replayed main's final position 0/5000040" in reasons
+    assert "(comparison 2 of 2: the positions moved between the digests)" in reasons
+    assert (world.incident("sw-moved").sync_check or {})["attempts"] == 2
+
+
 def test_a_promotion_that_fails_escalates_keeps_the_lock_and_does_not_restart_main(world: World) -> None:
     world.databases.fail[("dr", Operation.PROMOTE)] = SiteAgentError("pg_promote timed out")
     described, states = world.run(request(), name="sw-esc")
