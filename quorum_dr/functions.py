@@ -1,8 +1,9 @@
 """The watchdog's Lambda functions by name: one table for the stacks and the local harness.
 
 Each function is `lambdas/<key>/handler.py` exposing `handler(event, context)`, deployed as
-`quorum-dr-<key with dashes>`; the failover ASL names an action function's ARN by the
-substitution `${<Key>FunctionArn}`. No CDK here, so the Step Functions harness
+`quorum-dr-<key with dashes>`; a state machine's ASL names an action function's ARN by the
+substitution `${<Key>FunctionArn}`, and each state machine calls its own functions only
+(`MACHINE_FUNCTIONS`). No CDK here, so the Step Functions harness
 (`quorum_dr_local.sfn_harness`) reads the same table as the stacks (`stacks/naming.py`).
 """
 
@@ -10,9 +11,10 @@ from __future__ import annotations
 
 PREFIX = "quorum-dr"
 
-# The 11 functions: the probe (one per probe region) and the 10 the failover state machine calls.
+# The 15 functions: the probe (one per probe region), the 10 the failover state machine calls and
+# the 4 of the planned switchover.
 PROBE = "probe"
-ACTION_FUNCTIONS = (
+FAILOVER_FUNCTIONS = (
     "validate_input",
     "incident_state",
     "confirm_outage",
@@ -24,6 +26,17 @@ ACTION_FUNCTIONS = (
     "verify_switch",
     "notify",
 )
+# The planned switchover: plan and refuse (state and results tables only), the databases (the
+# site agents' keys and the sync check's database secrets), the edge (the API token, the probe
+# functions), the record (state, lock, notifications).
+SWITCHOVER_FUNCTIONS = (
+    "switchover_plan",
+    "switchover_database",
+    "switchover_edge",
+    "switchover_record",
+)
+ACTION_FUNCTIONS = FAILOVER_FUNCTIONS + SWITCHOVER_FUNCTIONS  # every function a state machine calls
+MACHINE_FUNCTIONS = {"failover": FAILOVER_FUNCTIONS, "switchover": SWITCHOVER_FUNCTIONS}
 
 # Each holds its function's worst case: every call it makes at its timeout, every retry and wait
 # (tests/infrastructure/test_budgets.py adds them up from the config and the code's constants).
@@ -37,6 +50,12 @@ TIMEOUTS = {
     "launch_cold_site": 720,  # five EC2/SSM calls and the wait for running before the Elastic IP
     "verify_switch": 420,  # verify rounds for up to verify.window_seconds (at most 300 s), one more round
     "notify": 110,  # SNS and a webhook; below the veto window (WaitForVeto's task timeout)
+    "switchover_plan": 120,  # the state, the lock, the recent results, the incident record
+    # the sync check: twice (when the positions moved) both digests and the bounded wait between
+    # them; or three agent requests (the roll back), or the bounded wait for the final position
+    "switchover_database": 720,
+    "switchover_edge": 780,  # as switch_edge (the Cloudflare calls) and verify_switch (the window)
+    "switchover_record": 180,  # the escalation (up to 6 state-table calls) or the notification
 }
 DEFAULT_TIMEOUT = 30
 

@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from quorum_dr.agent.contract import Operation, OperationAnswer, SiteStatus, Upstream
 from quorum_dr.config import ColdSite, Hook
 from quorum_dr.domain.edge import SwitchReceipt
 from quorum_dr.domain.incident_record import IncidentRecord
@@ -382,3 +383,54 @@ class Promoter(ABC):
     def fence_old_primary(self, incident_id: str) -> FenceReceipt:
         """Fence main's database where it is reachable and prove it (see FenceReceipt); a failure
         to fence is a receipt with `reachable` True and `fenced` False, not an exception."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Site agent and database sync check (the planned switchover's ports)
+# ---------------------------------------------------------------------------------------------
+
+
+class SiteAgentError(Exception):
+    """A site agent refused an operation (401, 409 for the state it found) or it failed (500); the
+    message is the agent's reason sentence. The switchover rolls back (before the promotion) or
+    escalates (after it)."""
+
+
+class SiteAgentUnreachable(SiteAgentError):
+    """The agent did not answer (connection refused or timed out): worth retrying, since every
+    operation is idempotent under its operation id."""
+
+
+class SiteAgent(ABC):
+    """The site agent on one database host (`drctl agent`; its client in production:
+    quorum_dr.adapters.site_agent.SiteAgentClient). `quorum_dr.agent.contract` is the one contract:
+    the answers are its models."""
+
+    @abstractmethod
+    def status(self) -> SiteStatus:
+        """The local PostgreSQL as the agent sees it (role, running, LSNs, frozen, ...)."""
+
+    @abstractmethod
+    def run(
+        self, operation: Operation, operation_id: str, primary: Upstream | None = None
+    ) -> OperationAnswer:
+        """Run one operation, idempotent under `operation_id` (a repeated id gets the stored answer
+        back). Raises SiteAgentError (SiteAgentUnreachable when it could not be asked)."""
+
+
+class SyncDigester(ABC):
+    """The database sync check's two halves (PostgreSQL in production:
+    quorum_dr.adapters.postgres_sync and quorum_dr.domain.sync_check).
+
+    Digests travel through the state machine between steps, so they are JSON-able mappings (a
+    pydantic model's dump); `judge` reads them back."""
+
+    @abstractmethod
+    def digest(self, site: str) -> Any:
+        """One site's digest at its current position: WAL position, timeline, and per table the row
+        count and an ordered hash (a pydantic model or a mapping)."""
+
+    @abstractmethod
+    def judge(self, active: Mapping[str, Any], target: Mapping[str, Any], final_position: str) -> Any:
+        """Do the sites hold the same data at the active site's final position? A verdict with at
+        least `in_sync` (bool) and `reason` (the sentence)."""

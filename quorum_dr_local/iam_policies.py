@@ -6,8 +6,9 @@ the statements of its role, with the CloudFormation intrinsics that appear in th
 concrete ARNs for the local account (`Ref`, `Fn::GetAtt`, `Fn::Join`, `Fn::Sub`, `Fn::Select`,
 `Fn::Split`, and the cross-region export readers CDK writes for `cross_region_references`).
 
-Principals: `function:<handler dir>` (one per action function), `probe:<region>`,
-`state_machine` (the failover state machine's role) and `cold_site:<service>` (the instance role).
+Principals: `function:<handler dir>` (one per action function of either state machine),
+`probe:<region>`, `state_machine` (the failover state machine's role), `state_machine:switchover`
+(the planned switchover's) and `cold_site:<service>` (the instance role).
 
 `allows(statements, action, resource)` evaluates IAM's own matching on the unwidened statements:
 `*` matches any run of characters (also across `:` and `/`), `?` exactly one, actions are
@@ -266,13 +267,25 @@ def principal_policies(
                     continue  # CDK's own helper functions (log retention, export readers)
                 policies[key] = _role_statements(resolver, stack, _role_of(props["Role"]))
             elif kind == "AWS::StepFunctions::StateMachine":
-                policies["state_machine"] = _role_statements(resolver, stack, _role_of(props["RoleArn"]))
+                policies[state_machine_key(str(resolver.resolve(props["StateMachineName"], stack)))] = (
+                    _role_statements(resolver, stack, _role_of(props["RoleArn"]))
+                )
             elif kind == "AWS::IAM::Role":
                 description = str(props.get("Description", ""))
                 found = re.match(r"quorum-dr cold site of ([^:]+):", description)
                 if found:
                     policies[f"cold_site:{found.group(1)}"] = _role_statements(resolver, stack, logical)
     return policies
+
+
+def state_machine_key(name: str) -> str:
+    """`quorum-dr-failover` -> `state_machine` (as it always was), `quorum-dr-switchover` ->
+    `state_machine:switchover`."""
+    from stacks import naming
+
+    if name == naming.STATE_MACHINE:
+        return "state_machine"
+    return "state_machine:" + name.removeprefix(naming.PREFIX + "-")
 
 
 # -- IAM matching ---------------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""Run the real failover ASL in moto's Step Functions engine with the real handlers in-process.
+"""Run a real state machine's ASL (the failover's, or the planned switchover's with
+`definition_name="switchover"`) in moto's Step Functions engine with the real handlers in-process.
 
 Used by the integration tests and the drill (development only: it imports moto).
 
@@ -147,12 +148,14 @@ class SfnHarness:
         alert_topic_arn: str = f"arn:aws:sns:eu-west-2:{ACCOUNT}:quorum-dr-alerts",
         region: str = "eu-west-2",
         machine_name: str = "Failover",
+        definition_name: str = "failover",
         handlers: Mapping[str, Handler] | None = None,
         mock_config: Mapping[str, Any] | None = None,
         time_scale: float = 0.0,
     ) -> None:
         self.region = region
         self.machine_name = machine_name
+        self.definition_name = definition_name
         self.state_table = state_table
         self.alert_topic_arn = alert_topic_arn
         self.handlers = dict(handlers or {name: load_handler(name) for name in ACTION_FUNCTIONS})
@@ -237,7 +240,7 @@ class SfnHarness:
                 Code={"ZipFile": code.getvalue()},
             )["FunctionArn"]
         definition = substitute(
-            definition_json("failover"),
+            definition_json(self.definition_name),
             {**arns, "StateTableName": self.state_table, "AlertTopicArn": self.alert_topic_arn},
         )
         self.sfn = boto3.client("stepfunctions", region_name=self.region)

@@ -1,4 +1,5 @@
-"""The ten action functions of the failover, each with exactly the permissions its step needs."""
+"""The action functions of the failover (ten) and of the planned switchover (four), each with exactly
+the permissions its step needs."""
 
 from __future__ import annotations
 
@@ -45,6 +46,18 @@ STATE_TABLE_ACCESS = {
     "launch_cold_site": ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"),
     "verify_switch": ("dynamodb:UpdateItem",),
     "notify": ("dynamodb:UpdateItem",),
+    # the planned switchover: the plan reads the state, the lock and the incident (a reused id)
+    # and writes the incident; the databases and the edge write the incident's timeline (the edge
+    # reads it: one switch per switchover); the record writes the state, keeps or releases the lock
+    "switchover_plan": ("dynamodb:GetItem", "dynamodb:UpdateItem"),
+    "switchover_database": ("dynamodb:UpdateItem",),
+    "switchover_edge": ("dynamodb:GetItem", "dynamodb:UpdateItem"),
+    "switchover_record": (
+        "dynamodb:GetItem",
+        "dynamodb:PutItem",
+        "dynamodb:UpdateItem",
+        "dynamodb:DeleteItem",
+    ),
 }
 
 
@@ -100,13 +113,14 @@ class ActionFunctions(Construct):
         fn = self.functions
         for name, actions in STATE_TABLE_ACCESS.items():
             tables.state.grant(fn[name].role, *actions)
-        for name in ("confirm_outage", "check_replica"):
+        for name in ("confirm_outage", "check_replica", "switchover_plan"):
             tables.results.grant(fn[name].role, "dynamodb:Query", "dynamodb:GetItem")
-        for name in ("confirm_outage", "verify_switch"):
+        for name in ("confirm_outage", "verify_switch", "switchover_edge"):
             fn[name].role.add_to_policy(
                 iam.PolicyStatement(actions=["lambda:InvokeFunction"], resources=sorted(probe_arns.values()))
             )
         alerts.grant_publish(fn["notify"].role)
+        alerts.grant_publish(fn["switchover_record"].role)
         for site in cold_sites:
             self._grant_launch(fn["launch_cold_site"].role, stack, site)
 

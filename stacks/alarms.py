@@ -3,6 +3,8 @@
 - executions failed: failed + timed out + aborted failover executions (metric math);
 - executions escalated: a metric filter on the state machine's log (level ALL) counting entries
   into the `Escalate` state, the Catch target of every Task;
+- the same two for the planned switchover (a switchover fails when it is rolled back, escalates,
+  or its input is rejected; a refusal changes nothing and succeeds);
 - forwarded alarms: probe-region alarms arrive on the home bus and go to the alert topic.
 The probe-region alarms (errors, silent) live in each probe stack: an alarm reads only metrics of
 its own region. The dashboard shows every region, which dashboards can.
@@ -26,6 +28,7 @@ from stacks import naming
 
 NAMESPACE = "QuorumDR"
 ESCALATIONS = "Escalations"
+SWITCHOVER_ESCALATIONS = "SwitchoverEscalations"
 ESCALATE_STATE = "Escalate"
 
 
@@ -40,6 +43,8 @@ class Alarms(Construct):
         topic: sns.ITopic,
         home_bus: events.IEventBus,
         probe_regions: Sequence[str],
+        switchover: sfn.StateMachine | None = None,
+        switchover_logs: logs.ILogGroup | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         action = cloudwatch_actions.SnsAction(topic)
@@ -90,7 +95,14 @@ class Alarms(Construct):
             comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
             treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
         )
-        for alarm in (self.executions_failed, self.escalated):
+        alarms = [self.executions_failed, self.escalated]
+        self.switchover: SwitchoverAlarms | None = None
+        if switchover is not None and switchover_logs is not None:
+            self.switchover = SwitchoverAlarms(
+                self, "Switchover", state_machine=switchover, logs_=switchover_logs
+            )
+            alarms += [self.switchover.executions_failed, self.switchover.escalated]
+        for alarm in alarms:
             alarm.add_alarm_action(action)
             alarm.add_ok_action(action)
 
@@ -120,9 +132,7 @@ class Alarms(Construct):
                 ],
                 width=12,
             ),
-            cloudwatch.AlarmStatusWidget(
-                title="Alarms", alarms=[self.executions_failed, self.escalated], width=12
-            ),
+            cloudwatch.AlarmStatusWidget(title="Alarms", alarms=alarms, width=12),
         )
         self.dashboard.add_widgets(
             *[
@@ -144,4 +154,61 @@ class Alarms(Construct):
                 )
                 for region in probe_regions
             ]
+        )
+
+
+class SwitchoverAlarms(Construct):
+    """A planned switchover that failed (rolled back, escalated, input rejected), timed out or was
+    aborted, and one that escalated (entered `Escalate`: NEEDS_ATTENTION, the lock kept)."""
+
+    def __init__(
+        self, scope: Construct, construct_id: str, *, state_machine: sfn.StateMachine, logs_: logs.ILogGroup
+    ) -> None:
+        super().__init__(scope, construct_id)
+        five = Duration.minutes(5)
+        failed = cloudwatch.MathExpression(
+            expression="FILL(failed, 0) + FILL(timedout, 0) + FILL(aborted, 0)",
+            using_metrics={
+                "failed": state_machine.metric_failed(period=five, statistic="Sum"),
+                "timedout": state_machine.metric_timed_out(period=five, statistic="Sum"),
+                "aborted": state_machine.metric_aborted(period=five, statistic="Sum"),
+            },
+            label="switchover executions failed, timed out or aborted",
+            period=five,
+        )
+        self.executions_failed = cloudwatch.Alarm(
+            self,
+            "ExecutionsFailed",
+            alarm_name=f"{naming.PREFIX}-switchover-failed",
+            alarm_description="A planned switchover was rolled back, escalated, timed out or was aborted.",
+            metric=failed,
+            threshold=1,
+            evaluation_periods=1,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        )
+        logs.MetricFilter(
+            self,
+            "EscalationFilter",
+            log_group=logs_,
+            metric_namespace=NAMESPACE,
+            metric_name=SWITCHOVER_ESCALATIONS,
+            metric_value="1",
+            filter_pattern=logs.FilterPattern.literal(
+                f'{{ ($.details.name = "{ESCALATE_STATE}") && ($.type = "*StateEntered") }}'
+            ),
+        )
+        self.escalated = cloudwatch.Alarm(
+            self,
+            "Escalated",
+            alarm_name=f"{naming.PREFIX}-switchover-escalated",
+            alarm_description="A planned switchover escalated: the service is NEEDS_ATTENTION and keeps its "
+            "lock.",
+            metric=cloudwatch.Metric(
+                namespace=NAMESPACE, metric_name=SWITCHOVER_ESCALATIONS, period=five, statistic="Sum"
+            ),
+            threshold=1,
+            evaluation_periods=1,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
         )

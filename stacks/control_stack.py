@@ -1,5 +1,6 @@
 """The control plane in the home region: tables, home bus, alert topic, action functions, the
-failover state machine and the rule that starts it, alarms and the dashboard."""
+failover state machine and the rule that starts it, the planned switchover's state machine, alarms
+and the dashboard."""
 
 from __future__ import annotations
 
@@ -48,20 +49,40 @@ class ControlStack(Stack):
             alerts=self.alerts,
             cold_sites=cold_sites,
         )
-        substitutions = {
-            naming.substitution_name(name): fn.function.function_arn
-            for name, fn in self.actions.functions.items()
-        }
-        substitutions["StateTableName"] = self.tables.state.table_name
-        substitutions["AlertTopicArn"] = self.alerts.topic.topic_arn
-        self.failover = FailoverStateMachine(self, "Failover", substitutions=substitutions)
+        functions = self.actions.functions
+
+        def substitutions(machine: str) -> dict[str, str]:
+            """Each state machine is given (and may invoke) its own functions only."""
+            named = {
+                naming.substitution_name(name): functions[name].function.function_arn
+                for name in naming.MACHINE_FUNCTIONS[machine]
+            }
+            return {**named, "StateTableName": self.tables.state.table_name}
+
+        self.failover = FailoverStateMachine(
+            self,
+            "Failover",
+            substitutions={**substitutions("failover"), "AlertTopicArn": self.alerts.topic.topic_arn},
+        )
         role = self.failover.role
-        for fn in self.actions.functions.values():
-            fn.function.grant_invoke(role)
+        for name in naming.MACHINE_FUNCTIONS["failover"]:
+            functions[name].function.grant_invoke(role)
         self.tables.state.grant(
             role, "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"
         )
         self.alerts.grant_publish(role)
+        # The planned switchover: the failover's lock (PutItem) and, when its Escalate fails, the
+        # direct lock and status writes (UpdateItem); it notifies through its own function.
+        self.switchover = FailoverStateMachine(
+            self,
+            "Switchover",
+            substitutions=substitutions("switchover"),
+            definition_name="switchover",
+            state_machine_name=naming.SWITCHOVER_STATE_MACHINE,
+        )
+        for name in naming.MACHINE_FUNCTIONS["switchover"]:
+            functions[name].function.grant_invoke(self.switchover.role)
+        self.tables.state.grant(self.switchover.role, "dynamodb:PutItem", "dynamodb:UpdateItem")
 
         self.start_on_probe_failed = events.Rule(
             self,
@@ -105,6 +126,8 @@ class ControlStack(Stack):
             "Alarms",
             state_machine=self.failover.state_machine,
             state_machine_logs=self.failover.log_group,
+            switchover=self.switchover.state_machine,
+            switchover_logs=self.switchover.log_group,
             topic=self.alerts.topic,
             home_bus=self.bus,
             probe_regions=config.probe_regions,

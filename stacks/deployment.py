@@ -124,12 +124,13 @@ def build(app: App) -> Deployment:
 def _acknowledge_generated(deployment: Deployment) -> None:
     """Findings on resources CDK generates itself, acknowledged where they appear."""
     control = deployment.control
-    sm_role = control.failover.role
-    for fn in control.actions.functions.values():
-        logical = logical_id(fn.function)
-        acknowledge(
-            sm_role,
-            f"AwsSolutions-IAM5[Resource::<{logical}.Arn>:*]",
-            "grant_invoke also allows the function's versions and aliases (ARN:*); it is still one of "
-            "the state machine's own functions.",
-        )
+    machines = {"failover": control.failover.role, "switchover": control.switchover.role}
+    for machine, sm_role in machines.items():
+        for name in naming.MACHINE_FUNCTIONS[machine]:
+            logical = logical_id(control.actions.functions[name].function)
+            acknowledge(
+                sm_role,
+                f"AwsSolutions-IAM5[Resource::<{logical}.Arn>:*]",
+                "grant_invoke also allows the function's versions and aliases (ARN:*); it is still one "
+                "of the state machine's own functions.",
+            )

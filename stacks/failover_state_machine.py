@@ -1,4 +1,5 @@
-"""The failover state machine: the ASL rendered from statemachines/ inlined with its substitutions."""
+"""A state machine of statemachines/ (the failover, the planned switchover): the ASL rendered from
+its YAML source, inlined with its substitutions."""
 
 from __future__ import annotations
 
@@ -26,7 +27,8 @@ class FailoverStateMachine(Construct):
     """Standard workflow, logging level ALL to its own log group, X-Ray tracing.
 
     The role may invoke only the functions passed in, and touch only the state table and the
-    alert topic (the ASL's direct SDK integrations).
+    alert topic (the ASL's direct SDK integrations). The failover's by default; the planned
+    switchover's with `definition_name="switchover"` and its own name.
     """
 
     def __init__(
@@ -36,6 +38,7 @@ class FailoverStateMachine(Construct):
         *,
         substitutions: Mapping[str, str],
         definition_name: str = "failover",
+        state_machine_name: str = naming.STATE_MACHINE,
     ) -> None:
         super().__init__(scope, construct_id)
         definition = definition_json(definition_name)
@@ -45,7 +48,7 @@ class FailoverStateMachine(Construct):
         self.log_group = logs.LogGroup(
             self,
             "Logs",
-            log_group_name=f"/aws/vendedlogs/states/{naming.STATE_MACHINE}",
+            log_group_name=f"/aws/vendedlogs/states/{state_machine_name}",
             retention=logs.RetentionDays.ONE_YEAR,
             removal_policy=RemovalPolicy.DESTROY,
         )
@@ -53,12 +56,12 @@ class FailoverStateMachine(Construct):
             self,
             "Role",
             assumed_by=iam.ServicePrincipal("states.amazonaws.com"),
-            description="quorum-dr failover state machine: its own functions, table and topic only",
+            description=f"quorum-dr {definition_name} state machine: its own functions, table and topic only",
         )
         self.state_machine = sfn.StateMachine(
             self,
             "StateMachine",
-            state_machine_name=naming.STATE_MACHINE,
+            state_machine_name=state_machine_name,
             state_machine_type=sfn.StateMachineType.STANDARD,
             definition_body=sfn.DefinitionBody.from_string(definition),
             definition_substitutions=dict(substitutions),

@@ -13,6 +13,7 @@ from aws_cdk import Arn, ArnFormat, Stack
 # The functions' names live in the CDK-free table the local harness shares; named here too, so
 # that a stack says naming.PROBE, naming.function_name(...) as before.
 from quorum_dr.functions import ACTION_FUNCTIONS as ACTION_FUNCTIONS
+from quorum_dr.functions import MACHINE_FUNCTIONS as MACHINE_FUNCTIONS
 from quorum_dr.functions import PREFIX as PREFIX
 from quorum_dr.functions import PROBE as PROBE
 from quorum_dr.functions import function_name as function_name
@@ -22,6 +23,7 @@ RESULTS_TABLE = f"{PREFIX}-results"
 STATE_TABLE = f"{PREFIX}-state"
 EVENT_BUS = PREFIX
 STATE_MACHINE = f"{PREFIX}-failover"
+SWITCHOVER_STATE_MACHINE = f"{PREFIX}-switchover"
 EVENT_SOURCE = "quorum-dr"
 PROBE_DETAIL_TYPES = ("ProbeFailed", "VerdictChanged", "SplitBrainSuspected")
 SPLIT_BRAIN_SUSPECTED = "SplitBrainSuspected"

@@ -17,6 +17,11 @@ def secrets_by_function(config: WatchdogConfig) -> dict[str, list[str]]:
         "fence_main": set(),
         "switch_edge": set(),
         "notify": {hook.signing_secret for hook in config.notifications.webhooks},
+        # the planned switchover: the site agents' keys and the sync check's database secrets for
+        # its database step only; the API token for its edge step; the webhooks' keys for its record
+        "switchover_database": set(),
+        "switchover_edge": set(),
+        "switchover_record": {hook.signing_secret for hook in config.notifications.webhooks},
     }
     control_checks = [config.probe.control_target, *config.probe.region_control_targets.values()]
     for target in control_checks:
@@ -26,7 +31,14 @@ def secrets_by_function(config: WatchdogConfig) -> dict[str, list[str]]:
         for site in sites:
             access["probe"].update(c.credentials_secret for c in site.checks if isinstance(c, PostgresCheck))
         access["switch_edge"].add(service.edge.api_token_secret)
+        access["switchover_edge"].add(service.edge.api_token_secret)
+        for site in (service.sites.main, service.sites.dr):
+            if site.agent is not None:
+                access["switchover_database"].add(site.agent.signing_secret)
         if service.database is not None:
+            access["switchover_database"].update(
+                {service.database.main.credentials_secret, service.database.dr.credentials_secret}
+            )
             # The standby's position and its promotion; fencing talks to the old primary.
             access["check_replica"].add(service.database.dr.credentials_secret)
             access["promote_database"].add(service.database.dr.credentials_secret)

@@ -27,6 +27,7 @@ COMMAND_MODULES = [
     "quorum_dr.cli.agent_cmd",
     "quorum_dr.cli.sync_cmd",
     "quorum_dr.cli.rejoin_cmd",
+    "quorum_dr.cli.switchover_cmd",
 ]
 
 EPILOG = (

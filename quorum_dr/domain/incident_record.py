@@ -33,7 +33,11 @@ class IncidentRecord(BaseModel):
 
     incident_id: str
     timeline: list[TimelineEntry] = Field(default_factory=list)
-    # the gates step (the start of the incident)
+    # the gates step (the start of the incident); a planned switchover's preconditions step
+    kind: Literal["failover", "switchover"] | None = Field(
+        default=None,
+        description="what the incident is; absent: a failover (records written before switchovers)",
+    )
     service: str | None = None
     trigger: str | None = Field(default=None, description="auto or manual")
     target: str | None = None
@@ -59,6 +63,9 @@ class IncidentRecord(BaseModel):
     sync_check: dict[str, Any] | None = Field(
         default=None, description="the last database sync check's evidence (domain/sync_check.SyncEvidence)"
     )
+    # a planned switchover: its figures (quorum_dr.domain.switchover.SwitchoverFigures); its sync
+    # check's evidence is `sync_check` above
+    switchover: dict[str, Any] | None = None
     # a step waiting for an operator (veto window, approval request)
     task_token: str | None = None
     awaiting: str | None = None

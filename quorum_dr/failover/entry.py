@@ -1,4 +1,6 @@
-"""The shape every failover Lambda shares: correlation id, ports, one call, a JSON answer.
+"""The shape every failover and switchover Lambda shares: correlation id, ports, one call, a JSON
+answer. The correlation id is the incident id (`$.incident` of a failover, `$.switchover` of a
+planned switchover, else the execution's name).
 
 Each call counts in the metrics (namespace QuorumDR, dimension `step`, the function's name):
 `StepSucceeded` or `StepFailed` (1 per invocation; what failed is in the log line and the
@@ -23,7 +25,8 @@ Step = Callable[[Ports, dict[str, Any]], dict[str, Any]]
 def run(step: str, event: Any, call: Step) -> dict[str, Any]:
     if not isinstance(event, dict):
         event = {"input": event}
-    incident = event.get("incident") if isinstance(event.get("incident"), dict) else {}
+    context = event.get("incident") or event.get("switchover")
+    incident = context if isinstance(context, dict) else {}
     incident_id = incident.get("incident_id") or event.get("execution_name")
     logger.set_correlation_id(incident_id)
     logger.append_keys(step=step, service=incident.get("service"))

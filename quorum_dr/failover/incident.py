@@ -277,7 +277,9 @@ def release_lock(ports: Ports, incident: Incident) -> dict[str, Any]:
     return {"released": released, "reason": sentence}
 
 
-def _error_sentence(error: dict[str, Any] | None) -> str:
+def error_sentence(error: dict[str, Any] | None) -> str:
+    """A state machine error ({Error, Cause}; a Lambda's Cause is its JSON errorType/errorMessage)
+    as one sentence."""
     if not error:
         return "unknown error"
     cause = error.get("Cause") or ""
@@ -314,7 +316,7 @@ def progress_sentences(progress: dict[str, Any]) -> list[str]:
 def escalate(
     ports: Ports, incident: Incident, error: dict[str, Any] | None, progress: dict[str, Any]
 ) -> dict[str, Any]:
-    what = _error_sentence(error)
+    what = error_sentence(error)
     done = progress_sentences(progress)
     # What happened comes from the incident record (written by the step that did it), not only
     # from the execution's $: a step that promoted and then failed leaves no $.promotion.

@@ -142,3 +142,46 @@ def longest_execution(config: WatchdogConfig, service: Service) -> LongestPath:
         total = EXECUTION_TIMEOUT_SECONDS
         path += f" (capped by the execution timeout of {EXECUTION_TIMEOUT_SECONDS} s)"
     return LongestPath(seconds=int(total) + CLOCK_MARGIN_SECONDS, path=path, parts=parts)
+
+
+def longest_switchover(config: WatchdogConfig, service: Service) -> LongestPath:
+    """The longest time one planned switchover can hold `service`'s lock (statemachines/
+    switchover.asl.yaml): from ValidateSwitchover reading the clock, every step to the promotion,
+    then the longer of the way on (switch, verify, follow, record, an escalation from the release)
+    and the way back (roll back, record it, an escalation if that fails)."""
+    head: list[tuple[str, float]] = [
+        ("ValidateSwitchover after reading the clock", timeout("switchover_plan")),
+        ("CheckPreconditions", lambda_task("switchover_plan")),
+        ("CheckDatabases", lambda_task("switchover_database")),
+        (
+            "AcquireSwitchoverLock",
+            LOCK_WRITE_RETRY.attempts() * DIRECT_WRITE_SECONDS + LOCK_WRITE_RETRY.total_backoff(),
+        ),
+        ("FreezeActive", lambda_task("switchover_database")),
+        ("SyncCheck", lambda_task("switchover_database")),
+        ("StopActive", lambda_task("switchover_database")),
+        ("WaitForFinalPosition", lambda_task("switchover_database")),
+        ("StartCooldown", lambda_task("switchover_record")),
+    ]
+    onward = [
+        ("PromoteTarget", lambda_task("switchover_database")),
+        ("SwitchEdge", lambda_task("switchover_edge")),
+        ("VerifySwitch", lambda_task("switchover_edge")),
+        ("FollowNewPrimary", lambda_task("switchover_database")),
+        ("SetActiveSite", lambda_task("switchover_record")),
+        ("ReleaseLock", lambda_task("switchover_record")),
+        ("Escalate", lambda_task("switchover_record")),
+    ]
+    back = [
+        ("RollBack", lambda_task("switchover_database")),
+        ("RecordRollBack", lambda_task("switchover_record")),
+        ("Escalate", lambda_task("switchover_record")),
+    ]
+    name, branch = max((("onward", onward), ("roll-back", back)), key=lambda item: sum(s for _, s in item[1]))
+    parts = [*head, *branch]
+    total = sum(s for _, s in parts)
+    path = f"the switchover's {name} path"
+    if total > EXECUTION_TIMEOUT_SECONDS:
+        total = EXECUTION_TIMEOUT_SECONDS
+        path += f" (capped by the execution timeout of {EXECUTION_TIMEOUT_SECONDS} s)"
+    return LongestPath(seconds=int(total) + CLOCK_MARGIN_SECONDS, path=path, parts=parts)

@@ -1,5 +1,5 @@
-"""The set of ports one failover step talks through: the config, the state store, and a factory
-per adapter (`quorum_dr.ports` defines each interface).
+"""The set of ports one failover or switchover step talks through: the config, the state store, and
+a factory per adapter (`quorum_dr.ports` defines each interface).
 
 Production builds the whole set from the environment (`quorum_dr.failover.production`); tests and
 the drill build their own and hand it to `quorum_dr.failover.wiring.use`. A Ports built by hand
@@ -23,8 +23,10 @@ from quorum_dr.ports import (
     ProbeInvoker,
     Promoter,
     ResultStore,
+    SiteAgent,
     StateStore,
     SwitchVerifier,
+    SyncDigester,
 )
 
 
@@ -49,6 +51,9 @@ class Ports:
     )
     verifier: Callable[[], SwitchVerifier] = field(default_factory=lambda: _unwired("SwitchVerifier"))
     notifier: Callable[[], Notifier] = field(default_factory=lambda: _unwired("Notifier"))
+    # the planned switchover: the agent of one site of a service, and the database sync check
+    site_agent: Callable[[Service, str], SiteAgent] = field(default_factory=lambda: _unwired("SiteAgent"))
+    sync: Callable[[Service], SyncDigester] = field(default_factory=lambda: _unwired("SyncDigester"))
     clock: Callable[[], float] = time.time
     sleep: Callable[[float], None] = time.sleep  # between verification attempts (tests pass their own)
 

@@ -11,7 +11,15 @@ from `LambdaSettings`, the bundled config and Secrets Manager:
 - hooks: the service's configured hooks, signed, through HttpHookCaller;
 - launcher: EC2 with the bundled bootstrap (cold_site/<service>.sh next to the config) and the
   launch templates the CDK app created (COLD_SITE_LAUNCH_TEMPLATES);
-- notifier: SNS (ALERT_TOPIC_ARN) and the configured webhooks.
+- notifier: SNS (ALERT_TOPIC_ARN) and the configured webhooks;
+- site_agent: the site agent's client (quorum_dr.adapters.site_agent.SiteAgentClient) with the
+  URL of `sites.<site>.agent` and the HMAC key its `signing_secret` names, as the port
+  (`AgentClientPort`);
+- sync: the database sync check (quorum_dr.adapters.postgres_sync digests a site,
+  quorum_dr.domain.sync_check.judge_sync judges), as the port (`SyncCheckPort`).
+
+The site agent's client and the sync check come with their own work: they are imported by name
+when first used, and a deployment without them fails that port with PortNotWired.
 
 Each factory asks for its environment variable only when its port is used, so a function fails
 with the variable's name, and builds its adapter lazily (no network call at import or wiring).
@@ -19,13 +27,16 @@ with the variable's name, and builds its adapter lazily (no network call at impo
 
 from __future__ import annotations
 
+import importlib
 import json
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
+from quorum_dr.agent.contract import Operation, OperationAnswer, SiteStatus, Upstream
 from quorum_dr.config import Service, WatchdogConfig, load_config, parse_config
+from quorum_dr.failover.errors import PortNotWired
 from quorum_dr.failover.ports import Ports
 from quorum_dr.ports import (
     ColdSiteLauncher,
@@ -36,13 +47,25 @@ from quorum_dr.ports import (
     Promoter,
     ResultStore,
     SecretSource,
+    SiteAgent,
+    SiteAgentError,
+    SiteAgentUnreachable,
     StateStore,
     SwitchVerifier,
+    SyncDigester,
 )
 from quorum_dr.settings import LambdaSettings
 
 SECRETS_MAX_AGE_SECONDS = 300
 PROBE_INVOKE_GRACE_SECONDS = 15.0  # a probe function's cold start and its writes, on top of a round
+# One request to a site agent: its slowest operation (a clean stop, a promotion, a start as a
+# standby) waits for PostgreSQL within this (tests/infrastructure/test_budgets.py counts it). One
+# attempt: the state machine's Retry asks again, under the same operation id.
+AGENT_TIMEOUT_SECONDS = 90.0
+AGENT_STATUS_TIMEOUT_SECONDS = 10.0
+SITE_AGENT_MODULE = "quorum_dr.adapters.site_agent"
+SYNC_ADAPTER_MODULE = "quorum_dr.adapters.postgres_sync"
+SYNC_DOMAIN_MODULE = "quorum_dr.domain.sync_check"
 
 T = TypeVar("T")
 
@@ -193,4 +216,100 @@ def production_ports(
         launcher=launcher,
         verifier=verifier,
         notifier=notifier,
+        site_agent=site_agents(secrets, once),
+        sync=lambda service: SyncCheckPort(service, secrets),
     )
+
+
+def _module(name: str, port: str) -> Any:
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        raise PortNotWired(
+            f"no adapter is wired for the {port} port: {name} is not in this deployment"
+        ) from None
+
+
+class AgentClientPort(SiteAgent):
+    """The site agent's client as the SiteAgent port: `primary` goes as the client's keyword, its
+    errors become the port's (unreachable: SiteAgentUnreachable, which the state machine retries;
+    any other refusal or failure: SiteAgentError with the agent's reason)."""
+
+    def __init__(self, client: Any, module: Any) -> None:
+        self.client, self.module = client, module
+
+    def _call(self, call: Callable[[], T]) -> T:
+        try:
+            return call()
+        except self.module.AgentUnreachable as exc:
+            raise SiteAgentUnreachable(str(exc)) from None
+        except self.module.SiteAgentError as exc:
+            raise SiteAgentError(str(exc)) from None
+
+    def status(self) -> SiteStatus:
+        return self._call(lambda: cast(SiteStatus, self.client.status()))
+
+    def run(
+        self, operation: Operation, operation_id: str, primary: Upstream | None = None
+    ) -> OperationAnswer:
+        params = {"primary": primary.model_dump(mode="json")} if primary is not None else {}
+        return self._call(lambda: cast(OperationAnswer, self.client.run(operation, operation_id, **params)))
+
+
+def site_agents(secrets: SecretSource, once: _Once) -> Callable[[Service, str], SiteAgent]:
+    """The SiteAgent factory: the agent of `sites.<site>.agent`, signed with the key its
+    `signing_secret` names, one client per service and site."""
+
+    def site_agent(service: Service, site: str) -> SiteAgent:
+        configured = getattr(service.sites, site, None)
+        agent = configured.agent if configured is not None else None
+        if agent is None:
+            raise ValueError(
+                f"{service.name} has no site agent on {site} (sites.{site}.agent): a planned switchover "
+                "needs one on both database hosts"
+            )
+        module = _module(SITE_AGENT_MODULE, "SiteAgent")
+        url, secret = str(agent.url), agent.signing_secret
+
+        def make() -> SiteAgent:
+            client = module.SiteAgentClient(
+                url,
+                secrets.get(secret),
+                timeout=AGENT_STATUS_TIMEOUT_SECONDS,
+                operation_timeout=AGENT_TIMEOUT_SECONDS,
+                attempts=1,
+            )
+            return AgentClientPort(client, module)
+
+        return once.get(("site_agent", service.name, site), make)
+
+    return site_agent
+
+
+class SyncCheckPort(SyncDigester):
+    """The database sync check as the SyncDigester port: a site's digest read over its database
+    endpoint (`database.<site>` and its credentials secret), judged by `judge_sync`."""
+
+    def __init__(self, service: Service, secrets: SecretSource) -> None:
+        if service.database is None:
+            raise ValueError(f"{service.name} has no database configured: there is nothing to compare")
+        self.database, self.secrets = service.database, secrets
+
+    def digest(self, site: str) -> Any:
+        adapter = _module(SYNC_ADAPTER_MODULE, "SyncDigester")
+        # `database.sync_check` (which tables, the size limit, the bound) comes with the sync check
+        settings: Any = getattr(self.database, "sync_check", None)
+        if settings is None:
+            raise PortNotWired(
+                "no adapter is wired for the SyncDigester port: the config has no database.sync_check"
+            )
+        side, _ = adapter.sync_sites(self.database, self.secrets, site)  # (that site, the other one)
+        return adapter.digest_side(side, settings)
+
+    def judge(self, active: Mapping[str, Any], target: Mapping[str, Any], final_position: str) -> Any:
+        domain = _module(SYNC_DOMAIN_MODULE, "SyncDigester")
+        return domain.judge_sync(
+            domain.SideDigest.model_validate(active),
+            domain.SideDigest.model_validate(target),
+            final_position=final_position,
+        )

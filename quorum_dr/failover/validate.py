@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
 from quorum_dr.failover.errors import InvalidInput
 from quorum_dr.failover.ports import Ports
-from quorum_dr.failover.request import Incident, start_incident
+from quorum_dr.failover.request import start_incident
 
 
 def handle(ports: Ports, event: dict[str, Any]) -> dict[str, Any]:
@@ -23,7 +23,17 @@ def handle(ports: Ports, event: dict[str, Any]) -> dict[str, Any]:
     return answer
 
 
-def refuse_reused_incident_id(ports: Ports, incident: Incident) -> None:
+class Identified(Protocol):
+    """What names one incident (a failover's or a planned switchover's)."""
+
+    @property
+    def service(self) -> str: ...
+
+    @property
+    def incident_id(self) -> str: ...
+
+
+def refuse_reused_incident_id(ports: Ports, incident: Identified) -> None:
     """An incident id names one incident: a start that reuses one (an escalated incident's, whose
     lock is kept, or any other) is refused before it takes a lock or writes a record. The lock's
     condition would stop it too (its holder is the execution's name), but this says why."""

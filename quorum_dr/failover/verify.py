@@ -20,8 +20,11 @@ FIRST_BACKOFF_SECONDS = 1.0  # before the second attempt; doubled before each fu
 MAX_BACKOFF_SECONDS = 8.0
 
 
-def _attempts(ports: Ports, incident: Incident, target: str, *, origin_only: bool) -> dict[str, Any]:
-    """Ask the verifier until it sees `target`, or the window is over (one ask for origin_only)."""
+def verify_attempts(
+    ports: Ports, service: str, incident_id: str, target: str, *, origin_only: bool
+) -> dict[str, Any]:
+    """Ask the verifier until it sees `target`, or the window is over (one ask for origin_only).
+    The failover's verification and the planned switchover's share it."""
     verifier = ports.verifier()
     window = ports.config.verify.window_seconds
     started = ports.clock()
@@ -31,9 +34,9 @@ def _attempts(ports: Ports, incident: Incident, target: str, *, origin_only: boo
     while True:
         receipt = as_dict(
             verifier.verify(
-                service=incident.service,
+                service=service,
                 expect_site=target,
-                incident_id=incident.incident_id,
+                incident_id=incident_id,
                 origin_only=origin_only,
             )
         )
@@ -66,7 +69,7 @@ def verify(ports: Ports, incident: Incident, target: str, *, origin_only: bool) 
             service.name, incident.incident_id, {}, timeline=entry("verify", reason, now)
         )
         return {"verified": True, "dry_run": True, "reason": reason, "at": now}
-    answer = _attempts(ports, incident, target, origin_only=origin_only)
+    answer = verify_attempts(ports, incident.service, incident.incident_id, target, origin_only=origin_only)
     verified = answer["verified"]
     now = ports.clock()
     step = "cold_health" if origin_only else "verify"

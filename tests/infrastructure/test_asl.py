@@ -46,16 +46,20 @@ def _validate(path: Path) -> subprocess.CompletedProcess[str]:
 
 def test_the_template_asl_validates_with_its_substitutions(synth, tmp_path: Path) -> None:
     control = synth.deployment.control
-    (machine,) = synth.resources(control, "AWS::StepFunctions::StateMachine").values()
-    definition = machine["Properties"]["DefinitionString"]
-    for name, value in _deployed_values(control.region).items():
-        assert name in machine["Properties"]["DefinitionSubstitutions"]
-        definition = definition.replace("${" + name + "}", value)
-    assert "${" not in definition
-    path = tmp_path / "failover.asl.json"
-    path.write_text(definition)
-    run = _validate(path)
-    assert run.returncode == 0, run.stdout + run.stderr
+    machines = synth.resources(control, "AWS::StepFunctions::StateMachine").values()
+    assert len(machines) == 2  # the failover and the planned switchover
+    for machine in machines:
+        definition = machine["Properties"]["DefinitionString"]
+        supplied = machine["Properties"]["DefinitionSubstitutions"]
+        for name, value in _deployed_values(control.region).items():
+            if "${" + name + "}" in definition:
+                assert name in supplied
+            definition = definition.replace("${" + name + "}", value)
+        assert "${" not in definition
+        path = tmp_path / f"{machine['Properties']['StateMachineName']}.asl.json"
+        path.write_text(definition)
+        run = _validate(path)
+        assert run.returncode == 0, run.stdout + run.stderr
 
 
 @pytest.mark.parametrize("name", names())

@@ -6,6 +6,7 @@ import json
 import re
 
 import boto3
+import pytest
 from aws_cdk.assertions import Match, Template
 from moto import mock_aws
 
@@ -36,28 +37,47 @@ def test_tables_have_keys_pitr_ttl_and_encryption(synth) -> None:
         assert props["BillingMode"] == "PAY_PER_REQUEST"
 
 
-def test_state_machine_is_inlined_with_logging_all_and_xray(synth) -> None:
-    (machine,) = synth.resources(_control(synth), "AWS::StepFunctions::StateMachine").values()
-    props = machine["Properties"]
-    assert props["StateMachineName"] == naming.STATE_MACHINE
+MACHINES = [("failover", naming.STATE_MACHINE), ("switchover", naming.SWITCHOVER_STATE_MACHINE)]
+
+
+def _machine(synth, name: str) -> dict:
+    (machine,) = [
+        m
+        for m in synth.resources(_control(synth), "AWS::StepFunctions::StateMachine").values()
+        if m["Properties"]["StateMachineName"] == name
+    ]
+    return machine
+
+
+def test_the_control_stack_has_the_failover_and_the_switchover_state_machines(synth) -> None:
+    machines = synth.resources(_control(synth), "AWS::StepFunctions::StateMachine").values()
+    assert sorted(m["Properties"]["StateMachineName"] for m in machines) == sorted(n for _, n in MACHINES)
+
+
+@pytest.mark.parametrize(("definition", "name"), MACHINES)
+def test_state_machine_is_inlined_with_logging_all_and_xray(synth, definition: str, name: str) -> None:
+    props = _machine(synth, name)["Properties"]
+    assert props["StateMachineName"] == name
     assert props["StateMachineType"] == "STANDARD"
     assert props["TracingConfiguration"] == {"Enabled": True}
     assert props["LoggingConfiguration"]["Level"] == "ALL"
     assert props["LoggingConfiguration"]["IncludeExecutionData"] is True
     # Inlined, not uploaded to S3: the template carries the JSON rendered from the YAML source.
-    assert props["DefinitionString"] == definition_json("failover")
+    assert props["DefinitionString"] == definition_json(definition)
 
 
-def test_every_substitution_the_asl_uses_is_supplied(synth) -> None:
-    (machine,) = synth.resources(_control(synth), "AWS::StepFunctions::StateMachine").values()
-    used = substitutions_used(definition_json("failover"))
+@pytest.mark.parametrize(("definition", "name"), MACHINES)
+def test_every_substitution_the_asl_uses_is_supplied(synth, definition: str, name: str) -> None:
+    machine = _machine(synth, name)
+    used = substitutions_used(definition_json(definition))
     supplied = set(machine["Properties"]["DefinitionSubstitutions"])
     assert used <= supplied, f"unsupplied: {sorted(used - supplied)}"
-    # And the fixed set of the lead's conventions is what we supply.
-    expected = {naming.substitution_name(n) for n in naming.ACTION_FUNCTIONS} | {
-        "StateTableName",
-        "AlertTopicArn",
+    # And the fixed set of the lead's conventions is what we supply: each machine its own functions.
+    expected = {naming.substitution_name(n) for n in naming.MACHINE_FUNCTIONS[definition]} | {
+        "StateTableName"
     }
+    if definition == "failover":
+        expected.add("AlertTopicArn")
     assert supplied == expected
 
 
@@ -199,11 +219,23 @@ def test_alert_topic_is_encrypted_and_enforces_ssl(synth) -> None:
 def test_alarms_and_dashboard(synth) -> None:
     alarms = synth.resources(_control(synth), "AWS::CloudWatch::Alarm")
     names = {a["Properties"]["AlarmName"] for a in alarms.values()}
-    assert names == {"quorum-dr-executions-failed", "quorum-dr-executions-escalated"}
+    assert names == {
+        "quorum-dr-executions-failed",
+        "quorum-dr-executions-escalated",
+        "quorum-dr-switchover-failed",
+        "quorum-dr-switchover-escalated",
+    }
     for alarm in alarms.values():
         assert alarm["Properties"]["AlarmActions"], "every alarm notifies the alert topic"
-    (metric_filter,) = synth.resources(_control(synth), "AWS::Logs::MetricFilter").values()
-    assert '$.details.name = "Escalate"' in metric_filter["Properties"]["FilterPattern"]
+    filters = synth.resources(_control(synth), "AWS::Logs::MetricFilter").values()
+    assert sorted(f["Properties"]["MetricTransformations"][0]["MetricName"] for f in filters) == [
+        "Escalations",
+        "SwitchoverEscalations",
+    ]
+    for metric_filter in filters:  # each on its own state machine's log group
+        assert '$.details.name = "Escalate"' in metric_filter["Properties"]["FilterPattern"]
+    groups = {json.dumps(f["Properties"]["LogGroupName"]) for f in filters}
+    assert len(groups) == 2
     (dashboard,) = synth.resources(_control(synth), "AWS::CloudWatch::Dashboard").values()
     body = "".join(p for p in dashboard["Properties"]["DashboardBody"]["Fn::Join"][1] if isinstance(p, str))
     for region in synth.deployment.config.probe_regions:
@@ -221,16 +253,15 @@ def test_alarms_and_dashboard(synth) -> None:
     )
 
 
-def test_state_machine_may_invoke_only_its_own_functions(synth) -> None:
+@pytest.mark.parametrize("definition", ["failover", "switchover"])
+def test_state_machine_may_invoke_only_its_own_functions(synth, definition: str) -> None:
     control = _control(synth)
-    template = synth.template(control)
     own = {
-        logical
-        for logical, r in template["Resources"].items()
-        if r["Type"] == "AWS::Lambda::Function"
-        and r["Properties"].get("FunctionName", "").startswith("quorum-dr-")
+        control.resolve(control.get_logical_id(control.actions.functions[name].function.node.default_child))
+        for name in naming.MACHINE_FUNCTIONS[definition]
     }
-    role_logical = control.resolve(control.get_logical_id(control.failover.role.node.default_child))
+    machine = control.failover if definition == "failover" else control.switchover
+    role_logical = control.resolve(control.get_logical_id(machine.role.node.default_child))
     invoked = set()
     for policy in synth.resources(control, "AWS::IAM::Policy").values():
         if {"Ref": role_logical} not in policy["Properties"]["Roles"]:
@@ -243,4 +274,4 @@ def test_state_machine_may_invoke_only_its_own_functions(synth) -> None:
                     match = re.search(r'"([A-Za-z0-9]+)", "Arn"', text)
                     assert match, f"invoke on something that is not one of our functions: {text}"
                     invoked.add(match.group(1))
-    assert invoked == own
+    assert invoked == own and len(own) == len(naming.MACHINE_FUNCTIONS[definition])

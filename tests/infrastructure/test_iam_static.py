@@ -1,7 +1,8 @@
 """The calls no moto run signs with the role that makes them, checked against the synthesized
 policies (exact ARNs, IAM wildcards; quorum_dr_local.iam_policies):
 
-- the state machine's own role: every Task of the DEPLOYED definition (the template's
+- each state machine's own role (the failover's, the planned switchover's): every Task of the
+  DEPLOYED definition (the template's
   DefinitionString with its substitutions, so whatever the ASL's source format) — Lambda
   functions and the direct DynamoDB / SNS integrations. (The end-to-end tests also hold moto's
   engine to this role's actions; this covers the states no scenario reaches.)
@@ -27,7 +28,9 @@ from quorum_dr_local.iam_policies import (
     Statement,
     allows,
     principal_policies,
+    state_machine_key,
 )
+from stacks import naming
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -45,19 +48,23 @@ def policies(stacks: dict[str, StackTemplate]) -> dict[str, list[Statement]]:
     return principal_policies(stacks)
 
 
-def deployed_definition(stacks: dict[str, StackTemplate]) -> dict[str, Any]:
+def deployed_definition(stacks: dict[str, StackTemplate], name: str = naming.STATE_MACHINE) -> dict[str, Any]:
+    """The definition of state machine `name` as deployed: its text with its substitutions."""
     resolver = Resolver(stacks)
     for stack in stacks.values():
         for resource in stack.resources.values():
-            if resource["Type"] == "AWS::StepFunctions::StateMachine":
-                props = resource["Properties"]
-                text = str(resolver.resolve(props["DefinitionString"], stack))
-                for key, value in props.get("DefinitionSubstitutions", {}).items():
-                    text = text.replace("${" + key + "}", str(resolver.resolve(value, stack)))
-                assert "${" not in text, "a substitution is missing from the deployed definition"
-                definition: dict[str, Any] = json.loads(text)
-                return definition
-    raise AssertionError("no state machine in the app")
+            if resource["Type"] != "AWS::StepFunctions::StateMachine":
+                continue
+            props = resource["Properties"]
+            if resolver.resolve(props["StateMachineName"], stack) != name:
+                continue
+            text = str(resolver.resolve(props["DefinitionString"], stack))
+            for key, value in props.get("DefinitionSubstitutions", {}).items():
+                text = text.replace("${" + key + "}", str(resolver.resolve(value, stack)))
+            assert "${" not in text, "a substitution is missing from the deployed definition"
+            definition: dict[str, Any] = json.loads(text)
+            return definition
+    raise AssertionError(f"no state machine {name} in the app")
 
 
 def tasks(states: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
@@ -89,22 +96,37 @@ def task_calls(name: str, state: dict[str, Any], region: str) -> list[tuple[str,
     raise AssertionError(f"{name}: no IAM mapping for the {service}:{api} integration")
 
 
+@pytest.mark.parametrize("machine", [naming.STATE_MACHINE, naming.SWITCHOVER_STATE_MACHINE])
 def test_the_state_machine_role_allows_every_task_of_the_deployed_definition(
-    stacks: dict[str, StackTemplate], policies: dict[str, list[Statement]], synth: Any
+    stacks: dict[str, StackTemplate], policies: dict[str, list[Statement]], synth: Any, machine: str
 ) -> None:
     region = synth.deployment.config.home_region
     calls = [
         (name, action, arn)
-        for name, state in tasks(deployed_definition(stacks)["States"])
+        for name, state in tasks(deployed_definition(stacks, machine)["States"])
         for action, arn in task_calls(name, state, region)
     ]
-    assert {action for _, action, _ in calls} >= {"lambda:InvokeFunction", "dynamodb:PutItem"}
-    denied = [
-        f"{name}: {action} on {arn}"
-        for name, action, arn in calls
-        if not allows(policies["state_machine"], action, arn)
-    ]
-    assert not denied, "the state machine's role does not allow:\n  " + "\n  ".join(denied)
+    assert {action for _, action, _ in calls} >= {
+        "lambda:InvokeFunction",
+        "dynamodb:PutItem",
+        "dynamodb:UpdateItem",
+    }
+    role = policies[state_machine_key(machine)]
+    denied = [f"{name}: {action} on {arn}" for name, action, arn in calls if not allows(role, action, arn)]
+    assert not denied, f"the role of {machine} does not allow:\n  " + "\n  ".join(denied)
+
+
+def test_each_state_machine_may_invoke_its_own_functions_only(
+    policies: dict[str, list[Statement]], synth: Any
+) -> None:
+    region = synth.deployment.config.home_region
+    for machine, key in ((naming.STATE_MACHINE, "failover"), (naming.SWITCHOVER_STATE_MACHINE, "switchover")):
+        role = policies[state_machine_key(machine)]
+        for name in naming.ACTION_FUNCTIONS:
+            arn = f"arn:aws:lambda:{region}:{ACCOUNT}:function:{naming.function_name(name)}"
+            assert allows(role, "lambda:InvokeFunction", arn) == (name in naming.MACHINE_FUNCTIONS[key]), (
+                f"{machine} and {name}"
+            )
 
 
 def test_the_cold_site_instance_role_allows_the_bootstraps_reads_and_its_report(

@@ -81,3 +81,19 @@ def test_secrets_are_readable_only_by_the_functions_that_need_them(synth) -> Non
                 ):
                     readers.add(name.split("@")[0])
         assert readers == {n for n, names in expected.items() if secret in names}, secret
+
+
+def test_the_site_agents_keys_are_for_the_switchovers_database_step_only() -> None:
+    """The agents' HMAC keys sign freeze, stop and promote: only switchover_database may read them
+    (the plan asks no agent; the record and the edge never talk to a database)."""
+    from tests.fakes import switchover_config
+
+    access = secrets_by_function(switchover_config())
+    keys = {"quorum-dr/booking/main-agent-key", "quorum-dr/booking/dr-agent-key"}
+    readers = {name for name, secrets in access.items() if keys & set(secrets)}
+    assert readers == {"switchover_database"}
+    assert keys <= set(access["switchover_database"])
+    assert "quorum-dr/booking/db-admin" in access["switchover_database"]  # the sync check's digests
+    assert "switchover_plan" not in access  # state and results tables only: no secret at all
+    assert access["switchover_edge"] == ["quorum-dr/cloudflare-token"]
+    assert access["switchover_record"] == ["quorum-dr/webhook-key"]

@@ -89,7 +89,8 @@ def normalize(template: dict) -> dict:
     data = json.loads(text)
     for resource in data["Resources"].values():
         if resource["Type"] == "AWS::StepFunctions::StateMachine":
-            resource["Properties"]["DefinitionString"] = "<statemachines/failover.asl.yaml>"
+            source = str(resource["Properties"]["StateMachineName"]).removeprefix("quorum-dr-")
+            resource["Properties"]["DefinitionString"] = f"<statemachines/{source}.asl.yaml>"
     return data
 
 

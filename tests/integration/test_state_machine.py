@@ -591,8 +591,7 @@ def test_invariant_10_main_back_up_during_the_veto_window_calls_the_failover_off
     record = world.incident("inc-veto-back")
     assert record.outcome == "false_alarm" and world.store.get_lock("booking") is None
     said = (
-        "re-confirmation after the veto window (round 2): the hot failover no longer holds, "
-        "main is UP again"
+        "re-confirmation after the veto window (round 2): the hot failover no longer holds, main is UP again"
     )
     assert said in " | ".join(world.reasons("inc-veto-back"))
     assert any("called off" in subject for subject in subjects(world, "inc-veto-back"))
@@ -665,9 +664,8 @@ def test_invariant_10_both_sites_down_and_no_cold_site_is_told(world: World) -> 
     assert described["status"] == "SUCCEEDED"
     assert states[-3:] == ["StopNoAction", "NotifyNoAction", "NoAction"]
     assert subjects(world, "inc-none") == ["[quorum-dr] booking: no action (inc-none)"]
-    assert (
-        "main and dr are both DOWN and no cold site is configured; an operator must act"
-        in messages(world, "inc-none")
+    assert "main and dr are both DOWN and no cold site is configured; an operator must act" in messages(
+        world, "inc-none"
     )
 
 

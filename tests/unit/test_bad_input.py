@@ -402,6 +402,7 @@ OPERATOR_CASES: list[tuple[str, list[str], int, str]] = [
         (f"{verb}: a malformed service", argv, EXIT_BAD_INPUT, "--service: 'Bad Name!' is not a service name")
         for verb, argv in [
             ("failover", ["failover", "--to", "dr", "--reason", "r", "--service", "Bad Name!"]),
+            ("switchover", ["switchover", "--to", "main", "--service", "Bad Name!"]),
             ("status", ["status", "--service", "Bad Name!"]),
             ("reset", ["reset", "--service", "Bad Name!", "--reason", "checked"]),
             ("approve", ["approve", "inc-1", "--service", "Bad Name!"]),
@@ -415,6 +416,7 @@ OPERATOR_CASES: list[tuple[str, list[str], int, str]] = [
         (f"{verb}: an unknown service", argv, EXIT_BAD_INPUT, "--service: no service named 'no-such-service'")
         for verb, argv in [
             ("failover", ["failover", "--to", "dr", "--reason", "r", "--service", "no-such-service"]),
+            ("switchover", ["switchover", "--to", "main", "--service", "no-such-service"]),
             ("status", ["status", "--service", "no-such-service"]),
             ("reset", ["reset", "--service", "no-such-service", "--reason", "checked"]),
             ("approve", ["approve", "inc-1", "--service", "no-such-service"]),
@@ -495,6 +497,12 @@ OPERATOR_CASES: list[tuple[str, list[str], int, str]] = [
         ["sync-check", "--service", "booking", "--secrets-file", "/nonexistent.json"],
         EXIT_BAD_INPUT,
         "--secrets-file: /nonexistent.json",
+    ),
+    (
+        "switchover: a service without site agents",
+        ["switchover", "--to", "dr", "--service", "booking"],
+        EXIT_BAD_INPUT,
+        "--service: booking has no site agent on main and dr (sites.main.agent, sites.dr.agent)",
     ),
 ]
 
@@ -761,7 +769,17 @@ def test_version_and_every_sub_command_has_a_description(capsys: pytest.CaptureF
     commands: dict[str, argparse.ArgumentParser] = next(
         a for a in parser._actions if a.dest == "command"
     ).choices  # type: ignore[assignment]
-    assert set(commands) >= {"config", "drill", "probe", "failover", "approve", "veto", "status", "reset"}
+    assert set(commands) >= {
+        "config",
+        "drill",
+        "probe",
+        "failover",
+        "approve",
+        "veto",
+        "status",
+        "reset",
+        "switchover",
+    }
     for name, sub in commands.items():
         assert sub.description, f"drctl {name} has no description"
     dry_run = next(a for a in commands["failover"]._actions if a.dest == "dry_run")

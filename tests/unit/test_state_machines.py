@@ -84,7 +84,9 @@ def test_a_broken_source_is_a_clear_error(folder: Path, source: str, complaint: 
 
 
 def test_an_unknown_name_says_which_machines_exist() -> None:
-    with pytest.raises(StateMachineError, match=r"no state machine 'nope'.*known: \['failover'\]"):
+    with pytest.raises(
+        StateMachineError, match=r"no state machine 'nope'.*known: \['failover', 'switchover'\]"
+    ):
         definition("nope")
 
 
@@ -132,7 +134,7 @@ def _nodes_and_edges(chart: str) -> tuple[dict[str, str], list[tuple[str, str, s
 def test_the_chart_draws_every_state_and_every_transition_but_no_retry() -> None:
     asl = definition("failover")
     chart = mermaid("failover")
-    assert chart.startswith("flowchart TD\n  Start((\"start\")) --> ValidateInput\n")
+    assert chart.startswith('flowchart TD\n  Start(("start")) --> ValidateInput\n')
     nodes, edges = _nodes_and_edges(chart)
     assert sorted(nodes) == sorted(asl["States"])
     for phase in PHASES:
@@ -186,15 +188,87 @@ def test_the_readme_shows_the_current_chart_of_every_state_machine() -> None:
 
 def test_with_charts_replaces_only_between_the_markers_and_needs_them() -> None:
     text = "intro\n<!-- chart:failover:begin -->\nstale chart\n<!-- chart:failover:end -->\noutro\n"
-    redrawn = with_charts(text)
+    redrawn = with_charts(text, ["failover"])
     assert redrawn.startswith("intro\n<!-- chart:failover:begin -->\n```mermaid\nflowchart TD\n")
     assert redrawn.endswith("```\n<!-- chart:failover:end -->\noutro\n") and "stale chart" not in redrawn
     with pytest.raises(StateMachineError, match="needs one <!-- chart:failover:begin -->"):
         with_charts("no markers here\n")
+    with pytest.raises(StateMachineError, match="needs one <!-- chart:switchover:begin -->"):
+        with_charts(text)  # every state machine needs its markers
 
 
-def test_the_mock_config_names_only_states_that_exist() -> None:
-    config = json.loads((ROOT / "tests" / "integration" / "failover_mock_config.json").read_text())
-    states = set(definition("failover")["States"])
-    for case, mocked in config["StateMachines"]["Failover"]["TestCases"].items():
+@pytest.mark.parametrize(("name", "machine"), [("failover", "Failover"), ("switchover", "Switchover")])
+def test_the_mock_config_names_only_states_that_exist(name: str, machine: str) -> None:
+    config = json.loads((ROOT / "tests" / "integration" / f"{name}_mock_config.json").read_text())
+    states = set(definition(name)["States"])
+    for case, mocked in config["StateMachines"][machine]["TestCases"].items():
         assert set(mocked) <= states, f"mock case {case} names states that do not exist"
+    assert set(config["MockedResponses"]) == {
+        r for m in config["StateMachines"][machine]["TestCases"].values() for r in m.values()
+    }, "a mocked response no case uses"
+
+
+# ---------------------------------------------------------------------------------------------
+# The planned switchover's state machine
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["failover", "switchover"])
+def test_every_task_has_retry_and_catch(name: str) -> None:
+    tasks = {n: s for n, s in definition(name)["States"].items() if s["Type"] == "Task"}
+    assert tasks
+    for state_name, state in tasks.items():
+        assert state.get("Retry"), f"{name}: {state_name} has no Retry"
+        assert state.get("Catch"), f"{name}: {state_name} has no Catch"
+        assert state["Catch"][-1]["ErrorEquals"] == ["States.ALL"] or any(
+            c["ErrorEquals"] == ["States.ALL"] for c in state["Catch"]
+        ), f"{name}: {state_name} lets some error through uncaught"
+
+
+def test_the_switchover_source_has_its_shape() -> None:
+    asl = definition("switchover")
+    states = asl["States"]
+    assert asl["StartAt"] == "ValidateSwitchover" and len(states) == 52
+    lambda_tasks = [s for s in states.values() if s["Type"] == "Task" and "dynamodb" not in s["Resource"]]
+    assert all(s["Retry"] == definition("failover")["States"]["CheckGates"]["Retry"] for s in lambda_tasks)
+    assert all("${Switchover" in s["Resource"] for s in lambda_tasks), "it calls its own functions only"
+
+
+def test_a_switchover_takes_the_failovers_lock_the_same_way() -> None:
+    """One LOCK item per service, the same holder and condition: a failover and a switchover
+    exclude each other, whichever comes first."""
+    failover = definition("failover")["States"]["AcquireIncidentLock"]
+    switchover = definition("switchover")["States"]["AcquireSwitchoverLock"]
+    assert switchover["Resource"] == failover["Resource"] == "arn:aws:states:::dynamodb:putItem"
+    as_switchover = json.loads(json.dumps(failover["Parameters"]).replace("$.incident.", "$.switchover."))
+    assert switchover["Parameters"] == as_switchover
+    assert switchover["Parameters"]["Item"]["holder"] == {"S.$": "$$.Execution.Name"}
+    for direct in ("KeepLockDirectly", "MarkNeedsAttentionDirectly"):
+        theirs = json.dumps(definition("failover")["States"][direct]).replace("$.incident.", "$.switchover.")
+        ours = dict(definition("switchover")["States"][direct])
+        assert {**ours, "Comment": ""} == {**json.loads(theirs), "Comment": ""}, direct
+
+
+BEFORE_PROMOTION = ["FreezeActive", "SyncCheck", "StopActive", "WaitForFinalPosition", "StartCooldown"]
+FROM_PROMOTION = ["PromoteTarget", "SwitchEdge", "VerifySwitch", "SetActiveSite", "ReleaseLock"]
+
+
+def test_before_the_promotion_a_failure_rolls_back_and_from_it_on_it_escalates() -> None:
+    states = definition("switchover")["States"]
+    for name in BEFORE_PROMOTION:
+        assert {c["Next"] for c in states[name]["Catch"]} == {"RollBack"}, name
+    for name in FROM_PROMOTION:
+        assert {c["Next"] for c in states[name]["Catch"]} == {"Escalate"}, name
+    refusals = [n for n, s in states.items() if s["Type"] == "Pass" and s.get("Next") == "RollBack"]
+    assert sorted(refusals) == ["FinalPositionNotReached", "NotInSync", "UncleanStop"]
+    assert {c["Next"] for c in states["RollBack"]["Catch"]} == {"Escalate"}, "a failed roll back escalates"
+    # Following is told, never undone: its failure goes on to the record.
+    assert {c["Next"] for c in states["FollowNewPrimary"]["Catch"]} == {"SetActiveSite"}
+    # A check before the lock that cannot run is a refusal: nothing changed yet.
+    for name in ("CheckPreconditions", "CheckDatabases"):
+        assert {c["Next"] for c in states[name]["Catch"]} == {"CouldNotCheck"}, name
+    assert states["TargetWritable"]["Choices"][0] == {
+        "Variable": "$.promotion.writable",
+        "BooleanEquals": True,
+        "Next": "SwitchEdge",
+    }

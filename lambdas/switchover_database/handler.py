@@ -1,0 +1,17 @@
+"""The switchover's databases through their site agents (status, freeze, stop, wait, promote, follow,
+roll back) and the sync check."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from quorum_dr.failover.entry import run
+from quorum_dr.observability import logger, metrics, tracer
+from quorum_dr.switchover.database import handle
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def handler(event: Any, context: Any) -> dict[str, Any]:
+    return run("switchover_database", event, handle)

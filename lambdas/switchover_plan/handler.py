@@ -1,0 +1,17 @@
+"""Plan and refuse: validate the switchover request (bad input changes nothing), then the
+preconditions from the state, the lock and the quorum."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from quorum_dr.failover.entry import run
+from quorum_dr.observability import logger, metrics, tracer
+from quorum_dr.switchover.plan import handle
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def handler(event: Any, context: Any) -> dict[str, Any]:
+    return run("switchover_plan", event, handle)
