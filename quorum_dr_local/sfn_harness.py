@@ -239,15 +239,25 @@ class SfnHarness:
                 Handler="handler.handler",
                 Code={"ZipFile": code.getvalue()},
             )["FunctionArn"]
-        definition = substitute(
-            definition_json(self.definition_name),
-            {**arns, "StateTableName": self.state_table, "AlertTopicArn": self.alert_topic_arn},
-        )
+        self._substitutions = {
+            **arns,
+            "StateTableName": self.state_table,
+            "AlertTopicArn": self.alert_topic_arn,
+        }
+        self._role = role
         self.sfn = boto3.client("stepfunctions", region_name=self.region)
-        self.machine_arn = self.sfn.create_state_machine(
-            name=self.machine_name, definition=definition, roleArn=role, type="STANDARD"
-        )["stateMachineArn"]
+        self.machine_arn = self.add_machine(self.definition_name, self.machine_name)
         return self
+
+    def add_machine(self, definition_name: str, machine_name: str) -> str:
+        """Another of the repo's state machines beside the first, calling the same handlers (the
+        drill runs the failover and the planned switchover side by side); its ARN."""
+        definition = substitute(definition_json(definition_name), self._substitutions)
+        return str(
+            self.sfn.create_state_machine(
+                name=machine_name, definition=definition, roleArn=self._role, type="STANDARD"
+            )["stateMachineArn"]
+        )
 
     def __exit__(self, *exc: object) -> None:
         self._stack.close()

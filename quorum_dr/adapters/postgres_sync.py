@@ -85,6 +85,15 @@ ROW_TEXT_SETTINGS = {
     "search_path": "pg_catalog",
 }
 
+# On a primary, one committed transaction with an id: its commit record is flushed, and with it
+# every WAL record before it, ending on a record boundary. Without it the position read next may
+# end inside a record still in the WAL buffers (a read sets hint bits, and with wal_log_hints or
+# checksums their page images are WAL that no commit flushes): a standby can never replay up to
+# such a position, and the wait for it runs out. On a standby the CASE calls nothing.
+FLUSH_SQL = (
+    "SELECT CASE WHEN pg_catalog.pg_is_in_recovery() THEN NULL ELSE pg_catalog.txid_current() END"
+)
+
 POSITION_SQL = """
 SELECT pg_catalog.pg_is_in_recovery(),
        CASE WHEN pg_catalog.pg_is_in_recovery() THEN pg_catalog.pg_last_wal_replay_lsn()::text
@@ -177,6 +186,16 @@ def _position_row(row: tuple[Any, ...] | None) -> tuple[Literal["primary", "stan
     assert row is not None
     in_recovery, position = row[0], row[1]
     return ("standby" if in_recovery else "primary"), str(position)
+
+
+def flush_wal(site: SyncSite, timeout: float) -> None:
+    """On a primary, flush its WAL to a record boundary (FLUSH_SQL), so that the position read next
+    is one a standby can replay exactly; nothing on a standby. It writes one commit record: call it
+    before reading the position to wait for, never between two reads that must agree."""
+    try:
+        query_bounded(site.endpoint, FLUSH_SQL, timeout)
+    except (DeadlineExceeded, psycopg2.Error) as exc:
+        raise _failure(site, exc, "flushing the WAL written so far") from None
 
 
 def read_position(site: SyncSite, timeout: float) -> tuple[Literal["primary", "standby"], str]:
@@ -278,11 +297,16 @@ def digest_side(
     *,
     timeout: float | None = None,
     clock: Callable[[], float] = time.time,
+    flush_first: bool = False,
 ) -> SideDigest:
-    """The site's database at one snapshot: position, timeline, history and table digests."""
+    """The site's database at one snapshot: position, timeline, history and table digests.
+    `flush_first`: flush a primary's WAL first (`flush_wal`), so that its position is one a
+    standby can replay exactly (the digest of the side another one must then catch up with)."""
     timeout = settings.timeout_seconds if timeout is None else timeout
     started, taken_at = time.monotonic(), clock()
     deadline = started + timeout
+    if flush_first:
+        flush_wal(site, timeout)
     doing = "connecting"
     try:
         with _snapshot(site, timeout) as conn, conn.cursor() as raw:

@@ -304,7 +304,8 @@ class SyncCheckPort(SyncDigester):
                 "no adapter is wired for the SyncDigester port: the config has no database.sync_check"
             )
         side, _ = adapter.sync_sites(self.database, self.secrets, site)  # (that site, the other one)
-        return adapter.digest_side(side, settings)
+        # a primary's WAL flushed first: its position is one the other side can replay exactly
+        return adapter.digest_side(side, settings, flush_first=True)
 
     def judge(self, active: Mapping[str, Any], target: Mapping[str, Any], final_position: str) -> Any:
         domain = _module(SYNC_DOMAIN_MODULE, "SyncDigester")

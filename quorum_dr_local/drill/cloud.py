@@ -149,6 +149,8 @@ class DrillCloud:
             time_scale=1.0,
         )
         self._stack.enter_context(harness)
+        # the planned switchover's machine beside it, on the same handlers (the operator's switchover)
+        self.switchover_arn = harness.add_machine("switchover", "Switchover")
         role = f"arn:aws:iam::{ACCOUNT}:role/quorum-dr-harness"
         for region in agents:
             self.client("lambda", region).create_function(

@@ -283,6 +283,7 @@ class Drill:
         executions = ExecutionWatcher(self.harness.sfn, self.harness.machine_arn, self.log)
         executions.on_switch.append(self._after_switch)
         self.executions = executions
+        switchovers = ExecutionWatcher(self.harness.sfn, self.cloud.switchover_arn, self.log)
         started = time.time()
         results = ResultWatcher(
             DynamoDbResultStore.from_name(RESULTS_TABLE, ttl_seconds=86400, region=HOME_REGION),
@@ -290,7 +291,7 @@ class Drill:
             self.log,
             since=started,
         )
-        self.watchers = [forwarder, executions, results]
+        self.watchers = [forwarder, executions, switchovers, results]
         self.traffic = TrafficClient(
             layout.control,
             layout.edge_port,
@@ -380,6 +381,7 @@ class Drill:
             FailoverCommand,
             RejoinCommand,
             ResetCommand,
+            SwitchoverCommand,
         )
 
         for action in sorted(self.scenario.operator, key=lambda a: a.at):
@@ -398,6 +400,8 @@ class Drill:
                     self._operator_automation(action.command == "resume", action.reason)
                 elif isinstance(action, RejoinCommand):
                     self._operator_rejoin(action)
+                elif isinstance(action, SwitchoverCommand):
+                    self._operator_switchover(action)
             except Exception as exc:  # noqa: BLE001 - noted in the report; the run goes on
                 self.notes.append(f"operator {action.command} failed: {type(exc).__name__}: {exc}")
 
@@ -527,6 +531,63 @@ class Drill:
             outcome=str(result.outcome),
             reason=result.reason,
             lag_bytes=result.lag_bytes,
+        )
+
+    def _operator_switchover(self, command: Any) -> None:
+        """What `drctl switchover --wait` does (the same request model): start the planned
+        switchover state machine and follow it to its end (bounded by the run); then log what it
+        did, from its execution and its incident record."""
+        from quorum_dr.adapters.dynamodb_state import DynamoStateStore
+        from quorum_dr.cli.switchover_cmd import new_incident_id
+        from quorum_dr.switchover.request import parse_request
+
+        request = parse_request(
+            {
+                "service": SERVICE,
+                "to": command.to,
+                "reason": command.reason,
+                "requested_by": "drill-operator",
+                "dry_run": command.dry_run,
+                "incident_id": new_incident_id(SERVICE, time.time()),
+            }
+        )
+        assert request.incident_id is not None
+        started = self.log.now()
+        self.log.record(
+            "fault", fault="operator_switchover", phase="start", to=command.to, dry_run=command.dry_run
+        )
+        sfn = self.harness.sfn
+        arn = sfn.start_execution(
+            stateMachineArn=self.cloud.switchover_arn,
+            name=request.incident_id,
+            input=request.model_dump_json(),
+        )["executionArn"]
+        described = sfn.describe_execution(executionArn=arn)
+        while described["status"] == "RUNNING" and not self.stop.wait(0.25):  # bounded by the run
+            described = sfn.describe_execution(executionArn=arn)
+        states = self.harness.states_entered(arn)
+        record = DynamoStateStore(STATE_TABLE).get_incident(SERVICE, request.incident_id)
+        figures = dict((record.switchover if record is not None else None) or {})
+        reasons = [entry.reason for entry in record.timeline] if record is not None else []
+        outcome = {"SwitchedOver": "switched_over", "Refused": "refused", "RolledBack": "rolled_back"}.get(
+            states[-1] if states else "", "escalated" if "Escalate" in states else "unfinished"
+        )
+        if figures.get("promoted_at") and not command.dry_run:
+            self.log.record(
+                "promotion", at=figures["promoted_at"], site=command.to, reason="planned switchover"
+            )
+        self.log.record(
+            "switchover",
+            started_at=started,
+            ended_at=self.log.now(),
+            execution=request.incident_id,
+            to=command.to,
+            dry_run=command.dry_run,
+            outcome=outcome,
+            status=described["status"],
+            last_state=states[-1] if states else None,
+            figures=figures,
+            reason=reasons[-1] if reasons else described.get("cause"),
         )
 
     def _after_switch(self, target: str) -> None:

@@ -258,11 +258,12 @@ class OperatorCommand(Strict):
 
     `after`: an operator reacts to what happened, not to a clock: the command waits, past `at`,
     until the drill has seen that event (`escalation`: a person was paged; `switch`: the edge
-    moved; `split_brain_alert`: a second primary was seen), and is skipped with a note if it
-    never comes before the run ends."""
+    moved; `split_brain_alert`: a second primary was seen; `rejoin`, `switchover`: the operator's
+    own earlier command of that kind ended), and is skipped with a note if it never comes before
+    the run ends."""
 
     at: DrillSeconds = Field(ge=0, description="seconds after the traffic starts")
-    after: Literal["escalation", "switch", "split_brain_alert"] | None = Field(
+    after: Literal["escalation", "switch", "split_brain_alert", "rejoin", "switchover"] | None = Field(
         default=None, description="not before the drill has seen this event"
     )
 
@@ -303,8 +304,19 @@ class RejoinCommand(OperatorCommand):
     timeout_seconds: DrillSeconds = Field(default=60, gt=0, description="the bounded wait for streaming")
 
 
+class SwitchoverCommand(OperatorCommand):
+    """`drctl switchover --to TO --reason ... [--dry-run] --wait`: the planned switchover state
+    machine, run to its end before the operator's next command."""
+
+    command: Literal["switchover"]
+    to: Literal["main", "dr"]
+    reason: str = Field(min_length=3, max_length=MAX_REASON_CHARS)
+    dry_run: Flag = False
+
+
 OperatorAction = Annotated[
-    FailoverCommand | ResetCommand | AutomationCommand | RejoinCommand, Field(discriminator="command")
+    FailoverCommand | ResetCommand | AutomationCommand | RejoinCommand | SwitchoverCommand,
+    Field(discriminator="command"),
 ]
 
 
@@ -425,7 +437,7 @@ class Scenario(Strict):
     @property
     def uses_site_agents(self) -> bool:
         """The operator's commands that reach the databases through the site agents."""
-        return any(isinstance(action, RejoinCommand) for action in self.operator)
+        return any(isinstance(action, RejoinCommand | SwitchoverCommand) for action in self.operator)
 
     @property
     def failover_commands(self) -> list[FailoverCommand]:

@@ -28,6 +28,7 @@ Kinds and their data:
 - `restored`        {site, order_ids: [..]}                     orders found on the restored cold site
 - `rejoin_step`     {site, reason}                              a sentence of an operator's rejoin
 - `rejoin`          {site, ok, outcome, reason, lag_bytes}      an operator's rejoin ended
+- `switchover`      {to, outcome, figures, started_at, ended_at, reason}  an operator's switchover ended
 - `run_finished`    {}
 """
 
@@ -64,6 +65,7 @@ KINDS = frozenset(
         "restored",
         "rejoin_step",
         "rejoin",
+        "switchover",
         "run_finished",
     }
 )

@@ -142,8 +142,8 @@ def test_the_sync_check_digests_a_site_over_its_endpoint_and_judges_with_the_fin
         calls.append(("sync_sites", active))
         return f"{active}-site", "other-site"
 
-    def digest_side(site: str, settings: Any) -> dict[str, Any]:
-        calls.append(("digest_side", site, settings))
+    def digest_side(site: str, settings: Any, *, flush_first: bool = False) -> dict[str, Any]:
+        calls.append(("digest_side", site, settings, flush_first))
         return {"site": site}
 
     class SideDigest(dict):
@@ -165,7 +165,7 @@ def test_the_sync_check_digests_a_site_over_its_endpoint_and_judges_with_the_fin
     assert port.judge({"site": "main"}, {"site": "dr"}, "0/5000000") == {"in_sync": True, "reason": "in sync"}
     assert calls == [
         ("sync_sites", "dr"),
-        ("digest_side", "dr-site", "the settings"),
+        ("digest_side", "dr-site", "the settings", True),
         ("judge_sync", "SideDigest", "SideDigest", "0/5000000"),
     ]
 
