@@ -15,8 +15,12 @@ difference, in this order:
    timeline is in the active site's history, every switch it knows happened at the same WAL
    position, and it is not past the point where the active site's history left its timeline;
    otherwise the sites diverged;
-3. the target must have replayed exactly the final position: short of it is "not replayed", past
-   it (on a shared line) means WAL the active site does not have;
+3. the target must have replayed the final position: short of it is "not replayed". Past it, on
+   the active site's own line, is WAL the active site wrote after its digest: a frozen primary
+   still writes some (autovacuum, checkpoints, standby snapshots, hint-bit page images); the
+   sites are then in sync only if every table agrees (a change to a table there would show as a
+   difference), else "beyond final". The exact final position is the switchover's own later
+   check: after the clean stop the target must replay past the shutdown checkpoint;
 4. every table must be on both sides with the same row count and, where both hashed it, the same
    ordered hash; a table over `max_table_bytes` is compared by its row count only, and the
    sentence says so.
@@ -303,6 +307,12 @@ def judge_sync(active: SideDigest, target: SideDigest, *, final_position: str) -
     names = _table_names(active, target)
     differences = [d for d in (_table_difference(n, active, target) for n in names) if d is not None]
     first = _position_difference(active, target, final_position)
+    if first is not None and first[0] == "beyond_final" and not differences:
+        later = (
+            f"; {target.site} replayed further, to {target.position}: WAL {a} wrote after its digest, "
+            "which changed none of the tables compared"
+        )
+        return _verdict("in_sync", _agreement(active, target, final_position, names) + later)
     if first is not None:
         code, why = first
         if differences:
@@ -342,7 +352,7 @@ def _position_difference(
         return (
             "beyond_final",
             f"{at} {target.position}, past {a}'s final position {final_position} on the same timeline "
-            f"{active.timeline}: it holds WAL that {a} did not write at that position",
+            f"{active.timeline}: it holds WAL that {a} wrote after that position",
         )
     return None
 
