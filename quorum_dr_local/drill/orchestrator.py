@@ -574,7 +574,11 @@ class Drill:
         )
         if figures.get("promoted_at") and not command.dry_run:
             self.log.record(
-                "promotion", at=figures["promoted_at"], site=command.to, reason="planned switchover"
+                "promotion",
+                at=figures["promoted_at"],
+                site=command.to,
+                reason="planned switchover",
+                planned=True,
             )
         self.log.record(
             "switchover",

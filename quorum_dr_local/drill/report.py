@@ -96,9 +96,10 @@ class Figures:
     rto_outage: int | None = None  # index in `outages` of the one the failover ended
     split_brain_resolved: int = 0  # the second primary went (one per region that saw it go)
     watchdog_said: tuple[str, ...] = ()  # its distinct sentences: quorum, escalation, loss receipt
-    rejoins: tuple[
-        dict[str, Any], ...
-    ] = ()  # the operator's rejoins: {at, site, ok, outcome, reason, lag_bytes}
+    # the operator's rejoins: {at, site, ok, outcome, reason, lag_bytes}
+    rejoins: tuple[dict[str, Any], ...] = ()
+    # the operator's planned switchovers (see _switchovers)
+    switchovers: tuple[dict[str, Any], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -199,7 +200,60 @@ def compute_figures(events: Iterable[Event], scenario: str = "") -> Figures:
         split_brain_resolved=sum(1 for e in events if e.kind == "split_brain_resolved"),
         watchdog_said=_sentences(events),
         rejoins=tuple({"at": rel(e), **e.data} for e in events if e.kind == "rejoin"),
+        switchovers=_switchovers(events, attempts, outages, zero),
     )
+
+
+def _switchovers(
+    events: list[Event], attempts: list[Event], outages: list[ClientOutage], zero: float
+) -> tuple[dict[str, Any], ...]:
+    """Each planned switchover as the report shows it: from, to, its outcome, the watchdog's own
+    moments and write outage (freeze to the target writable), the clients' write outage (the
+    longest client outage that overlaps the switchover's run), whether it rolled back, the sync
+    check's verdict, and the orders it lost: orders the source site acknowledged before the
+    switchover ended that are missing at the end."""
+    present = [e for e in events if e.kind == "orders_present"]
+    at_end = set(present[-1].data.get("order_ids", [])) if present else None
+    found = []
+    for e in (e for e in events if e.kind == "switchover"):
+        figures = e.data.get("figures") or {}
+        began, ended = float(e.data.get("started_at") or e.t), float(e.data.get("ended_at") or e.t)
+        overlapping = [
+            o.seconds
+            for o in outages
+            if o.seconds is not None and o.start <= ended and (o.end or ended) >= began
+        ]
+        source = figures.get("source")
+        acknowledged = {
+            str(a.data.get("order_id"))
+            for a in attempts
+            if a.data.get("ok") and a.data.get("site") == source and a.t <= ended
+        }
+
+        def rel(t: Any) -> float | None:
+            return None if t is None else _round(float(t) - zero)
+
+        found.append(
+            {
+                "from": source,
+                "to": e.data.get("to"),
+                "outcome": e.data.get("outcome"),
+                "dry_run": bool(e.data.get("dry_run")),
+                "started_at": rel(began),
+                "frozen_at": rel(figures.get("frozen_at")),
+                "promoted_at": rel(figures.get("promoted_at")),
+                "switched_at": rel(figures.get("switched_at")),
+                "verified_at": rel(figures.get("verified_at")),
+                "watchdog_write_outage_seconds": figures.get("write_outage_seconds"),
+                "write_outage_seconds": _round(max(overlapping)) if overlapping else 0.0,
+                "rolled_back": bool(figures.get("rolled_back")),
+                "following": figures.get("following"),
+                "sync_check": figures.get("sync_check"),
+                "orders_lost": None if at_end is None else len(acknowledged - at_end),
+                "reason": e.data.get("reason"),
+            }
+        )
+    return tuple(found)
 
 
 SAYING_KINDS = ("quorum", "escalation", "loss_receipt", "split_brain_alert", "split_brain_resolved")
@@ -375,8 +429,8 @@ def _false_failovers(events: list[Event]) -> int:
     for e in events:
         if e.kind == "site_truth" and e.data.get("site") == "main":
             main_up = bool(e.data.get("up"))
-        elif e.kind == "promotion" and main_up:
-            promotions += 1
+        elif e.kind == "promotion" and main_up and not e.data.get("planned"):
+            promotions += 1  # an operator's planned switchover is no failover
         elif e.kind == "switch" and main_up and e.data.get("to") != "main":
             switches += 1
     return max(promotions, switches)
@@ -402,6 +456,13 @@ def _at_most(name: str, limit: float, actual: float | None, what: str) -> Judgem
     return Judgement(
         name, limit, actual, met, f"{what} was {actual:g}, {'within' if met else 'above'} {limit:g}."
     )
+
+
+SWITCHOVER_OUTCOMES = {
+    "switchovers_done": "switched_over",
+    "switchovers_refused": "refused",
+    "switchovers_rolled_back": "rolled_back",
+}
 
 
 def _judge_one(name: str, want: Any, f: Figures) -> Judgement:  # noqa: C901 - one branch per expectation
@@ -467,6 +528,19 @@ def _judge_one(name: str, want: Any, f: Figures) -> Judgement:  # noqa: C901 - o
         )
     if name == "serving_site":
         return _exact(name, want, f.serving_site, "the site serving clients at the end")
+    if name in SWITCHOVER_OUTCOMES:
+        outcome = SWITCHOVER_OUTCOMES[name]
+        done = sum(1 for so in f.switchovers if so.get("outcome") == outcome)
+        return _exact(name, want, done, f"planned switchovers that ended {outcome.replace('_', ' ')}")
+    if name == "switchover_write_outage_seconds_max":
+        worst = max((so["write_outage_seconds"] for so in f.switchovers), default=None)
+        return _at_most(
+            name, want, worst, "the longest write outage of a planned switchover, as clients saw it,"
+        )
+    if name == "switchover_orders_lost_max":
+        counts = [so["orders_lost"] for so in f.switchovers]
+        lost = None if not counts or any(c is None for c in counts) else sum(counts)
+        return _at_most(name, want, lost, "orders the planned switchovers lost")
     if name == "rejoined":
         done = sum(1 for r in f.rejoins if r.get("ok"))
         said = "; ".join(str(r.get("reason")) for r in f.rejoins if not r.get("ok"))

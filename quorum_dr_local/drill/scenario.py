@@ -374,6 +374,21 @@ class Expectations(Strict):
         default=None, description="the cold site holds exactly the orders in the backup it restored"
     )
     serving_site: Site | None = Field(default=None, description="the site serving clients at the end")
+    switchovers_done: Count | None = Field(
+        default=None, ge=0, le=20, description="planned switchovers that switched over (exact)"
+    )
+    switchovers_refused: Count | None = Field(
+        default=None, ge=0, le=20, description="planned switchovers refused before any change (exact)"
+    )
+    switchovers_rolled_back: Count | None = Field(
+        default=None, ge=0, le=20, description="planned switchovers rolled back (exact)"
+    )
+    switchover_write_outage_seconds_max: DrillSeconds | None = Field(
+        default=None, gt=0, description="each planned switchover's write outage, as clients saw it"
+    )
+    switchover_orders_lost_max: Count | None = Field(
+        default=None, ge=0, le=1_000_000, description="orders the source site acknowledged and the end lacks"
+    )
     rejoined: Count | None = Field(
         default=None, ge=0, le=20, description="operator rejoins that ended streaming within the lag limit"
     )

@@ -27,7 +27,7 @@ from quorum_dr_local.standins import netns
 pytestmark = pytest.mark.timeout(300)
 
 TIME_SLACK = 3.0
-TIMED_EXPECTATIONS = ("rto_seconds_max", "detection_seconds_max")
+TIMED_EXPECTATIONS = ("rto_seconds_max", "detection_seconds_max", "switchover_write_outage_seconds_max")
 
 
 def with_time_slack(scenario: Scenario) -> Scenario:
