@@ -44,6 +44,7 @@ drill: setup
 bench: setup
 	$(PY) bench/probe_round.py
 	$(PY) bench/action_phase.py
+	$(VENV)/bin/drctl cost --config config/watchdog.example.yaml
 
 synth: setup
 	$(PY) app.py

@@ -28,6 +28,7 @@ COMMAND_MODULES = [
     "quorum_dr.cli.sync_cmd",
     "quorum_dr.cli.rejoin_cmd",
     "quorum_dr.cli.switchover_cmd",
+    "quorum_dr.cli.cost_cmd",
 ]
 
 EPILOG = (

@@ -1,0 +1,383 @@
+"""The cost model (`quorum_dr/domain/cost.py`, `drctl cost`): its arithmetic on a tiny deployment
+against figures worked out by hand, the shipped price table (every price sourced and dated, a
+missing one said, never guessed), and the command's answers to bad input."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import re
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from quorum_dr.cli import cost_cmd
+from quorum_dr.config import WatchdogConfig, load_config, parse_config
+from quorum_dr.domain.cost import (
+    PROBE_METRICS,
+    REQUIRED_PRICES,
+    REQUIRED_USAGE,
+    Cadence,
+    CostLine,
+    PriceTable,
+    ProbeDesign,
+    UsageTable,
+    cost_lines,
+    cost_report,
+    probe_month,
+    route53,
+    secret_copies,
+    total_with_free_tier,
+)
+from quorum_dr.pricing import PricingError, load_prices, load_usage
+from tests.conftest import ROOT
+
+HOME, REGIONS = "eu-west-2", ["eu-west-2", "us-east-1", "us-west-2"]
+MONTH_MINUTES = 730 * 60  # 43,800: one invocation a minute
+
+
+def tiny_config(**probe: Any) -> WatchdogConfig:
+    """Three regions, one service, main and DR with one TCP check each, the control target one."""
+    tcp = {"type": "tcp", "host": "192.0.2.1", "port": 443}
+    site = {"origin": "192.0.2.1", "checks": [{**tcp, "name": "tcp"}]}
+    return parse_config(
+        {
+            "home_region": HOME,
+            "probe_regions": REGIONS,
+            "quorum": 2,
+            "probe": {
+                "interval_seconds": 30,
+                "timeout_seconds": 5,
+                "control_target": {"checks": [{**tcp, "name": "control"}]},
+                **probe,
+            },
+            "services": [
+                {
+                    "name": "shop",
+                    "public_hostname": "shop.example",
+                    "sites": {
+                        "main": {**site, "label": "A", "marker": "main"},
+                        "dr": {**site, "label": "B", "marker": "dr"},
+                    },
+                    "edge": {
+                        "zone_id": "z",
+                        "api_token_secret": "cf-token",
+                        "records": [{"name": "shop.example"}],
+                    },
+                }
+            ],
+        }
+    )
+
+
+def tiny_prices(**amounts: float | None) -> PriceTable:
+    """Every price $1 per unit unless named, sourced and dated."""
+    entry = {"service": "S", "item": "i", "unit": "u", "region": "r", "source": "https://example.com/p"}
+    prices = {
+        key: {**entry, "amount": amounts.get(key, 1.0), "as_of": "2026-12-01", "note": "n"}
+        for key in REQUIRED_PRICES
+    }
+    return PriceTable.model_validate({"currency": "USD", "month_hours": 730, "prices": prices})
+
+
+def tiny_usage(**values: float) -> UsageTable:
+    base = {key: 0.0 for key in REQUIRED_USAGE}
+    base.update(
+        probe_round_local_seconds=0.3,
+        wan_checks_seconds=0.5,
+        wan_store_seconds=0.2,  # a round: 0.3 + 0.5 + 0.2 = 1.0 s
+        probe_round_cold_down_local_seconds=5.127,
+        probe_round_cold_down_timeout_seconds=5,
+        item_bytes_tcp=500,
+        item_bytes_http=700,
+        item_bytes_postgres=1100,
+        log_bytes_per_invocation=100,
+        log_bytes_per_round=1000,
+        platform_log_bytes_per_invocation=400,
+        probe_secret_cache_seconds=300,
+        **values,
+    )
+    figures = {k: {"value": v, "unit": "u", "basis": "assumption", "source": "test"} for k, v in base.items()}
+    return UsageTable.model_validate({"measured_on": "2026-12-01", "figures": figures})
+
+
+def line(lines: list[CostLine], region: str, item: str) -> CostLine:
+    (found,) = [x for x in lines if x.region == region and x.item == item]
+    return found
+
+
+# -- the arithmetic, by hand -----------------------------------------------------------------------
+
+
+def test_a_30_second_interval_is_two_rounds_in_one_invocation_a_minute_and_the_wait_is_billed() -> None:
+    config, usage = tiny_config(), tiny_usage()
+
+    month = probe_month(config, "us-east-1", usage, ProbeDesign(), MONTH_MINUTES)
+
+    assert month.cadence == Cadence(rate_minutes=1, rounds=2, spacing_seconds=30.0)
+    assert month.invocations == 43_800 and month.rounds == 87_600
+    assert month.round_seconds == pytest.approx(1.0)
+    # the first round starts at 0 s, the second at 30 s and lasts 1 s: 31 s billed, 29 s of it waiting
+    assert month.billed_seconds == pytest.approx(31.0)
+    assert month.wait_seconds == pytest.approx(29.0)
+
+
+def test_the_probe_lines_of_a_tiny_deployment_match_the_figures_worked_out_by_hand() -> None:
+    prices = tiny_prices(lambda_duration_arm64=0.00001, dynamodb_write_request_units=1.0)
+    prices.prices["dynamodb_write_request_units"] = prices["dynamodb_write_request_units"].model_copy(
+        update={"per": 1_000_000}
+    )
+
+    lines = cost_lines(tiny_config(), prices, tiny_usage())
+
+    duration = line(lines, "us-east-1", "probe function duration")
+    # 43,800 invocations x 31 s x 0.5 GB = 678,900 GB-s, at $0.00001
+    assert duration.quantity == pytest.approx(678_900)
+    assert duration.monthly == pytest.approx(6.789)
+    writes = line(lines, "us-east-1", "results written (home table)")
+    # 3 results a round (control, main, DR) of 500 bytes: 3 WRU; 87,600 rounds; $1 per million
+    assert writes.quantity == pytest.approx(262_800)
+    assert writes.monthly == pytest.approx(0.2628)
+    reads = line(lines, "us-east-1", "recent results read (home table)")
+    # the look-back is max(90, 3 x 30) = 90 s: 3 rounds x 3 regions x 1,500 bytes = 13,500 bytes,
+    # 4 x 4 KB, eventually consistent: 2 RRU a round; plus a 0.5 RRU clock query an invocation
+    assert reads.quantity == pytest.approx(87_600 * 2 + 43_800 * 0.5)
+    transfer = line(lines, "us-east-1", "results to and from the home region")
+    # 1,500 bytes written and 13,500 read a round, 87,600 rounds
+    assert transfer.quantity == pytest.approx(87_600 * 15_000 / 2**30)
+    assert not [x for x in lines if x.region == HOME and x.item == "results to and from the home region"]
+    logs = line(lines, "us-east-1", "probe log lines")
+    # 100 + 2 rounds x 1,000 + 400 = 2,500 bytes an invocation
+    assert logs.quantity == pytest.approx(43_800 * 2_500 / 2**30)
+    assert line(lines, "us-east-1", "probe metrics").quantity == len(PROBE_METRICS) == 4
+
+
+def test_one_round_per_invocation_bills_the_rounds_and_not_the_wait() -> None:
+    lines = cost_lines(tiny_config(), tiny_prices(), tiny_usage(), ProbeDesign(wait_between_rounds=False))
+
+    duration = line(lines, "us-west-2", "probe function duration")
+    # 87,600 invocations x 1 s x 0.5 GB
+    assert duration.quantity == pytest.approx(43_800)
+    assert line(lines, "us-west-2", "probe function requests").quantity == 87_600
+
+
+def test_a_cold_site_that_is_not_launched_holds_every_round_for_its_timeout() -> None:
+    config = tiny_config()
+    cold = {"label": "C", "marker": "cold", "origin": "192.0.2.9"}
+    cold["checks"] = [{"name": "h", "type": "http", "url": "https://192.0.2.9/health", "timeout_seconds": 4}]
+    data = config.model_dump(mode="json")
+    data["services"][0]["sites"]["cold"] = cold
+    data["services"][0]["cold_site"] = {"region": "us-west-2", "ami_id": "ami-1", "backup_bucket": "bkt"}
+    with_cold = parse_config(data)
+    usage = tiny_usage()
+
+    waiting = probe_month(with_cold, "us-east-1", usage, ProbeDesign(), MONTH_MINUTES)
+    skipped = probe_month(
+        with_cold, "us-east-1", usage, ProbeDesign(cold_checked_while_idle=False), MONTH_MINUTES
+    )
+
+    # the cold check's 4 s timeout plus what the measured round spent around its wait (0.127 s),
+    # then the store: 4.127 + 0.2
+    assert waiting.round_seconds == pytest.approx(4.327)
+    assert waiting.items_per_round == 4 and skipped.items_per_round == 3
+    assert waiting.cold_events == pytest.approx(87_600 / 10)  # ProbeFailed every retrigger_rounds
+    assert skipped.round_seconds == pytest.approx(1.0) and skipped.cold_events == 0
+
+
+def test_the_total_is_the_sum_of_the_lines_and_the_free_tier_comes_off_once_per_price() -> None:
+    prices = tiny_prices()
+    prices.prices["lambda_requests"] = prices["lambda_requests"].model_copy(
+        update={"free_per_month": 100_000}
+    )
+
+    report = cost_report(tiny_config(), prices, tiny_usage())
+
+    assert report.total == pytest.approx(sum(x.monthly or 0.0 for x in report.lines))
+    requests = sum(x.quantity for x in report.lines if x.price_key == "lambda_requests")
+    assert requests == pytest.approx(3 * 43_800 + 0)  # three regions; no executions assumed here
+    assert report.total - report.total_with_free_tier == pytest.approx(100_000)
+    assert total_with_free_tier(report.lines, prices) == report.total_with_free_tier
+
+
+# -- the example deployment, with the shipped tables -----------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def example() -> WatchdogConfig:
+    return load_config(ROOT / "config" / "watchdog.example.yaml")
+
+
+def test_route53_beside_the_example_is_one_check_per_site_with_the_features_priced_per_check(
+    example: WatchdogConfig,
+) -> None:
+    prices = load_prices()
+
+    fast, standard = route53(example, prices, 10), route53(example, prices, 30)
+
+    # main and DR outside AWS: $0.75 + 3 features x $2.00; the cold site in AWS: $0.50 + 3 x $1.00
+    assert fast.total == pytest.approx(2 * (0.75 + 3 * 2.00) + (0.50 + 3 * 1.00)) == pytest.approx(17.00)
+    assert standard.total == pytest.approx(2 * (0.75 + 2 * 2.00) + (0.50 + 2 * 1.00)) == pytest.approx(12.00)
+
+
+def test_secrets_are_counted_in_every_region_that_needs_a_copy(example: WatchdogConfig) -> None:
+    from stacks.secret_access import secrets_by_function
+
+    copies = secret_copies(example)
+
+    assert copies == {
+        "eu-west-2": {
+            "quorum-dr/booking/db-monitor",
+            "quorum-dr/cloudflare-token",
+            "quorum-dr/booking/db-admin",
+            "quorum-dr/webhook-key",
+            "quorum-dr/booking/fence-main-hook-key",
+            "quorum-dr/booking/stop-file-sync-hook-key",
+        },
+        "us-east-1": {"quorum-dr/booking/db-monitor"},
+        "us-west-2": {"quorum-dr/booking/db-monitor", "quorum-dr/backup-manifest-key"},
+    }
+    granted = {name for names in secrets_by_function(example).values() for name in names}
+    assert copies[example.home_region] == granted, "the functions' grants (stacks/secret_access.py)"
+
+
+def test_every_priced_line_has_a_price_with_its_source_and_as_of_date(example: WatchdogConfig) -> None:
+    prices, usage = load_prices(), load_usage()
+
+    report = cost_report(example, prices, usage)
+    lines = report.lines + [x for c in report.comparisons for x in c.lines]
+
+    assert {x.price_key for x in lines} <= REQUIRED_PRICES
+    for priced in lines:
+        price = prices[priced.price_key]
+        assert price.source.startswith("https://") and isinstance(price.as_of, date), priced.price_key
+        assert (priced.monthly is None) == (price.amount is None)
+        row = priced.as_dict(prices)
+        assert row["source"] == price.source and row["as_of"] == price.as_of.isoformat()
+    unpriced = sorted({x.price_key for x in report.lines if x.monthly is None})
+    assert unpriced == ["dynamodb_point_in_time_recovery"]
+    assert any(note.startswith("no price found") and unpriced[0] in note for note in report.notes)
+    assert report.comparisons[2].total is None, "Cloudflare's prices were not found: said, not guessed"
+
+
+def test_the_shipped_price_table_says_where_each_figure_was_read_and_why_one_is_missing() -> None:
+    prices = load_prices()
+
+    assert set(prices.prices) == REQUIRED_PRICES
+    for key, price in prices.prices.items():
+        if price.amount is None:
+            assert "not found" in price.note, key
+        elif not price.evidence:
+            raise AssertionError(f"{key}: where was ${price.amount} read?")
+
+
+def test_the_usage_figures_say_whether_they_are_measured_and_match_the_code() -> None:
+    usage = load_usage()
+    handler = (ROOT / "lambdas" / "probe" / "handler.py").read_text(encoding="utf-8")
+
+    assert set(usage.figures) == REQUIRED_USAGE
+    max_age = re.search(r"^SECRETS_MAX_AGE_SECONDS = (\d+)", handler, flags=re.MULTILINE)
+    assert max_age and usage["probe_secret_cache_seconds"] == int(max_age.group(1))
+    record = handler[handler.index("def _record") :]
+    assert set(re.findall(r'add_metric\(\s*name="(\w+)"', record)) == set(PROBE_METRICS)
+    measured = {k for k, f in usage.figures.items() if f.basis == "measured"}
+    assert {"probe_round_local_seconds", "item_bytes_postgres", "transitions_false_alarm"} <= measured
+
+
+def test_the_example_costs_what_the_model_says_and_its_drivers_are_named(example: WatchdogConfig) -> None:
+    report = cost_report(example, load_prices(), load_usage())
+
+    duration = [x for x in report.lines if x.item == "probe function duration"]
+    assert len(duration) == 3 and all("waiting between them" in x.driver for x in duration)
+    as_deployed, one_round, no_cold = report.levers[:3]
+    assert as_deployed.total == pytest.approx(report.total)
+    assert one_round.total < as_deployed.total and no_cold.total < one_round.total
+    assert math.isclose(as_deployed.probe_lambda, sum(x.monthly or 0.0 for x in duration))
+
+
+# -- bad input ---------------------------------------------------------------------------------------
+
+
+def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    parser = argparse.ArgumentParser()
+    cost_cmd.register(parser.add_subparsers())
+    code = cost_cmd.run_cost(parser.parse_args(["cost", *argv]))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_a_missing_config_exits_2_with_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(["--config", str(tmp_path / "absent.yaml")], capsys)
+
+    assert code == 2 and out == ""
+    assert len(err.splitlines()) == 1 and "absent.yaml" in err
+
+
+def test_an_unknown_service_exits_2_with_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(
+        ["--config", str(ROOT / "config" / "watchdog.example.yaml"), "--service", "shop"], capsys
+    )
+
+    assert code == 2 and out == ""
+    assert err.splitlines() == ["drctl cost: --service: no service named 'shop'; configured: ['booking']"]
+
+
+def test_a_price_table_with_an_unknown_service_exits_2_with_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    table = yaml.safe_load((ROOT / "quorum_dr" / "pricing" / "prices.yaml").read_text())
+    table["prices"]["amazon_rds_instances"] = dict(table["prices"]["kms_keys"])
+    path = tmp_path / "prices.yaml"
+    path.write_text(yaml.safe_dump(table))
+
+    code, out, err = run(
+        ["--config", str(ROOT / "config" / "watchdog.example.yaml"), "--prices", str(path)], capsys
+    )
+
+    assert code == 2 and out == ""
+    assert len(err.splitlines()) == 1
+    assert "unknown price 'amazon_rds_instances'" in err and str(path) in err
+
+
+def test_a_price_without_its_source_is_refused() -> None:
+    table = yaml.safe_load((ROOT / "quorum_dr" / "pricing" / "prices.yaml").read_text())
+    del table["prices"]["lambda_requests"]["source"]
+
+    with pytest.raises(Exception, match="source"):
+        PriceTable.model_validate(table)
+
+
+def test_a_price_file_that_is_not_there_is_one_line(tmp_path: Path) -> None:
+    with pytest.raises(PricingError) as raised:
+        load_prices(tmp_path / "nope.yaml")
+
+    assert "\n" not in str(raised.value) and "nope.yaml" in str(raised.value)
+
+
+def test_json_output_lists_every_line_with_its_source_and_adds_up(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(["--config", str(ROOT / "config" / "watchdog.example.yaml"), "--json"], capsys)
+
+    answer = json.loads(out)
+    assert code == 0
+    assert answer["total_usd"] == pytest.approx(sum(x["monthly_usd"] or 0 for x in answer["lines"]), abs=1e-3)
+    assert all(x["source"].startswith("https://") and x["as_of"] for x in answer["lines"])
+    assert [c["name"] for c in answer["comparisons"]] == [
+        "Route 53 health checks, 10 s",
+        "Route 53 health checks, 30 s",
+        "Cloudflare Load Balancing",
+    ]
+    assert answer["comparisons"][2]["total_usd"] is None
+
+
+def test_the_table_prints_each_line_the_totals_and_the_comparison(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(["--config", str(ROOT / "config" / "watchdog.example.yaml")], capsys)
+
+    assert code == 0
+    assert "probe function duration" in out and "$0.0000133334 / GB-seconds" in out
+    assert re.search(r"^  Total\s+\$\d+\.\d\d$", out, flags=re.MULTILINE)
+    assert "Route 53 health checks, 10 s" in out and "$17.00" in out
+    assert "Cloudflare Load Balancing" in out and "not found" in out
+    assert "What drives the cost" in out and "one round per invocation" in out
