@@ -44,6 +44,7 @@ drill: setup
 bench: setup
 	$(PY) bench/probe_round.py
 	$(PY) bench/action_phase.py
+	$(PY) bench/policies.py
 
 synth: setup
 	$(PY) app.py
