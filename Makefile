@@ -45,6 +45,7 @@ bench: setup
 	$(PY) bench/probe_round.py
 	$(PY) bench/action_phase.py
 	$(VENV)/bin/drctl cost --config config/watchdog.example.yaml
+	$(PY) bench/policies.py
 
 synth: setup
 	$(PY) app.py
