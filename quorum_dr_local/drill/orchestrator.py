@@ -568,7 +568,8 @@ class Drill:
         states = self.harness.states_entered(arn)
         record = DynamoStateStore(STATE_TABLE).get_incident(SERVICE, request.incident_id)
         figures = dict((record.switchover if record is not None else None) or {})
-        reasons = [entry.reason for entry in record.timeline] if record is not None else []
+        # the last sentence that says why (a notification's receipt only says it was told)
+        reasons = [e.reason for e in record.timeline if not e.step.startswith("notify")] if record else []
         outcome = {"SwitchedOver": "switched_over", "Refused": "refused", "RolledBack": "rolled_back"}.get(
             states[-1] if states else "", "escalated" if "Escalate" in states else "unfinished"
         )

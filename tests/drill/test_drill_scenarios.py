@@ -151,3 +151,41 @@ def test_an_idle_primary_cut_off_from_two_regions_is_vetoed_by_its_keepalives(tm
     assert report["failover"] is False and report["promotions"] == 0 and report["edge_writes"] == 0
     assert report["expectations"]["watchdog_says_contains"]["met"] is True
     assert_nothing_left()
+
+
+def test_failback_rejoins_the_old_primary_and_switches_home_without_losing_what_dr_took(
+    tmp_path: Path,
+) -> None:
+    """Going home after a real failover: the failover to DR, the old primary back (split brain),
+    the operator's rejoin through the site agents (pg_rewind), then the planned switchover to main."""
+    code, report = run_scenario("failback", tmp_path)
+    assert code == 0, report.get("drill_notes") or report["expectations"]
+    assert report["failover"] is True and report["target"] == "dr"
+    assert report["promotions"] == 2 and report["edge_writes"] == 2
+    (rejoined,) = report["rejoins"]
+    assert rejoined["ok"] is True and rejoined["outcome"] == "rejoined"
+    assert "main streams from dr" in rejoined["reason"]
+    (back,) = report["switchovers"]
+    assert (back["from"], back["to"], back["outcome"], back["rolled_back"]) == (
+        "dr",
+        "main",
+        "switched_over",
+        False,
+    )
+    assert back["orders_lost"] == 0 and back["sync_check"].startswith("in sync")
+    assert back["frozen_at"] < back["promoted_at"] <= back["switched_at"] <= back["verified_at"]
+    assert back["following"] is True  # DR streams from main again
+    assert back["write_outage_seconds"] <= TIME_SLACK * 5
+    assert report["serving_site"] == "main"
+    assert_nothing_left()
+
+
+def test_a_switchover_to_a_lagging_standby_is_refused_before_anything_changes(tmp_path: Path) -> None:
+    code, report = run_scenario("switchover-refused", tmp_path)
+    assert code == 0, report.get("drill_notes") or report["expectations"]
+    (refused,) = report["switchovers"]
+    assert refused["outcome"] == "refused" and refused["frozen_at"] is None
+    assert "lag" in (refused["reason"] or "") or "behind" in (refused["reason"] or "")
+    assert report["promotions"] == 0 and report["edge_writes"] == 0
+    assert report["outages"] == [] and report["serving_site"] == "main"
+    assert_nothing_left()

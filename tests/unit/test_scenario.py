@@ -21,6 +21,9 @@ from quorum_dr_local.drill.scenario import (
 
 SHIPPED = {
     "main-outage",
+    "planned-switchover",
+    "failback",
+    "switchover-refused",
     "partition-one-region",
     "flapping",
     "dual-outage",
@@ -210,3 +213,31 @@ def test_probe_timeout_must_be_below_interval():
 def test_not_a_mapping():
     with pytest.raises(ScenarioError, match="expected a mapping"):
         parse_scenario(["a"])
+
+
+def test_the_going_home_scenarios_are_run_through_the_operators_commands():
+    planned = load_scenario("planned-switchover")
+    assert [(c.command, getattr(c, "to", None)) for c in planned.operator] == [
+        ("switchover", "dr"),
+        ("switchover", "main"),
+    ]
+    assert planned.uses_site_agents and planned.expectations.switchover_write_outage_seconds_max == 5
+    back = load_scenario("failback")
+    rejoin, switchover = back.operator
+    assert (rejoin.command, rejoin.after, switchover.command, switchover.after) == (
+        "rejoin",
+        "split_brain_alert",
+        "switchover",
+        "rejoin",
+    )
+    e = back.expectations
+    assert (e.failover, e.target, e.promotions, e.rejoined, e.switchovers_done, e.serving_site) == (
+        True,
+        "dr",
+        2,
+        1,
+        1,
+        "main",
+    )
+    refused = load_scenario("switchover-refused").expectations
+    assert (refused.switchovers_refused, refused.promotions, refused.edge_writes) == (1, 0, 0)
