@@ -230,9 +230,7 @@ def definition_json(name: str = "failover") -> str:
 def phases(name: str = "failover", states: Iterable[str] | None = None) -> dict[str, str]:
     """state -> phase for every state of `name`; fails for a state without a phase, or an entry
     in the table that names no state (a renamed state)."""
-    table = {
-        state: phase for phase, listed in _PHASE_STATES.get(name, {}).items() for state in listed
-    }
+    table = {state: phase for phase, listed in _PHASE_STATES.get(name, {}).items() for state in listed}
     known = list(definition(name)["States"]) if states is None else list(states)
     unphased = [state for state in known if state not in table]
     stale = sorted(set(table) - set(known))

@@ -29,7 +29,6 @@ __all__ = ["IDEMPOTENCY_HEADER", "HttpHookCaller", "ServiceHooks", "idempotency_
 logger = Logger(service="quorum-dr", child=True)
 
 
-
 def idempotency_key(incident_id: str, hook: str) -> str:
     return f"{incident_id}:{hook}"
 

@@ -90,9 +90,7 @@ ROW_TEXT_SETTINGS = {
 # end inside a record still in the WAL buffers (a read sets hint bits, and with wal_log_hints or
 # checksums their page images are WAL that no commit flushes): a standby can never replay up to
 # such a position, and the wait for it runs out. On a standby the CASE calls nothing.
-FLUSH_SQL = (
-    "SELECT CASE WHEN pg_catalog.pg_is_in_recovery() THEN NULL ELSE pg_catalog.txid_current() END"
-)
+FLUSH_SQL = "SELECT CASE WHEN pg_catalog.pg_is_in_recovery() THEN NULL ELSE pg_catalog.txid_current() END"
 
 POSITION_SQL = """
 SELECT pg_catalog.pg_is_in_recovery(),
@@ -186,6 +184,25 @@ def _position_row(row: tuple[Any, ...] | None) -> tuple[Literal["primary", "stan
     assert row is not None
     in_recovery, position = row[0], row[1]
     return ("standby" if in_recovery else "primary"), str(position)
+
+
+def _settle(site: SyncSite, settings: SyncCheck, timeout: float) -> None:
+    """Read every table to compare once, before the digest: a read sets the hint bits of rows
+    committed since the last one and prunes pages, and with wal_log_hints or checksums that
+    writes WAL. Done here, before the flush and the digest's snapshot, the digest's own reads
+    write none, so the position does not move under it (else: "inconclusive", every time)."""
+    deadline = time.monotonic() + timeout
+    try:
+        with _snapshot(site, timeout) as conn, conn.cursor() as raw:
+            cur = _Bounded(raw, deadline)
+            if cur.run("SELECT pg_catalog.pg_is_in_recovery()").fetchone()[0]:
+                return  # a standby's reads write no WAL
+            cur.run("SELECT pg_catalog.set_config('enable_indexonlyscan', 'off', true)")
+            for schema, relname, _, persistence, size in _tables(cur, settings):
+                if persistence == "p" and size <= settings.max_table_bytes:
+                    cur.run(sql.SQL("SELECT count(*) FROM ONLY {}").format(sql.Identifier(schema, relname)))
+    except (DeadlineExceeded, psycopg2.Error) as exc:
+        raise _failure(site, exc, "reading the tables once before the digest") from None
 
 
 def flush_wal(site: SyncSite, timeout: float) -> None:
@@ -306,6 +323,7 @@ def digest_side(
     started, taken_at = time.monotonic(), clock()
     deadline = started + timeout
     if flush_first:
+        _settle(site, settings, timeout)
         flush_wal(site, timeout)
     doing = "connecting"
     try:

@@ -8,9 +8,11 @@ row count and an ordered hash. `judge_sync` compares the active site's digest wi
 against the active site's final position (read once writes were frozen), and names the first
 difference, in this order:
 
-1. the active site must be a primary and must not have moved: its digest was taken at the final
-   position and its position read after the check is still that one; otherwise the check is
-   inconclusive (writes were not frozen);
+1. the active site must be a primary. Its digest is taken at the final position; if its position
+   read after the check has moved, the check is inconclusive (writes were not frozen), unless the
+   caller verified the freeze (`writes_frozen`, the switchover) and everything below agrees: then
+   it is in sync at the final position, and the sentence says the WAL written after it (a frozen
+   primary still writes some) was not compared;
 2. both timeline histories must be known, and the target must be on the active site's line: its
    timeline is in the active site's history, every switch it knows happened at the same WAL
    position, and it is not past the point where the active site's history left its timeline;
@@ -286,9 +288,16 @@ def _moved(active: SideDigest, final_position: str) -> str | None:
     return None
 
 
-def judge_sync(active: SideDigest, target: SideDigest, *, final_position: str) -> SyncVerdict:
+def judge_sync(
+    active: SideDigest, target: SideDigest, *, final_position: str, writes_frozen: bool = False
+) -> SyncVerdict:
     """Is `target` in sync with `active` at the active site's `final_position`? The first difference,
-    in the order the module text gives, as a sentence; or why they agree."""
+    in the order the module text gives, as a sentence; or why they agree.
+
+    `writes_frozen`: the caller verified that the application cannot write on the active site (the
+    switchover's freeze, checked by the site agent). Then a position that moved during the check,
+    with everything agreeing, is background WAL and the verdict holds at the final position; without
+    it (`drctl sync-check` on a live site) a move is always inconclusive."""
     a = active.site
     if active.role != "primary":
         return _not_in_sync(
@@ -298,15 +307,26 @@ def judge_sync(active: SideDigest, target: SideDigest, *, final_position: str) -
             f"{a}'s database is a standby, not the primary that takes the writes: check which site is active",
         )
     moved_to = _moved(active, final_position)
-    if moved_to is not None:
+    names = _table_names(active, target)
+    differences = [d for d in (_table_difference(n, active, target) for n in names) if d is not None]
+    first = _position_difference(active, target, final_position)
+    backwards = moved_to is not None and parse_lsn(moved_to) < parse_lsn(final_position)
+    if moved_to is not None and (
+        not writes_frozen or backwards or differences or (first is not None and first[0] != "beyond_final")
+    ):
         return _verdict(
             "active_moved",
             f"inconclusive: the active site took writes during the check ({a}'s WAL position moved from "
             f"{final_position} to {moved_to}); freeze writes first (drctl switchover does)",
         )
-    names = _table_names(active, target)
-    differences = [d for d in (_table_difference(n, active, target) for n in names) if d is not None]
-    first = _position_difference(active, target, final_position)
+    if moved_to is not None:  # every table agrees at the final position: the verdict holds there
+        later = (
+            f"; {a}'s WAL moved on to {moved_to} during the check (a frozen primary still writes some: "
+            "checkpoints, standby snapshots, autovacuum): what it wrote after the final position is not "
+            "compared here (a switchover's clean stop and its wait past the shutdown checkpoint carry it)"
+        )
+        extra = f"; {target.site} replayed further, to {target.position}" if first is not None else ""
+        return _verdict("in_sync", _agreement(active, target, final_position, names) + extra + later)
     if first is not None and first[0] == "beyond_final" and not differences:
         later = (
             f"; {target.site} replayed further, to {target.position}: WAL {a} wrote after its digest, "

@@ -52,6 +52,7 @@ class _SettleCheck:
         self.silent, self.reason = outstanding, settlement.reason
         return settlement.reason
 
+
 # What the state machine waited for before a re-confirmation (its `after`: the mode's action).
 WAITS = {"wait_veto": "the veto window", "wait_approval": "the approval"}
 

@@ -313,4 +313,5 @@ class SyncCheckPort(SyncDigester):
             domain.SideDigest.model_validate(active),
             domain.SideDigest.model_validate(target),
             final_position=final_position,
+            writes_frozen=True,  # the switchover judges only after its freeze, checked by the agent
         )

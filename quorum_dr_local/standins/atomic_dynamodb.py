@@ -10,11 +10,19 @@ DynamoDB itself checks and writes one item atomically, and runs a transaction se
 GetItem / TransactGetItems, which AWS serializes with TransactWriteItems). Both paths meet there:
 boto3 clients in the tests and handlers, and the Step Functions engine's direct DynamoDB
 integrations (`arn:aws:states:::dynamodb:putItem`), which call the same backend through a boto3
-client. Query and Scan stay outside: on AWS they are not serializable with transactions either.
+client.
+
+Reads hand back copies. moto returns its live item objects and turns them into the response
+after the backend call, outside any lock: a write in another thread meanwhile changed the dict
+under the response's iteration ("dictionary changed size during iteration", seen in CI). GetItem,
+Query and Scan therefore run under the lock and return a deep copy made there (one item is read
+atomically on AWS too; Query and Scan gain no isolation a test could lean on beyond that: each
+page is a copy of the table as it was during the call).
 """
 
 from __future__ import annotations
 
+import copy
 import functools
 import threading
 from collections.abc import Callable, Iterator
@@ -30,6 +38,8 @@ SERIALIZED = (
     "get_item",
     "transact_get_items",
 )
+# Reads whose results moto would serialize from its live objects: copied under the lock.
+COPIED = ("get_item", "query", "scan")
 
 BACKEND_LOCK = threading.RLock()
 _installs = 0
@@ -37,11 +47,12 @@ _originals: dict[str, Callable[..., Any]] = {}
 _guard = threading.Lock()
 
 
-def _serialized(method: Callable[..., Any]) -> Callable[..., Any]:
+def _serialized(method: Callable[..., Any], *, copied: bool = False) -> Callable[..., Any]:
     @functools.wraps(method)
     def call(*args: Any, **kwargs: Any) -> Any:
         with BACKEND_LOCK:
-            return method(*args, **kwargs)
+            result = method(*args, **kwargs)
+            return copy.deepcopy(result) if copied else result
 
     return call
 
@@ -55,10 +66,10 @@ def install() -> None:
         _installs += 1
         if _installs > 1:
             return
-        for name in SERIALIZED:
+        for name in dict.fromkeys((*SERIALIZED, *COPIED)):
             original = getattr(DynamoDBBackend, name)
             _originals[name] = original
-            setattr(DynamoDBBackend, name, _serialized(original))
+            setattr(DynamoDBBackend, name, _serialized(original, copied=name in COPIED))
 
 
 def uninstall() -> None:

@@ -105,3 +105,33 @@ def test_installs_nest_and_the_last_uninstall_restores_moto() -> None:
             assert DynamoDBBackend.put_item is not original
         assert atomic_dynamodb.installed() and DynamoDBBackend.put_item is not original
     assert not atomic_dynamodb.installed() and DynamoDBBackend.put_item is original
+
+
+def test_reads_hand_back_copies_made_under_the_lock() -> None:
+    """moto turns the item it returns into the response after the backend call, outside the lock:
+    returning its live item let a concurrent write change the dict under that iteration (CI:
+    "dictionary changed size during iteration"). Under atomic_writes() a read is a copy."""
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.dynamodb.models import dynamodb_backends
+
+    with mock_aws(), atomic_dynamodb.atomic_writes():
+        client = boto3.client("dynamodb", region_name=REGION)
+        create_table(client, TABLE)
+        key = {"pk": {"S": "booking"}, "sk": {"S": "STATE"}}
+        client.put_item(TableName=TABLE, Item={**key, "version": {"N": "1"}})
+        backend = dynamodb_backends[DEFAULT_ACCOUNT_ID][REGION]
+        from moto.dynamodb.models.dynamo_type import DynamoType
+
+        stored = backend.get_table(TABLE).get_item(DynamoType(key["pk"]), DynamoType(key["sk"]))
+        assert stored is not None
+        got = backend.get_item(TABLE, key)
+        scanned = backend.scan(TABLE, {}, 10, None, None, {}, {}, None, False, None, (None, None))[0][0]
+        for read in (got, scanned):
+            assert read is not None and read is not stored and read.attrs == stored.attrs
+        client.update_item(
+            TableName=TABLE,
+            Key=key,
+            UpdateExpression="SET added = :a",
+            ExpressionAttributeValues={":a": {"S": "x"}},
+        )
+        assert got is not None and "added" not in got.attrs  # a copy: the later write did not reach it

@@ -151,8 +151,10 @@ def test_the_sync_check_digests_a_site_over_its_endpoint_and_judges_with_the_fin
         def model_validate(cls, value: Any) -> SideDigest:
             return cls(value)
 
-    def judge_sync(active: Any, target: Any, *, final_position: str) -> dict[str, Any]:
-        calls.append(("judge_sync", type(active).__name__, type(target).__name__, final_position))
+    def judge_sync(active: Any, target: Any, *, final_position: str, writes_frozen: bool) -> dict[str, Any]:
+        calls.append(
+            ("judge_sync", type(active).__name__, type(target).__name__, final_position, writes_frozen)
+        )
         return {"in_sync": True, "reason": "in sync"}
 
     adapter.sync_sites, adapter.digest_side = sync_sites, digest_side  # type: ignore[attr-defined]
@@ -166,7 +168,7 @@ def test_the_sync_check_digests_a_site_over_its_endpoint_and_judges_with_the_fin
     assert calls == [
         ("sync_sites", "dr"),
         ("digest_side", "dr-site", "the settings", True),
-        ("judge_sync", "SideDigest", "SideDigest", "0/5000000"),
+        ("judge_sync", "SideDigest", "SideDigest", "0/5000000", True),
     ]
 
 

@@ -86,15 +86,15 @@ def test_a_table_over_the_size_limit_is_compared_by_rows_only_and_the_sentence_s
             "writes: check which site is active",
         ),
         (
-            side("main", position_after="0/3044260"),
-            side("dr"),
+            side("main", position_after="0/3044260", tables=[table()]),
+            side("dr", tables=[table(rows=9)]),
             "active_moved",
             "inconclusive: the active site took writes during the check (main's WAL position moved from "
             "0/30441A8 to 0/3044260); freeze writes first (drctl switchover does)",
         ),
         (
             side("main", position="0/3044260", position_after="0/3044260"),
-            side("dr", position="0/3044260"),
+            side("dr", position="0/3000060"),
             "active_moved",
             "inconclusive: the active site took writes during the check (main's WAL position moved from "
             "0/30441A8 to 0/3044260); freeze writes first (drctl switchover does)",
@@ -360,7 +360,14 @@ def test_the_target_must_be_at_exactly_the_final_position_and_the_active_site_mu
             side("main", position=final, position_after=other),
             side("dr", position=final),
             final_position=final,
+            writes_frozen=True,
         )
+        live = judge_sync(
+            side("main", position=final, position_after=other),
+            side("dr", position=final),
+            final_position=final,
+        )
+        assert live.code == ("in_sync" if parse_lsn(final) == parse_lsn(other) else "active_moved")
     else:
         verdict = judge_sync(
             side("main", position=final, position_after=final),
@@ -370,8 +377,12 @@ def test_the_target_must_be_at_exactly_the_final_position_and_the_active_site_mu
     if parse_lsn(final) == parse_lsn(other):
         assert verdict.in_sync, verdict.reason
         assert "replayed further" not in verdict.reason
+    elif moved and parse_lsn(other) < parse_lsn(final):
+        assert verdict.code == "active_moved"  # it moved and something differs: no verdict
     elif moved:
-        assert verdict.code == "active_moved"
+        # every table agrees at the final position: in sync there, and the sentence says the WAL
+        # after it was not compared
+        assert verdict.in_sync and f"moved on to {other}" in verdict.reason, verdict.reason
     else:
         # past the final position on the active site's own line with every table agreeing: in sync
         assert verdict.in_sync if parse_lsn(other) > parse_lsn(final) else verdict.code == "not_replayed"
