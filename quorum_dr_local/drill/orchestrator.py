@@ -321,6 +321,10 @@ class Drill:
         actions = plan(scenario)
         player = threading.Thread(target=self._play, args=(actions, zero), name="fault-plan", daemon=True)
         player.start()
+        for fault in (f for f in scenario.faults if f.during_state):
+            threading.Thread(
+                target=self._play_during, args=(fault, zero), name="fault-trigger", daemon=True
+            ).start()
         self.view.phase("running: faults as planned")
         if self.stop.wait(scenario.duration_seconds):
             return
@@ -352,6 +356,28 @@ class Drill:
             play(actions, self.faults, self.log, self.stop, started_monotonic=zero)
         except Exception as exc:  # noqa: BLE001 - noted in the report; the run goes on
             self.notes.append(f"a fault could not be played: {type(exc).__name__}: {exc}")
+
+    def _play_during(self, fault: Any, zero: float) -> None:
+        """A fault played when an execution enters `fault.during_state` (the drill sees each state
+        entered through its execution watchers), not before `fault.at`; bounded by the run."""
+        from quorum_dr_local.drill.schedule import triggered
+
+        if self.stop.wait(max(0.0, zero + fault.at - time.monotonic())):
+            return
+        entered = threading.Event()
+        self.log.subscribe(
+            lambda e: (
+                entered.set() if e.kind == "state" and e.data.get("state") == fault.during_state else None
+            )
+        )
+        if not any(e.kind == "state" and e.data.get("state") == fault.during_state for e in self.log.events):
+            while not entered.is_set():
+                if self.stop.wait(0.05):
+                    self.notes.append(
+                        f"{fault.kind} during {fault.during_state} skipped: no execution entered it"
+                    )
+                    return
+        self._play(triggered(fault), time.monotonic())
 
     def _schedule(self, delay: float, call: Any) -> None:
         def guarded() -> None:

@@ -206,6 +206,12 @@ class Fault(Strict):
     at: DrillSeconds = Field(ge=0, description="seconds after the traffic starts")
     kind: FaultKind
     params: dict[str, Any] = Field(default_factory=dict, description="checked by the kind's model")
+    during_state: str | None = Field(
+        default=None,
+        pattern=r"^[A-Z][A-Za-z]{0,79}$",
+        description="played when an execution (failover or switchover) enters this state, not before `at`; "
+        "skipped with a note if none does",
+    )
 
     @model_validator(mode="after")
     def _params_match_kind(self) -> Fault:

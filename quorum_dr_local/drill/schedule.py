@@ -12,7 +12,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from quorum_dr_local.drill.scenario import (
@@ -139,8 +139,9 @@ def _expand(fault: Fault) -> list[Action]:  # noqa: C901 - one branch per fault 
 
 
 def plan(scenario: Scenario) -> list[Action]:
-    """Every action of the scenario's faults, in time order (stable for equal times)."""
-    actions = [action for fault in scenario.faults for action in _expand(fault)]
+    """Every action of the scenario's timed faults, in time order (stable for equal times); a fault
+    played `during_state` is the orchestrator's to trigger (`triggered`)."""
+    actions = [action for fault in scenario.faults if not fault.during_state for action in _expand(fault)]
     return sorted(actions, key=lambda a: a.at)
 
 
@@ -177,3 +178,10 @@ def play(
             log.record("site_truth", site=site, up=up)
         done += 1
     return done
+
+
+def triggered(fault: Fault) -> list[Action]:
+    """The actions of a fault played when a state is entered: at 0, then as planned after it."""
+    actions = _expand(fault)
+    start = min((a.at for a in actions), default=0.0)
+    return [replace(action, at=action.at - start) for action in actions]

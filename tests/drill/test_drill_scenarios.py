@@ -189,3 +189,14 @@ def test_a_switchover_to_a_lagging_standby_is_refused_before_anything_changes(tm
     assert report["promotions"] == 0 and report["edge_writes"] == 0
     assert report["outages"] == [] and report["serving_site"] == "main"
     assert_nothing_left()
+
+
+def test_a_switchover_whose_target_stops_receiving_rolls_back_and_loses_nothing(tmp_path: Path) -> None:
+    code, report = run_scenario("switchover-rollback", tmp_path)
+    assert code == 0, report.get("drill_notes") or report["expectations"]
+    (rolled,) = report["switchovers"]
+    assert (rolled["outcome"], rolled["rolled_back"], rolled["promoted_at"]) == ("rolled_back", True, None)
+    assert "main's database is a writable primary" in rolled["reason"]
+    assert rolled["orders_lost"] == 0 and report["orders_lost"] == 0
+    assert report["promotions"] == 0 and report["edge_writes"] == 0 and report["serving_site"] == "main"
+    assert_nothing_left()

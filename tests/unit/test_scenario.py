@@ -24,6 +24,7 @@ SHIPPED = {
     "planned-switchover",
     "failback",
     "switchover-refused",
+    "switchover-rollback",
     "partition-one-region",
     "flapping",
     "dual-outage",

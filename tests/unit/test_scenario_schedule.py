@@ -128,3 +128,28 @@ def test_a_fault_is_timed_when_it_began_not_when_the_slow_kill_returned():
 
 def minimal_fault(fault: dict[str, Any]) -> dict[str, Any]:
     return {"name": "q", "description": "d", "expectations": {}, "faults": [fault]}
+
+
+def test_a_fault_during_a_state_is_not_timed_and_is_played_from_zero_when_triggered():
+    from quorum_dr_local.drill.schedule import triggered
+
+    scenario = load_scenario("switchover-rollback")
+    (cut,) = scenario.faults
+    assert cut.during_state == "FreezeActive"
+    assert plan(scenario) == []  # the orchestrator plays it when the state is entered
+    (action,) = triggered(cut)
+    assert (action.at, action.method, action.args["extra_write_bytes"]) == (0, "cut_replication", 0)
+    timed = parse_scenario(
+        minimal_fault({"at": 3, "kind": "site_down", "params": {"restore_after_seconds": 4}})
+    )
+    assert [a.at for a in triggered(timed.faults[0])] == [0, 4]
+
+
+def test_during_state_names_a_state():
+    import pytest
+
+    from quorum_dr_local.drill.scenario import ScenarioError
+
+    with pytest.raises(ScenarioError) as caught:
+        parse_scenario(minimal_fault({"at": 1, "kind": "site_down", "during_state": "x; rm"}))
+    assert "faults.0.during_state" in str(caught.value)
