@@ -357,17 +357,18 @@ class AgentHandler(BaseHTTPRequestHandler):
     def _serve(self) -> None:
         reply = self._reply()
         data = reply.body.model_dump_json().encode("utf-8")
+        # logged before the answer goes out: whoever holds an answer finds its line in the log
+        client = self.client_address[0] if self.client_address else "-"
+        path = clean_text(self.path.split("?", 1)[0])[:120]
+        logger.info(
+            "%s %s %s -> %d: %s", client, self.command, path, reply.code, clean_text(reply.reason)[:600]
+        )
         self.send_response(reply.code)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
         self.send_header("Cache-Control", "no-store")
         self.end_headers()
         self.wfile.write(data)
-        client = self.client_address[0] if self.client_address else "-"
-        path = clean_text(self.path.split("?", 1)[0])[:120]
-        logger.info(
-            "%s %s %s -> %d: %s", client, self.command, path, reply.code, clean_text(reply.reason)[:600]
-        )
 
     def _reply(self) -> Reply:
         if self.headers.get("Transfer-Encoding"):

@@ -73,7 +73,7 @@ def test_ctrl_c_during_drctl_probe_exits_130_with_the_rounds_done_and_no_traceba
 
     assert process.returncode == EXIT_INTERRUPTED, err
     assert "interrupted after 1 complete round(s)" in out
-    assert ": DOWN: " in "".join(seen) + out  # the round ran for real: every target refused
+    assert "connection to 127.0.0.1:1 refused" in "".join(seen)  # the round ran for real
     assert "Traceback" not in err + out
 
 

@@ -17,6 +17,7 @@ def _layout() -> Layout:
     layout = Layout(True, "10.213.7.1", sites, regions)
     layout.app_ports = {"main": 41001, "dr": 41002, "cold": 41003}
     layout.db_ports = {"main": 42001, "dr": 42002, "cold": 42003}
+    layout.agent_ports = {"main": 44001, "dr": 44002}
     layout.aws_port, layout.edge_port, layout.emulator_port = 43001, 43002, 43003
     return layout
 
