@@ -637,7 +637,8 @@ def describe_errors(error: ValidationError, prefix: str = "") -> list[str]:
     """One `dotted.field.path: reason` line per validation error, in the file's own terms."""
     lines = []
     for item in error.errors():
-        path = prefix + ".".join(str(part) for part in item["loc"] if not _is_union_tag(part))
+        # a key is the file's text: one that is blank or holds a control character is shown quoted
+        path = prefix + ".".join(_path_part(part) for part in item["loc"] if not _is_union_tag(part))
         message = item["msg"]
         if message.startswith("Value error, "):
             message = message[len("Value error, ") :]
@@ -648,6 +649,12 @@ def describe_errors(error: ValidationError, prefix: str = "") -> list[str]:
             message = message[: MAX_MESSAGE_CHARS - 3] + "..."
         lines.append(f"{path[:MAX_MESSAGE_CHARS] or '(top level)'}: {message}")
     return lines
+
+
+def _path_part(part: Any) -> str:
+    text = str(part)
+    printable = text.strip() and all(c.isprintable() for c in text)
+    return text if printable else repr(text)[:40]
 
 
 def _is_union_tag(part: Any) -> bool:

@@ -221,3 +221,13 @@ def test_the_sync_check_defaults_and_a_dumped_config_loads_again(example: dict[s
     dumped = config.model_dump(mode="json")  # what the stacks bundle for the functions
     assert dumped["services"][0]["database"]["sync_check"]["schema"] == "shop"
     assert parse_config(dumped) == config
+
+
+def test_an_unknown_key_that_is_blank_or_holds_a_control_character_is_shown_quoted_on_one_line() -> None:
+    """Found by the fuzz test: a key "\\n\\n" made the problem two lines."""
+    from quorum_dr.config import ConfigError, parse_config
+
+    with pytest.raises(ConfigError) as caught:
+        parse_config({"services": [{"cold_site": {"\n\n": 0, " ": 1}}]})
+    lines = [p for p in caught.value.problems if "unknown field" in p]
+    assert lines == ["services.0.cold_site.'\\n\\n': unknown field", "services.0.cold_site.' ': unknown field"]
