@@ -230,4 +230,7 @@ def test_an_unknown_key_that_is_blank_or_holds_a_control_character_is_shown_quot
     with pytest.raises(ConfigError) as caught:
         parse_config({"services": [{"cold_site": {"\n\n": 0, " ": 1}}]})
     lines = [p for p in caught.value.problems if "unknown field" in p]
-    assert lines == ["services.0.cold_site.'\\n\\n': unknown field", "services.0.cold_site.' ': unknown field"]
+    assert lines == [
+        "services.0.cold_site.'\\n\\n': unknown field",
+        "services.0.cold_site.' ': unknown field",
+    ]
