@@ -70,6 +70,9 @@ from quorum_dr.ports import SecretSource
 from quorum_dr.probes.postgres import DeadlineExceeded, PgEndpoint, classify, query_bounded
 
 APPLICATION_NAME = "quorum-dr-sync-check"
+# The pre-read before each attempt (_settle): its own name, and it never waits long for a lock.
+SETTLE_APPLICATION_NAME = "quorum-dr-sync-settle"
+SETTLE_LOCK_TIMEOUT = "100ms"
 FETCH_ROWS = 5000  # row hashes (32 bytes each) per FETCH
 HISTORY_MAX_BYTES = 1 << 20
 POLL_INTERVAL_SECONDS = 0.05
@@ -89,8 +92,14 @@ ROW_TEXT_SETTINGS = {
 # every WAL record before it, ending on a record boundary. Without it the position read next may
 # end inside a record still in the WAL buffers (a read sets hint bits, and with wal_log_hints or
 # checksums their page images are WAL that no commit flushes): a standby can never replay up to
-# such a position, and the wait for it runs out. On a standby the CASE calls nothing.
+# such a position, and the wait for it runs out. On a standby the CASE calls nothing. The commit is
+# asynchronous (nothing else was written): flush_wal waits for the WAL writer (FLUSH_END_SQL, FLUSHED_SQL).
 FLUSH_SQL = "SELECT CASE WHEN pg_catalog.pg_is_in_recovery() THEN NULL ELSE pg_catalog.txid_current() END"
+FLUSH_END_SQL = (
+    "SELECT CASE WHEN pg_catalog.pg_is_in_recovery() THEN NULL "
+    "ELSE pg_catalog.pg_current_wal_insert_lsn()::text END"
+)
+FLUSHED_SQL = "SELECT pg_catalog.pg_current_wal_flush_lsn() >= '{}'::pg_lsn"
 
 POSITION_SQL = """
 SELECT pg_catalog.pg_is_in_recovery(),
@@ -190,27 +199,62 @@ def _settle(site: SyncSite, settings: SyncCheck, timeout: float) -> None:
     """Read every table to compare once, before the digest: a read sets the hint bits of rows
     committed since the last one and prunes pages, and with wal_log_hints or checksums that
     writes WAL. Done here, before the flush and the digest's snapshot, the digest's own reads
-    write none, so the position does not move under it (else: "inconclusive", every time)."""
+    write none, so the position does not move under it (else: "inconclusive", every time).
+    Best effort: a table locked by someone else is passed over at once (the digest will wait for
+    it, and a move it causes is what the check reports)."""
     deadline = time.monotonic() + timeout
     try:
-        with _snapshot(site, timeout) as conn, conn.cursor() as raw:
+        with _snapshot(site, timeout, SETTLE_APPLICATION_NAME) as conn, conn.cursor() as raw:
             cur = _Bounded(raw, deadline)
             if cur.run("SELECT pg_catalog.pg_is_in_recovery()").fetchone()[0]:
                 return  # a standby's reads write no WAL
             cur.run("SELECT pg_catalog.set_config('enable_indexonlyscan', 'off', true)")
-            for schema, relname, _, persistence, size in _tables(cur, settings):
+            cur.run("SELECT pg_catalog.set_config('lock_timeout', %s, true)", (SETTLE_LOCK_TIMEOUT,))
+            try:
+                found = _tables(cur, settings)  # a table's size needs its lock too
+            except psycopg2.errors.LockNotAvailable:
+                return
+            for schema, relname, _, persistence, size in found:
                 if persistence == "p" and size <= settings.max_table_bytes:
-                    cur.run(sql.SQL("SELECT count(*) FROM ONLY {}").format(sql.Identifier(schema, relname)))
+                    raw.execute("SAVEPOINT settle")
+                    try:
+                        cur.run(
+                            sql.SQL("SELECT count(*) FROM ONLY {}").format(sql.Identifier(schema, relname))
+                        )
+                    except psycopg2.errors.LockNotAvailable:
+                        raw.execute("ROLLBACK TO SAVEPOINT settle")
+                    else:
+                        raw.execute("RELEASE SAVEPOINT settle")
     except (DeadlineExceeded, psycopg2.Error) as exc:
         raise _failure(site, exc, "reading the tables once before the digest") from None
 
 
-def flush_wal(site: SyncSite, timeout: float) -> None:
+def flush_wal(site: SyncSite, timeout: float, *, poll_interval: float = POLL_INTERVAL_SECONDS) -> None:
     """On a primary, flush its WAL to a record boundary (FLUSH_SQL), so that the position read next
     is one a standby can replay exactly; nothing on a standby. It writes one commit record: call it
-    before reading the position to wait for, never between two reads that must agree."""
+    before reading the position to wait for, never between two reads that must agree.
+
+    That commit is asynchronous (its transaction wrote nothing else, so PostgreSQL does not wait for
+    its flush): the WAL writer flushes it within `wal_writer_delay`. So the end of the record is read
+    at once and the flush position polled until it is there, within `timeout`."""
+    deadline = time.monotonic() + timeout
     try:
         query_bounded(site.endpoint, FLUSH_SQL, timeout)
+        (end,) = query_bounded(site.endpoint, FLUSH_END_SQL, max(0.001, deadline - time.monotonic())) or (
+            None,
+        )
+        if end is None:
+            return  # a standby
+        parse_lsn(end)  # the server's own text: checked before it goes into the query
+        while True:
+            (flushed,) = query_bounded(
+                site.endpoint, FLUSHED_SQL.format(end), max(0.001, deadline - time.monotonic())
+            ) or (False,)
+            if flushed:
+                return
+            if time.monotonic() + poll_interval > deadline:
+                raise DeadlineExceeded(f"waiting for the WAL writer to flush up to {end}")
+            time.sleep(poll_interval)
     except (DeadlineExceeded, psycopg2.Error) as exc:
         raise _failure(site, exc, "flushing the WAL written so far") from None
 
@@ -286,10 +330,10 @@ class _Bounded:
 
 
 @contextmanager
-def _snapshot(site: SyncSite, timeout: float) -> Iterator[Any]:
+def _snapshot(site: SyncSite, timeout: float, application_name: str = APPLICATION_NAME) -> Iterator[Any]:
     """A READ ONLY REPEATABLE READ transaction on the site's database, rolled back at the end."""
     endpoint = site.endpoint
-    kwargs = endpoint.connect_kwargs(timeout, APPLICATION_NAME)
+    kwargs = endpoint.connect_kwargs(timeout, application_name)
     kwargs["options"] += "".join(f" -c {name}={value}" for name, value in ROW_TEXT_SETTINGS.items())
     kwargs["tcp_user_timeout"] = max(1000, int(timeout * 1000))
     conn = psycopg2.connect(**kwargs)
@@ -482,6 +526,11 @@ def run_sync_check(
     attempt = 0
     while True:
         attempt += 1
+        # Before each final position: the active site's reads of rows committed since the last read
+        # write hint-bit WAL (wal_log_hints, checksums); done here, the digest's reads write none, and
+        # the flush ends that WAL on a record boundary the target can replay up to.
+        _settle(active, settings, timeout)
+        flush_wal(active, timeout)
         _, final = read_position(active, timeout)
         wait_replayed(target, final, timeout)
         with ThreadPoolExecutor(max_workers=2, thread_name_prefix="sync-digest") as pool:

@@ -297,7 +297,8 @@ def judge_sync(
     `writes_frozen`: the caller verified that the application cannot write on the active site (the
     switchover's freeze, checked by the site agent). Then a position that moved during the check,
     with everything agreeing, is background WAL and the verdict holds at the final position; without
-    it (`drctl sync-check` on a live site) a move is always inconclusive."""
+    it (`drctl sync-check` on a live site) a move makes an agreement inconclusive. A target short of
+    the final position or off the active site's timelines is not in sync, moved or not."""
     a = active.site
     if active.role != "primary":
         return _not_in_sync(
@@ -311,15 +312,16 @@ def judge_sync(
     differences = [d for d in (_table_difference(n, active, target) for n in names) if d is not None]
     first = _position_difference(active, target, final_position)
     backwards = moved_to is not None and parse_lsn(moved_to) < parse_lsn(final_position)
-    if moved_to is not None and (
-        not writes_frozen or backwards or differences or (first is not None and first[0] != "beyond_final")
-    ):
+    # A target short of the final position, or on another line of timelines, is not in sync whatever
+    # the active site wrote after that position: a move makes only an agreement inconclusive.
+    conclusive = first is not None and first[0] != "beyond_final"
+    if moved_to is not None and (backwards or (not conclusive and (not writes_frozen or differences))):
         return _verdict(
             "active_moved",
             f"inconclusive: the active site took writes during the check ({a}'s WAL position moved from "
             f"{final_position} to {moved_to}); freeze writes first (drctl switchover does)",
         )
-    if moved_to is not None:  # every table agrees at the final position: the verdict holds there
+    if moved_to is not None and not conclusive:  # every table agrees at the final position: it holds
         later = (
             f"; {a}'s WAL moved on to {moved_to} during the check (a frozen primary still writes some: "
             "checkpoints, standby snapshots, autovacuum): what it wrote after the final position is not "
