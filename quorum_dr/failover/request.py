@@ -22,6 +22,26 @@ IncidentId = Annotated[str, Field(pattern=INCIDENT_ID.pattern)]
 FOREVER = 100 * 365 * 86400
 
 
+def operator_text(value: str) -> str:
+    """A person's words (a reason, who asked), stored and echoed without control characters (ANSI
+    escapes, right-to-left overrides); checked after the raw length bound, so a long input is refused
+    before it is cleaned."""
+    value = clean_text(value)
+    if not value:
+        raise ValueError("must not be blank")
+    return value
+
+
+def iso_epoch(text: str | None) -> float | None:
+    """Epoch seconds of an ISO 8601 time (the execution's start), or None."""
+    if not text:
+        return None
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
 class FailoverRequest(BaseModel):
     """A manual start: `drctl failover` or `aws stepfunctions start-execution --input`."""
 
@@ -36,14 +56,7 @@ class FailoverRequest(BaseModel):
     requested_by: Annotated[str, Field(min_length=1, max_length=1000, description="caller ARN (local user)")]
     incident_id: IncidentId | None = None
 
-    @field_validator("reason", "requested_by")
-    @classmethod
-    def _not_blank(cls, value: str) -> str:
-        """Stored and echoed without control characters (ANSI escapes, right-to-left overrides)."""
-        value = clean_text(value)
-        if not value:
-            raise ValueError("must not be blank")
-        return value
+    _not_blank = field_validator("reason", "requested_by")(operator_text)
 
 
 class TriggerDetail(BaseModel):
@@ -106,15 +119,6 @@ class Incident(BaseModel):
     lock: LockTimes
 
 
-def _epoch(text: str | None) -> float | None:
-    if not text:
-        return None
-    try:
-        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None
-
-
 def parse_manual(data: Any) -> FailoverRequest:
     try:
         return FailoverRequest.model_validate(data)
@@ -138,7 +142,7 @@ def start_incident(
         service_name = event.detail.service
         received = [r.get("received_at") for r in event.detail.results]
         times = [float(t) for t in received if isinstance(t, int | float) and math.isfinite(t)]
-        detected_at = min(times) if times else (_epoch(event.time) or now)
+        detected_at = min(times) if times else (iso_epoch(event.time) or now)
         fields: dict[str, Any] = dict(
             incident_id=execution_name,
             trigger="auto",
@@ -160,7 +164,7 @@ def start_incident(
             dry_run=request.dry_run,
             allow_data_loss=request.allow_data_loss,
             skip_confirm=request.skip_confirm,
-            detected_at=_epoch(started_at) or now,
+            detected_at=iso_epoch(started_at) or now,
         )
     try:
         service = config.service(service_name)
@@ -173,7 +177,7 @@ def start_incident(
     ready = service.cold_site.ready_timeout_seconds if service.cold_site else 900
     return Incident(
         service=service.name,
-        started_at=_epoch(started_at) or now,
+        started_at=iso_epoch(started_at) or now,
         mode_action=mode.action,
         mode_reason=mode.reason,
         veto_seconds=policy.veto_seconds,

@@ -5,16 +5,15 @@ state machine's first step; unknown fields are errors and bad input changes noth
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, field_validator
 
 from quorum_dr.config import NAME, WatchdogConfig, describe_errors
-from quorum_dr.config_types import MAX_REASON_CHARS, clean_text
+from quorum_dr.config_types import MAX_REASON_CHARS
 from quorum_dr.failover.errors import InvalidInput
 from quorum_dr.failover.longest_path import longest_switchover
-from quorum_dr.failover.request import INCIDENT_ID, IncidentId, LockTimes
+from quorum_dr.failover.request import INCIDENT_ID, IncidentId, LockTimes, iso_epoch, operator_text
 
 SwitchoverSite = Literal["main", "dr"]
 
@@ -31,14 +30,7 @@ class SwitchoverRequest(BaseModel):
     dry_run: StrictBool = False
     incident_id: IncidentId | None = None
 
-    @field_validator("reason", "requested_by")
-    @classmethod
-    def _not_blank(cls, value: str) -> str:
-        """Stored and echoed without control characters (ANSI escapes, right-to-left overrides)."""
-        value = clean_text(value)
-        if not value:
-            raise ValueError("must not be blank")
-        return value
+    _not_blank = field_validator("reason", "requested_by")(operator_text)
 
 
 class Switchover(BaseModel):
@@ -68,15 +60,6 @@ def parse_request(data: Any) -> SwitchoverRequest:
         return SwitchoverRequest.model_validate(data)
     except ValidationError as exc:
         raise InvalidInput("switchover request rejected: " + "; ".join(describe_errors(exc))) from None
-
-
-def _epoch(text: str | None) -> float | None:
-    if not text:
-        return None
-    try:
-        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None
 
 
 def start_switchover(
@@ -111,7 +94,7 @@ def start_switchover(
         reason=request.reason,
         requested_by=request.requested_by,
         dry_run=request.dry_run,
-        started_at=_epoch(started_at) or now,
+        started_at=iso_epoch(started_at) or now,
         replay_wait_seconds=float(service.database.replay_wait_seconds),
         lock=LockTimes(now=str(int(now)), expires_at=str(int(now) + ttl)),
     )
