@@ -13,7 +13,7 @@ from quorum_dr.domain.cold_report import read_cold_rpo
 from quorum_dr.domain.decisions import check_gates as gates_decision
 from quorum_dr.domain.incident_record import IncidentRecord
 from quorum_dr.domain.state import ServiceState, ServiceStatus, utc_day
-from quorum_dr.failover.errors import StaleState, TransientError
+from quorum_dr.failover.holding import hold_for_a_person, release, write_state
 from quorum_dr.failover.ports import Ports
 from quorum_dr.failover.receipts import entry
 from quorum_dr.failover.request import Incident
@@ -89,42 +89,13 @@ def check_gates(ports: Ports, incident: Incident) -> dict[str, Any]:
     return {"proceed": decision.proceed, "code": decision.code, "reason": reason}
 
 
-def _release(ports: Ports, incident: Incident) -> tuple[bool, str]:
-    if incident.dry_run:
-        return False, "dry run: no lock was taken"
-    released = ports.store.release_lock(incident.service, incident.execution_name)
-    if released:
-        return True, "lock released"
-    return False, "the lock was not released: " + _not_ours(ports, incident)
-
-
-def _not_ours(ports: Ports, incident: Incident) -> str:
-    lock = ports.store.get_lock(incident.service)
-    if lock is None:
-        return f"execution {incident.execution_name} held no lock (it expired, or an operator reset it)"
-    return (
-        f"execution {lock.get('holder') or 'unknown'} (incident {lock.get('incident_id')}) holds it, "
-        f"not {incident.execution_name}" + (" and keeps it" if lock.get("kept") else "")
-    )
-
-
 def stop(ports: Ports, incident: Incident, outcome: str, reason: str) -> dict[str, Any]:
     if outcome not in STOP_OUTCOMES:
         raise ValueError(f"unknown stop outcome {outcome!r}")
-    released, lock_sentence = _release(ports, incident)
+    released, lock_sentence = release(ports, incident)
     sentence = f"{outcome.replace('_', ' ')}: {reason}; {lock_sentence}"
     _record(ports, incident, outcome, sentence, outcome=outcome, status="CLOSED", finished_at=ports.clock())
     return {"outcome": outcome, "released": released, "reason": sentence}
-
-
-def _write_state(ports: Ports, service: str, **changes: Any) -> dict[str, Any]:
-    state = ports.store.get_state(service)
-    version = int(state.get("version", 0))
-    merged = ServiceState.model_validate({**state, **changes, "service": service}).model_dump(mode="json")
-    try:
-        return ports.store.put_state(merged, expected_version=version)
-    except StaleState as exc:  # a concurrent writer: the ASL retries TransientError
-        raise TransientError(str(exc)) from None
 
 
 def mark_failing_over(ports: Ports, incident: Incident, scenario: dict[str, Any]) -> dict[str, Any]:
@@ -132,7 +103,7 @@ def mark_failing_over(ports: Ports, incident: Incident, scenario: dict[str, Any]
     if incident.dry_run:
         reason = f"dry run: would set {incident.service} to FAILING_OVER towards {target}"
     else:
-        _write_state(ports, incident.service, status=ServiceStatus.FAILING_OVER.value)
+        write_state(ports, incident.service, status=ServiceStatus.FAILING_OVER.value)
         reason = f"{incident.service} is FAILING_OVER towards {target}: from here on a failure escalates"
     _record(ports, incident, "failing_over", reason, scenario=scenario)
     return {"reason": reason}
@@ -219,7 +190,7 @@ def count_failover(ports: Ports, incident: Incident, what: str) -> str:
     day = utc_day(now)
     count = state.failovers_on(day) + (1 if incident.trigger == "auto" else 0)
     until = max(state.cooldown_until or 0.0, now + policy.cooldown_seconds)
-    _write_state(
+    write_state(
         ports,
         incident.service,
         cooldown_until=until,
@@ -250,7 +221,7 @@ def set_active_site(ports: Ports, incident: Incident, scenario: dict[str, Any]) 
     day = utc_day(now)
     counted = state.counted_incident == incident.incident_id  # at its promotion or cold launch
     count = state.failovers_on(day) + (1 if incident.trigger == "auto" and not counted else 0)
-    _write_state(
+    write_state(
         ports,
         incident.service,
         active_site=target,
@@ -272,7 +243,7 @@ def set_active_site(ports: Ports, incident: Incident, scenario: dict[str, Any]) 
 
 
 def release_lock(ports: Ports, incident: Incident) -> dict[str, Any]:
-    released, sentence = _release(ports, incident)
+    released, sentence = release(ports, incident)
     _record(ports, incident, "lock_released", sentence)
     return {"released": released, "reason": sentence}
 
@@ -337,22 +308,7 @@ def escalate(
     if incident.dry_run:
         reason = f"dry run stopped: {what}; would set NEEDS_ATTENTION and keep the lock"
     else:
-        kept = ports.store.keep_lock(incident.service, incident.incident_id, holder=incident.execution_name)
-        # A switch that was written is where traffic goes: the active site must say so, whatever
-        # failed after it (verification, the record).
-        where = {"active_site": switched_to} if switched_to else {}
-        _write_state(
-            ports,
-            incident.service,
-            status=ServiceStatus.NEEDS_ATTENTION.value,
-            lock_holder=incident.incident_id,
-            **where,
-        )
-        lock_sentence = (
-            "The lock is kept: no automation acts until an operator runs drctl reset."
-            if kept
-            else "The lock could NOT be kept: " + _not_ours(ports, incident) + "."
-        )
+        kept, lock_sentence = hold_for_a_person(ports, incident, switched_to)
         reason = (
             f"{incident.service} NEEDS_ATTENTION after incident {incident.incident_id}: {what}.{warning} "
             + lock_sentence

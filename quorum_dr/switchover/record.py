@@ -18,7 +18,7 @@ from quorum_dr.domain.switchover import (
     follow_sentence,
     write_outage_seconds,
 )
-from quorum_dr.failover.errors import StaleState, TransientError
+from quorum_dr.failover.holding import hold_for_a_person, release, write_state
 from quorum_dr.failover.incident import error_sentence
 from quorum_dr.failover.ports import Ports
 from quorum_dr.failover.receipts import as_dict, entry
@@ -48,34 +48,6 @@ def _record(ports: Ports, switchover: Switchover, step: str, reason: str, /, **f
 
 def _state(ports: Ports, service: str) -> ServiceState:
     return ServiceState.model_validate({**ports.store.get_state(service), "service": service})
-
-
-def _write_state(ports: Ports, service: str, **changes: Any) -> dict[str, Any]:
-    state = ports.store.get_state(service)
-    version = int(state.get("version", 0))
-    merged = ServiceState.model_validate({**state, **changes, "service": service}).model_dump(mode="json")
-    try:
-        return ports.store.put_state(merged, expected_version=version)
-    except StaleState as exc:  # a concurrent writer: the ASL retries TransientError
-        raise TransientError(str(exc)) from None
-
-
-def _not_ours(ports: Ports, switchover: Switchover) -> str:
-    lock = ports.store.get_lock(switchover.service)
-    if lock is None:
-        return f"execution {switchover.execution_name} held no lock (it expired, or an operator reset it)"
-    return (
-        f"execution {lock.get('holder') or 'unknown'} (incident {lock.get('incident_id')}) holds it, not "
-        f"{switchover.execution_name}" + (" and keeps it" if lock.get("kept") else "")
-    )
-
-
-def _release(ports: Ports, switchover: Switchover) -> tuple[bool, str]:
-    if switchover.dry_run:
-        return False, "dry run: no lock was taken"
-    if ports.store.release_lock(switchover.service, switchover.execution_name):
-        return True, "lock released"
-    return False, "the lock was not released: " + _not_ours(ports, switchover)
 
 
 def _dict(value: Any) -> dict[str, Any]:
@@ -140,7 +112,7 @@ def start_cooldown(ports: Ports, switchover: Switchover) -> dict[str, Any]:
     state = _state(ports, switchover.service)
     until = max(state.cooldown_until or 0.0, now + policy.cooldown_seconds)
     if state.counted_incident != switchover.incident_id:
-        _write_state(
+        write_state(
             ports,
             switchover.service,
             cooldown_until=until,
@@ -205,7 +177,7 @@ def switched_over(ports: Ports, switchover: Switchover, progress: dict[str, Any]
         )
         _record(ports, switchover, "active_site", reason, outcome="dry_run", status="CLOSED", finished_at=now)
         return {"reason": reason, "figures": numbers.model_dump(mode="json")}
-    state = _write_state(
+    state = write_state(
         ports,
         name,
         active_site=target,
@@ -229,7 +201,7 @@ def switched_over(ports: Ports, switchover: Switchover, progress: dict[str, Any]
 
 
 def release_lock(ports: Ports, switchover: Switchover) -> dict[str, Any]:
-    released, sentence = _release(ports, switchover)
+    released, sentence = release(ports, switchover)
     _record(ports, switchover, "lock_released", sentence)
     return {"released": released, "reason": sentence}
 
@@ -242,7 +214,7 @@ def release_lock(ports: Ports, switchover: Switchover) -> dict[str, Any]:
 def rolled_back(
     ports: Ports, switchover: Switchover, error: dict[str, Any] | None, progress: dict[str, Any]
 ) -> dict[str, Any]:
-    released, lock_sentence = _release(ports, switchover)
+    released, lock_sentence = release(ports, switchover)
     rollback = _dict(progress.get("rollback"))
     numbers = figures(switchover, progress, rolled_back=True)
     reason = (
@@ -305,20 +277,7 @@ def escalate(
     if switchover.dry_run:
         reason = f"dry run stopped: {what}; would set NEEDS_ATTENTION and keep the lock"
     else:
-        kept = ports.store.keep_lock(name, switchover.incident_id, holder=switchover.execution_name)
-        where = {"active_site": switched_to} if switched_to else {}
-        _write_state(
-            ports,
-            name,
-            status=ServiceStatus.NEEDS_ATTENTION.value,
-            lock_holder=switchover.incident_id,
-            **where,
-        )
-        lock_sentence = (
-            "The lock is kept: no automation acts until an operator runs drctl reset."
-            if kept
-            else "The lock could NOT be kept: " + _not_ours(ports, switchover) + "."
-        )
+        kept, lock_sentence = hold_for_a_person(ports, switchover, switched_to)
         reason = (
             f"{name} NEEDS_ATTENTION after switchover {switchover.incident_id} from {source} to {target}: "
             f"{what}.{warning} {lock_sentence}"

@@ -13,7 +13,7 @@ from moto import mock_aws
 
 from quorum_dr.adapters.dynamodb_state import INCIDENT, DynamoStateStore, from_dynamo
 from quorum_dr.adapters.tables import create_table
-from quorum_dr.failover import incident as incident_step
+from quorum_dr.failover import holding
 from quorum_dr.failover.errors import TransientError
 from quorum_dr.failover.ports import Ports
 from quorum_dr.ports import StaleState
@@ -176,7 +176,7 @@ def test_the_incident_step_turns_a_stale_write_into_a_retried_transient_error(
     ports = Ports(config=make_config(), store=racing, clock=lambda: 1000.0)
 
     with pytest.raises(TransientError, match="changed since version"):
-        incident_step._write_state(ports, "booking", status="FAILING_OVER")
+        holding.write_state(ports, "booking", status="FAILING_OVER")
 
 
 def test_an_item_seen_before_its_first_update_landed_still_reads_as_that_incident(
