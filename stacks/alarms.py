@@ -49,52 +49,19 @@ class Alarms(Construct):
         super().__init__(scope, construct_id)
         action = cloudwatch_actions.SnsAction(topic)
         five = Duration.minutes(5)
-        failed = cloudwatch.MathExpression(
-            expression="FILL(failed, 0) + FILL(timedout, 0) + FILL(aborted, 0)",
-            using_metrics={
-                "failed": state_machine.metric_failed(period=five, statistic="Sum"),
-                "timedout": state_machine.metric_timed_out(period=five, statistic="Sum"),
-                "aborted": state_machine.metric_aborted(period=five, statistic="Sum"),
-            },
-            label="failover executions failed, timed out or aborted",
-            period=five,
-        )
-        self.executions_failed = cloudwatch.Alarm(
+        failover = ExecutionAlarmSet(
             self,
-            "ExecutionsFailed",
-            alarm_name=f"{naming.PREFIX}-executions-failed",
-            alarm_description="A failover execution failed, timed out or was aborted.",
-            metric=failed,
-            threshold=1,
-            evaluation_periods=1,
-            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            state_machine=state_machine,
+            logs_=state_machine_logs,
+            what="failover",
+            failed_name="executions-failed",
+            failed_description="A failover execution failed, timed out or was aborted.",
+            escalated_name="executions-escalated",
+            escalated_description="A failover escalated: the service is NEEDS_ATTENTION and keeps its lock.",
+            escalations_metric=ESCALATIONS,
         )
-        logs.MetricFilter(
-            self,
-            "EscalationFilter",
-            log_group=state_machine_logs,
-            metric_namespace=NAMESPACE,
-            metric_name=ESCALATIONS,
-            metric_value="1",
-            filter_pattern=logs.FilterPattern.literal(
-                f'{{ ($.details.name = "{ESCALATE_STATE}") && ($.type = "*StateEntered") }}'
-            ),
-        )
-        escalations = cloudwatch.Metric(
-            namespace=NAMESPACE, metric_name=ESCALATIONS, period=five, statistic="Sum"
-        )
-        self.escalated = cloudwatch.Alarm(
-            self,
-            "Escalated",
-            alarm_name=f"{naming.PREFIX}-executions-escalated",
-            alarm_description="A failover escalated: the service is NEEDS_ATTENTION and keeps its lock.",
-            metric=escalations,
-            threshold=1,
-            evaluation_periods=1,
-            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
-        )
+        failed, escalations = failover.failed, failover.escalations
+        self.executions_failed, self.escalated = failover.executions_failed, failover.escalated
         alarms = [self.executions_failed, self.escalated]
         self.switchover: SwitchoverAlarms | None = None
         if switchover is not None and switchover_logs is not None:
@@ -157,6 +124,73 @@ class Alarms(Construct):
         )
 
 
+class ExecutionAlarmSet:
+    """In `scope`, the two alarms of one state machine: an execution that failed, timed out or was
+    aborted (a math expression over its metrics), and one that escalated (entered `Escalate`, counted
+    by a metric filter on its log group)."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        *,
+        state_machine: sfn.StateMachine,
+        logs_: logs.ILogGroup,
+        what: str,
+        failed_name: str,
+        failed_description: str,
+        escalated_name: str,
+        escalated_description: str,
+        escalations_metric: str,
+    ) -> None:
+        five = Duration.minutes(5)
+        self.failed = cloudwatch.MathExpression(
+            expression="FILL(failed, 0) + FILL(timedout, 0) + FILL(aborted, 0)",
+            using_metrics={
+                "failed": state_machine.metric_failed(period=five, statistic="Sum"),
+                "timedout": state_machine.metric_timed_out(period=five, statistic="Sum"),
+                "aborted": state_machine.metric_aborted(period=five, statistic="Sum"),
+            },
+            label=f"{what} executions failed, timed out or aborted",
+            period=five,
+        )
+        self.executions_failed = cloudwatch.Alarm(
+            scope,
+            "ExecutionsFailed",
+            alarm_name=f"{naming.PREFIX}-{failed_name}",
+            alarm_description=failed_description,
+            metric=self.failed,
+            threshold=1,
+            evaluation_periods=1,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        )
+        logs.MetricFilter(
+            scope,
+            "EscalationFilter",
+            log_group=logs_,
+            metric_namespace=NAMESPACE,
+            metric_name=escalations_metric,
+            metric_value="1",
+            filter_pattern=logs.FilterPattern.literal(
+                f'{{ ($.details.name = "{ESCALATE_STATE}") && ($.type = "*StateEntered") }}'
+            ),
+        )
+        self.escalations = cloudwatch.Metric(
+            namespace=NAMESPACE, metric_name=escalations_metric, period=five, statistic="Sum"
+        )
+        self.escalated = cloudwatch.Alarm(
+            scope,
+            "Escalated",
+            alarm_name=f"{naming.PREFIX}-{escalated_name}",
+            alarm_description=escalated_description,
+            metric=self.escalations,
+            threshold=1,
+            evaluation_periods=1,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        )
+
+
 class SwitchoverAlarms(Construct):
     """A planned switchover that failed (rolled back, escalated, input rejected), timed out or was
     aborted, and one that escalated (entered `Escalate`: NEEDS_ATTENTION, the lock kept)."""
@@ -165,50 +199,16 @@ class SwitchoverAlarms(Construct):
         self, scope: Construct, construct_id: str, *, state_machine: sfn.StateMachine, logs_: logs.ILogGroup
     ) -> None:
         super().__init__(scope, construct_id)
-        five = Duration.minutes(5)
-        failed = cloudwatch.MathExpression(
-            expression="FILL(failed, 0) + FILL(timedout, 0) + FILL(aborted, 0)",
-            using_metrics={
-                "failed": state_machine.metric_failed(period=five, statistic="Sum"),
-                "timedout": state_machine.metric_timed_out(period=five, statistic="Sum"),
-                "aborted": state_machine.metric_aborted(period=five, statistic="Sum"),
-            },
-            label="switchover executions failed, timed out or aborted",
-            period=five,
-        )
-        self.executions_failed = cloudwatch.Alarm(
+        alarms = ExecutionAlarmSet(
             self,
-            "ExecutionsFailed",
-            alarm_name=f"{naming.PREFIX}-switchover-failed",
-            alarm_description="A planned switchover was rolled back, escalated, timed out or was aborted.",
-            metric=failed,
-            threshold=1,
-            evaluation_periods=1,
-            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            state_machine=state_machine,
+            logs_=logs_,
+            what="switchover",
+            failed_name="switchover-failed",
+            failed_description="A planned switchover was rolled back, escalated, timed out or was aborted.",
+            escalated_name="switchover-escalated",
+            escalated_description="A planned switchover escalated: the service is NEEDS_ATTENTION and keeps "
+            "its lock.",
+            escalations_metric=SWITCHOVER_ESCALATIONS,
         )
-        logs.MetricFilter(
-            self,
-            "EscalationFilter",
-            log_group=logs_,
-            metric_namespace=NAMESPACE,
-            metric_name=SWITCHOVER_ESCALATIONS,
-            metric_value="1",
-            filter_pattern=logs.FilterPattern.literal(
-                f'{{ ($.details.name = "{ESCALATE_STATE}") && ($.type = "*StateEntered") }}'
-            ),
-        )
-        self.escalated = cloudwatch.Alarm(
-            self,
-            "Escalated",
-            alarm_name=f"{naming.PREFIX}-switchover-escalated",
-            alarm_description="A planned switchover escalated: the service is NEEDS_ATTENTION and keeps its "
-            "lock.",
-            metric=cloudwatch.Metric(
-                namespace=NAMESPACE, metric_name=SWITCHOVER_ESCALATIONS, period=five, statistic="Sum"
-            ),
-            threshold=1,
-            evaluation_periods=1,
-            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
-        )
+        self.executions_failed, self.escalated = alarms.executions_failed, alarms.escalated
