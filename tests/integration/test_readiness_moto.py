@@ -21,6 +21,7 @@ import boto3
 import pytest
 import yaml
 from moto import mock_aws
+from moto.core import set_initial_no_auth_action_count
 
 from quorum_dr.adapters.cloudflare_edge import CloudflareEdge
 from quorum_dr.adapters.dynamodb_results import DynamoDbResultStore
@@ -311,6 +312,41 @@ def test_a_missing_launch_template_fails_the_cold_site_check(
 
     assert code == 1
     assert "the launch template quorum-dr-booking-cold does not exist in us-west-2" in lines["cold_site"]
+
+
+def test_a_caller_that_may_not_run_instances_fails_the_dry_run(world: World) -> None:
+    """IAM enforced by moto: a principal allowed everything but ec2:RunInstances. moto answers
+    AccessDenied where EC2 answers UnauthorizedOperation; either is not DryRunOperation."""
+    world.probe_round(main=MAIN_DB, dr=DR_DB)
+    iam = boto3.client("iam", region_name=HOME)
+    iam.create_user(UserName="operator")
+    policy = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Action": "*", "Resource": "*"},
+            {"Effect": "Deny", "Action": "ec2:RunInstances", "Resource": "*"},
+        ],
+    }
+    iam.put_user_policy(UserName="operator", PolicyName="all-but-launch", PolicyDocument=json.dumps(policy))
+    key = iam.create_access_key(UserName="operator")["AccessKey"]
+    session = boto3.session.Session(
+        aws_access_key_id=key["AccessKeyId"], aws_secret_access_key=key["SecretAccessKey"]
+    )
+    gatherer = ReadinessGatherer(
+        world.config, state_table=STATE_TABLE, results_table=RESULTS_TABLE, session=session
+    )
+
+    enforced = set_initial_no_auth_action_count(0)(lambda: gatherer.assess(world.config.services[0]))
+    result = enforced()
+
+    cold = result.check("cold_site")
+    assert cold.status is Status.FAIL
+    assert (
+        "a RunInstances dry run was refused: AccessDenied: User: arn:aws:iam::123456789012:user/operator is "
+        "not authorized to perform: ec2:RunInstances" in cold.reason
+    )
+    assert [c.name for c in result.checks if c.status is not Status.OK] == ["cold_site"]
+    assert gatherer.unreachable == []
 
 
 def test_needs_attention_fails_the_service_state_check(
