@@ -101,6 +101,17 @@ class CloudflareEdge(EdgeSwitch):
             return self._switch_records(site, dry_run=dry_run)
         return self._switch_pools(site, dry_run=dry_run)
 
+    def verify_token(self) -> dict[str, Any]:
+        """Cloudflare's own check of the API token (`GET /user/tokens/verify`): its `id`, `status`
+        (active, disabled or expired) and `expires_on`. A token Cloudflare does not know raises
+        EdgeAuthError. Reads nothing of the zone and writes nothing."""
+        result = self._call(
+            "verifying the API token", lambda: self._client.user.tokens.with_raw_response.verify()
+        )
+        if not isinstance(result, dict):
+            raise EdgeApiError("Cloudflare returned no token status")
+        return result
+
     # -- DNS records ------------------------------------------------------------------------------
 
     def _read_records(self) -> list[RecordState]:

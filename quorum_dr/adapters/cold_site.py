@@ -44,6 +44,47 @@ def client_token(incident_id: str) -> str:
     return "qdr-" + hashlib.sha256(incident_id.encode("utf-8")).hexdigest()[:56]
 
 
+def run_request(
+    incident_id: str,
+    cold: ColdSite,
+    image_id: str | None,
+    *,
+    template_id: str | None = None,
+    template_name: str | None = None,
+) -> dict[str, Any]:
+    """The RunInstances request of a cold-site launch, without its client token and user data. The
+    launch template: `template_id` (the one the CDK app created), else `template_name`, else the
+    config's `launch_template_name`."""
+    request: dict[str, Any] = {
+        "MinCount": 1,
+        "MaxCount": 1,
+        "TagSpecifications": [
+            {
+                "ResourceType": "instance",
+                "Tags": [
+                    {"Key": INCIDENT_TAG, "Value": incident_id},
+                    {"Key": ROLE_TAG, "Value": "cold-site"},
+                    {"Key": "Name", "Value": f"quorum-dr-cold-{incident_id}"[:255]},
+                ],
+            }
+        ],
+    }
+    if image_id:
+        request["ImageId"] = image_id
+    name = template_name or cold.launch_template_name
+    if template_id:
+        request["LaunchTemplate"] = {"LaunchTemplateId": template_id}
+    elif name:
+        request["LaunchTemplate"] = {"LaunchTemplateName": name}
+    # With a launch template, its instance type wins unless the config sets one explicitly.
+    has_template = bool(template_id or name)
+    if not has_template or "instance_type" in cold.model_fields_set:
+        request["InstanceType"] = cold.instance_type
+    if cold.subnet_id:
+        request["SubnetId"] = cold.subnet_id
+    return request
+
+
 class Ec2ColdSiteLauncher(ComputeLauncher):
     def __init__(
         self,
@@ -137,37 +178,26 @@ class Ec2ColdSiteLauncher(ComputeLauncher):
         image_id: str | None,
         template_id: str | None = None,
     ) -> dict[str, Any]:
-        request: dict[str, Any] = {
-            "MinCount": 1,
-            "MaxCount": 1,
-            "ClientToken": client_token(incident_id),
-            "UserData": user_data,
-            "TagSpecifications": [
-                {
-                    "ResourceType": "instance",
-                    "Tags": [
-                        {"Key": INCIDENT_TAG, "Value": incident_id},
-                        {"Key": ROLE_TAG, "Value": "cold-site"},
-                        {"Key": "Name", "Value": f"quorum-dr-cold-{incident_id}"[:255]},
-                    ],
-                }
-            ],
-        }
-        if image_id:
-            request["ImageId"] = image_id
-        if template_id:
-            request["LaunchTemplate"] = {"LaunchTemplateId": template_id}
-        elif cold.launch_template_name:
-            request["LaunchTemplate"] = {"LaunchTemplateName": cold.launch_template_name}
-        # With a launch template, its instance type wins unless the config sets one explicitly.
-        has_template = bool(template_id or cold.launch_template_name)
-        if not has_template or "instance_type" in cold.model_fields_set:
-            request["InstanceType"] = cold.instance_type
-        if cold.subnet_id:
-            request["SubnetId"] = cold.subnet_id
+        request = run_request(incident_id, cold, image_id, template_id=template_id)
+        request.update(ClientToken=client_token(incident_id), UserData=user_data)
         answer = ec2.run_instances(**request)
         instance: dict[str, Any] = answer["Instances"][0]
         return instance
+
+    def dry_run(self, cold: ColdSite, image_id: str | None, template_name: str) -> tuple[str, str]:
+        """RunInstances with DryRun=True: the launch request a failover sends (image, launch
+        template, instance type, subnet, tags), without its user data and client token. Returns the
+        code EC2 answered and its message: `DryRunOperation` when the launch would have succeeded
+        (`UnauthorizedOperation`, `InvalidAMIID.NotFound`, ... when not)."""
+        from botocore.exceptions import ClientError
+
+        request = run_request("readiness-dry-run", cold, image_id, template_name=template_name)
+        try:
+            self._client("ec2", cold.region).run_instances(DryRun=True, **request)
+        except ClientError as exc:
+            error = exc.response.get("Error", {})
+            return str(error.get("Code", "Unknown")), str(error.get("Message", ""))
+        return "NoDryRunAnswer", "EC2 answered the dry run without the DryRunOperation error"
 
     def associate_elastic_ip(self, instance_id: str, cold: ColdSite) -> tuple[str | None, str]:
         """Put the configured Elastic IP on the instance; a no-op when it is already there."""

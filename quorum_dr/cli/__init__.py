@@ -26,6 +26,7 @@ COMMAND_MODULES = [
     "quorum_dr.cli.failover_cmd",
     "quorum_dr.cli.agent_cmd",
     "quorum_dr.cli.sync_cmd",
+    "quorum_dr.cli.readiness_cmd",
     "quorum_dr.cli.rejoin_cmd",
     "quorum_dr.cli.switchover_cmd",
     "quorum_dr.cli.cost_cmd",

@@ -9,6 +9,8 @@ talks to through `base_url="http://127.0.0.1:PORT/client/v4"`. It serves, under 
 - `GET  /zones/{zone}/dns_records/{id}` and `PATCH` of the same (name, type and ttl required, as the
   real API requires them).
 - `GET  /accounts/{acct}/load_balancers/pools[/{id}]` and `PATCH /accounts/{acct}/load_balancers/pools/{id}`.
+- `GET  /user/tokens/verify`: a known token is `active` (its id is a hash of it); an unknown one gets
+  401 with code 1000, "Invalid API Token", as Cloudflare answers.
 
 Answers use Cloudflare's envelope `{"success", "errors", "messages", "result"}` (+ `result_info`
 on lists). Every API request needs `Authorization: Bearer <token>`: a missing header gets 401 and
@@ -36,6 +38,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import hashlib
 import json
 import os
 import sys
@@ -52,6 +55,7 @@ from quorum_dr_local.standins.served import ServedInThread
 
 API_PREFIX = "/client/v4"
 ADMIN_PREFIX = "/__admin"
+TOKEN_VERIFY_PATH = API_PREFIX + "/user/tokens/verify"
 MAX_PER_PAGE = 5000
 DEFAULT_PER_PAGE = 100
 MAX_LATENCY_SECONDS = 30.0
@@ -286,14 +290,24 @@ class CloudflareEmulator(ServedInThread):
         with self._lock:
             self.log.append(entry)
 
-    def check_token(self, authorization: str | None, method: str) -> None:
+    def check_token(self, authorization: str | None, method: str, path: str = "") -> None:
         if not authorization or not authorization.startswith("Bearer "):
             raise ApiAnswer(401, 10001, "Unable to authenticate request: missing bearer token")
         scope = self.state.tokens.get(authorization[len("Bearer ") :].strip())
+        if scope is None and path == TOKEN_VERIFY_PATH:
+            raise ApiAnswer(401, 1000, "Invalid API Token")
         if scope is None:
             raise ApiAnswer(403, 10000, "Authentication error")
         if method != "GET" and scope != "edit":
             raise ApiAnswer(403, 10000, "Authentication error: the token may not edit")
+
+    @staticmethod
+    def verify_token(authorization: str) -> dict[str, Any]:
+        """The answer to `GET /user/tokens/verify` for a token `check_token` accepted."""
+        token = authorization[len("Bearer ") :].strip()
+        answer = envelope({"id": hashlib.sha256(token.encode()).hexdigest()[:32], "status": "active"})
+        answer["messages"] = [{"code": 10000, "message": "This API Token is valid and active"}]
+        return answer
 
     def route(
         self, method: str, path: str, query: dict[str, list[str]], body: Any, *, keep: bool = True
@@ -573,11 +587,14 @@ class _Handler(BaseHTTPRequestHandler):
         if latency:
             time.sleep(latency)
         try:
-            self.server.emulator.check_token(self.headers.get("Authorization"), method)
+            authorization = self.headers.get("Authorization")
+            self.server.emulator.check_token(authorization, method, path)
             if fault is not None:
                 entry["fault"] = fault.kind
             if fault is not None and fault.kind != "drop_write":
                 return _fault_answer(fault)
+            if path == TOKEN_VERIFY_PATH and method == "GET" and authorization:
+                return 200, self.server.emulator.verify_token(authorization), {}
             keep = fault is None
             answer, written = self.server.emulator.route(method, path, query, body, keep=keep)
         except ApiAnswer as err:

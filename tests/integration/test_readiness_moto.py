@@ -1,0 +1,554 @@
+"""`drctl readiness` and its adapter against moto (state and results tables, SSM and EC2 in the cold
+site's region, Secrets Manager in every region, Step Functions) and the local Cloudflare emulator.
+
+The healthy setup is what a deployment looks like between incidents: probe results of every region
+with the PostgreSQL status the real check reads from a real streaming pair, the state HEALTHY on
+main, the edge on main, the AMI behind the SSM parameter, the launch template the CDK app names,
+every secret the functions read in every region that reads it. Each other test breaks one thing
+and reads the line that says so.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+import yaml
+from moto import mock_aws
+from moto.core import set_initial_no_auth_action_count
+
+from quorum_dr.adapters.cloudflare_edge import CloudflareEdge
+from quorum_dr.adapters.dynamodb_results import DynamoDbResultStore
+from quorum_dr.adapters.dynamodb_state import DynamoStateStore
+from quorum_dr.adapters.readiness import ReadinessGatherer, launch_template_name
+from quorum_dr.adapters.tables import create_table
+from quorum_dr.cli import main as drctl
+from quorum_dr.config import PostgresCheck, WatchdogConfig, load_config
+from quorum_dr.domain.cost import secret_copies
+from quorum_dr.domain.readiness import Status
+from quorum_dr.domain.results import CONTROL_SITE, DbRole, DbStatus, ProbeResult, Vote
+from quorum_dr.probes.postgres import check_postgres
+from quorum_dr_local.standins.cloudflare_emulator import CloudflareEmulator, seed_for_service
+from quorum_dr_local.standins.postgres import PgCluster, PgPair
+from tests.conftest import ROOT
+from tests.fakes import REGIONS, make_config
+
+HOME, COLD = "eu-west-2", "us-west-2"
+STATE_TABLE, RESULTS_TABLE = "quorum-dr-state", "quorum-dr-results"
+TOKEN = "cf-token-readiness-0123456789"
+AMI_PARAMETER = "/quorum-dr/booking/cold-ami"
+ACCOUNT = "123456789012"
+FAILOVER_ARN = f"arn:aws:states:{HOME}:{ACCOUNT}:stateMachine:quorum-dr-failover"
+SWITCHOVER_ARN = f"arn:aws:states:{HOME}:{ACCOUNT}:stateMachine:quorum-dr-switchover"
+MAIN_ORIGIN, DR_ORIGIN = "203.0.113.10", "198.51.100.20"
+EXAMPLE = ROOT / "config" / "watchdog.example.yaml"
+
+
+@dataclass
+class World:
+    config: WatchdogConfig
+    config_path: Path
+    emulator: CloudflareEmulator
+    state: DynamoStateStore
+    results: DynamoDbResultStore
+    ami: str
+
+    def args(self, *more: str) -> list[str]:
+        return [
+            "readiness",
+            "--service",
+            "booking",
+            "--config",
+            str(self.config_path),
+            "--table",
+            STATE_TABLE,
+            "--results-table",
+            RESULTS_TABLE,
+            *more,
+        ]
+
+    def probe_round(self, main: DbStatus, dr: DbStatus, regions: list[str] = REGIONS) -> None:
+        """One round of every region, as the probe stores it: the control check, then main's and
+        dr's PostgreSQL checks with the statuses given."""
+        stamp = f"{time.time():.6f}"
+        items = []
+        for region in regions:
+            common = {
+                "service": "booking",
+                "region": region,
+                "round_id": f"{region}-{stamp}",
+                "latency_ms": 2.0,
+            }
+            items += [
+                ProbeResult(
+                    **common,
+                    site=CONTROL_SITE,
+                    check="control-aws",
+                    check_type="tcp",
+                    vote=Vote.UP,
+                    probe_time=time.time(),
+                ),
+                ProbeResult(
+                    **common,
+                    site="main",
+                    check="postgres",
+                    check_type="postgres",
+                    vote=Vote.UP,
+                    probe_time=time.time(),
+                    db=main,
+                    counts=False,
+                ),
+                ProbeResult(
+                    **common,
+                    site="dr",
+                    check="postgres",
+                    check_type="postgres",
+                    vote=Vote.UP,
+                    probe_time=time.time(),
+                    db=dr,
+                    counts=False,
+                ),
+            ]
+        self.results.put_results(items)
+
+
+MAIN_DB = DbStatus(role=DbRole.PRIMARY, current_lsn="0/3000148")
+DR_DB = DbStatus(
+    role=DbRole.STANDBY,
+    receive_lsn="0/3000148",
+    replay_lsn="0/3000148",
+    replay_lag_bytes=0,
+    replay_lag_seconds=40.0,
+    streaming=True,
+)
+
+
+def write_config(tmp_path: Path, emulator: CloudflareEmulator) -> tuple[WatchdogConfig, Path]:
+    data = make_config().model_dump(mode="json", by_alias=True, exclude_none=True)
+    data["services"][0]["edge"]["api_base_url"] = emulator.base_url
+    path = tmp_path / "watchdog.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    return load_config(path), path
+
+
+def create_secrets(config: WatchdogConfig) -> None:
+    for region, names in secret_copies(config).items():
+        client = boto3.client("secretsmanager", region_name=region)
+        for name in sorted(names):
+            value = TOKEN if name == config.services[0].edge.api_token_secret else '{"username": "x"}'
+            client.create_secret(Name=name, SecretString=value)
+
+
+def an_ami(ec2: Any) -> str:
+    return str(sorted(i["ImageId"] for i in ec2.describe_images(Owners=["amazon"])["Images"])[0])
+
+
+@pytest.fixture
+def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
+    for key, value in {
+        "AWS_DEFAULT_REGION": HOME,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+    }.items():
+        monkeypatch.setenv(key, value)
+    for key in (
+        "STATE_TABLE_NAME",
+        "RESULTS_TABLE_NAME",
+        "STATE_MACHINE_ARN",
+        "SWITCHOVER_STATE_MACHINE_ARN",
+    ):
+        monkeypatch.delenv(key, raising=False)
+    service = make_config().services[0]
+    with mock_aws(), CloudflareEmulator(seed_for_service(service, TOKEN)) as emulator:
+        config, path = write_config(tmp_path, emulator)
+        dynamodb = boto3.client("dynamodb", region_name=HOME)
+        create_table(dynamodb, STATE_TABLE)
+        create_table(dynamodb, RESULTS_TABLE)
+        resource = boto3.resource("dynamodb", region_name=HOME)
+        state = DynamoStateStore(STATE_TABLE, resource=resource)
+        state.put_state(
+            {"service": "booking", "active_site": "main", "status": "HEALTHY"}, expected_version=0
+        )
+        ec2 = boto3.client("ec2", region_name=COLD)
+        ami = an_ami(ec2)
+        boto3.client("ssm", region_name=COLD).put_parameter(Name=AMI_PARAMETER, Value=ami, Type="String")
+        ec2.create_launch_template(
+            LaunchTemplateName=launch_template_name(config.services[0]),
+            LaunchTemplateData={"ImageId": f"resolve:ssm:{AMI_PARAMETER}", "InstanceType": "t3.small"},
+        )
+        create_secrets(config)
+        results = DynamoDbResultStore(
+            resource.Table(RESULTS_TABLE), ttl_seconds=config.probe.result_ttl_seconds
+        )
+        yield World(config, path, emulator, state, results, ami)
+
+
+def readiness(
+    world: World, capsys: pytest.CaptureFixture[str], *more: str
+) -> tuple[int, dict[str, str], str]:
+    """Run drctl readiness: (exit code, check name -> "STATUS reason" of its line, stderr)."""
+    code = drctl(world.args(*more))
+    out, err = capsys.readouterr()
+    lines = {}
+    for line in out.splitlines():
+        parts = line.split()
+        if parts and parts[0] in ("OK", "WARN", "FAIL"):
+            status, name, reason = line.split(None, 2)
+            lines[name] = f"{status} {reason}"
+        elif line.startswith("overall:"):
+            lines["overall"] = line
+    return code, lines, err
+
+
+# ---------------------------------------------------------------------------------------------
+# The healthy setup, from a real streaming pair
+# ---------------------------------------------------------------------------------------------
+
+
+def _database_status(cluster: PgCluster) -> DbStatus:
+    check = PostgresCheck(
+        name="postgres",
+        host="127.0.0.1",
+        port=cluster.port,
+        dbname="postgres",
+        credentials_secret="sandbox/monitor",
+        sslmode="disable",
+    )
+    outcome = check_postgres(check, credentials=cluster.roles.monitor.as_secret(), timeout=10.0)
+    assert outcome.db is not None, outcome.detail
+    return outcome.db
+
+
+def test_a_healthy_setup_is_ok_in_every_check_and_changes_nothing(
+    world: World, pg_pair: PgPair, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pg_pair.standby.wait_replayed(pg_pair.primary.value("SELECT pg_current_wal_lsn()::text"))
+    world.probe_round(main=_database_status(pg_pair.primary), dr=_database_status(pg_pair.standby))
+    ec2 = boto3.client("ec2", region_name=COLD)
+    instances_before = ec2.describe_instances()["Reservations"]
+
+    code, lines, err = readiness(world, capsys)
+
+    assert code == 0, (lines, err)
+    assert err == ""
+    assert sorted(lines) == sorted(
+        [
+            "standby",
+            "probe_regions",
+            "service_state",
+            "edge",
+            "cloudflare_token",
+            "cold_site",
+            "secrets",
+            "overall",
+        ]
+    )
+    assert all(line.startswith("OK ") for name, line in lines.items() if name != "overall"), lines
+    assert "dr standby streams, lag 0 bytes / 0 s within the limit 16 MiB / 30 s" in lines["standby"]
+    assert "all 3 probe regions reported within two probe intervals (60 s)" in lines["probe_regions"]
+    assert (
+        f"the edge serves main, as the state says (every edge record points at main ({MAIN_ORIGIN}))"
+        in lines["edge"]
+    )
+    assert f"AMI {world.ami} (from SSM parameter {AMI_PARAMETER}) is available" in lines["cold_site"]
+    assert (
+        "a RunInstances dry run of launch template quorum-dr-booking-cold in us-west-2 succeeded"
+        in lines["cold_site"]
+    )
+    assert "verifies as active and reads the A record app.example.com" in lines["cloudflare_token"]
+    assert "all 9 secrets the functions read exist where they read them" in lines["secrets"]
+    assert lines["overall"].startswith("overall: OK (7 OK) for booking at ")
+    # read-only: no edge write, no instance, the state as it was
+    assert world.emulator.total_writes() == 0
+    assert ec2.describe_instances()["Reservations"] == instances_before
+    assert world.state.get_state("booking")["version"] == 1
+
+
+def test_json_prints_the_readiness_model(world: World, capsys: pytest.CaptureFixture[str]) -> None:
+    world.probe_round(main=MAIN_DB, dr=DR_DB)
+
+    assert drctl(world.args("--json")) == 0
+
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["service"] == "booking" and shown["overall"] == "OK"
+    standby = next(c for c in shown["checks"] if c["name"] == "standby")
+    assert standby["status"] == "OK" and standby["figures"]["lag_bytes"] == 0
+    assert standby["figures"]["max_lag_bytes"] == 16 * 1024 * 1024
+
+
+# ---------------------------------------------------------------------------------------------
+# One thing broken at a time
+# ---------------------------------------------------------------------------------------------
+
+
+def test_a_deleted_ami_fails_the_cold_site_check(world: World, capsys: pytest.CaptureFixture[str]) -> None:
+    world.probe_round(main=MAIN_DB, dr=DR_DB)
+    boto3.client("ec2", region_name=COLD).deregister_image(ImageId=world.ami)
+
+    code, lines, _ = readiness(world, capsys)
+
+    assert code == 1
+    assert lines["cold_site"] == (
+        f"FAIL the cold site cannot launch: AMI {world.ami} (from SSM parameter {AMI_PARAMETER}) does not "
+        "exist in us-west-2"
+    )
+    assert all(lines[name].startswith("OK ") for name in ("standby", "edge", "secrets", "service_state"))
+    assert lines["overall"].startswith("overall: FAIL (1 FAIL, 6 OK)")
+
+
+def test_a_missing_launch_template_fails_the_cold_site_check(
+    world: World, capsys: pytest.CaptureFixture[str]
+) -> None:
+    world.probe_round(main=MAIN_DB, dr=DR_DB)
+    boto3.client("ec2", region_name=COLD).delete_launch_template(LaunchTemplateName="quorum-dr-booking-cold")
+
+    code, lines, _ = readiness(world, capsys)
+
+    assert code == 1
+    assert "the launch template quorum-dr-booking-cold does not exist in us-west-2" in lines["cold_site"]
+
+
+def test_a_caller_that_may_not_run_instances_fails_the_dry_run(world: World) -> None:
+    """IAM enforced by moto: a principal allowed everything but ec2:RunInstances. moto answers
+    AccessDenied where EC2 answers UnauthorizedOperation; either is not DryRunOperation."""
+    world.probe_round(main=MAIN_DB, dr=DR_DB)
+    iam = boto3.client("iam", region_name=HOME)
+    iam.create_user(UserName="operator")
+    policy = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Action": "*", "Resource": "*"},
+            {"Effect": "Deny", "Action": "ec2:RunInstances", "Resource": "*"},
+        ],
+    }
+    iam.put_user_policy(UserName="operator", PolicyName="all-but-launch", PolicyDocument=json.dumps(policy))
+    key = iam.create_access_key(UserName="operator")["AccessKey"]
+    session = boto3.session.Session(
+        aws_access_key_id=key["AccessKeyId"], aws_secret_access_key=key["SecretAccessKey"]
+    )
+    gatherer = ReadinessGatherer(
+        world.config, state_table=STATE_TABLE, results_table=RESULTS_TABLE, session=session
+    )
+
+    enforced = set_initial_no_auth_action_count(0)(lambda: gatherer.assess(world.config.services[0]))
+    result = enforced()
+
+    cold = result.check("cold_site")
+    assert cold.status is Status.FAIL
+    assert (
+        "a RunInstances dry run was refused: AccessDenied: User: arn:aws:iam::123456789012:user/operator is "
+        "not authorized to perform: ec2:RunInstances" in cold.reason
+    )
+    assert [c.name for c in result.checks if c.status is not Status.OK] == ["cold_site"]
+    assert gatherer.unreachable == []
+
+
+def test_needs_attention_fails_the_service_state_check(
+    world: World, capsys: pytest.CaptureFixture[str]
+) -> None:
+    world.probe_round(main=MAIN_DB, dr=DR_DB)
+    # what an escalation leaves: the lock kept, the status NEEDS_ATTENTION
+    assert world.state.acquire_lock(
+        "booking", "inc-7", holder="inc-7", now=time.time(), expires_at=time.time() + 60
+    )
+    assert world.state.keep_lock("booking", "inc-7", holder="inc-7")
+    current = world.state.get_state("booking")
+    world.state.put_state(
+        {**current, "status": "NEEDS_ATTENTION", "lock_holder": "inc-7"}, expected_version=current["version"]
+    )
+
+    code, lines, _ = readiness(world, capsys)
+
+    assert code == 1
+    assert lines["service_state"].startswith(
+        "FAIL booking needs attention after incident inc-7: no automatic failover until an operator resets "
+        "it (drctl reset); incident inc-7 (execution inc-7) keeps the lock after an escalation"
+    )
+
+
+def test_paused_automation_is_a_warning_and_exits_0(world: World, capsys: pytest.CaptureFixture[str]) -> None:
+    world.probe_round(main=MAIN_DB, dr=DR_DB)
+    pause = ["pause", "--service", "booking", "--config", str(world.config_path), "--table", STATE_TABLE]
+    assert drctl([*pause, "--reason", "database upgrade tonight"]) == 0
+    capsys.readouterr()
+
+    code, lines, _ = readiness(world, capsys)
+
+    assert code == 0
+    assert lines["service_state"].startswith("WARN automation is paused by arn:aws:")
+    assert (
+        "(database upgrade tonight): automatic triggers are refused at the gates until drctl resume"
+        in lines["service_state"]
+    )
+    assert lines["overall"].startswith("overall: WARN (1 WARN, 6 OK)")
+
+
+def test_the_edge_on_dr_while_the_state_says_main_fails(
+    world: World, capsys: pytest.CaptureFixture[str]
+) -> None:
+    world.probe_round(main=MAIN_DB, dr=DR_DB)
+    service = world.config.services[0]
+    CloudflareEdge(service.edge, service.sites, TOKEN).switch_to("dr", incident_id="moved-by-hand")
+
+    code, lines, _ = readiness(world, capsys)
+
+    assert code == 1
+    assert (
+        f"FAIL the edge serves dr (every edge record points at dr ({DR_ORIGIN})) but the state "
+        "says main is active" in lines["edge"]
+    )
+
+
+def test_a_missing_secret_fails_the_secrets_check(world: World, capsys: pytest.CaptureFixture[str]) -> None:
+    world.probe_round(main=MAIN_DB, dr=DR_DB)
+    boto3.client("secretsmanager", region_name=COLD).delete_secret(
+        SecretId="quorum-dr/backup-manifest-key", ForceDeleteWithoutRecovery=True
+    )
+    boto3.client("secretsmanager", region_name="us-east-1").delete_secret(
+        SecretId="quorum-dr/booking/db-monitor", RecoveryWindowInDays=7
+    )
+
+    code, lines, _ = readiness(world, capsys)
+
+    assert code == 1
+    assert lines["secrets"].startswith("FAIL 2 of 9 secrets the functions read are not usable: ")
+    assert "quorum-dr/booking/db-monitor in us-east-1 is scheduled for deletion at " in lines["secrets"]
+    assert "quorum-dr/backup-manifest-key is missing in us-west-2" in lines["secrets"]
+
+
+def test_a_token_cloudflare_does_not_know_fails_the_token_and_the_edge(
+    world: World, capsys: pytest.CaptureFixture[str]
+) -> None:
+    world.probe_round(main=MAIN_DB, dr=DR_DB)
+    boto3.client("secretsmanager", region_name=HOME).put_secret_value(
+        SecretId="quorum-dr/cloudflare-token", SecretString="a-revoked-token"
+    )
+
+    code, lines, _ = readiness(world, capsys)
+
+    assert code == 1
+    assert (
+        "the API token from secret quorum-dr/cloudflare-token cannot be verified: Cloudflare refused"
+        in lines["cloudflare_token"]
+    )
+    assert "HTTP 401: 1000: Invalid API Token" in lines["cloudflare_token"]
+    assert lines["edge"].startswith("FAIL cannot read the edge: Cloudflare refused the API token")
+
+
+def test_a_lagging_standby_and_a_silent_region_fail(world: World, capsys: pytest.CaptureFixture[str]) -> None:
+    behind = DbStatus(role=DbRole.PRIMARY, current_lsn="0/5000148")  # 32 MiB ahead of the standby
+    world.probe_round(main=behind, dr=DR_DB, regions=REGIONS[:2])
+
+    code, lines, _ = readiness(world, capsys)
+
+    assert code == 1
+    assert "the dr standby streams but lag 32 MiB / 0 s over the limit 16 MiB / 30 s" in lines["standby"]
+    assert (
+        "1 of 3 probe regions did not report within two probe intervals (60 s): us-west-2 not since"
+        in lines["probe_regions"]
+    )
+
+
+def test_a_lock_whose_execution_is_gone_is_stale(world: World, capsys: pytest.CaptureFixture[str]) -> None:
+    world.probe_round(main=MAIN_DB, dr=DR_DB)
+    sfn = boto3.client("stepfunctions", region_name=HOME)
+    role = boto3.client("iam", region_name=HOME).create_role(RoleName="sfn", AssumeRolePolicyDocument="{}")
+    definition = json.dumps({"StartAt": "Hold", "States": {"Hold": {"Type": "Pass", "End": True}}})
+    for name in ("quorum-dr-failover", "quorum-dr-switchover"):
+        sfn.create_state_machine(name=name, definition=definition, roleArn=role["Role"]["Arn"])
+    now = time.time()
+    assert world.state.acquire_lock("booking", "inc-8", holder="inc-8", now=now, expires_at=now + 3600)
+    machines = ["--state-machine-arn", FAILOVER_ARN, "--switchover-state-machine-arn", SWITCHOVER_ARN]
+
+    code, lines, _ = readiness(world, capsys, *machines)
+
+    assert code == 1
+    assert (
+        "the lock of incident inc-8 (execution inc-8) is stale: its execution is NOT_FOUND"
+        in lines["service_state"]
+    )
+
+    # the same lock with only the failover machine named: not known, so a warning that says why
+    code, lines, _ = readiness(world, capsys, *machines[:2])
+
+    assert code == 0
+    assert lines["service_state"].startswith("WARN incident inc-8 (execution inc-8) holds the lock")
+    assert "the switchover state machine was not given" in lines["service_state"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Exit codes 2 and 3
+# ---------------------------------------------------------------------------------------------
+
+
+def test_a_missing_table_is_exit_3_with_the_report_and_one_line_each(
+    world: World, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = world.args()
+    args[args.index(STATE_TABLE)] = "no-such-table"
+
+    code = drctl(args)
+
+    out, err = capsys.readouterr()
+    assert code == 3
+    assert "FAIL service_state     cannot read the service's state: ResourceNotFoundException" in out
+    assert err.splitlines()[0].startswith(
+        "cannot read the state of booking from the state table no-such-table: ResourceNotFoundException"
+    )
+    assert "Traceback" not in out + err
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (("--service", "nope"), "--service: no service named 'nope'"),
+        (("--results-table", ""), "no results table: give --results-table or set RESULTS_TABLE_NAME"),
+        (("--state-machine-arn", "failover"), "--state-machine-arn: 'failover' is not a state machine ARN"),
+    ],
+)
+def test_bad_input_is_exit_2_before_any_aws_call(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], change: tuple[str, str], message: str
+) -> None:
+    def no_aws(*_: Any, **__: Any) -> Any:
+        raise AssertionError("AWS was asked")
+
+    monkeypatch.setattr(boto3.session.Session, "client", no_aws)
+    monkeypatch.setattr(boto3.session.Session, "resource", no_aws)
+    args = ["readiness", "--service", "booking", "--config", str(EXAMPLE), "--table", STATE_TABLE]
+    args += ["--results-table", RESULTS_TABLE]
+    if change[0] in args:
+        args[args.index(change[0]) + 1] = change[1]
+    else:
+        args += list(change)
+
+    assert drctl(args) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_the_adapter_takes_an_injected_session(world: World) -> None:
+    world.probe_round(main=MAIN_DB, dr=DR_DB)
+    gatherer = ReadinessGatherer(
+        world.config, state_table=STATE_TABLE, results_table=RESULTS_TABLE, session=boto3.session.Session()
+    )
+
+    result = gatherer.assess(world.config.services[0])
+
+    assert result.overall is Status.OK and gatherer.unreachable == []
+
+
+def test_the_launch_template_name_is_the_one_the_cdk_app_creates() -> None:
+    from stacks.cold_site import launch_template_name as cdk_name
+
+    service = make_config().services[0]
+    assert launch_template_name(service) == cdk_name(service) == "quorum-dr-booking-cold"
+    assert service.cold_site is not None
+    named = service.model_copy(
+        update={"cold_site": service.cold_site.model_copy(update={"launch_template_name": "x"})}
+    )
+    assert launch_template_name(named) == cdk_name(named) == "x"
