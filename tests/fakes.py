@@ -15,6 +15,7 @@ import yaml
 from quorum_dr.agent.contract import DatabaseRole, Operation, OperationAnswer, SiteStatus, Upstream
 from quorum_dr.config import WatchdogConfig, parse_config
 from quorum_dr.domain.cold_report import ColdBootstrapReport, RestoreLine
+from quorum_dr.domain.edge import EdgeUnavailableError
 from quorum_dr.domain.results import DbRole, DbStatus, FailureClass, ProbeResult, Vote, format_lsn
 from quorum_dr.failover.errors import SwitchFailed
 from quorum_dr.ports import (
@@ -300,6 +301,7 @@ class FakePromoter(Promoter):
 class FakeEdge(EdgeSwitch):
     def __init__(self, *, fail: bool = False) -> None:
         self.fail = fail
+        self.unreachable: str | None = None  # reading the edge raises EdgeUnavailableError with this
         self.site = "main"
         self.writes: list[tuple[str, str]] = []
         self._lock = threading.Lock()
@@ -332,6 +334,8 @@ class FakeEdge(EdgeSwitch):
         }
 
     def current_site(self) -> str | None:
+        if self.unreachable:
+            raise EdgeUnavailableError(self.unreachable)
         return self.site
 
 

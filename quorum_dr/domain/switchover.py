@@ -158,6 +158,30 @@ def check_databases(
     )
 
 
+def check_edge(points_at: str | None, *, service: str, source: str, target: str) -> Decision:
+    """Before anything is frozen: the edge answers (the API and its token work now) and points at
+    the active site, so the switch at the end is the one expected. Found out here, a broken token
+    is a refusal; found out after the promotion, it is an escalation with the service down."""
+    prefix = f"switchover of {service} from {source} to {target} refused"
+    if points_at == source:
+        return Decision(
+            proceed=True,
+            code="ok",
+            reason=f"the edge of {service} answers and points at {source}, the active site",
+        )
+    if points_at is None:
+        return _refuse(
+            "edge_unknown",
+            f"{prefix}: the edge of {service} points at no single known site; find out why and point it "
+            f"at {source} before switching",
+        )
+    return _refuse(
+        "edge_elsewhere",
+        f"{prefix}: the edge of {service} points at {points_at} while the state says {source} is active; "
+        "find out which is right before switching",
+    )
+
+
 def check_frozen(status: SiteStatus, site: str) -> Decision:
     """After the freeze: the agent's status must say no application role may log in."""
     if status.running and status.frozen:
@@ -311,11 +335,12 @@ def automation_sentence(service: str, active_site: str, cooldown_until: float | 
     return f"automatic failover of {service} is re-armed"
 
 
-def write_outage_seconds(frozen_at: float | None, writable_at: float | None) -> float | None:
-    """From the freeze on the active site to the target verified writable."""
-    if frozen_at is None or writable_at is None:
+def write_outage_seconds(frozen_at: float | None, switched_at: float | None) -> float | None:
+    """From the freeze on the active site to the edge pointing at the target: clients write through
+    the public hostname, so they can write again only once the edge points at a writable primary."""
+    if frozen_at is None or switched_at is None:
         return None
-    return round(max(0.0, writable_at - frozen_at), 3)
+    return round(max(0.0, switched_at - frozen_at), 3)
 
 
 def follow_sentence(service: str, site: str, follow: Mapping[str, Any] | None, failure: str | None) -> str:
@@ -331,8 +356,8 @@ def follow_sentence(service: str, site: str, follow: Mapping[str, Any] | None, f
 
 class SwitchoverFigures(BaseModel):
     """What one planned switchover did, as its incident record keeps it (`switchover`) and its
-    notification says it: the write outage runs from the freeze on the source to the target
-    verified writable."""
+    notification says it: the write outage runs from the freeze on the source to the edge pointing
+    at the target (verified writable before that), as clients see it."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -354,7 +379,8 @@ class SwitchoverFigures(BaseModel):
         """The figures in one sentence (times as UTC text)."""
         outage = (
             f"write outage {self.write_outage_seconds:.1f} s (writes frozen on {self.source} at "
-            f"{utc_text(self.frozen_at or 0)}, {self.target} writable at {utc_text(self.writable_at or 0)})"
+            f"{utc_text(self.frozen_at or 0)}, {self.target} writable at {utc_text(self.writable_at or 0)}, "
+            f"the edge on {self.target} at {utc_text(self.switched_at or 0)})"
             if self.write_outage_seconds is not None
             else "write outage unknown"
         )

@@ -153,6 +153,7 @@ def longest_switchover(config: WatchdogConfig, service: Service) -> LongestPath:
         ("ValidateSwitchover after reading the clock", timeout("switchover_plan")),
         ("CheckPreconditions", lambda_task("switchover_plan")),
         ("CheckDatabases", lambda_task("switchover_database")),
+        ("CheckEdge", lambda_task("switchover_edge")),
         (
             "AcquireSwitchoverLock",
             LOCK_WRITE_RETRY.attempts() * DIRECT_WRITE_SECONDS + LOCK_WRITE_RETRY.total_backoff(),

@@ -1,16 +1,39 @@
-"""The switchover's edge steps: point the public hostname at the new primary's site (once, read
-back, never before the database is verified writable) and verify through the public hostname
-(the failover's verification: retried with backoff for `verify.window_seconds`)."""
+"""The switchover's edge steps: before anything is frozen, check that the edge answers and points
+at the active site (which also warms this function for the switch); point the public hostname at
+the new primary's site (once, read back, never before the database is verified writable) and
+verify through the public hostname (the failover's verification: retried with backoff for
+`verify.window_seconds`)."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from quorum_dr.domain.switchover import check_edge
 from quorum_dr.failover.errors import SwitchFailed
 from quorum_dr.failover.ports import Ports
 from quorum_dr.failover.receipts import as_dict, entry
 from quorum_dr.failover.verify import verify_attempts
 from quorum_dr.switchover.request import Switchover
+
+
+def check(ports: Ports, switchover: Switchover) -> dict[str, Any]:
+    """Read where the edge points (a refused token or an unreachable API raises: the state machine
+    refuses on it) and judge it against the active site; dry runs check too."""
+    service = ports.service(switchover.service)
+    points_at = ports.edge(service).current_site()
+    decision = check_edge(points_at, service=service.name, source=switchover.source, target=switchover.target)
+    reason = decision.reason + (" (dry run)" if switchover.dry_run else "")
+    now = ports.clock()
+    ports.store.update_incident(
+        service.name, switchover.incident_id, {}, timeline=entry("edge check", reason, now)
+    )
+    return {
+        "proceed": decision.proceed,
+        "code": decision.code,
+        "reason": reason,
+        "points_at": points_at,
+        "at": now,
+    }
 
 
 def switch(ports: Ports, switchover: Switchover, promotion: dict[str, Any] | None) -> dict[str, Any]:
@@ -61,6 +84,8 @@ def verify(ports: Ports, switchover: Switchover) -> dict[str, Any]:
 def handle(ports: Ports, event: dict[str, Any]) -> dict[str, Any]:
     switchover = Switchover.model_validate(event["switchover"])
     action = event.get("action")
+    if action == "check":
+        return check(ports, switchover)
     if action == "switch":
         return switch(ports, switchover, event.get("promotion"))
     if action == "verify":

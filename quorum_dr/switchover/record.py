@@ -141,7 +141,7 @@ def figures(
         value = _dict(progress.get(step)).get(key)
         return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
-    frozen_at, writable_at = at("freeze", "frozen_at"), at("promotion", "writable_at")
+    frozen_at, switched_at = at("freeze", "frozen_at"), at("switch")
     sync = _dict(progress.get("sync"))
     return SwitchoverFigures(
         source=switchover.source,
@@ -150,10 +150,10 @@ def figures(
         final_position=_dict(progress.get("stop")).get("final_position"),
         replayed_position=_dict(progress.get("final")).get("replay_lsn"),
         promoted_at=at("promotion", "promoted_at"),
-        writable_at=writable_at,
-        switched_at=at("switch"),
+        writable_at=at("promotion", "writable_at"),
+        switched_at=switched_at,
         verified_at=at("verify"),
-        write_outage_seconds=write_outage_seconds(frozen_at, writable_at),
+        write_outage_seconds=write_outage_seconds(frozen_at, switched_at),
         sync_check=sync.get("reason"),
         following=bool(_dict(progress.get("follow")).get("following")) if not rolled_back else None,
         rolled_back=rolled_back,

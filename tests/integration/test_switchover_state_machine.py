@@ -50,6 +50,8 @@ SUCCESS_STATES = [
     "PlanAllows",
     "CheckDatabases",
     "DatabasesAllow",
+    "CheckEdge",
+    "EdgeAllows",
     "IsDryRun",
     "AcquireSwitchoverLock",
     "FreezeActive",
@@ -446,6 +448,11 @@ def test_refused_when_the_target_lags_beyond_the_limit_and_nothing_is_touched(wo
         ("no_agent", "no site agent on dr (sites.dr.agent)"),
         ("agent_silent", "a site agent did not answer its status"),
         ("not_streaming", "dr's standby is not streaming from a primary"),
+        (
+            "edge_elsewhere",
+            "the edge of booking points at dr while the state says main is active; find out which is right",
+        ),
+        ("edge_unreachable", "Cloudflare did not answer reading the DNS records: HTTP 503"),
     ],
 )
 def test_each_precondition_refuses_before_any_change(world: World, prepare: str, sentence: str) -> None:
@@ -469,9 +476,13 @@ def test_each_precondition_refuses_before_any_change(world: World, prepare: str,
         world.databases.unreachable.add("dr")
     elif prepare == "not_streaming":
         world.databases.sites["dr"].streaming = False
+    elif prepare == "edge_elsewhere":
+        world.edge.site = "dr"
+    elif prepare == "edge_unreachable":
+        world.edge.unreachable = "Cloudflare did not answer reading the DNS records: HTTP 503"
     described, states = world.run(request(), name=f"sw-{prepare}")
     assert described["status"] == "SUCCEEDED" and states[-1] == "Refused", described.get("cause")
-    assert "AcquireSwitchoverLock" not in states and world.acted() == []
+    assert "AcquireSwitchoverLock" not in states and world.acted() == [] and world.edge.writes == []
     assert sentence in world.reasons(f"sw-{prepare}")
     assert world.incident(f"sw-{prepare}").outcome == "refused"
 
@@ -600,6 +611,7 @@ def test_a_dry_run_checks_everything_and_changes_nothing(world: World) -> None:
     for state in (
         "CheckPreconditions",
         "CheckDatabases",
+        "CheckEdge",
         "FreezeActive",
         "StopActive",
         "PromoteTarget",

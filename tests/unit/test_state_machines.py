@@ -228,7 +228,7 @@ def test_every_task_has_retry_and_catch(name: str) -> None:
 def test_the_switchover_source_has_its_shape() -> None:
     asl = definition("switchover")
     states = asl["States"]
-    assert asl["StartAt"] == "ValidateSwitchover" and len(states) == 52
+    assert asl["StartAt"] == "ValidateSwitchover" and len(states) == 55
     lambda_tasks = [s for s in states.values() if s["Type"] == "Task" and "dynamodb" not in s["Resource"]]
     assert all(s["Retry"] == definition("failover")["States"]["CheckGates"]["Retry"] for s in lambda_tasks)
     assert all("${Switchover" in s["Resource"] for s in lambda_tasks), "it calls its own functions only"
@@ -265,8 +265,16 @@ def test_before_the_promotion_a_failure_rolls_back_and_from_it_on_it_escalates()
     # Following is told, never undone: its failure goes on to the record.
     assert {c["Next"] for c in states["FollowNewPrimary"]["Catch"]} == {"SetActiveSite"}
     # A check before the lock that cannot run is a refusal: nothing changed yet.
-    for name in ("CheckPreconditions", "CheckDatabases"):
+    for name in ("CheckPreconditions", "CheckDatabases", "CheckEdge"):
         assert {c["Next"] for c in states[name]["Catch"]} == {"CouldNotCheck"}, name
+    # The edge is checked before the lock and the freeze (a refused token refuses, changes nothing).
+    assert states["DatabasesAllow"]["Choices"][0]["Next"] == "CheckEdge"
+    assert states["EdgeAllows"]["Choices"][0] == {
+        "Variable": "$.edge.proceed",
+        "BooleanEquals": True,
+        "Next": "IsDryRun",
+    }
+    assert states["EdgeAllows"]["Default"] == "RefusedByEdge"
     assert states["TargetWritable"]["Choices"][0] == {
         "Variable": "$.promotion.writable",
         "BooleanEquals": True,

@@ -15,6 +15,7 @@ from quorum_dr.domain.switchover import (
     SwitchoverFigures,
     automation_sentence,
     check_databases,
+    check_edge,
     check_final_position,
     check_following,
     check_frozen,
@@ -321,22 +322,43 @@ def test_automatic_failover_stays_main_to_dr_only() -> None:
     assert automation_sentence("booking", "main", NOW - 1, NOW) == "automatic failover of booking is re-armed"
 
 
-def test_the_write_outage_runs_from_the_freeze_to_the_target_writable() -> None:
-    assert write_outage_seconds(NOW, NOW + 2.5) == 2.5
+@pytest.mark.parametrize(
+    ("points_at", "proceed", "code", "words"),
+    [
+        ("main", True, "ok", "the edge of booking answers and points at main, the active site"),
+        ("dr", False, "edge_elsewhere", "points at dr while the state says main is active"),
+        (None, False, "edge_unknown", "points at no single known site; find out why and point it at main"),
+    ],
+)
+def test_the_edge_must_point_at_the_active_site_before_any_freeze(
+    points_at: str | None, proceed: bool, code: str, words: str
+) -> None:
+    decision = check_edge(points_at, service="booking", source="main", target="dr")
+    assert (decision.proceed, decision.code) == (proceed, code)
+    assert words in decision.reason
+    if not proceed:
+        assert decision.reason.startswith("switchover of booking from main to dr refused: ")
+
+
+def test_the_write_outage_runs_from_the_freeze_to_the_edge_on_the_target() -> None:
+    assert write_outage_seconds(NOW, NOW + 3.25) == 3.25
+    assert write_outage_seconds(NOW, None) is None, "no switch, no end of the outage to count to"
     assert write_outage_seconds(None, NOW) is None
     figures = SwitchoverFigures(
         source="main",
         target="dr",
         frozen_at=NOW,
         writable_at=NOW + 2.5,
-        write_outage_seconds=2.5,
+        switched_at=NOW + 3.25,
+        write_outage_seconds=3.25,
         final_position="0/5000000",
         replayed_position="0/5000028",
         sync_check="2 tables agree",
     )
     assert figures.sentence("booking") == (
-        "planned switchover of booking from main to dr done: write outage 2.5 s (writes frozen on main at "
-        "2027-01-15 08:00:00Z, dr writable at 2027-01-15 08:00:02Z); main's final position 0/5000000, dr "
+        "planned switchover of booking from main to dr done: write outage 3.2 s (writes frozen on main at "
+        "2027-01-15 08:00:00Z, dr writable at 2027-01-15 08:00:02Z, the edge on dr at 2027-01-15 08:00:03Z); "
+        "main's final position 0/5000000, dr "
         "replayed 0/5000028; sync check: 2 tables agree"
     )
 
