@@ -229,7 +229,7 @@ class StateStore(ABC):
 
     @abstractmethod
     def list_incidents(self, service: str, limit: int = 20) -> list[IncidentRecord]:
-        """The service's latest incidents, newest first."""
+        """The service's latest incidents, newest first by when they started (not by id)."""
 
 
 class ProbeInvoker(ABC):

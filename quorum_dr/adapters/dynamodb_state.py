@@ -255,15 +255,35 @@ class DynamoStateStore(StateStore):
         )["Attributes"]
         return _incident(from_dynamo(item))
 
-    def list_incidents(self, service: str, limit: int = 20) -> list[IncidentRecord]:
+    def list_incidents(
+        self, service: str, limit: int = 20, *, page_size: int | None = None
+    ) -> list[IncidentRecord]:
+        """The newest `limit` records by when they started. Their ids do not sort by time (`auto-`,
+        `manual-`, `switchover-`, `rejoin-` ...), so every record's key and moments are read (a
+        projection, page by page: DynamoDB's 1 MB pages, or `page_size` items), sorted, and only
+        the newest are read whole."""
         from boto3.dynamodb.conditions import Key
 
-        items = self._table.query(
-            KeyConditionExpression=Key("pk").eq(service) & Key("sk").begins_with(INCIDENT),
-            ScanIndexForward=False,
-            Limit=limit,
-        ).get("Items", [])
-        return [_incident(from_dynamo(i)) for i in items]
+        moments = ("started_at", "detected_at", "finished_at")
+        query: dict[str, Any] = {
+            "KeyConditionExpression": Key("pk").eq(service) & Key("sk").begins_with(INCIDENT),
+            "ProjectionExpression": ", ".join(f"#{m}" for m in ("sk", *moments)),
+            "ExpressionAttributeNames": {f"#{m}": m for m in ("sk", *moments)},
+        }
+        if page_size is not None:
+            query["Limit"] = page_size
+        keys: list[tuple[float, str]] = []
+        while True:
+            page = self._table.query(**query)
+            for item in page.get("Items", []):
+                when = next((float(item[m]) for m in moments if item.get(m) is not None), 0.0)
+                keys.append((when, str(item["sk"])))
+            if "LastEvaluatedKey" not in page:
+                break
+            query["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        keys.sort(reverse=True)
+        records = (self._get(service, sk) for _, sk in keys[: max(0, limit)])
+        return [_incident(item) for item in records if item]
 
 
 def _incident(item: Mapping[str, Any]) -> IncidentRecord:

@@ -93,7 +93,10 @@ def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") 
     show = subparsers.add_parser(
         "status",
         help="the service's state, lock and last incidents",
-        description="Print the service's state, its incident lock and its last five incidents as JSON.",
+        description=(
+            "Print the service's state, its incident lock and its five newest incidents (failovers, "
+            "switchovers, rejoins; newest first by when they started) as JSON."
+        ),
     )
     _service_argument(show)
     _table_argument(show)

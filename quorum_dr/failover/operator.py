@@ -47,6 +47,9 @@ def status(store: StateStore, service: str) -> dict[str, Any]:
         "incidents": [
             {
                 "incident_id": i.incident_id,
+                "kind": i.kind or "failover",
+                "started_at": i.started_at if i.started_at is not None else i.detected_at,
+                "target": i.target,
                 "status": i.status,
                 "outcome": i.outcome,
                 "trigger": i.trigger,

@@ -79,6 +79,9 @@ def test_status_shows_state_lock_and_incidents(
     assert shown["incidents"] == [
         {
             "incident_id": "inc-7",
+            "kind": "failover",
+            "started_at": None,
+            "target": None,
             "status": "NEEDS_ATTENTION",
             "outcome": "escalated",
             "trigger": "auto",

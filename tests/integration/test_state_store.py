@@ -113,6 +113,37 @@ def test_an_incident_record_reads_back_as_stored_field_for_field(store: DynamoSt
     assert [i.incident_id for i in store.list_incidents("booking")] == ["inc-1"]
 
 
+@pytest.mark.parametrize("page_size", [None, 2])
+def test_incidents_are_listed_newest_first_by_when_they_started_not_by_id(
+    store: DynamoStateStore, page_size: int | None
+) -> None:
+    """Ids do not sort by time: a switchover's id sorts after every automatic failover's, so an id
+    order would show last month's switchover above tonight's failover."""
+    records = {
+        "switchover-booking-20261101T100000Z-aaaaaa": {"started_at": 1_793_527_200},
+        "auto-1796270496-a7f31b85": {"started_at": 1_796_270_496, "detected_at": 1_796_270_490},
+        "rejoin-booking-main-2026-11-20": {"started_at": 1_795_132_800},
+        "manual-20261203-0400": {"detected_at": 1_796_270_800},  # no started_at yet: when detected
+        "inc-without-moments": {},
+    }
+    for incident_id, fields in records.items():
+        store.update_incident("booking", incident_id, fields, timeline=None)
+
+    listed = store.list_incidents("booking", limit=3, page_size=page_size)
+    assert [i.incident_id for i in listed] == [
+        "manual-20261203-0400",
+        "auto-1796270496-a7f31b85",
+        "rejoin-booking-main-2026-11-20",
+    ]
+    assert listed[1].detected_at == 1_796_270_490, "the newest are read whole"
+    everything = store.list_incidents("booking", limit=10, page_size=page_size)
+    assert [i.incident_id for i in everything][-2:] == [
+        "switchover-booking-20261101T100000Z-aaaaaa",
+        "inc-without-moments",
+    ]
+    assert store.list_incidents("booking", limit=0) == []
+
+
 def test_a_record_with_only_what_an_early_step_wrote_loads_with_defaults(store: DynamoStateStore) -> None:
     store.update_incident("booking", "inc-2", {}, timeline=None)
 
