@@ -30,6 +30,7 @@ from quorum_dr.cli.operator_args import (
     reason_text,
 )
 from quorum_dr.config_types import MAX_REASON_CHARS
+from quorum_dr.domain import history
 from quorum_dr.failover.errors import InvalidInput
 from quorum_dr.failover.operator import OperatorError, answer_request, reset, set_automation, status
 from quorum_dr.failover.request import INCIDENT_ID, FailoverRequest, parse_manual
@@ -101,6 +102,23 @@ def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") 
     _service_argument(show)
     _table_argument(show)
     show.set_defaults(func=run_status)
+    history = subparsers.add_parser(
+        "history",
+        help="the service's incidents with their figures, or one incident's timeline",
+        description=(
+            "Print the service's incidents (failovers, switchovers, rejoins), newest first by when "
+            "they started: trigger, target, how each ended, detection, RTO and data loss. With "
+            "--incident, that incident in full: its figures and every step of its timeline."
+        ),
+    )
+    _service_argument(history)
+    _table_argument(history)
+    history.add_argument(
+        "--limit", type=_limit, default=20, help="how many incidents, newest first (1 to 1000; default 20)"
+    )
+    history.add_argument("--incident", help="show this incident in full (its timeline)")
+    history.add_argument("--json", action="store_true", help="print JSON instead of text")
+    history.set_defaults(func=run_history)
     clear = subparsers.add_parser(
         "reset",
         help="clear NEEDS_ATTENTION and the incident lock",
@@ -260,6 +278,40 @@ def run_status(args: argparse.Namespace, store: Any = None) -> int:
         return EXIT_OK
 
     return _operator_command("read the service's state", work)
+
+
+def _limit(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value[:20]!r} is not a whole number") from None
+    if not 1 <= number <= 1000:
+        raise argparse.ArgumentTypeError(f"{number} is not between 1 and 1000")
+    return number
+
+
+def run_history(args: argparse.Namespace, store: Any = None) -> int:
+    def work() -> int:
+        service = checked_service(args)
+        incident = _incident(args.incident) if args.incident is not None else None
+        states = store or _store(args)
+        if incident is not None:
+            record = states.get_incident(service.name, incident)
+            if record is None:
+                raise OperatorError(f"{service.name} has no incident {incident!r}")
+            if args.json:
+                print(json.dumps(record.model_dump(mode="json"), indent=2, default=str))
+            else:
+                print(history.detail(record))
+            return EXIT_OK
+        records = states.list_incidents(service.name, limit=args.limit)
+        if args.json:
+            print(json.dumps([history.row(r) for r in records], indent=2, default=str))
+        else:
+            print(history.table(records, service.name))
+        return EXIT_OK
+
+    return _operator_command("read the service's incidents", work)
 
 
 def run_reset(args: argparse.Namespace, sts: Any = None, store: Any = None, sfn: Any = None) -> int:
