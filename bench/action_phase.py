@@ -18,6 +18,7 @@ the regions). Target: at most 2 s. Prints figures; asserts nothing.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import statistics
@@ -32,7 +33,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")  # the figures, not the handlers' log lines
 os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
 
-from quorum_dr_local.rig import FailoverRig  # noqa: E402
+import boto3  # noqa: E402
+
+from quorum_dr_local.rig import ACCOUNT, PROBE_FUNCTION, REGIONS, FailoverRig  # noqa: E402
 
 TARGET_SECONDS = 2.0
 
@@ -67,9 +70,22 @@ class Stopwatch:
 
 
 def one_run(base: Path, n: int, edge: str) -> tuple[float, dict[str, float], str]:
-    with FailoverRig(base, edge_kind=edge) as rig:
+    # PostgreSQL checks on, as configured in production (invariants 3 and 4).
+    with FailoverRig(base, edge_kind=edge, postgres_checks=True) as rig:
         watch = Stopwatch()
         watch.wrap(rig)
+        # A scheduled round in every region first, as in production: the probes see main's WAL
+        # position and DR streaming, which bounds the loss of promoting DR (invariant 4); without
+        # it the failover rightly refuses to promote.
+        for region in REGIONS:
+            answer = boto3.client("lambda", region_name=region).invoke(
+                FunctionName=f"arn:aws:lambda:{region}:{ACCOUNT}:function:{PROBE_FUNCTION}",
+                Payload=json.dumps({"round_id": f"bench-{n}-quiet-{region}", "service": "booking"}).encode(),
+            )
+            if answer.get("FunctionError"):
+                raise SystemExit(
+                    f"run {n}: the quiet round in {region} failed: {answer['Payload'].read()[:300]!r}"
+                )
         rig.site_down("main")
         incident = f"bench-{n}"
         described = rig.run(name=incident, timeout=120)
