@@ -6,6 +6,9 @@
 - `pg_pair_factory` (function): `make(sync=False)` gives a fresh pair, destroyed after the test
   whatever happened; promotion is destructive, so every promoting test takes its own.
 - `pg_base_dir` (session): a directory under /tmp that the `postgres` user can use.
+- `moto_state_store` (function): the state table in moto (eu-west-2, `quorum-dr-state`), with
+  the example config as the operator's (`QDR_CONFIG`) and no `STATE_TABLE_NAME`: what the
+  operator-command tests stand on.
 
 The tests skip, saying why, only when the PostgreSQL 15 server binaries are absent
 (`make setup` installs them).
@@ -21,11 +24,32 @@ from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import boto3
 import pytest
+from moto import mock_aws
 
+from quorum_dr.adapters.dynamodb_state import DynamoStateStore
+from quorum_dr.adapters.tables import create_table
 from quorum_dr_local.standins.postgres import DEFAULT_BIN_DIR, PgCluster, PgPair, make_primary, make_standby
 
 _PAIRS = itertools.count()
+STATE_REGION, STATE_TABLE = "eu-west-2", "quorum-dr-state"
+EXAMPLE_CONFIG = Path(__file__).resolve().parents[2] / "config" / "watchdog.example.yaml"
+
+
+@pytest.fixture
+def moto_state_store(monkeypatch: pytest.MonkeyPatch) -> Iterator[DynamoStateStore]:
+    for key, value in {
+        "AWS_DEFAULT_REGION": STATE_REGION,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "QDR_CONFIG": str(EXAMPLE_CONFIG),
+    }.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("STATE_TABLE_NAME", raising=False)
+    with mock_aws():
+        create_table(boto3.client("dynamodb", region_name=STATE_REGION), STATE_TABLE)
+        yield DynamoStateStore(STATE_TABLE, resource=boto3.resource("dynamodb", region_name=STATE_REGION))
 
 
 def _require_binaries() -> None:

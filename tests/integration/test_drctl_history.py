@@ -4,36 +4,19 @@ started (ids do not sort by time), each with its figures; one incident with its 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from pathlib import Path
 
-import boto3
 import pytest
-from moto import mock_aws
 
 from quorum_dr.adapters.dynamodb_state import DynamoStateStore
-from quorum_dr.adapters.tables import create_table
 from quorum_dr.cli import main as drctl
+from tests.integration.conftest import STATE_TABLE as TABLE
 
-REGION = "eu-west-2"
-TABLE = "quorum-dr-state"
-EXAMPLE = Path(__file__).resolve().parents[2] / "config" / "watchdog.example.yaml"
 T = 1_796_270_000  # 2026-12-03 03:53:20Z
 
 
 @pytest.fixture
-def store(monkeypatch: pytest.MonkeyPatch) -> Iterator[DynamoStateStore]:
-    for key, value in {
-        "AWS_DEFAULT_REGION": REGION,
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-    }.items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.delenv("STATE_TABLE_NAME", raising=False)
-    monkeypatch.setenv("QDR_CONFIG", str(EXAMPLE))
-    with mock_aws():
-        create_table(boto3.client("dynamodb", region_name=REGION), TABLE)
-        yield DynamoStateStore(TABLE, resource=boto3.resource("dynamodb", region_name=REGION))
+def store(moto_state_store: DynamoStateStore) -> DynamoStateStore:
+    return moto_state_store
 
 
 def recorded(store: DynamoStateStore) -> None:

@@ -6,15 +6,12 @@ import io
 import json
 import os
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import boto3
 import pytest
-from moto import mock_aws
 
 from quorum_dr.adapters.dynamodb_state import DynamoStateStore
-from quorum_dr.adapters.tables import create_table
 from quorum_dr.cli import main as drctl
 
 REGION = "eu-west-2"
@@ -26,27 +23,18 @@ MACHINE = "arn:aws:states:eu-west-2:123456789012:stateMachine:Failover"
 
 
 @pytest.fixture
-def store(monkeypatch: pytest.MonkeyPatch) -> Iterator[DynamoStateStore]:
-    for key, value in {
-        "AWS_DEFAULT_REGION": REGION,
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-    }.items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.delenv("STATE_TABLE_NAME", raising=False)
-    monkeypatch.setenv("QDR_CONFIG", str(EXAMPLE))
+def store(moto_state_store: DynamoStateStore, monkeypatch: pytest.MonkeyPatch) -> DynamoStateStore:
+    """The state table, and the failover state machine `reset` asks about its lock's execution."""
     monkeypatch.delenv("STATE_MACHINE_ARN", raising=False)
-    with mock_aws():
-        create_table(boto3.client("dynamodb", region_name=REGION), TABLE)
-        role = boto3.client("iam", region_name=REGION).create_role(
-            RoleName="sfn", AssumeRolePolicyDocument="{}"
-        )["Role"]["Arn"]
-        definition = {"StartAt": "Hold", "States": {"Hold": {"Type": "Pass", "End": True}}}
-        created = boto3.client("stepfunctions", region_name=REGION).create_state_machine(
-            name="Failover", definition=json.dumps(definition), roleArn=role
-        )
-        assert created["stateMachineArn"] == MACHINE
-        yield DynamoStateStore(TABLE, resource=boto3.resource("dynamodb", region_name=REGION))
+    role = boto3.client("iam", region_name=REGION).create_role(RoleName="sfn", AssumeRolePolicyDocument="{}")[
+        "Role"
+    ]["Arn"]
+    definition = {"StartAt": "Hold", "States": {"Hold": {"Type": "Pass", "End": True}}}
+    created = boto3.client("stepfunctions", region_name=REGION).create_state_machine(
+        name="Failover", definition=json.dumps(definition), roleArn=role
+    )
+    assert created["stateMachineArn"] == MACHINE
+    return moto_state_store
 
 
 def escalated(store: DynamoStateStore, incident_id: str = "inc-7") -> None:

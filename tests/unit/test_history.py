@@ -48,7 +48,7 @@ def test_the_data_loss_in_a_few_words(fields: dict[str, Any], said: str) -> None
     ("fields", "kind", "end"),
     [
         ({}, "failover", "running"),
-        ({"status": "FAILING_OVER"}, "failover", "FAILING_OVER"),
+        ({"status": "NEEDS_ATTENTION"}, "failover", "NEEDS_ATTENTION"),
         ({"outcome": "failed_over", "status": "CLOSED"}, "failover", "failed_over"),
         ({"outcome": "dry_run", "dry_run": True}, "failover", "dry_run"),
         (
