@@ -34,6 +34,11 @@ def kind_of(record: IncidentRecord) -> str:
     return record.kind or "failover"
 
 
+def started_of(record: IncidentRecord) -> float | None:
+    """When it started; a record that has no start yet, when it was detected."""
+    return record.started_at if record.started_at is not None else record.detected_at
+
+
 def ended(record: IncidentRecord) -> str:
     """How it ended (the outcome), or where it is (the status) while it runs; a dry run says so."""
     word = record.outcome or (str(record.status) if record.status else "running")
@@ -69,7 +74,6 @@ def data_loss(record: IncidentRecord) -> str:
 
 def row(record: IncidentRecord) -> dict[str, Any]:
     """One incident's summary (what `--json` prints and the table shows)."""
-    started = record.started_at if record.started_at is not None else record.detected_at
     rto = record.rto_seconds
     if rto is None and record.switchover:
         rto = record.switchover.get("write_outage_seconds")
@@ -79,7 +83,7 @@ def row(record: IncidentRecord) -> dict[str, Any]:
         "trigger": record.trigger,
         "requested_by": record.requested_by,
         "target": record.target or record.switched_to,
-        "started_at": started,
+        "started_at": started_of(record),
         "finished_at": record.finished_at,
         "status": record.status,
         "outcome": record.outcome,

@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 from quorum_dr.config_types import MAX_REASON_CHARS, clean_text
+from quorum_dr.domain.history import kind_of, started_of
 from quorum_dr.domain.state import AutomationChange, ResetRecord, ServiceState, ServiceStatus
 from quorum_dr.failover.errors import StaleState
 from quorum_dr.failover.receipts import entry
@@ -47,8 +48,8 @@ def status(store: StateStore, service: str) -> dict[str, Any]:
         "incidents": [
             {
                 "incident_id": i.incident_id,
-                "kind": i.kind or "failover",
-                "started_at": i.started_at if i.started_at is not None else i.detected_at,
+                "kind": kind_of(i),
+                "started_at": started_of(i),
                 "target": i.target,
                 "status": i.status,
                 "outcome": i.outcome,

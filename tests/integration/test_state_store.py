@@ -4,15 +4,12 @@ which the incident step turns into the TransientError the state machine retries.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import boto3
 import pytest
-from moto import mock_aws
 
 from quorum_dr.adapters.dynamodb_state import INCIDENT, DynamoStateStore, from_dynamo
-from quorum_dr.adapters.tables import create_table
 from quorum_dr.failover import holding
 from quorum_dr.failover.errors import TransientError
 from quorum_dr.failover.ports import Ports
@@ -78,16 +75,8 @@ STEPS: list[tuple[dict[str, Any], dict[str, Any] | None]] = [
 
 
 @pytest.fixture
-def store(monkeypatch: pytest.MonkeyPatch) -> Iterator[DynamoStateStore]:
-    for key, value in {
-        "AWS_DEFAULT_REGION": REGION,
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-    }.items():
-        monkeypatch.setenv(key, value)
-    with mock_aws():
-        create_table(boto3.client("dynamodb", region_name=REGION), TABLE)
-        yield DynamoStateStore(TABLE, resource=boto3.resource("dynamodb", region_name=REGION))
+def store(moto_state_store: DynamoStateStore) -> DynamoStateStore:
+    return moto_state_store
 
 
 def stored(incident_id: str) -> dict[str, Any]:
