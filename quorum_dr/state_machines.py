@@ -32,6 +32,8 @@ _PHASE_STATES: dict[str, dict[str, tuple[str, ...]]] = {
         "detect": (
             "ValidateInput",
             "InputRejected",
+            "TriggerApplies",
+            "NotTheActiveSite",
             "IsDryRun",
             "AcquireIncidentLock",
             "LockUnavailable",

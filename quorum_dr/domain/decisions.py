@@ -73,6 +73,29 @@ def check_gates(
     )
 
 
+def trigger_applies(state: ServiceState, site: str) -> Decision:
+    """Does an automatic trigger for `site` concern the site that serves?
+
+    A failover moves traffic away from the active site. After one (DR serves, main stays dead),
+    the probes keep reporting main every few rounds; those triggers end before the incident lock,
+    so they never hold the lock an operator's rejoin or switchover needs, and they add no incident
+    record per round. Read without the lock: the gates re-check the active site under it.
+    """
+    service = state.service
+    if site != state.active_site:
+        return Decision(
+            proceed=False,
+            code="not_active",
+            reason=f"{site} is not the active site of {service} ({state.active_site} serves): "
+            f"a probe failure there starts no failover; no lock taken, nothing recorded",
+        )
+    return Decision(
+        proceed=True,
+        code="active",
+        reason=f"{site} is the active site of {service}: on to the lock and the gates",
+    )
+
+
 def _automatic_refusal(
     state: ServiceState, policy: FailoverPolicy, target: str, now: float
 ) -> Decision | None:

@@ -101,6 +101,9 @@ class Incident(BaseModel):
     service: str
     trigger: Literal["auto", "manual"]
     target: Literal["dr", "cold"] | None = None
+    trigger_site: str | None = Field(
+        default=None, description="the site an automatic trigger's probes saw fail (None for a manual start)"
+    )
     reason: str
     requested_by: str
     dry_run: bool = False
@@ -147,6 +150,7 @@ def start_incident(
             incident_id=execution_name,
             trigger="auto",
             target=None,
+            trigger_site=event.detail.site,
             reason=f"{event.detail_type} from {event.detail.region} on {event.detail.site} "
             f"(round {event.detail.round_id})",
             requested_by="quorum-dr",

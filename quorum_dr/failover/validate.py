@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
+from quorum_dr.domain.decisions import Decision, trigger_applies
+from quorum_dr.domain.state import ServiceState
 from quorum_dr.failover.errors import InvalidInput
 from quorum_dr.failover.ports import Ports
-from quorum_dr.failover.request import start_incident
+from quorum_dr.failover.request import Incident, start_incident
 
 
 def handle(ports: Ports, event: dict[str, Any]) -> dict[str, Any]:
@@ -20,7 +22,22 @@ def handle(ports: Ports, event: dict[str, Any]) -> dict[str, Any]:
     refuse_reused_incident_id(ports, incident)
     answer = incident.model_dump(mode="json")
     answer["reason"] = f"{incident.trigger} start of incident {incident.incident_id}: {incident.reason}"
+    applies = trigger_decision(ports, incident)
+    answer["trigger_applies"] = applies.proceed
+    if not applies.proceed:
+        answer["reason"] += f"; {applies.reason}"
     return answer
+
+
+def trigger_decision(ports: Ports, incident: Incident) -> Decision:
+    """A manual start always goes on to the lock (the operator named the target; the gates judge
+    it). An automatic trigger for a site that does not serve ends here (`TriggerApplies`)."""
+    if incident.trigger != "auto" or incident.trigger_site is None:
+        return Decision(proceed=True, code="manual", reason="a manual start goes on to the lock")
+    state = ServiceState.model_validate(
+        {**ports.store.get_state(incident.service), "service": incident.service}
+    )
+    return trigger_applies(state, incident.trigger_site)
 
 
 class Identified(Protocol):

@@ -119,7 +119,14 @@ OPERATOR_ATTEMPTS = 5
 # The failover's states up to and including the lock: past them, an execution is no longer
 # deciding whether it may run.
 DETECTION_STATES = frozenset(
-    {"ValidateInput", "IsDryRun", "AcquireIncidentLock", "LockUnavailable", "DescribeLockHolder"}
+    {
+        "ValidateInput",
+        "TriggerApplies",
+        "IsDryRun",
+        "AcquireIncidentLock",
+        "LockUnavailable",
+        "DescribeLockHolder",
+    }
 )
 
 

@@ -401,6 +401,34 @@ def test_invariant_7_no_second_automatic_failover_inside_the_cooldown(world: Wor
     assert len(world.promoter.promotions) == 1
 
 
+def test_a_trigger_for_main_after_the_failover_to_dr_ends_before_the_lock(world: World) -> None:
+    """After a failover the probes keep reporting dead main; those triggers take no lock (an
+    operator's rejoin or switchover may hold it) and write no incident record."""
+    described, _ = run(world, AUTO_EVENT, name="inc-away")
+    assert described["status"] == "SUCCEEDED" and world.store.get_state("booking")["active_site"] == "dr"
+    assert world.store.acquire_lock(
+        "booking", "switchover-home", holder="switchover-home", now=time.time(), expires_at=time.time() + 600
+    )
+    described, states = run(world, AUTO_EVENT, name="inc-stale")
+    assert described["status"] == "SUCCEEDED", described.get("cause")
+    assert states[-1] == "NotTheActiveSite" and "AcquireIncidentLock" not in states
+    output = json.loads(described["output"])
+    assert output["incident"]["trigger_applies"] is False
+    assert "main is not the active site of booking (dr serves)" in output["incident"]["reason"]
+    assert world.store.get_lock("booking")["incident_id"] == "switchover-home"
+    assert world.store.get_incident("booking", "inc-stale") is None
+    assert world.promoter.promotions == ["inc-away"] and len(world.edge.writes) == 1
+
+
+def test_a_manual_start_is_judged_by_the_gates_not_stopped_before_the_lock(world: World) -> None:
+    described, _ = run(world, AUTO_EVENT, name="inc-there")
+    assert described["status"] == "SUCCEEDED"
+    described, states = run(world, manual(skip_confirm=True), name="inc-manual-again")
+    assert described["status"] == "SUCCEEDED" and "AcquireIncidentLock" in states
+    assert states[-1] == "GatesClosed"
+    assert "dr is already the active site" in world.reasons("inc-manual-again")[0]
+
+
 def test_kill_switch_stops_automatic_but_not_manual_starts(world: World) -> None:
     state = world.store.get_state("booking")
     world.store.put_state({**state, "automation_enabled": False}, expected_version=state.get("version", 0))

@@ -12,6 +12,7 @@ from quorum_dr.domain.decisions import (
     choose_mode_action,
     data_loss_receipt,
     decide_scenario,
+    trigger_applies,
 )
 from quorum_dr.domain.quorum import SiteVerdict, Verdict
 from quorum_dr.domain.results import DbRole, DbStatus, FailureClass, ProbeResult, ReplicationPeer, Vote
@@ -95,6 +96,19 @@ def test_no_automatic_failback_and_no_failover_to_the_active_site() -> None:
     again = check_gates(on_dr, POLICY, trigger="auto", target="dr", now=NOW)
     assert (again.proceed, again.code) == (False, "already_active")
     assert again.reason == "dr is already the active site of booking: nothing to fail over"
+
+
+def test_an_automatic_trigger_for_a_site_that_does_not_serve_stops_before_the_lock() -> None:
+    on_main = trigger_applies(state(), "main")
+    assert (on_main.proceed, on_main.code) == (True, "active")
+    on_dr = state(active_site="dr")
+    stale = trigger_applies(on_dr, "main")
+    assert (stale.proceed, stale.code) == (False, "not_active")
+    assert stale.reason == (
+        "main is not the active site of booking (dr serves): a probe failure there starts no failover; "
+        "no lock taken, nothing recorded"
+    )
+    assert trigger_applies(on_dr, "dr").proceed
 
 
 def test_needs_attention_stops_automatic_failover() -> None:
