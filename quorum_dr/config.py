@@ -64,6 +64,10 @@ class FailoverMode(StrEnum):
     VETO = "veto"
     APPROVE = "approve"
     MANUAL = "manual"
+    # Every check and decision of an automatic failover runs for real; where auto would act, the
+    # decision is recorded and told ("would have failed over to dr at T because ...") and nothing
+    # is changed: a team watches it decide next to its manual process before it turns on auto.
+    SHADOW = "shadow"
 
 
 # ---------------------------------------------------------------------------------------------

@@ -201,8 +201,9 @@ class StateStore(ABC):
         """True when execution `holder` holds the lock afterwards (the same write the ASL does)."""
 
     @abstractmethod
-    def release_lock(self, service: str, holder: str) -> bool:
-        """Delete the lock if execution `holder` holds it and it is not kept; True when released."""
+    def release_lock(self, service: str, holder: str, *, shadow: bool = False) -> bool:
+        """Delete the lock (`shadow`: mode shadow's own lock) if execution `holder` holds it and it
+        is not kept; True when released."""
 
     @abstractmethod
     def keep_lock(self, service: str, incident_id: str, *, holder: str) -> bool:

@@ -35,6 +35,8 @@ _PHASE_STATES: dict[str, dict[str, tuple[str, ...]]] = {
             "TriggerApplies",
             "NotTheActiveSite",
             "IsDryRun",
+            "AcquireShadowLock",
+            "AlreadyShadowing",
             "AcquireIncidentLock",
             "LockUnavailable",
             "DescribeLockHolder",

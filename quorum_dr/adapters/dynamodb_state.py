@@ -22,6 +22,9 @@ from quorum_dr.ports import StaleState, StateStore
 
 STATE = "STATE"
 LOCK = "LOCK"
+# Mode shadow's own lock (the ASL's AcquireShadowLock): one shadow execution per service at a
+# time, so an outage gives one shadow decision; it never blocks a real start, which takes LOCK.
+SHADOW_LOCK = "SHADOW_LOCK"
 INCIDENT = "INCIDENT#"
 STATE_FIELDS = (
     "service",
@@ -124,10 +127,10 @@ class DynamoStateStore(StateStore):
             raise
         return True
 
-    def release_lock(self, service: str, holder: str) -> bool:
+    def release_lock(self, service: str, holder: str, *, shadow: bool = False) -> bool:
         return self._conditional(
             lambda: self._table.delete_item(
-                Key={"pk": service, "sk": LOCK},
+                Key={"pk": service, "sk": SHADOW_LOCK if shadow else LOCK},
                 ConditionExpression="holder = :me AND kept = :false",
                 ExpressionAttributeValues={":me": holder, ":false": False},
             ),

@@ -351,7 +351,7 @@ def _loss_amount(status: DbStatus | None, receipt: LossReceipt | None) -> str:
 class ModeAction(BaseModel):
     model_config = ConfigDict(frozen=True)
 
-    action: Literal["proceed", "wait_veto", "wait_approval", "alert_only"]
+    action: Literal["proceed", "wait_veto", "wait_approval", "alert_only", "shadow"]
     reason: str
 
 
@@ -368,6 +368,11 @@ def choose_mode_action(mode: FailoverMode, trigger: Trigger) -> ModeAction:
         ),
         FailoverMode.MANUAL: ModeAction(
             action="alert_only", reason="mode manual: alerting only; an operator must start the failover"
+        ),
+        FailoverMode.SHADOW: ModeAction(
+            action="shadow",
+            reason="mode shadow: every check and decision runs for real; where auto would act, the decision "
+            "is recorded and told, and nothing is changed (no fence, promotion, edge write or launch)",
         ),
     }
     return actions[mode]

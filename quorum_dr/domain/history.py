@@ -28,9 +28,12 @@ def _seconds(value: float | None) -> str:
 
 
 def kind_of(record: IncidentRecord) -> str:
-    """failover, switchover or rejoin (a rejoin's record carries `rejoin`)."""
+    """failover, shadow (mode shadow's: what auto would have done), switchover or rejoin (a
+    rejoin's record carries `rejoin`)."""
     if record.rejoin is not None:
         return "rejoin"
+    if record.shadow:
+        return "shadow"
     return record.kind or "failover"
 
 
@@ -42,6 +45,8 @@ def started_of(record: IncidentRecord) -> float | None:
 def ended(record: IncidentRecord) -> str:
     """How it ended (the outcome), or where it is (the status) while it runs; a dry run says so."""
     word = record.outcome or (str(record.status) if record.status else "running")
+    if record.shadow:
+        return "would have failed over" if word == "shadow" else f"{word} (shadow)"
     return f"{word} (dry run)" if record.dry_run and "dry" not in word else word
 
 

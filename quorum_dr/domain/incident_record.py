@@ -44,6 +44,9 @@ class IncidentRecord(BaseModel):
     reason: str | None = Field(default=None, description="why it was started (a manual request's reason)")
     requested_by: str | None = None
     dry_run: bool = False
+    shadow: bool = Field(
+        default=False, description="mode shadow: what auto would have done; nothing was changed"
+    )
     allow_data_loss: bool = False
     detected_at: Number | None = None
     started_at: Number | None = None

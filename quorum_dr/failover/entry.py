@@ -44,5 +44,7 @@ def run(step: str, event: Any, call: Step) -> dict[str, Any]:
     finally:
         metrics.add_metric(name="StepSeconds", unit=MetricUnit.Seconds, value=time.monotonic() - started)
     metrics.add_metric(name="StepSucceeded", unit=MetricUnit.Count, value=1)
+    if answer.get("shadow_decision"):
+        metrics.add_metric(name="ShadowDecisions", unit=MetricUnit.Count, value=1)
     logger.info(f"{step}: {answer.get('reason', 'done')}")
     return answer

@@ -54,6 +54,10 @@ def not_ours(ports: Ports, holder: Holder) -> str:
 
 def release(ports: Ports, holder: Holder) -> tuple[bool, str]:
     """Release the lock if `holder` holds it: (released, sentence)."""
+    if getattr(holder, "shadow", False):
+        if ports.store.release_lock(holder.service, holder.execution_name, shadow=True):
+            return True, "shadow lock released"
+        return False, "the shadow lock was not released: it expired or another shadow execution holds it"
     if holder.dry_run:
         return False, "dry run: no lock was taken"
     if ports.store.release_lock(holder.service, holder.execution_name):

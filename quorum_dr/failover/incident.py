@@ -12,7 +12,7 @@ from typing import Any
 from quorum_dr.domain.cold_report import read_cold_rpo
 from quorum_dr.domain.decisions import check_gates as gates_decision
 from quorum_dr.domain.incident_record import IncidentRecord
-from quorum_dr.domain.state import ServiceState, ServiceStatus, utc_day
+from quorum_dr.domain.state import ServiceState, ServiceStatus, utc_day, utc_text
 from quorum_dr.failover.holding import hold_for_a_person, release, write_state
 from quorum_dr.failover.ports import Ports
 from quorum_dr.failover.receipts import entry
@@ -81,6 +81,7 @@ def check_gates(ports: Ports, incident: Incident) -> dict[str, Any]:
         reason=incident.reason,
         requested_by=incident.requested_by,
         dry_run=incident.dry_run,
+        shadow=incident.shadow,
         allow_data_loss=incident.allow_data_loss,
         detected_at=incident.detected_at,
         started_at=incident.started_at,
@@ -149,8 +150,10 @@ def record(
         f"detected in {detection:.1f} s, "
         f"RTO {rto:.1f} s from the first failed probe to the verified switch; {loss_sentence}"
     )
+    if incident.shadow:
+        reason = shadow_sentence(incident, scenario, progress, decided_at, detection, loss_sentence)
     fields = {
-        "outcome": "dry_run" if incident.dry_run else "failed_over",
+        "outcome": "shadow" if incident.shadow else "dry_run" if incident.dry_run else "failed_over",
         "scenario": scenario,
         "decided_at": decided_at,
         "switched_at": switched_at,
@@ -164,14 +167,41 @@ def record(
         "status": "FAILED_OVER" if not incident.dry_run else "CLOSED",
         "finished_at": now,
     }
+    if incident.shadow:
+        fields.update(rto_seconds=None, verified_at=None, switched_at=None, shadow=True)
     _record(ports, incident, "recorded", reason, **fields)
-    return {
+    answer: dict[str, Any] = {
         "incident_id": incident.incident_id,
-        "rto_seconds": rto,
+        "rto_seconds": None if incident.shadow else rto,
         "detection_seconds": detection,
         "reason": reason,
         "at": now,
     }
+    if incident.shadow:
+        answer["shadow_decision"] = True  # counted by the step's metrics (ShadowDecisions)
+    return answer
+
+
+def shadow_sentence(
+    incident: Incident,
+    scenario: dict[str, Any],
+    progress: dict[str, Any],
+    decided_at: float,
+    detection: float,
+    loss_sentence: str,
+) -> str:
+    """What auto would have done, when and why: every decision the shadow execution took for real."""
+    why = [
+        str(part.get("reason"))
+        for part in (progress.get("confirm"), scenario, progress.get("replica"))
+        if isinstance(part, dict) and part.get("reason")
+    ]
+    return (
+        f"shadow: auto would have failed over {incident.service} to {scenario.get('target')} at "
+        f"{utc_text(decided_at)} ({detection:.1f} s after the first failed probe) because "
+        + "; ".join(why)
+        + f"; {loss_sentence}. Nothing was changed: no fence, promotion, edge write or launch"
+    )
 
 
 def count_failover(ports: Ports, incident: Incident, what: str) -> str:
@@ -305,7 +335,13 @@ def escalate(
     elif switched_to:
         warning = f" Traffic is switched to {switched_to}; the active site says so."
     kept = False
-    if incident.dry_run:
+    if incident.shadow:
+        _, lock_sentence = release(ports, incident)
+        reason = (
+            f"shadow: auto would have escalated {incident.service} (NEEDS_ATTENTION, the lock kept): "
+            f"{what}; nothing was changed; {lock_sentence}"
+        )
+    elif incident.dry_run:
         reason = f"dry run stopped: {what}; would set NEEDS_ATTENTION and keep the lock"
     else:
         kept, lock_sentence = hold_for_a_person(ports, incident, switched_to)

@@ -24,6 +24,8 @@ KINDS = (
 # A notification that asks an operator for an answer: delivered on no channel, it is a failure
 # (the veto window would otherwise pass silently to auto, the approval wait for nobody).
 MUST_REACH_SOMEONE = ("veto_window", "approval_request")
+# What a shadow execution really tells: where auto would have acted, or would have escalated.
+SHADOW_TOLD = ("failed_over", "escalation")
 
 
 def _message(incident: Incident, kind: str, event: dict[str, Any]) -> str:
@@ -83,7 +85,11 @@ def notify(ports: Ports, event: dict[str, Any]) -> dict[str, Any]:
     fields: dict[str, Any] = {}
     if event.get("task_token"):
         fields = {"task_token": event["task_token"], "awaiting": kind}
-    if incident.dry_run:
+    if incident.shadow and kind in SHADOW_TOLD:
+        # Mode shadow tells what auto would have done (a failover, an escalation); the rest of a
+        # shadow run is a dry run's silence.
+        subject = f"[quorum-dr] {incident.service}: shadow decision ({incident.incident_id})"
+    if incident.dry_run and not (incident.shadow and kind in SHADOW_TOLD):
         reason = f"dry run: would notify '{subject}': {message}"
         receipt: dict[str, Any] = {"dry_run": True}
     else:

@@ -107,6 +107,10 @@ class Incident(BaseModel):
     reason: str
     requested_by: str
     dry_run: bool = False
+    shadow: bool = Field(
+        default=False,
+        description="mode shadow: an automatic execution that runs as a dry run and tells what auto would do",
+    )
     allow_data_loss: bool = False
     skip_confirm: bool = False
     detected_at: float
@@ -178,11 +182,15 @@ def start_incident(
         raise InvalidInput(f"input rejected: service {service.name} has no cold site configured")
     policy = service.failover
     mode = choose_mode_action(policy.mode, fields["trigger"])
+    if mode.action == "shadow":
+        # A shadow execution is a dry run of what auto would do, to its end, with its own lock
+        # (one shadow decision per outage, never in the way of a real start) and a real notice.
+        fields.update(dry_run=True, shadow=True)
     ready = service.cold_site.ready_timeout_seconds if service.cold_site else 900
     return Incident(
         service=service.name,
         started_at=iso_epoch(started_at) or now,
-        mode_action=mode.action,
+        mode_action="proceed" if mode.action == "shadow" else mode.action,
         mode_reason=mode.reason,
         veto_seconds=policy.veto_seconds,
         approval_timeout_seconds=policy.approval_timeout_seconds,

@@ -79,7 +79,9 @@ def drill_config(scenario: Scenario, layout: Layout, *, cold_ami: str) -> Watchd
             ADMIN_SECRET,
             max_lag_bytes=max_lag,
         ),
-        failover=FailoverPolicy(mode=FailoverMode.AUTO, cooldown_seconds=3600, daily_cap=1),
+        failover=FailoverPolicy(
+            mode=FailoverMode(scenario.failover_mode), cooldown_seconds=3600, daily_cap=1
+        ),
         cold=cold,
     )
     return local.watchdog_config(

@@ -676,6 +676,10 @@ class Drill:
             elif entry.get("write"):
                 self.log.record("edge_write", at=entry["at"], target=entry.get("write"))
         for incident in self.harness_incidents():
+            if incident.shadow and incident.outcome == "shadow":
+                decided = incident.decided_at or incident.finished_at or time.time()
+                said = [step.reason for step in incident.timeline if step.reason.startswith("shadow:")]
+                self.log.record("shadow_decision", at=float(decided), reason=said[-1] if said else "shadow")
             for step in incident.timeline:
                 if step.reason.startswith("dry run"):
                     self.log.record("dry_run_step", at=float(step.at), sentence=step.reason)

@@ -96,6 +96,8 @@ class Figures:
     rto_outage: int | None = None  # index in `outages` of the one the failover ended
     split_brain_resolved: int = 0  # the second primary went (one per region that saw it go)
     watchdog_said: tuple[str, ...] = ()  # its distinct sentences: quorum, escalation, loss receipt
+    shadow_decisions: int = 0  # mode shadow: "auto would have failed over" decisions recorded
+    shadow_decided_at: float | None = None  # the first one: when auto would have acted
     # the operator's rejoins: {at, site, ok, outcome, reason, lag_bytes}
     rejoins: tuple[dict[str, Any], ...] = ()
     # the operator's planned switchovers (see _switchovers)
@@ -199,6 +201,8 @@ def compute_figures(events: Iterable[Event], scenario: str = "") -> Figures:
         rto_outage=None if ended is None else outages.index(ended),
         split_brain_resolved=sum(1 for e in events if e.kind == "split_brain_resolved"),
         watchdog_said=_sentences(events),
+        shadow_decisions=sum(1 for e in events if e.kind == "shadow_decision"),
+        shadow_decided_at=rel(_first(events, "shadow_decision")),
         rejoins=tuple({"at": rel(e), **e.data} for e in events if e.kind == "rejoin"),
         switchovers=_switchovers(events, attempts, outages, zero),
     )
@@ -256,7 +260,14 @@ def _switchovers(
     return tuple(found)
 
 
-SAYING_KINDS = ("quorum", "escalation", "loss_receipt", "split_brain_alert", "split_brain_resolved")
+SAYING_KINDS = (
+    "quorum",
+    "escalation",
+    "loss_receipt",
+    "split_brain_alert",
+    "split_brain_resolved",
+    "shadow_decision",
+)
 
 
 def _sentences(events: list[Event]) -> tuple[str, ...]:
@@ -557,6 +568,16 @@ def _judge_one(name: str, want: Any, f: Figures) -> Judgement:  # noqa: C901 - o
             met,
             f"{f.api_errors} injected API error(s) served, expected at least {want}.",
         )
+    if name == "shadow_decisions":
+        judged = _exact(name, want, f.shadow_decisions, "shadow decisions (auto would have failed over)")
+        if f.shadow_decided_at is None:
+            return judged
+        return replace(judged, reason=f"{judged.reason} The first at {f.shadow_decided_at:g} s.")
+    if name == "clients_failing_at_end":
+        last = f.outages[-1] if f.outages else None
+        failing = last is not None and last.get("end") is None
+        since = f" (since {last.get('start')} s)" if failing and last is not None else ""
+        return _exact(name, want, failing, f"the clients failing at the end{since}")
     if name == "dry_run_plan":
         actual = f.dry_run_steps > 0 and f.promotions == 0 and f.edge_writes == 0
         reason = (
@@ -610,6 +631,24 @@ def _fmt(value: Any, unit: str = "") -> str:
     return f"{value}{unit}"
 
 
+def _moments(report: dict[str, Any]) -> list[str]:
+    """The rows of the "When" table; the shadow decision only in a run that had one."""
+    rows = []
+    for key, label in (
+        ("first_fault_at", "first fault injected"),
+        ("fault_at", "fault behind the outage the failover ended (else the first)"),
+        ("first_failed_probe_at", "first probe voted DOWN"),
+        ("quorum_at", "quorum said DOWN"),
+        ("promoted_at", "DR promoted"),
+        ("switched_at", "edge switched"),
+        ("verified_at", "switch verified through the edge"),
+        ("shadow_decided_at", "shadow decision: auto would have failed over"),
+    ):
+        if key != "shadow_decided_at" or report.get(key) is not None:
+            rows.append(f"| {label} | {_fmt(report[key])} |")
+    return rows
+
+
 def report_markdown(scenario: Scenario | None, report: dict[str, Any], events: list[Event]) -> str:
     verdict = "PASS" if report["ok"] else "FAIL"
     unmet = [name for name, j in report["expectations"].items() if not j["met"]]
@@ -628,16 +667,7 @@ def report_markdown(scenario: Scenario | None, report: dict[str, Any], events: l
     if unmet:
         lines += ["", f"**Unmet:** {', '.join(unmet)} (details below)."]
     lines += ["", "## When", "", "| moment | seconds from start |", "| --- | --- |"]
-    for key, label in (
-        ("first_fault_at", "first fault injected"),
-        ("fault_at", "fault behind the outage the failover ended (else the first)"),
-        ("first_failed_probe_at", "first probe voted DOWN"),
-        ("quorum_at", "quorum said DOWN"),
-        ("promoted_at", "DR promoted"),
-        ("switched_at", "edge switched"),
-        ("verified_at", "switch verified through the edge"),
-    ):
-        lines.append(f"| {label} | {_fmt(report[key])} |")
+    lines += _moments(report)
     lines += ["", "## Figures", "", "| figure | value |", "| --- | --- |"]
     for key, label in (
         ("detection_seconds", "detection (that fault to quorum), s"),
@@ -684,6 +714,7 @@ def report_markdown(scenario: Scenario | None, report: dict[str, Any], events: l
             "split_brain_alert",
             "split_brain_resolved",
             "dry_run_step",
+            "shadow_decision",
             "fault",
             "loss_receipt",
         )

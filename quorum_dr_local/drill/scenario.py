@@ -405,6 +405,12 @@ class Expectations(Strict):
         le=1_000_000,
         description="at least this many injected Cloudflare API errors were served",
     )
+    shadow_decisions: Count | None = Field(
+        default=None, ge=0, le=20, description="mode shadow: 'would have failed over' decisions (exact)"
+    )
+    clients_failing_at_end: Flag | None = Field(
+        default=None, description="the clients' last outage had not ended when the run did"
+    )
     dry_run_plan: Flag | None = Field(
         default=None, description="a dry run recorded what it would have done, and did none of it"
     )
@@ -425,6 +431,9 @@ class Scenario(Strict):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")
     description: str = Field(min_length=1)
     replication: Literal["async", "sync"] = "async"
+    failover_mode: Literal["auto", "shadow"] = Field(
+        default="auto", description="the service's failover.mode: shadow decides for real and changes nothing"
+    )
     probe: ProbeTimings = Field(default_factory=ProbeTimings)
     traffic: Traffic = Field(default_factory=Traffic)
     duration_seconds: Number = Field(

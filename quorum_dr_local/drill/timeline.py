@@ -22,6 +22,7 @@ Kinds and their data:
 - `split_brain_alert` {reason, region, sites}                 a second primary appeared (or the set changed)
 - `split_brain_resolved` {reason, region, sites}              it went: fewer than two primaries again
 - `dry_run_step`    {sentence}
+- `shadow_decision` {reason}                      mode shadow: auto would have failed over (t: decided)
 - `loss_receipt`    {bytes, reason?}                            the watchdog's own data-loss figure
 - `orders_present`  {site, order_ids: [..]}                     what the serving database holds at the end
 - `backup_taken`    {order_ids: [..]}                           orders in the backup the cold site restores
@@ -59,6 +60,7 @@ KINDS = frozenset(
         "split_brain_alert",
         "split_brain_resolved",
         "dry_run_step",
+        "shadow_decision",
         "loss_receipt",
         "orders_present",
         "backup_taken",

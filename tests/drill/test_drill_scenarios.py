@@ -153,6 +153,19 @@ def test_an_idle_primary_cut_off_from_two_regions_is_vetoed_by_its_keepalives(tm
     assert_nothing_left()
 
 
+def test_shadow_mode_decides_for_real_and_changes_nothing(tmp_path: Path) -> None:
+    """Mode shadow on a real main outage: one shadow decision, told with its reasons; no fence,
+    promotion or edge write (the rig's counters), and main's clients still failing at the end."""
+    code, report = run_scenario("shadow-main-outage", tmp_path)
+    assert code == 0, report.get("drill_notes") or report["expectations"]
+    assert report["failover"] is False and report["promotions"] == 0 and report["edge_writes"] == 0
+    assert report["shadow_decisions"] == 1 and report["shadow_decided_at"] >= report["quorum_at"]
+    assert report["outages"][-1]["end"] is None
+    markdown = (tmp_path / "shadow-main-outage" / "report.md").read_text()
+    assert "| shadow decision: auto would have failed over |" in markdown
+    assert_nothing_left()
+
+
 def test_failback_rejoins_the_old_primary_and_switches_home_without_losing_what_dr_took(
     tmp_path: Path,
 ) -> None:

@@ -502,6 +502,91 @@ def test_dry_run_runs_every_check_and_has_no_side_effects(world: World) -> None:
     )
 
 
+def no_side_effects(world: World, before: dict[str, Any]) -> None:
+    assert world.promoter.promotions == [] and world.promoter.fenced == [] and world.hooks.calls == []
+    assert world.edge.writes == [] and world.launcher.launches == []
+    assert world.store.get_state("booking") == before and world.store.get_lock("booking") is None
+    shadow_lock = world.store._get("booking", "SHADOW_LOCK")  # noqa: SLF001 - the ASL's own item
+    assert shadow_lock is None, f"the shadow lock must be released: {shadow_lock}"
+
+
+def test_shadow_mode_decides_for_real_tells_what_auto_would_do_and_changes_nothing(world: World) -> None:
+    world.configure(mode="shadow")
+    before = world.store.get_state("booking")
+    described, states = run(world, AUTO_EVENT, name="inc-shadow")
+    assert described["status"] == "SUCCEEDED", described.get("cause")
+    for state in (
+        "AcquireShadowLock",
+        "CheckGates",
+        "ConfirmOutageRound",
+        "DecideScenario",
+        "CheckDrReplica",
+    ):
+        assert state in states
+    assert "AcquireIncidentLock" not in states and states[-1] == "FailedOver"
+    no_side_effects(world, before)
+    record = world.incident("inc-shadow")
+    assert record.shadow and record.outcome == "shadow" and record.status == "CLOSED"
+    # the one notice: what auto would have done, when and why (quorum, scenario, replica check)
+    assert [(n[0], n[1]) for n in world.notifier.sent] == [
+        ("inc-shadow", "[quorum-dr] booking: shadow decision (inc-shadow)")
+    ]
+    told = world.notifier.sent[0][2]
+    assert told.startswith("shadow: auto would have failed over booking to dr at ")
+    assert (
+        "main is DOWN" in told and "the DR standby may be promoted" in told and "Nothing was changed" in told
+    )
+
+
+def test_shadow_mode_gives_one_decision_when_every_region_triggers(world: World) -> None:
+    world.configure(mode="shadow")
+    arns = [world.harness.start(AUTO_EVENT, name=f"inc-sh{i}") for i in range(3)]
+    ends = sorted(world.harness.states_entered(world.harness.wait(arn)["executionArn"])[-1] for arn in arns)
+    decisions = [n for n in world.notifier.sent if "shadow decision" in n[1]]
+    # each execution either decided or found another deciding; at most one decision at a time
+    assert ends.count("FailedOver") == len(decisions) >= 1
+    assert set(ends) <= {"FailedOver", "AlreadyShadowing"}
+    if ends.count("FailedOver") > 1:  # a later one may start after the first released its lock
+        times = sorted(world.incident(n[0]).started_at for n in decisions)
+        assert all(b > a for a, b in zip(times, times[1:], strict=False))
+    assert world.promoter.promotions == [] and world.edge.writes == []
+
+
+def test_a_shadow_execution_never_blocks_a_real_start(world: World) -> None:
+    world.configure(mode="shadow")
+    assert world.store.acquire_lock(  # what a running shadow execution holds: its own item
+        "booking", "inc-shadowing", holder="inc-shadowing", now=time.time(), expires_at=time.time() + 600
+    )
+    world.store._table.put_item(  # noqa: SLF001 - move it to the shadow lock's key
+        Item={**world.store._table.get_item(Key={"pk": "booking", "sk": "LOCK"})["Item"], "sk": "SHADOW_LOCK"}
+    )
+    world.store._table.delete_item(Key={"pk": "booking", "sk": "LOCK"})  # noqa: SLF001
+    described, states = run(world, manual(skip_confirm=True), name="inc-real")
+    assert described["status"] == "SUCCEEDED" and states[-1] == "FailedOver"
+    assert world.promoter.promotions == ["inc-real"] and len(world.edge.writes) == 1
+    _, states = run(world, AUTO_EVENT, name="inc-shadow-late")
+    assert states[-1] == "NotTheActiveSite"
+
+
+def test_shadow_mode_tells_an_escalation_auto_would_have_made_and_changes_nothing(world: World) -> None:
+    world.configure(mode="shadow")
+    world.promoter.lag_bytes = 10**9
+    before = world.store.get_state("booking")
+    described, states = run(world, AUTO_EVENT, name="inc-shadow-lag")
+    assert described["status"] == "FAILED" and "RefusePromotion" in states
+    no_side_effects(world, before)
+    assert [n[1] for n in world.notifier.sent] == ["[quorum-dr] booking: shadow decision (inc-shadow-lag)"]
+    assert world.notifier.sent[0][2].startswith("shadow: auto would have escalated booking")
+    assert world.incident("inc-shadow-lag").status == "CLOSED"
+
+
+def test_shadow_mode_is_for_automatic_triggers_a_manual_start_acts(world: World) -> None:
+    world.configure(mode="shadow")
+    described, states = run(world, manual(skip_confirm=True), name="inc-manual-in-shadow")
+    assert described["status"] == "SUCCEEDED" and "AcquireIncidentLock" in states
+    assert world.promoter.promotions == ["inc-manual-in-shadow"]
+
+
 def test_invariant_9_bad_input_is_rejected_before_any_side_effect(world: World) -> None:
     described, states = run(world, manual(to="moon"), name="inc-bad")
     assert described["status"] == "FAILED" and described["error"] == "InputRejected"

@@ -57,6 +57,8 @@ def test_the_data_loss_in_a_few_words(fields: dict[str, Any], said: str) -> None
             "switched_over (dry run)",
         ),
         ({"rejoin": {"site": "main"}, "outcome": "rejoined"}, "rejoin", "rejoined"),
+        ({"outcome": "shadow", "dry_run": True, "shadow": True}, "shadow", "would have failed over"),
+        ({"outcome": "false_alarm", "dry_run": True, "shadow": True}, "shadow", "false_alarm (shadow)"),
     ],
 )
 def test_kind_and_end(fields: dict[str, Any], kind: str, end: str) -> None:

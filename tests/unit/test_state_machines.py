@@ -92,7 +92,7 @@ def test_an_unknown_name_says_which_machines_exist() -> None:
 
 def test_the_failover_source_has_its_shape() -> None:
     asl = definition("failover")
-    assert asl["StartAt"] == "ValidateInput" and len(asl["States"]) == 88
+    assert asl["StartAt"] == "ValidateInput" and len(asl["States"]) == 90
     assert not [key for key in asl if key.startswith("x-")]
     lambda_tasks = [
         s for s in asl["States"].values() if s["Type"] == "Task" and "dynamodb" not in s["Resource"]
