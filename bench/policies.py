@@ -718,6 +718,12 @@ class TraceRounds:
         rr = self.round(region, round_id, started)
         return (rr.answered if rr else started + min(10.0, timeout)), rr
 
+    def deadline(self, started: float, timeout: float) -> float:
+        return started + timeout + 1.0
+
+    def taken(self, rr: RegionRound, round_id: str) -> None:
+        """Made for this round: nothing to do."""
+
     def round(self, region: int, round_id: str, started: float) -> RegionRound | None:
         trace, draw = self.trace, self.draw
         if trace.event_at(started) is None:

@@ -80,7 +80,10 @@ R = TypeVar("R", bound=SimulatedRound)
 class RoundSource(Protocol[R]):
     """Where the rounds come from: a generated trace (the bench) or a recording (replay)."""
 
-    regions: Sequence[str]
+    @property
+    def regions(self) -> Sequence[str]:
+        """The probe regions, in the config's order."""
+
     # True when an on-demand round's answers are rounds of the timeline itself (a recording: they
     # are handled when their time comes); False when the source makes them on request (the bench)
     answers_on_timeline: bool
@@ -91,7 +94,14 @@ class RoundSource(Protocol[R]):
 
     def on_demand(self, region: int, round_id: str, started: float, timeout: float) -> tuple[float, R | None]:
         """The region's answer to an on-demand round started at `started`: (when, the round or None
-        when its invocation failed then). An answer more than `timeout` after the start is silent."""
+        when its invocation failed then). `timeout`: the probe invocation's."""
+
+    def deadline(self, started: float, timeout: float) -> float:
+        """When an on-demand round started at `started` stops waiting: a later answer is silent."""
+
+    def taken(self, rr: R, round_id: str) -> None:
+        """The on-demand round `round_id` took `rr` as the region's answer (before the settle rule
+        is asked; a round that came after the settlement is no answer)."""
 
     def results(self, rr: R) -> list[ProbeResult]:
         """The round's ProbeResults."""
@@ -412,7 +422,7 @@ class SimulatedWatchdog(ProbeInvoker):
             when, rr = self.source.on_demand(region, round_id, started, self.invoke_timeout)
             answers.append((when, region, rr))
         answers.sort(key=lambda a: (a[0], a[1]))
-        deadline = started + self.invoke_timeout + 1.0
+        deadline = self.source.deadline(started, self.invoke_timeout)
         answered: set[str] = set()
         sentences = {}
         heard: dict[str, str | None] = {regions[region]: None for region in range(len(regions))}
@@ -427,8 +437,10 @@ class SimulatedWatchdog(ProbeInvoker):
             answered.add(name)
             sentences[name] = "round done" if rr else "invoking its probe failed: connect timeout"
             heard[name] = rr.round_id if rr is not None else None
-            if rr is not None and not on_timeline:
-                self._probe_round_done(rr)
+            if rr is not None:
+                self.source.taken(rr, round_id)
+                if not on_timeline:
+                    self._probe_round_done(rr)
             pending = len(answers) - index - 1
             if pending and settled is not None and settled(frozenset(answered)):
                 if not on_timeline:
