@@ -48,37 +48,28 @@ def write_config(path: Path, config: WatchdogConfig) -> Path:
     return path
 
 
-def streaming(t: float) -> DbStatus:
-    """The DR standby of a live primary: streaming, its receive position moving, heard just now."""
-    lsn = format_lsn((0x16 << 32) + int(t * 1000))
+def _standby(received_until: float, *, streaming: bool, heard_ago: float) -> DbStatus:
+    lsn = format_lsn((0x16 << 32) + int(received_until * 1000))
     return DbStatus(
         role=DbRole.STANDBY,
         receive_lsn=lsn,
         replay_lsn=lsn,
         replay_lag_bytes=0,
-        replay_lag_seconds=0.2,
-        streaming=True,
-        last_msg_age_seconds=0.4,
+        replay_lag_seconds=0.2 if streaming else None,
+        streaming=streaming,
+        last_msg_age_seconds=round(heard_ago, 3),
         wal_receiver_timeout_seconds=60,
     )
 
 
+def streaming(t: float) -> DbStatus:
+    """The DR standby of a live primary: streaming, its receive position moving, heard just now."""
+    return _standby(t, streaming=True, heard_ago=0.4)
+
+
 def lost_main(since: float) -> Callable[[float], DbStatus]:
     """The DR standby after main died at `since`: no longer streaming, its position frozen."""
-
-    def status(t: float) -> DbStatus:
-        lsn = format_lsn((0x16 << 32) + int(since * 1000))
-        return DbStatus(
-            role=DbRole.STANDBY,
-            receive_lsn=lsn,
-            replay_lsn=lsn,
-            replay_lag_bytes=0,
-            streaming=False,
-            last_msg_age_seconds=round(t - since, 3),
-            wal_receiver_timeout_seconds=60,
-        )
-
-    return status
+    return lambda t: _standby(since, streaming=False, heard_ago=t - since)
 
 
 def round_results(

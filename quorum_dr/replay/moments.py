@@ -382,29 +382,25 @@ class Replay(SimulatedWatchdog):
         incident = self.execution.incident
         target = str(scenario["target"])
         if incident.mode_action == "alert_only":
-            self.moments.append(
-                Moment(
-                    at=failover.at,
-                    kind="would_alert",
-                    execution=incident.incident_id,
-                    target=target,
-                    reason=f"would alert at {utc(failover.at)} (mode manual: an operator must start the "
-                    f"failover to {target}) because {failover.reason}",
-                )
+            kind: MomentKind = "would_alert"
+            sentence = (
+                f"would alert at {utc(failover.at)} (mode manual: an operator must start the failover "
+                f"to {target})"
             )
-            return
-        mode = MODES[incident.mode_action].format(veto=incident.veto_seconds)
+        else:
+            kind = "would_fail_over"
+            mode = MODES[incident.mode_action].format(veto=incident.veto_seconds)
+            sentence = f"would fail over to {target} at {utc(failover.at)} ({mode})"
+            self.state.active_site = target
         self.moments.append(
             Moment(
                 at=failover.at,
-                kind="would_fail_over",
+                kind=kind,
                 execution=incident.incident_id,
                 target=target,
-                reason=f"would fail over to {target} at {utc(failover.at)} ({mode}) "
-                f"because {failover.reason}",
+                reason=f"{sentence} because {failover.reason}",
             )
         )
-        self.state.active_site = target
 
 
 @dataclass

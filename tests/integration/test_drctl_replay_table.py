@@ -6,20 +6,20 @@ AWS out of reach, is one line and exit 3.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import boto3
 import pytest
-from moto import mock_aws
 
 from quorum_dr.adapters.dynamodb_results import DynamoDbResultStore
+from quorum_dr.adapters.dynamodb_state import DynamoStateStore
 from quorum_dr.adapters.tables import create_table
 from quorum_dr.cli import main as drctl
 from quorum_dr.cli.exit_codes import EXIT_AWS, EXIT_OK
 from quorum_dr.domain.results import ProbeResult
 from quorum_dr.replay.moments import utc
 from tests.fakes import Clock
+from tests.integration.conftest import STATE_REGION
 from tests.recorded_rounds import (
     T0,
     example_config,
@@ -29,38 +29,26 @@ from tests.recorded_rounds import (
     write_config,
 )
 
-REGION, TABLE = "eu-west-2", "quorum-dr-results"
+REGION, TABLE = STATE_REGION, "quorum-dr-results"
 FAULT = T0 + 600
 
 
 @pytest.fixture
-def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    for key, value in {
-        "AWS_DEFAULT_REGION": REGION,
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-    }.items():
-        monkeypatch.setenv(key, value)
-    yield
-
-
-@pytest.fixture
-def table(aws: None) -> Iterator[DynamoDbResultStore]:
-    """The results table with 40 rounds per region of an outage of main, and another service's
-    results beside them, each round written by the store at its receive time."""
-    with mock_aws():
-        create_table(boto3.client("dynamodb", region_name=REGION), TABLE)
-        clock = Clock()
-        store = DynamoDbResultStore.from_name(TABLE, ttl_seconds=86400, clock=clock, region=REGION)
-        outage = recorded(40, main_up=main_down_from(FAULT), standby=standby_losing_main_at(FAULT))
-        other = [r.model_copy(update={"service": "payments"}) for r in outage[:30]]
-        rounds: dict[tuple[str, str, str], list[ProbeResult]] = {}
-        for result in outage + other:
-            rounds.setdefault((result.service, result.region, result.round_id), []).append(result)
-        for results in rounds.values():
-            clock.now = results[0].received_at or 0.0
-            store.put_results(results)
-        yield store
+def table(moto_state_store: DynamoStateStore) -> DynamoDbResultStore:
+    """Beside the state table in moto, the results table with 40 rounds per region of an outage of
+    main, and another service's results, each round written by the store at its receive time."""
+    create_table(boto3.client("dynamodb", region_name=REGION), TABLE)
+    clock = Clock()
+    store = DynamoDbResultStore.from_name(TABLE, ttl_seconds=86400, clock=clock, region=REGION)
+    outage = recorded(40, main_up=main_down_from(FAULT), standby=standby_losing_main_at(FAULT))
+    other = [r.model_copy(update={"service": "payments"}) for r in outage[:30]]
+    rounds: dict[tuple[str, str, str], list[ProbeResult]] = {}
+    for result in outage + other:
+        rounds.setdefault((result.service, result.region, result.round_id), []).append(result)
+    for results in rounds.values():
+        clock.now = results[0].received_at or 0.0
+        store.put_results(results)
+    return store
 
 
 def _run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
@@ -122,8 +110,10 @@ def test_a_table_that_is_not_there_is_one_line_and_exit_3(
 
 
 def test_aws_out_of_reach_is_one_line_and_exit_3(
-    aws: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", "http://127.0.0.1:9")  # nothing listens there
     window = ["--since", str(T0), "--until", str(FAULT)]
     code, out, err = _run(["--config", _config(tmp_path), "--table", TABLE, *window], capsys)

@@ -11,13 +11,16 @@ import unicodedata
 
 import pytest
 
+from quorum_dr.config import parse_config
 from quorum_dr.domain.results import ProbeResult
 from quorum_dr.replay.moments import Moment, ReplayOutcome, describe, differences, replay
 from tests.recorded_rounds import (
+    EXAMPLE,
     REGIONS,
     SERVICE,
     T0,
     example_config,
+    example_config_data,
     main_down_from,
     recorded,
     round_results,
@@ -153,6 +156,26 @@ def test_a_region_that_abstains_publishes_no_probe_failed() -> None:
     ] + recorded(30, regions=["us-east-1", "us-west-2"])
     outcome = replay(results, example_config(), SERVICE)
     assert outcome.of_kind("probe_failed") == [] and outcome.executions == 0
+
+
+def test_in_mode_manual_it_would_only_alert_and_main_stays_the_active_site() -> None:
+    data = example_config_data()
+    data["services"][0]["failover"]["mode"] = "manual"
+    outcome = replay(_outage(), parse_config(data, str(EXAMPLE)), SERVICE)
+    assert outcome.of_kind("would_fail_over") == []
+    (alert, *_) = outcome.of_kind("would_alert")
+    assert alert.at == FAULT + 37.5
+    assert alert.reason.startswith("would alert at 2026-12-03 04:03:57.50Z (mode manual: an operator must")
+    # nothing moved: main's next ProbeFailed (its 10th failing round) starts an execution again
+    assert [m.code for m in outcome.of_kind("execution_ends_at_once") if m.code == "not_active"] == []
+    assert outcome.executions > 1
+
+
+def test_in_mode_veto_it_says_the_failover_waits_for_the_veto_window() -> None:
+    data = example_config_data()
+    data["services"][0]["failover"]["mode"] = "veto"
+    (decision,) = replay(_outage(), parse_config(data, str(EXAMPLE)), SERVICE).of_kind("would_fail_over")
+    assert "(mode veto: after the veto window (120 s) unless an operator vetoes it" in decision.reason
 
 
 # -- two configs side by side -------------------------------------------------------------------
