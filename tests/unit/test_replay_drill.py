@@ -118,6 +118,7 @@ def test_replay_of_a_drills_events_says_down_on_the_round_the_drills_report_does
     said = next(reason for _, verdict, reason in QUORUM_EVENTS if verdict == "DOWN")
     assert said.startswith(f"round {first_down['round']}: main is DOWN")  # the same confirmation round
     seconds = first_down["at"] - START
+    assert report.quorum_at is not None
     assert report.quorum_at - INTERVAL <= seconds <= report.quorum_at, seconds
     assert first_down["reason"].startswith(f"round {first_down['round']}: main is DOWN: ")
     # answered by the drill's own on-demand rounds where they came in time
