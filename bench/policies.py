@@ -92,14 +92,12 @@ from __future__ import annotations
 
 import argparse
 import bisect
-import heapq
 import math
 import random
 import statistics
 import sys
 import time
-from collections import deque
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -109,7 +107,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from quorum_dr.config import WatchdogConfig, parse_config  # noqa: E402
 from quorum_dr.config_file import read_yaml  # noqa: E402
-from quorum_dr.domain.incident_record import IncidentRecord  # noqa: E402
 from quorum_dr.domain.quorum import heard_bound  # noqa: E402
 from quorum_dr.domain.results import (  # noqa: E402
     CONTROL_SITE,
@@ -120,13 +117,13 @@ from quorum_dr.domain.results import (  # noqa: E402
     Vote,
     format_lsn,
 )
-from quorum_dr.domain.retrigger import decide_probe_failed  # noqa: E402
-from quorum_dr.failover.confirm import confirm_round, decide  # noqa: E402
-from quorum_dr.failover.ports import Ports  # noqa: E402
-from quorum_dr.failover.production import probe_invoke_timeout  # noqa: E402
-from quorum_dr.failover.request import Incident, start_incident  # noqa: E402
 from quorum_dr.observability import logger  # noqa: E402
-from quorum_dr.ports import ProbeInvoker, ResultStore, StateStore  # noqa: E402
+from quorum_dr.replay.watchdog import (  # noqa: E402
+    ExecutionTally,
+    Failover,
+    SimulatedWatchdog,
+    confirm_verdict,  # noqa: F401 - the tests hold the bench's ConfirmVerdict against the ASL
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE_CONFIG = ROOT / "config" / "watchdog.example.yaml"
@@ -140,7 +137,6 @@ NOISE = 0.001  # any single check fails on its own (a lost packet, a hiccup)
 REARM_SECONDS = 900.0
 MIN_GAP_SECONDS = 1800.0  # quiet time before and after each event
 DETECTION_GRACE_SECONDS = 10.0  # a decision this soon after main came back still counts (check in flight)
-EXECUTION_START_SECONDS = 2.0  # ProbeFailed -> EventBridge -> start, validate, lock, gates
 WRITE_SECONDS = 0.1  # a probe round's writes after its last check
 WAL_RECEIVER_TIMEOUT_SECONDS = 60.0  # PostgreSQL's default: the standby gives up on a silent main
 WAL_BYTES_PER_SECOND = 20_000  # a busy primary
@@ -423,12 +419,6 @@ def generate(
 # ---------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Failover:
-    at: float
-    reason: str
-
-
 @dataclass
 class Judgement:
     policy: str
@@ -660,20 +650,6 @@ def example_config(regions: Sequence[str], *, veto_heard_within: float | None = 
     return parse_config(data, str(EXAMPLE_CONFIG))
 
 
-def confirm_verdict(confirm: Mapping[str, Any], done: int, max_rounds: int) -> str:
-    """The state machine's ConfirmVerdict choice (statemachines/failover.asl.yaml), in order."""
-    main, dr = confirm.get("main"), confirm.get("dr")
-    if main == "DOWN" and dr == "UNKNOWN" and done < max_rounds:
-        return "WaitBetweenRounds"
-    if main == "DOWN":
-        return "OutageConfirmed"
-    if main == "UP":
-        return "RecordFalseAlarm"
-    if done >= max_rounds:
-        return "StopNoDecision"
-    return "WaitBetweenRounds"
-
-
 @dataclass(frozen=True)
 class CheckSpec:
     site: str
@@ -711,14 +687,42 @@ class RegionRound:
 
 
 class TraceRounds:
-    """Runs our probe rounds against the trace: the self-check, then every configured check."""
+    """Runs our probe rounds against the trace: the self-check, then every configured check. The
+    simulation's round source: every region runs a scheduled round every `probe.interval_seconds` at
+    its own phase, and an on-demand round whenever it is invoked."""
+
+    answers_on_timeline = False  # an on-demand round is made on request
 
     def __init__(self, trace: Trace, config: WatchdogConfig, service: str) -> None:
         self.trace, self.config, self.service = trace, config, service
+        self.regions = trace.regions
         self.specs = check_specs(config, service)
         self.timeout = config.probe.timeout_seconds
+        self.interval = config.probe.interval_seconds
         self.control = {i: config.control_target(region).checks[0] for i, region in enumerate(trace.regions)}
         self.draw = random.Random(f"ours:{trace.seed}:{len(trace.regions)}")
+        phase = random.Random(f"ours-phase:{trace.seed}:{len(trace.regions)}")
+        self.phases = [phase.uniform(0, self.interval) for _ in trace.regions]
+
+    def scheduled(self, region: int, k: int) -> tuple[float, RegionRound | None] | None:
+        started = self.phases[region] + k * self.interval
+        if started >= self.trace.seconds:
+            return None
+        rr = self.round(region, f"{self.trace.regions[region]}-s{k}", started)
+        return (rr.answered if rr else started), rr
+
+    def on_demand(
+        self, region: int, round_id: str, started: float, timeout: float
+    ) -> tuple[float, RegionRound | None]:
+        """A dark region's invocation fails after botocore's connect timeout, min(10 s, `timeout`)."""
+        rr = self.round(region, round_id, started)
+        return (rr.answered if rr else started + min(10.0, timeout)), rr
+
+    def deadline(self, started: float, timeout: float) -> float:
+        return started + timeout + 1.0
+
+    def taken(self, rr: RegionRound, round_id: str) -> None:
+        """Made for this round: nothing to do."""
 
     def round(self, region: int, round_id: str, started: float) -> RegionRound | None:
         trace, draw = self.trace, self.draw
@@ -792,110 +796,21 @@ class TraceRounds:
         return DbStatus(role=DbRole.PRIMARY, current_lsn=format_lsn(self.trace.main_lsn(t)))
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-class TraceResults(ResultStore):
-    """The results table: every region's recent rounds, each visible from its receive time."""
-
-    def __init__(self, rounds: TraceRounds, clock: Clock, regions: int) -> None:
-        self.rounds, self.clock = rounds, clock
-        self.recent: list[deque[RegionRound]] = [deque(maxlen=24) for _ in range(regions)]
-
-    def add(self, rr: RegionRound) -> None:
-        self.recent[rr.region].append(rr)
-
-    def put_results(self, results: Iterable[ProbeResult]) -> list[ProbeResult]:
-        raise NotImplementedError("the bench writes rounds with add()")
-
-    def recent_results(self, service: str, since: float) -> list[ProbeResult]:
-        now = self.clock()
-        found: list[ProbeResult] = []
-        for rounds in self.recent:
-            for rr in rounds:
-                if since <= rr.answered <= now:
-                    found.extend(self.rounds.results(rr))
-        return found
-
-    def home_time(self) -> float:
-        return self.clock()
-
-
-class BenchState(StateStore):
-    """The state table as the confirmation reads it: main active; incident records discarded."""
-
-    def get_state(self, service: str) -> dict[str, Any]:
-        return {"service": service, "active_site": "main", "status": "CONFIRMING", "version": 1}
-
-    def update_incident(
-        self, service: str, incident_id: str, fields: Mapping[str, Any], *, timeline: Mapping[str, Any] | None
-    ) -> IncidentRecord:
-        return IncidentRecord.model_construct(incident_id=incident_id)
-
-    def _unused(self, *_args: Any, **_kwargs: Any) -> Any:
-        raise NotImplementedError("not used by the confirmation")
-
-    put_state = get_lock = acquire_lock = release_lock = keep_lock = reset_state = _unused
-    get_incident = list_incidents = _unused
-
-
-@dataclass
-class Execution:
-    incident: Incident
-    done: int = 0
-    vetoed: int = 0  # confirmation rounds the database veto held
-
-
-@dataclass
-class OursTally:
-    """What our executions ended as, for the measurement notes."""
-
-    executions: int = 0
-    outcomes: dict[str, int] = field(default_factory=dict)
-    vetoed_rounds: int = 0
-    failovers_after_a_veto: int = 0  # failovers whose execution first sat through a vetoed round
-
-
-class OurWatchdog(ProbeInvoker):
-    """Our probe regions, the `ProbeFailed` rule and the failover execution's confirmation, run
-    in time order over the trace. Also the on-demand round's invoker (a ProbeInvoker)."""
+class OurWatchdog(SimulatedWatchdog):
+    """Our probe regions, the `ProbeFailed` rule and the failover execution's confirmation, run in
+    time order over the trace by the simulation `drctl replay` runs too (quorum_dr/replay/watchdog.py);
+    after a failover it re-arms when an operator would have brought main back."""
 
     def __init__(self, trace: Trace, config: WatchdogConfig | None = None, *, name: str = "ours") -> None:
         self.trace = trace
         self.name = name
-        self.config = config or example_config(trace.regions)
-        self.service = self.config.services[0].name
-        self.clock = Clock()
-        self.rounds = TraceRounds(trace, self.config, self.service)
-        self.store = TraceResults(self.rounds, self.clock, len(trace.regions))
-        self.ports = Ports(
-            config=self.config,
-            store=BenchState(),
-            results=lambda: self.store,
-            probes=lambda: self,
-            clock=self.clock,
-        )
-        self.interval = self.config.probe.interval_seconds
-        self.lookback = max(self.config.probe.freshness_seconds, 3 * self.interval)
-        self.invoke_timeout = probe_invoke_timeout(self.config)
-        database = self.config.service(self.service).database
+        config = config or example_config(trace.regions)
+        service = config.services[0].name
+        self.rounds = TraceRounds(trace, config, service)
+        super().__init__(config, self.rounds, service=service, execution_prefix="bench")
+        database = config.service(service).database
         veto = database.veto_heard_within_seconds if database else None
         self.heard_within = heard_bound(trace.standby(0.0), veto)
-        draw = random.Random(f"ours-phase:{trace.seed}:{len(trace.regions)}")
-        self.phases = [draw.uniform(0, self.interval) for _ in trace.regions]
-        self.last: list[tuple[float, int] | None] = [None] * len(trace.regions)  # (received, count)
-        self.heap: list[tuple[float, int, str, Any]] = []
-        self.seq = 0
-        self.execution: Execution | None = None
-        self.armed_at = 0.0
-        self.failovers: list[Failover] = []
-        self.tally = OursTally()
-        self.reasons: list[tuple[float, str]] = []  # every confirmation round's reason, for the tests
 
     def describe(self, trace: Trace) -> str:
         c = self.config
@@ -907,158 +822,11 @@ class OurWatchdog(ProbeInvoker):
             f"{c.confirmation.wait_seconds} s apart, database veto (heard within {self.heard_within:g} s)"
         )
 
-    # -- the event loop ---------------------------------------------------------------------
-
-    def _push(self, at: float, kind: str, payload: Any) -> None:
-        self.seq += 1
-        heapq.heappush(self.heap, (at, self.seq, kind, payload))
-
-    def _schedule_round(self, region: int, k: int) -> None:
-        started = self.phases[region] + k * self.interval
-        if started >= self.trace.seconds:
-            return
-        rr = self.rounds.round(region, f"{self.trace.regions[region]}-s{k}", started)
-        self._push(rr.answered if rr else started, "scheduled", (region, k, rr))
-
     def run(self, trace: Trace | None = None) -> list[Failover]:
-        for region in range(len(self.trace.regions)):
-            self._schedule_round(region, 0)
-        while self.heap:
-            at, _, kind, payload = heapq.heappop(self.heap)
-            self._handle(at, kind, payload)
-        return self.failovers
+        return super().run()
 
-    def drain(self, until: float) -> None:
-        """Handle every round that ends by `until` (a confirmation round runs meanwhile)."""
-        while self.heap and self.heap[0][0] <= until and self.heap[0][2] != "confirm":
-            at, _, kind, payload = heapq.heappop(self.heap)
-            self._handle(at, kind, payload)
-
-    def _handle(self, at: float, kind: str, payload: Any) -> None:
-        self.clock.now = max(self.clock.now, at)
-        if kind == "scheduled":
-            region, k, rr = payload
-            self._schedule_round(region, k + 1)
-            if rr is not None:
-                self._probe_round_done(rr)
-        elif kind == "late":
-            self._probe_round_done(payload)
-        elif kind == "confirm":
-            self._confirm_step(at)
-
-    def _probe_round_done(self, rr: RegionRound) -> None:
-        """What the probe service does with a finished round: the `ProbeFailed` rule and the write."""
-        self.store.add(rr)
-        if rr.abstaining:
-            return
-        last = self.last[rr.region]
-        previous = last[1] if last is not None and last[0] >= rr.answered - self.lookback else None
-        decision = decide_probe_failed(
-            site="main",
-            region=self.trace.regions[rr.region],
-            down=rr.main_down,
-            previous_failing_rounds=previous,
-            retrigger_rounds=self.config.probe.retrigger_rounds,
-        )
-        rr.failing_rounds = decision.failing_rounds
-        self.last[rr.region] = (rr.answered, decision.failing_rounds)
-        if decision.publish and self.execution is None and rr.answered >= self.armed_at:
-            self._start_execution(rr)
-
-    # -- the failover execution ---------------------------------------------------------------
-
-    def _start_execution(self, rr: RegionRound) -> None:
-        failing = [r.model_dump(mode="json") for r in self.rounds.results(rr) if r.site == "main"]
-        event = {
-            "source": "quorum-dr",
-            "detail-type": "ProbeFailed",
-            "detail": {
-                "service": self.service,
-                "site": "main",
-                "region": self.trace.regions[rr.region],
-                "round_id": rr.round_id,
-                "results": failing,
-            },
-        }
-        self.tally.executions += 1
-        started = rr.answered + EXECUTION_START_SECONDS
-        incident = start_incident(
-            event,
-            execution_name=f"bench-{self.tally.executions}",
-            started_at=None,
-            config=self.config,
-            now=started,
-        )
-        self.execution = Execution(incident)
-        self._push(started, "confirm", None)
-
-    def _confirm_step(self, at: float) -> None:
-        execution = self.execution
-        assert execution is not None
-        self.clock.now = at
-        answer = confirm_round(self.ports, execution.incident, execution.done)
-        execution.done += 1
-        self.reasons.append((self.clock.now, str(answer["reason"])))
-        if answer["sites"]["main"]["vetoed"]:
-            self.tally.vetoed_rounds += 1
-            execution.vetoed += 1
-        step = confirm_verdict(answer, execution.done, execution.incident.max_rounds)
-        if step == "WaitBetweenRounds":
-            self._push(self.clock.now + execution.incident.wait_seconds, "confirm", None)
-            return
-        if step == "OutageConfirmed":
-            scenario = decide(self.ports, execution.incident, answer)
-            step = f"scenario {scenario['scenario']}"
-            self.reasons.append((self.clock.now, str(scenario["reason"])))
-            if scenario["scenario"] == "hot":
-                self.failovers.append(Failover(self.clock.now, str(scenario["reason"])))
-                self.tally.failovers_after_a_veto += 1 if execution.vetoed else 0
-                self.armed_at = self.trace.rearm_at(self.clock.now)
-        self.tally.outcomes[step] = self.tally.outcomes.get(step, 0) + 1
-        self.execution = None
-
-    # -- ProbeInvoker: the on-demand round ------------------------------------------------------
-
-    def run_round(
-        self,
-        *,
-        service: str,
-        round_id: str,
-        incident_id: str,
-        sites: list[str],
-        settled: Callable[[frozenset[str]], str | None] | None = None,
-    ) -> dict[str, str]:
-        """Every region's on-demand round from now; answers in the order they come, `settled`
-        asked after each, as `quorum_dr.adapters.lambda_probes.ProbeFunctions.invoke_all` does."""
-        started = self.clock.now
-        answers: list[tuple[float, int, RegionRound | None]] = []
-        for region in range(len(self.trace.regions)):
-            rr = self.rounds.round(region, round_id, started)
-            when = rr.answered if rr else started + min(10.0, self.invoke_timeout)
-            answers.append((when, region, rr))
-        answers.sort(key=lambda a: (a[0], a[1]))
-        deadline = started + self.invoke_timeout + 1.0
-        answered: set[str] = set()
-        sentences = {}
-        for index, (when, region, rr) in enumerate(answers):
-            if when > deadline:  # its invocation timed out: silent
-                self.drain(deadline)
-                self.clock.now = deadline
-                break
-            self.drain(when)
-            self.clock.now = when
-            name = self.trace.regions[region]
-            answered.add(name)
-            sentences[name] = "round done" if rr else "invoking its probe failed: connect timeout"
-            if rr is not None:
-                self._probe_round_done(rr)
-            pending = len(answers) - index - 1
-            if pending and settled is not None and settled(frozenset(answered)):
-                for later, _, late in answers[index + 1 :]:
-                    if late is not None:
-                        self._push(later, "late", late)
-                break
-        return sentences
+    def failed_over(self, failover: Failover, scenario: Mapping[str, Any]) -> None:
+        self.armed_at = self.trace.rearm_at(failover.at)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1070,7 +838,7 @@ class OurWatchdog(ProbeInvoker):
 class Comparison:
     trace: Trace
     judgements: list[Judgement]
-    ours: OursTally
+    ours: ExecutionTally
     interval: float
     heard_within: float
     seconds: float

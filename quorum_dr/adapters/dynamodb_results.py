@@ -165,7 +165,15 @@ class DynamoDbResultStore(ResultStore):
         }
 
     def recent_results(self, service: str, since: float) -> list[ProbeResult]:
-        condition = Key("pk").eq(service) & Key("sk").gte(f"{since:017.6f}")
+        return self._query(Key("pk").eq(service) & Key("sk").gte(f"{since:017.6f}"))
+
+    def results_between(self, service: str, since: float, until: float) -> list[ProbeResult]:
+        """Every result of `service` received from `since` to `until` (epoch seconds, both included):
+        what `drctl replay --table` reads."""
+        # "~" sorts after the "#" that ends a sort key's time: a result received at `until` is in
+        return self._query(Key("pk").eq(service) & Key("sk").between(f"{since:017.6f}", f"{until:017.6f}~"))
+
+    def _query(self, condition: Any) -> list[ProbeResult]:
         query: dict[str, Any] = {
             "KeyConditionExpression": condition,
             "ProjectionExpression": "#r",

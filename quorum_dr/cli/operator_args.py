@@ -55,13 +55,14 @@ def config_path(given: str | None) -> Path:
     )
 
 
-def load_operator_config(given: str | None) -> WatchdogConfig:
+def load_operator_config(given: str | None, flag: str = "--config") -> WatchdogConfig:
+    """The config `given` (or the default one, see `config_path`); BadInput naming `flag` if it is wrong."""
     path = config_path(given)
     try:
         return load_config(path)
     except ConfigError as exc:
         more = f" (and {len(exc.lines()) - 1} more)" if len(exc.problems) > 1 else ""
-        raise BadInput(f"--config: {exc.lines()[0]}{more}") from None
+        raise BadInput(f"{flag}: {exc.lines()[0]}{more}") from None
 
 
 def service_name(value: str) -> str:

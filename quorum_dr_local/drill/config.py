@@ -6,7 +6,10 @@ scenario's timings and the run's layout.
 
 from __future__ import annotations
 
+from typing import Any
+
 from quorum_dr.config import DnsRecord, FailoverMode, FailoverPolicy, Site, SiteAgent, WatchdogConfig
+from quorum_dr.domain.redact import redact_url
 from quorum_dr_local import system_config as local
 from quorum_dr_local.drill.layout import (
     ADMIN_SECRET,
@@ -94,3 +97,20 @@ def drill_config(scenario: Scenario, layout: Layout, *, cold_ami: str) -> Watchd
         confirmation_rounds=timings.confirmation_rounds + 1,
         confirmation_wait_seconds=max(1, round(timings.confirmation_wait_seconds)),
     )
+
+
+def replay_config_json(config: WatchdogConfig) -> dict[str, Any]:
+    """The run's config as the report folder keeps it (watchdog.json), for `drctl replay --config`:
+    every URL redacted as stored results are (user-info and query values masked), since an operator
+    may have put a secret in a check's URL; the probe, quorum and confirmation settings intact."""
+
+    def redacted(value: Any) -> Any:
+        if isinstance(value, str) and value.startswith(("http://", "https://")):
+            return redact_url(value)
+        if isinstance(value, dict):
+            return {k: redacted(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [redacted(v) for v in value]
+        return value
+
+    return dict(redacted(config.model_dump(mode="json")))

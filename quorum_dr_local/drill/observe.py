@@ -6,7 +6,9 @@
   the event as its input, as the rule's Step Functions target does. A `SplitBrainSuspected`
   event becomes a `split_brain_alert` when its `detail.change` says a second primary appeared,
   a `split_brain_resolved` when it says it went (`split_brain_record`).
-- `ResultWatcher`: reads the results table and records one `vote` per region, site and round.
+- `ResultWatcher`: reads the results table and records one `vote` per region, site and round
+  (`quorum_dr.replay.recording.VoteEvent`: the vote and the round's results, which `drctl replay`
+  reads back).
 - `ExecutionWatcher`: reads every execution's history and records the states entered, the
   quorum of each confirmation round, the data-loss receipt, promotions, switches, verifications
   and escalations, from the steps' own outputs.
@@ -22,7 +24,8 @@ from collections.abc import Callable
 from typing import Any
 
 from quorum_dr.adapters.dynamodb_results import DynamoDbResultStore
-from quorum_dr.domain.results import CONTROL_SITE, ProbeResult, Vote
+from quorum_dr.domain.results import CONTROL_SITE, ProbeResult
+from quorum_dr.replay.recording import VoteEvent
 from quorum_dr_local.drill.timeline import EventLog
 
 POLL_SECONDS = 0.25
@@ -129,20 +132,18 @@ class ResultWatcher(Watcher):
     def poll(self) -> None:
         results = self.store.recent_results(self.service, self.since - 1)
         rounds: dict[tuple[str, str, str], list[ProbeResult]] = {}
+        control: dict[tuple[str, str], list[ProbeResult]] = {}
         for result in results:
             key = (result.region, result.site, result.round_id)
-            if result.site != CONTROL_SITE and key not in self.seen:
+            if result.site == CONTROL_SITE:
+                control.setdefault((result.region, result.round_id), []).append(result)
+            elif key not in self.seen:
                 rounds.setdefault(key, []).append(result)
         for (region, site, round_id), found in sorted(rounds.items(), key=lambda kv: _received(kv[1])):
             self.seen.add((region, site, round_id))
-            if any(r.abstaining for r in found):
-                vote = "abstain"
-            elif any(r.counts and r.vote is Vote.DOWN for r in found):
-                vote = "down"
-            else:
-                vote = "up"
-            kind = "on-demand" if not round_id.startswith("sched-") else "scheduled"
-            self.log.record("vote", at=_received(found), region=region, site=site, vote=vote, round=kind)
+            # the results as the table holds them (URLs redacted by the probe), for `drctl replay`
+            event = VoteEvent.of_round(found, control.get((region, round_id), []))
+            self.log.record("vote", at=_received(found), **event.model_dump(mode="json"))
 
 
 def _received(results: list[ProbeResult]) -> float:

@@ -9,7 +9,8 @@
 3. Run: clients order through the edge; the fault plan plays; the watchers record votes,
    quorum, states, promotions, switches; a manual start goes through `FailoverRequest`.
 4. Observe the end (edge writes, API errors, dry-run steps, the orders the serving database
-   holds), write report.json, report.md, timeline.png (and events.jsonl, watchdog.log).
+   holds), write report.json, report.md, timeline.png (and events.jsonl, watchdog.log, and the
+   run's config with its URLs redacted, watchdog.json: `drctl replay` reads the two).
 5. Tear down whatever happened (success, failure, exception, Ctrl-C, SIGTERM).
 Exit code: 0 when every expectation is met (or the scenario was skipped), 1 when one is unmet or
 the drill failed, 130 when interrupted.
@@ -34,7 +35,7 @@ from typing import Any
 from quorum_dr.cli.exit_codes import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_OK, EXIT_REFUSED
 from quorum_dr.config import BackupManifestPolicy
 from quorum_dr.domain.incident_record import IncidentRecord
-from quorum_dr_local.drill.config import drill_config, uses_cold_site
+from quorum_dr_local.drill.config import drill_config, replay_config_json, uses_cold_site
 from quorum_dr_local.drill.faults import WorldFaults
 from quorum_dr_local.drill.layout import (
     ADMIN_SECRET,
@@ -105,7 +106,7 @@ def run(scenario: Scenario, report_dir: str | Path) -> int:
         print(f"drill {scenario.name}: {problem}", file=sys.stderr)
         return EXIT_INVALID
     folder.mkdir(parents=True, exist_ok=True)
-    for stale in ("events.jsonl", "report.json", "report.md", "timeline.png"):
+    for stale in ("events.jsonl", "report.json", "report.md", "timeline.png", "watchdog.json"):
         (folder / stale).unlink(missing_ok=True)
     previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
@@ -226,6 +227,9 @@ class Drill:
         config = drill_config(self.scenario, layout, cold_ami=self.cloud.cold_ami())
         self.config = config
         self.world.write_config(config)
+        # beside events.jsonl, so that `drctl replay --config watchdog.json --results events.jsonl` works
+        replayable = json.dumps(replay_config_json(config), indent=2)
+        (self.folder / "watchdog.json").write_text(replayable + "\n", encoding="utf-8")
         self.view.phase("building the sandbox: applications, edge, probe regions")
         self.world.start_app("main")
         self.world.start_app("dr")

@@ -9,7 +9,9 @@ Kinds and their data:
 - `run_started`     {scenario, regions: [..], quorum: n}      the clock's zero
 - `fault`           {fault: kind, phase: "start"|"end", ...params}
 - `site_truth`      {site, up: bool}                            ground truth the drill itself caused
-- `vote`            {region, site, vote: "up"|"down"|"abstain"} one region's vote in one round
+- `vote`            {region, site, vote: "up"|"down"|"abstain", round: "scheduled"|"on-demand", results}
+                    one region's vote on one site in one round, with that site's results and the
+                    region's self-check results of the round (`quorum_dr.replay.recording.VoteEvent`)
 - `quorum`          {site, verdict: "DOWN"|"UP"|"NO_DECISION", reason}
 - `state`           {state, detail?}                            a state-machine state entered
 - `attempt`         {ok, status, site, order_id, latency_ms, error}  one client order
