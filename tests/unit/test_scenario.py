@@ -38,6 +38,7 @@ SHIPPED = {
     "flap-then-die",
     "idle-primary-partition",
     "clock-skew",
+    "shadow-main-outage",
 }
 
 
@@ -96,6 +97,15 @@ def test_shipped_expectations_match_the_issue():
         death.kind == FaultKind.SITE_DOWN
         and load_scenario("clock-skew").expectations.false_failovers_max == 0
     )
+    shadow = load_scenario("shadow-main-outage")
+    assert shadow.failover_mode == "shadow" and (
+        shadow.expectations.promotions,
+        shadow.expectations.edge_writes,
+    ) == (
+        0,
+        0,
+    )
+    assert (shadow.expectations.shadow_decisions, shadow.expectations.clients_failing_at_end) == (1, True)
     dry = load_scenario("manual-failover-dry-run")
     assert [(c.command, c.dry_run) for c in dry.failover_commands] == [("failover", True)]
     assert dry.expectations.dry_run_plan is True
