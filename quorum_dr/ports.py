@@ -205,6 +205,11 @@ class StateStore(ABC):
         """Delete the lock (`shadow`: mode shadow's own lock) if execution `holder` holds it and it
         is not kept; True when released."""
 
+    def hold_shadow_lock(self, service: str, holder: str, *, until: float) -> bool:
+        """Mode shadow: after a shadow decision, hold its lock until `until` (the cooldown auto would
+        start), if execution `holder` still holds it; True when held."""
+        raise NotImplementedError(f"{type(self).__name__} keeps no shadow lock")
+
     @abstractmethod
     def keep_lock(self, service: str, incident_id: str, *, holder: str) -> bool:
         """Mark the lock as kept until an operator resets it, if `holder` still holds it (or no

@@ -139,6 +139,19 @@ class DynamoStateStore(StateStore):
             holder=holder,
         )
 
+    def hold_shadow_lock(self, service: str, holder: str, *, until: float) -> bool:
+        return self._conditional(
+            lambda: self._table.update_item(
+                Key={"pk": service, "sk": SHADOW_LOCK},
+                UpdateExpression="SET lock_expires_at = :until",
+                ConditionExpression="holder = :me",
+                ExpressionAttributeValues={":me": holder, ":until": int(until)},
+            ),
+            lost="shadow lock not held: not held by this execution",
+            service=service,
+            holder=holder,
+        )
+
     def keep_lock(self, service: str, incident_id: str, *, holder: str) -> bool:
         # Kept only if it is still ours (or gone): never over another execution's lock.
         item = {

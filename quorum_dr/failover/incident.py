@@ -273,9 +273,30 @@ def set_active_site(ports: Ports, incident: Incident, scenario: dict[str, Any]) 
 
 
 def release_lock(ports: Ports, incident: Incident) -> dict[str, Any]:
+    if incident.shadow:
+        return hold_shadow_lock(ports, incident)
     released, sentence = release(ports, incident)
     _record(ports, incident, "lock_released", sentence)
     return {"released": released, "reason": sentence}
+
+
+def hold_shadow_lock(ports: Ports, incident: Incident) -> dict[str, Any]:
+    """After a shadow decision, auto would serve from the target and main's triggers would end
+    before the lock (not the active site) until someone switches back. So the shadow lock is held
+    for the cooldown auto would start: the same outage gives one shadow decision, not one per
+    trigger; a main still down after the cooldown gives the next."""
+    until = ports.clock() + ports.service(incident.service).failover.cooldown_seconds
+    if ports.store.hold_shadow_lock(incident.service, incident.execution_name, until=until):
+        sentence = (
+            f"shadow lock held until {utc_text(until)} (the cooldown auto would start): "
+            "no second shadow decision for this outage before then"
+        )
+        held = True
+    else:
+        sentence = "the shadow lock could not be held: it expired or another shadow execution holds it"
+        held = False
+    _record(ports, incident, "lock_released", sentence)
+    return {"released": False, "held": held, "reason": sentence}
 
 
 def error_sentence(error: dict[str, Any] | None) -> str:
