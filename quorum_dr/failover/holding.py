@@ -30,6 +30,11 @@ class Holder(Protocol):
     def dry_run(self) -> bool: ...
 
 
+def read_state(ports: Ports, service: str) -> ServiceState:
+    """The service state as stored (its defaults when there is no item yet)."""
+    return ServiceState.model_validate({**ports.store.get_state(service), "service": service})
+
+
 def write_state(ports: Ports, service: str, **changes: Any) -> dict[str, Any]:
     """Merge `changes` into the service state, conditional on the version read."""
     state = ports.store.get_state(service)

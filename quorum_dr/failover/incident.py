@@ -12,8 +12,8 @@ from typing import Any
 from quorum_dr.domain.cold_report import read_cold_rpo
 from quorum_dr.domain.decisions import check_gates as gates_decision
 from quorum_dr.domain.incident_record import IncidentRecord
-from quorum_dr.domain.state import ServiceState, ServiceStatus, utc_day, utc_text
-from quorum_dr.failover.holding import hold_for_a_person, release, write_state
+from quorum_dr.domain.state import ServiceStatus, utc_day, utc_text
+from quorum_dr.failover.holding import hold_for_a_person, read_state, release, write_state
 from quorum_dr.failover.ports import Ports
 from quorum_dr.failover.receipts import entry
 from quorum_dr.failover.request import Incident
@@ -27,10 +27,6 @@ STOP_OUTCOMES = (
     "approval_timeout",
     "alert_only",
 )
-
-
-def _state(ports: Ports, service: str) -> ServiceState:
-    return ServiceState.model_validate(ports.store.get_state(service))
 
 
 # The task token of an approval or veto wait is a credential (it answers the wait): an incident
@@ -61,7 +57,7 @@ def describe_lock(ports: Ports, incident: Incident) -> dict[str, Any]:
 
 def check_gates(ports: Ports, incident: Incident) -> dict[str, Any]:
     now = ports.clock()
-    state = _state(ports, incident.service)
+    state = read_state(ports, incident.service)
     lock = ports.store.get_lock(incident.service)
     if lock and lock.get("holder") != incident.execution_name:
         state = state.model_copy(update={"lock_holder": lock.get("incident_id")})
@@ -212,7 +208,7 @@ def count_failover(ports: Ports, incident: Incident, what: str) -> str:
     escalates afterwards still holds the cooldown: an operator's `reset` clears the lock and
     NEEDS_ATTENTION, not the cooldown, so no second automatic failover follows at once
     (invariant 7, docs/architecture.md: any promotion counts)."""
-    state = _state(ports, incident.service)
+    state = read_state(ports, incident.service)
     if state.counted_incident == incident.incident_id:
         return f"{what} of incident {incident.incident_id} already counted in the cooldown and daily cap"
     now = ports.clock()
@@ -247,7 +243,7 @@ def set_active_site(ports: Ports, incident: Incident, scenario: dict[str, Any]) 
         )
         _record(ports, incident, "active_site", reason)
         return {"reason": reason}
-    state = _state(ports, incident.service)
+    state = read_state(ports, incident.service)
     day = utc_day(now)
     counted = state.counted_incident == incident.incident_id  # at its promotion or cold launch
     count = state.failovers_on(day) + (1 if incident.trigger == "auto" and not counted else 0)

@@ -85,11 +85,12 @@ def notify(ports: Ports, event: dict[str, Any]) -> dict[str, Any]:
     fields: dict[str, Any] = {}
     if event.get("task_token"):
         fields = {"task_token": event["task_token"], "awaiting": kind}
-    if incident.shadow and kind in SHADOW_TOLD:
-        # Mode shadow tells what auto would have done (a failover, an escalation); the rest of a
-        # shadow run is a dry run's silence.
+    # Mode shadow tells what auto would have done (a failover, an escalation); the rest of a shadow
+    # run is a dry run's silence.
+    told_in_shadow = incident.shadow and kind in SHADOW_TOLD
+    if told_in_shadow:
         subject = f"[quorum-dr] {incident.service}: shadow decision ({incident.incident_id})"
-    if incident.dry_run and not (incident.shadow and kind in SHADOW_TOLD):
+    if incident.dry_run and not told_in_shadow:
         reason = f"dry run: would notify '{subject}': {message}"
         receipt: dict[str, Any] = {"dry_run": True}
     else:

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from quorum_dr.domain.decisions import Decision, trigger_applies
-from quorum_dr.domain.state import ServiceState
 from quorum_dr.failover.errors import InvalidInput
+from quorum_dr.failover.holding import read_state
 from quorum_dr.failover.ports import Ports
 from quorum_dr.failover.request import Incident, start_incident
 
@@ -34,10 +34,7 @@ def trigger_decision(ports: Ports, incident: Incident) -> Decision:
     it). An automatic trigger for a site that does not serve ends here (`TriggerApplies`)."""
     if incident.trigger != "auto" or incident.trigger_site is None:
         return Decision(proceed=True, code="manual", reason="a manual start goes on to the lock")
-    state = ServiceState.model_validate(
-        {**ports.store.get_state(incident.service), "service": incident.service}
-    )
-    return trigger_applies(state, incident.trigger_site)
+    return trigger_applies(read_state(ports, incident.service), incident.trigger_site)
 
 
 class Identified(Protocol):

@@ -6,8 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 from quorum_dr.domain.quorum import evaluate_service
-from quorum_dr.domain.state import ServiceState
 from quorum_dr.domain.switchover import check_preconditions
+from quorum_dr.failover.holding import read_state
 from quorum_dr.failover.ports import Ports
 from quorum_dr.failover.receipts import entry
 from quorum_dr.failover.validate import refuse_reused_incident_id
@@ -39,7 +39,7 @@ def preconditions(ports: Ports, switchover: Switchover) -> dict[str, Any]:
     holds the lock and the quorum of recent probe results sees the target's application UP."""
     name = switchover.service
     now = ports.clock()
-    state = ServiceState.model_validate({**ports.store.get_state(name), "service": name})
+    state = read_state(ports, name)
     results = ports.results().recent_results(name, now - ports.config.probe.freshness_seconds)
     verdicts = evaluate_service(results, ports.config, name, now)
     decision = check_preconditions(

@@ -11,14 +11,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from quorum_dr.domain.state import ServiceState, ServiceStatus, utc_text
+from quorum_dr.domain.state import ServiceStatus, utc_text
 from quorum_dr.domain.switchover import (
     SwitchoverFigures,
     automation_sentence,
     follow_sentence,
     write_outage_seconds,
 )
-from quorum_dr.failover.holding import hold_for_a_person, release, write_state
+from quorum_dr.failover.holding import hold_for_a_person, read_state, release, write_state
 from quorum_dr.failover.incident import error_sentence
 from quorum_dr.failover.ports import Ports
 from quorum_dr.failover.receipts import as_dict, entry
@@ -44,10 +44,6 @@ def _record(ports: Ports, switchover: Switchover, step: str, reason: str, /, **f
     ports.store.update_incident(
         switchover.service, switchover.incident_id, fields, timeline=entry(step, reason, ports.clock())
     )
-
-
-def _state(ports: Ports, service: str) -> ServiceState:
-    return ServiceState.model_validate({**ports.store.get_state(service), "service": service})
 
 
 def _dict(value: Any) -> dict[str, Any]:
@@ -109,7 +105,7 @@ def start_cooldown(ports: Ports, switchover: Switchover) -> dict[str, Any]:
         reason = f"dry run: would start the cooldown of {switchover.service} ({policy.cooldown_seconds} s)"
         _record(ports, switchover, "cooldown", reason)
         return {"reason": reason}
-    state = _state(ports, switchover.service)
+    state = read_state(ports, switchover.service)
     until = max(state.cooldown_until or 0.0, now + policy.cooldown_seconds)
     if state.counted_incident != switchover.incident_id:
         write_state(
