@@ -2,13 +2,14 @@
 
 - `EventForwarder`: the control plane's EventBridge rule. It reads the events the probe regions
   put on their buses (delivered to an SQS queue, since moto's EventBridge does not deliver to
-  Step Functions) and, for a `ProbeFailed` on the main site, starts a failover execution with
-  the event as its input, as the rule's Step Functions target does. A `SplitBrainSuspected`
+  Step Functions; read with long polling, which answers as soon as a message arrives) and, for a
+  `ProbeFailed` on the main site, starts a failover execution with the event as its input, as the
+  rule's Step Functions target does. A `SplitBrainSuspected`
   event becomes a `split_brain_alert` when its `detail.change` says a second primary appeared,
   a `split_brain_resolved` when it says it went (`split_brain_record`).
 - `ResultWatcher`: reads the results table and records one `vote` per region, site and round
   (`quorum_dr.replay.recording.VoteEvent`: the vote and the round's results, which `drctl replay`
-  reads back).
+  reads back). It reads only the last `LATE_SECONDS` before the newest result it has seen.
 - `ExecutionWatcher`: reads every execution's history and records the states entered, the
   quorum of each confirmation round, the data-loss receipt, promotions, switches, verifications
   and escalations, from the steps' own outputs.
@@ -28,8 +29,15 @@ from quorum_dr.domain.results import CONTROL_SITE, ProbeResult
 from quorum_dr.replay.recording import VoteEvent
 from quorum_dr_local.drill.timeline import EventLog
 
-POLL_SECONDS = 0.25
+POLL_SECONDS = 0.5
 TRIGGER_SITES = ("main",)
+# The rig shares the drill's one process (and its GIL) with the handlers it watches: what it reads
+# costs the watchdog's own steps time. A result is stamped before it is written, so one stamped
+# earlier can land after a later one: the watcher reads back this far behind the newest it saw
+# (a write that takes longer than this is a broken run, not a late vote). Reading from the run's
+# start on every poll made each poll read the whole table, under moto's one DynamoDB lock.
+LATE_SECONDS = 15.0
+LONG_POLL_SECONDS = 1  # SQS long polling: the receive returns at once when a message arrives
 
 
 class Watcher:
@@ -76,7 +84,7 @@ class EventForwarder(Watcher):
     def __init__(
         self, sqs: Any, queue_url: str, start: Callable[[dict[str, Any], str], str], log: EventLog
     ) -> None:
-        super().__init__(interval=0.05)
+        super().__init__(interval=0.0)
         self.sqs = sqs
         self.queue_url = queue_url
         self.start_execution = start
@@ -85,7 +93,10 @@ class EventForwarder(Watcher):
         self.paused = False
 
     def poll(self) -> None:
-        answer = self.sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0)
+        wait = 0 if self._stop.is_set() else LONG_POLL_SECONDS  # the last look after stop() waits for nothing
+        answer = self.sqs.receive_message(
+            QueueUrl=self.queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=wait
+        )
         for message in answer.get("Messages", []):
             self.sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"])
             self.handle(json.loads(message["Body"]))
@@ -122,15 +133,22 @@ class ResultWatcher(Watcher):
     name = "result-watcher"
 
     def __init__(self, store: DynamoDbResultStore, service: str, log: EventLog, since: float) -> None:
-        super().__init__(interval=0.3)
+        super().__init__(interval=1.0)  # each vote is timed by its results, not by this poll
         self.store = store
         self.service = service
         self.log = log
         self.since = since
+        self.newest: float | None = None
         self.seen: set[tuple[str, str, str]] = set()
 
     def poll(self) -> None:
-        results = self.store.recent_results(self.service, self.since - 1)
+        since = self.since - 1
+        if self.newest is not None:
+            since = max(since, self.newest - LATE_SECONDS)
+        results = self.store.recent_results(self.service, since)
+        received = [r.received_at for r in results if r.received_at is not None]
+        if received:
+            self.newest = max([*received, self.newest or received[0]])
         rounds: dict[tuple[str, str, str], list[ProbeResult]] = {}
         control: dict[tuple[str, str], list[ProbeResult]] = {}
         for result in results:
@@ -156,7 +174,7 @@ class ExecutionWatcher(Watcher):
     name = "execution-watcher"
 
     def __init__(self, sfn: Any, machine_arn: str, log: EventLog) -> None:
-        super().__init__(interval=0.25)
+        super().__init__()
         self.sfn = sfn
         self.machine_arn = machine_arn
         self.log = log
