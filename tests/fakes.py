@@ -628,7 +628,11 @@ class FakeSync(SyncDigester):
         self.digests: list[str] = []
         self.before_digest: Callable[[str], None] | None = None  # a test's way to move a site
 
-    def digest(self, site: str) -> dict[str, Any]:
+    def settle(self, site: str) -> str:
+        status = self.databases.sites[site].status()
+        return str(status.current_lsn or status.replay_lsn)
+
+    def digest(self, site: str, *, settled: bool = False) -> dict[str, Any]:
         if self.before_digest is not None:
             self.before_digest(site)
         self.digests.append(site)

@@ -67,7 +67,7 @@ from quorum_dr.domain.sync_check import (
     parse_timeline_history,
 )
 from quorum_dr.ports import SecretSource
-from quorum_dr.probes.postgres import DeadlineExceeded, PgEndpoint, classify, query_bounded
+from quorum_dr.probes.postgres import DeadlineExceeded, PgEndpoint, bounded_session, classify, query_bounded
 
 APPLICATION_NAME = "quorum-dr-sync-check"
 # The pre-read before each attempt (_settle): its own name, and it never waits long for a lock.
@@ -239,24 +239,31 @@ def flush_wal(site: SyncSite, timeout: float, *, poll_interval: float = POLL_INT
     at once and the flush position polled until it is there, within `timeout`."""
     deadline = time.monotonic() + timeout
     try:
-        query_bounded(site.endpoint, FLUSH_SQL, timeout)
-        (end,) = query_bounded(site.endpoint, FLUSH_END_SQL, max(0.001, deadline - time.monotonic())) or (
-            None,
-        )
-        if end is None:
-            return  # a standby
-        parse_lsn(end)  # the server's own text: checked before it goes into the query
-        while True:
-            (flushed,) = query_bounded(
-                site.endpoint, FLUSHED_SQL.format(end), max(0.001, deadline - time.monotonic())
-            ) or (False,)
-            if flushed:
-                return
-            if time.monotonic() + poll_interval > deadline:
-                raise DeadlineExceeded(f"waiting for the WAL writer to flush up to {end}")
-            time.sleep(poll_interval)
+        # one connection (autocommit: each statement its own transaction) for all of it
+        with bounded_session(site.endpoint, timeout) as run:
+            run(FLUSH_SQL)
+            (end,) = run(FLUSH_END_SQL) or (None,)
+            if end is None:
+                return  # a standby
+            parse_lsn(end)  # the server's own text: checked before it goes into the query
+            while True:
+                (flushed,) = run(FLUSHED_SQL.format(end)) or (False,)
+                if flushed:
+                    return
+                if time.monotonic() + poll_interval > deadline:
+                    raise DeadlineExceeded(f"waiting for the WAL writer to flush up to {end}")
+                time.sleep(poll_interval)
     except (DeadlineExceeded, psycopg2.Error) as exc:
         raise _failure(site, exc, "flushing the WAL written so far") from None
+
+
+def settle_position(site: SyncSite, settings: SyncCheck, timeout: float | None = None) -> str:
+    """Read the site's tables once (`_settle`), flush its WAL (`flush_wal`) and return its position:
+    one a standby can replay exactly, and the one a digest taken next finds when nothing wrote."""
+    timeout = settings.timeout_seconds if timeout is None else timeout
+    _settle(site, settings, timeout)
+    flush_wal(site, timeout)
+    return read_position(site, timeout)[1]
 
 
 def read_position(site: SyncSite, timeout: float) -> tuple[Literal["primary", "standby"], str]:
@@ -322,10 +329,12 @@ class _Bounded:
         remaining_ms = int((self.deadline - time.monotonic()) * 1000)
         if remaining_ms <= 0:
             raise DeadlineExceeded("querying")
-        self.cur.execute(
-            "SELECT pg_catalog.set_config('statement_timeout', %s, true)", (f"{remaining_ms}ms",)
+        # the timeout and the statement in one round trip (the cursor holds the last one's rows):
+        # a digest is dozens of statements, and on a busy host each round trip is what costs
+        limit = sql.SQL("SELECT pg_catalog.set_config('statement_timeout', {}, true); ").format(
+            sql.Literal(f"{remaining_ms}ms")
         )
-        self.cur.execute(query, args)
+        self.cur.execute(limit + (sql.SQL(query) if isinstance(query, str) else query), args)
         return self.cur
 
 
@@ -529,9 +538,7 @@ def run_sync_check(
         # Before each final position: the active site's reads of rows committed since the last read
         # write hint-bit WAL (wal_log_hints, checksums); done here, the digest's reads write none, and
         # the flush ends that WAL on a record boundary the target can replay up to.
-        _settle(active, settings, timeout)
-        flush_wal(active, timeout)
-        _, final = read_position(active, timeout)
+        final = settle_position(active, settings, timeout)
         wait_replayed(target, final, timeout)
         with ThreadPoolExecutor(max_workers=2, thread_name_prefix="sync-digest") as pool:
             on_active = pool.submit(digest_side, active, settings, clock=clock)

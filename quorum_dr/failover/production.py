@@ -295,7 +295,7 @@ class SyncCheckPort(SyncDigester):
             raise ValueError(f"{service.name} has no database configured: there is nothing to compare")
         self.database, self.secrets = service.database, secrets
 
-    def digest(self, site: str) -> Any:
+    def _side(self, site: str) -> tuple[Any, Any, Any]:
         adapter = _module(SYNC_ADAPTER_MODULE, "SyncDigester")
         # `database.sync_check` (which tables, the size limit, the bound) comes with the sync check
         settings: Any = getattr(self.database, "sync_check", None)
@@ -304,8 +304,17 @@ class SyncCheckPort(SyncDigester):
                 "no adapter is wired for the SyncDigester port: the config has no database.sync_check"
             )
         side, _ = adapter.sync_sites(self.database, self.secrets, site)  # (that site, the other one)
-        # a primary's WAL flushed first: its position is one the other side can replay exactly
-        return adapter.digest_side(side, settings, flush_first=True)
+        return adapter, side, settings
+
+    def settle(self, site: str) -> str:
+        adapter, side, settings = self._side(site)
+        return str(adapter.settle_position(side, settings))
+
+    def digest(self, site: str, *, settled: bool = False) -> Any:
+        adapter, side, settings = self._side(site)
+        # unless settled just now: a primary's WAL flushed first, so that its position is one the
+        # other side can replay exactly
+        return adapter.digest_side(side, settings, flush_first=not settled)
 
     def judge(self, active: Mapping[str, Any], target: Mapping[str, Any], final_position: str) -> Any:
         domain = _module(SYNC_DOMAIN_MODULE, "SyncDigester")

@@ -33,6 +33,8 @@ from __future__ import annotations
 import re
 import select
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -172,8 +174,13 @@ def _wait(conn: Any, deadline: float, during: str) -> None:
             raise psycopg2.OperationalError(f"unexpected poll state {state}")
 
 
-def query_bounded(endpoint: PgEndpoint, query: str, timeout: float) -> tuple[Any, ...] | None:
-    """Connect and run one statement within `timeout` seconds; return its first row.
+@contextmanager
+def bounded_session(
+    endpoint: PgEndpoint, timeout: float
+) -> Iterator[Callable[[str], tuple[Any, ...] | None]]:
+    """One connection (autocommit) for several statements, all within `timeout` seconds from now:
+    yields `run(query)`, which returns the statement's first row. A caller with several statements
+    to run pays for one connection, not one each.
 
     Raises DeadlineExceeded, or psycopg2 errors as PostgreSQL / libpq reported them.
     """
@@ -182,11 +189,24 @@ def query_bounded(endpoint: PgEndpoint, query: str, timeout: float) -> tuple[Any
     try:
         _wait(conn, deadline, "connecting")
         cur = conn.cursor()
-        cur.execute(query)
-        _wait(conn, deadline, "querying")
-        return cur.fetchone()
+
+        def run(query: str) -> tuple[Any, ...] | None:
+            cur.execute(query)
+            _wait(conn, deadline, "querying")
+            return cur.fetchone()
+
+        yield run
     finally:
         conn.close()
+
+
+def query_bounded(endpoint: PgEndpoint, query: str, timeout: float) -> tuple[Any, ...] | None:
+    """Connect and run one statement within `timeout` seconds; return its first row.
+
+    Raises DeadlineExceeded, or psycopg2 errors as PostgreSQL / libpq reported them.
+    """
+    with bounded_session(endpoint, timeout) as run:
+        return run(query)
 
 
 def _float(value: Any) -> float | None:

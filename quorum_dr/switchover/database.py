@@ -12,6 +12,7 @@ holds a `reason` sentence and appends it to the incident's timeline.
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from quorum_dr.agent.contract import Operation, OperationAnswer, SiteStatus, Upstream
@@ -248,31 +249,37 @@ def _wait_for(
 
 
 def _compare_once(ports: Ports, switchover: Switchover, sync: SyncDigester) -> dict[str, Any]:
-    """One comparison: the active site's digest, the wait for the target to replay its position,
-    the target's digest, the verdict (the evidence the incident keeps)."""
+    """One comparison: the active site's position settled (its WAL flushed to a record boundary),
+    then its digest and, at the same time, the wait for the target to replay that position and the
+    target's digest; the verdict (the evidence the incident keeps). Writes are frozen, so the two
+    digests find the same position unless something wrote: the judge says so, and the comparison
+    is made again. At the same time, not one after the other: writes are frozen until the switch,
+    and each digest is dozens of round trips to a database."""
     source, target = switchover.source, switchover.target
-    active = as_dict(sync.digest(source))
-    position = str(active.get("position") or "")
+    position = sync.settle(source)
     if not position:
-        raise SwitchoverStepFailed(f"{source}'s digest has no WAL position: {active}")
-    replayed, _, waited = _wait_for(
-        ports,
-        switchover,
-        lambda status: check_replayed(status, position=position, site=target, active_site=source),
-        f"{source}'s frozen position {position}",
-    )
+        raise SwitchoverStepFailed(f"{source}'s database gave no WAL position to compare at")
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sync-digest") as pool:
+        on_active = pool.submit(sync.digest, source, settled=True)
+        replayed, _, waited = _wait_for(
+            ports,
+            switchover,
+            lambda status: check_replayed(status, position=position, site=target, active_site=source),
+            f"{source}'s frozen position {position}",
+        )
+        target_digest = as_dict(sync.digest(target)) if replayed.proceed else None
+        active = as_dict(on_active.result())
     evidence: dict[str, Any] = {"final_position": position, "waited_seconds": round(waited, 3)}
-    if not replayed.proceed:
+    if target_digest is None:
         evidence["verdict"] = {
             "in_sync": False,
             "code": "not_replayed",
             "reason": f"not in sync: {replayed.reason}",
         }
         return evidence
-    target_digest = as_dict(sync.digest(target))
     evidence.update(
         verdict=as_dict(sync.judge(active, target_digest, position)),
-        active_position=position,
+        active_position=active.get("position"),
         target_position=target_digest.get("position"),
     )
     return evidence
@@ -300,7 +307,10 @@ def sync_check(ports: Ports, switchover: Switchover) -> dict[str, Any]:
     while True:
         attempt += 1
         evidence = _compare_once(ports, switchover, sync)
-        moved = "target_position" in evidence and evidence["target_position"] != evidence["final_position"]
+        moved = "target_position" in evidence and (
+            evidence["target_position"] != evidence["final_position"]
+            or evidence["active_position"] != evidence["final_position"]
+        )
         if not moved or attempt >= SYNC_ATTEMPTS:
             break
     verdict = evidence["verdict"]

@@ -11,6 +11,7 @@ import json
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ from quorum_dr.adapters.postgres_sync import (
     SyncSite,
     digest_side,
     run_sync_check,
+    settle_position,
     wait_replayed,
 )
 from quorum_dr.adapters.tables import create_table
@@ -33,7 +35,7 @@ from quorum_dr.cli import main as drctl
 from quorum_dr.cli.exit_codes import EXIT_OK, EXIT_REFUSED
 from quorum_dr.config import SyncCheck
 from quorum_dr.domain.results import parse_lsn
-from quorum_dr.domain.sync_check import SyncEvidence, TimelineSwitch
+from quorum_dr.domain.sync_check import SyncEvidence, TimelineSwitch, judge_sync
 from quorum_dr.probes.postgres import PgEndpoint
 from quorum_dr_local.standins.postgres import PgCluster, PgPair, free_port, make_standby
 
@@ -132,6 +134,32 @@ def test_a_standby_that_replayed_the_final_position_is_in_sync_with_the_hash_it_
     assert evidence.active.table("sync_in_sync.orders") == orders
     log = evidence.active.table("sync_in_sync.event_log")
     assert log is not None and log.ordered_by == "row text (no primary key)" and log.rows == 20
+
+
+def test_a_settled_position_is_the_one_both_digests_find_when_taken_at_the_same_time(
+    pg_pair_factory: Callable[..., PgPair],
+) -> None:
+    """What the switchover does with writes frozen: settle the primary (its reads' hint-bit WAL
+    written and flushed first), then digest it and the standby side by side. Fresh rows have no
+    hint bits yet, and after a checkpoint their pages are clean: with wal_log_hints, the first read
+    of each writes a full-page image, which the settle writes (and flushes) before the digests."""
+    pair = pg_pair_factory()
+    shop(pair.primary, "sync_settled")
+    pair.primary.sql("CHECKPOINT")
+    settings = SyncCheck(schema="sync_settled")
+    active, target = sites(pair)
+
+    position = settle_position(active, settings)
+
+    assert wait_replayed(target, position, 30).reached
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        on_active = pool.submit(digest_side, active, settings)
+        on_target = pool.submit(digest_side, target, settings)
+        primary, standby = on_active.result(), on_target.result()
+    assert primary.position == primary.position_after == position, "the primary's digest wrote no WAL"
+    assert standby.position == position
+    verdict = judge_sync(primary, standby, final_position=position)
+    assert verdict.in_sync, verdict.reason
 
 
 def test_a_row_the_standby_has_not_replayed_is_named_and_the_check_passes_once_it_has(
