@@ -6,9 +6,13 @@ handlers, probe regions as network namespaces when root) and asserts on the repo
 on what it left behind (nothing).
 
 Correctness is judged exactly (target, one promotion, one edge write, nothing lost where nothing
-may be lost). Timed expectations are judged at TIME_SLACK times the scenario's target: CI runs on
-shared, loaded machines, and a slow machine must not fail a correct failover. `drctl drill` and
-its report keep the real target; the real numbers belong in the report and in bench/.
+may be lost). Timed expectations are judged at TIME_SLACK times the scenario's target, and never
+below TIME_FLOOR_SECONDS: CI runs on shared, loaded machines, and a slow machine must not fail a
+correct failover. The floor is for the short targets: a planned switchover's write outage (5 s) is
+eight steps of the state machine, each a handler run in the drill's one Python process, and a
+loaded 2-core machine stretches that fixed cost, not a share of the target (13 s and more were
+seen on CI for a switchover that lost nothing). `drctl drill` and its report keep the real target;
+the real numbers belong in the report and in bench/.
 """
 
 from __future__ import annotations
@@ -27,24 +31,30 @@ from quorum_dr_local.standins import netns
 pytestmark = pytest.mark.timeout(300)
 
 TIME_SLACK = 3.0
+TIME_FLOOR_SECONDS = 30.0
 TIMED_EXPECTATIONS = ("rto_seconds_max", "detection_seconds_max", "switchover_write_outage_seconds_max")
 
 
 def with_time_slack(scenario: Scenario) -> Scenario:
-    """The scenario with its timed expectations loosened by TIME_SLACK, every other one as it is."""
+    """The scenario with its timed expectations loosened (`loose_bound`), every other one as it is."""
     expectations = scenario.expectations
     loosened = {
-        name: getattr(expectations, name) * TIME_SLACK
+        name: loose_bound(getattr(expectations, name))
         for name in TIMED_EXPECTATIONS
         if getattr(expectations, name) is not None
     }
     return scenario.model_copy(update={"expectations": expectations.model_copy(update=loosened)})
 
 
+def loose_bound(target: float) -> float:
+    """What a test allows for a timed target: TIME_SLACK times it, at least TIME_FLOOR_SECONDS."""
+    return max(TIME_SLACK * target, TIME_FLOOR_SECONDS)
+
+
 def rto_bound(name: str) -> float:
     target = load_scenario(name).expectations.rto_seconds_max
     assert target is not None, f"{name} states no RTO target"
-    return TIME_SLACK * target
+    return loose_bound(target)
 
 
 def run_scenario(name: str, tmp_path: Path) -> tuple[int, dict[str, Any]]:
@@ -63,6 +73,10 @@ def test_only_the_timed_expectations_get_the_slack() -> None:
     loose = with_time_slack(real)
     assert real.expectations.rto_seconds_max == 10, "drctl drill judges the scenario's own target"
     assert loose.expectations.rto_seconds_max == 30
+    failback = load_scenario("failback").expectations
+    assert failback.switchover_write_outage_seconds_max == 5
+    assert with_time_slack(load_scenario("failback")).expectations.switchover_write_outage_seconds_max == 30
+    assert loose_bound(20) == 60, "the floor only lifts short targets"
     assert loose.expectations.checked() == real.expectations.checked()
     untimed = real.expectations.checked() - set(TIMED_EXPECTATIONS)
     assert {n: getattr(loose.expectations, n) for n in untimed} == {
