@@ -435,14 +435,13 @@ class SyncDigester(ABC):
     def settle(self, site: str) -> str:
         """Make the site's current position one that another side can replay exactly (a primary:
         the WAL its reads write, then flushed to a record boundary) and return it: the position the
-        other side must reach before its digest. Done before `digest(site, settled=True)`, so the
-        two sides can be digested at the same time."""
+        other side must reach before its digest. Done before `digest(site)`, which settles
+        nothing, so the two sides can be digested at the same time."""
 
     @abstractmethod
-    def digest(self, site: str, *, settled: bool = False) -> Any:
+    def digest(self, site: str) -> Any:
         """One site's digest at its current position: WAL position, timeline, and per table the row
-        count and an ordered hash (a pydantic model or a mapping). `settled`: `settle(site)` was
-        just called, so the digest does not settle again."""
+        count and an ordered hash (a pydantic model or a mapping)."""
 
     @abstractmethod
     def judge(self, active: Mapping[str, Any], target: Mapping[str, Any], final_position: str) -> Any:

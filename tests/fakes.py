@@ -632,7 +632,7 @@ class FakeSync(SyncDigester):
         status = self.databases.sites[site].status()
         return str(status.current_lsn or status.replay_lsn)
 
-    def digest(self, site: str, *, settled: bool = False) -> dict[str, Any]:
+    def digest(self, site: str) -> dict[str, Any]:
         if self.before_digest is not None:
             self.before_digest(site)
         self.digests.append(site)

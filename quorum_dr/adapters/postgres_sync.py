@@ -367,17 +367,12 @@ def digest_side(
     *,
     timeout: float | None = None,
     clock: Callable[[], float] = time.time,
-    flush_first: bool = False,
 ) -> SideDigest:
-    """The site's database at one snapshot: position, timeline, history and table digests.
-    `flush_first`: flush a primary's WAL first (`flush_wal`), so that its position is one a
-    standby can replay exactly (the digest of the side another one must then catch up with)."""
+    """The site's database at one snapshot: position, timeline, history and table digests. The
+    side another one must catch up with is settled first (`settle_position`)."""
     timeout = settings.timeout_seconds if timeout is None else timeout
     started, taken_at = time.monotonic(), clock()
     deadline = started + timeout
-    if flush_first:
-        _settle(site, settings, timeout)
-        flush_wal(site, timeout)
     doing = "connecting"
     try:
         with _snapshot(site, timeout) as conn, conn.cursor() as raw:

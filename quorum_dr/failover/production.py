@@ -310,11 +310,9 @@ class SyncCheckPort(SyncDigester):
         adapter, side, settings = self._side(site)
         return str(adapter.settle_position(side, settings))
 
-    def digest(self, site: str, *, settled: bool = False) -> Any:
+    def digest(self, site: str) -> Any:
         adapter, side, settings = self._side(site)
-        # unless settled just now: a primary's WAL flushed first, so that its position is one the
-        # other side can replay exactly
-        return adapter.digest_side(side, settings, flush_first=not settled)
+        return adapter.digest_side(side, settings)
 
     def judge(self, active: Mapping[str, Any], target: Mapping[str, Any], final_position: str) -> Any:
         domain = _module(SYNC_DOMAIN_MODULE, "SyncDigester")

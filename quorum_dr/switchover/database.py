@@ -260,7 +260,7 @@ def _compare_once(ports: Ports, switchover: Switchover, sync: SyncDigester) -> d
     if not position:
         raise SwitchoverStepFailed(f"{source}'s database gave no WAL position to compare at")
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sync-digest") as pool:
-        on_active = pool.submit(sync.digest, source, settled=True)
+        on_active = pool.submit(sync.digest, source)
         replayed, _, waited = _wait_for(
             ports,
             switchover,

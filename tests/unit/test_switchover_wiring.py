@@ -142,8 +142,12 @@ def test_the_sync_check_digests_a_site_over_its_endpoint_and_judges_with_the_fin
         calls.append(("sync_sites", active))
         return f"{active}-site", "other-site"
 
-    def digest_side(site: str, settings: Any, *, flush_first: bool = False) -> dict[str, Any]:
-        calls.append(("digest_side", site, settings, flush_first))
+    def settle_position(site: str, settings: Any) -> str:
+        calls.append(("settle_position", site, settings))
+        return "0/5000000"
+
+    def digest_side(site: str, settings: Any) -> dict[str, Any]:
+        calls.append(("digest_side", site, settings))
         return {"site": site}
 
     class SideDigest(dict):
@@ -158,16 +162,20 @@ def test_the_sync_check_digests_a_site_over_its_endpoint_and_judges_with_the_fin
         return {"in_sync": True, "reason": "in sync"}
 
     adapter.sync_sites, adapter.digest_side = sync_sites, digest_side  # type: ignore[attr-defined]
+    adapter.settle_position = settle_position  # type: ignore[attr-defined]
     domain.SideDigest, domain.judge_sync = SideDigest, judge_sync  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, SYNC_ADAPTER_MODULE, adapter)
     monkeypatch.setitem(sys.modules, SYNC_DOMAIN_MODULE, domain)
     port = SyncCheckPort(switchover_config().service("booking"), KEYS)
     port.database = types.SimpleNamespace(sync_check="the settings")  # type: ignore[assignment]
+    assert port.settle("main") == "0/5000000"
     assert port.digest("dr") == {"site": "dr-site"}
     assert port.judge({"site": "main"}, {"site": "dr"}, "0/5000000") == {"in_sync": True, "reason": "in sync"}
     assert calls == [
+        ("sync_sites", "main"),
+        ("settle_position", "main-site", "the settings"),
         ("sync_sites", "dr"),
-        ("digest_side", "dr-site", "the settings", True),
+        ("digest_side", "dr-site", "the settings"),
         ("judge_sync", "SideDigest", "SideDigest", "0/5000000", True),
     ]
 
