@@ -24,7 +24,7 @@ from quorum_dr.adapters.secrets import StaticSecrets
 from quorum_dr.cli import main as drctl
 from quorum_dr.config import HttpCheck, TcpCheck, WatchdogConfig, parse_config
 from quorum_dr.domain.results import CONTROL_SITE, FailureClass, Vote
-from quorum_dr.probes.http import HttpClients, check_http
+from quorum_dr.probes.http import CHECKS_PER_CLIENT, HttpClients, check_http
 from quorum_dr.probes.outcome import CheckOutcome
 from quorum_dr.probes.round import run_round
 from quorum_dr.probes.tcp import check_tcp
@@ -310,6 +310,47 @@ def test_host_header_over_plain_http_selects_the_virtual_host(http_server: _Serv
     url = f"http://127.0.0.1:{http_server.port}/vhost"
     assert http(url, host_header="app.test", expect_headers={"X-Site": "main"}).vote is Vote.UP
     assert http(url, expect_headers={"X-Site": "main"}).failure_class is FailureClass.HEADER_MISMATCH
+
+
+def test_many_checks_are_spread_over_clients_and_each_keeps_its_own_tls_setting(
+    http_server: _Server, https_server: _Server, tls_files: dict[str, Path]
+) -> None:
+    # More checks than one client is handed, interleaving two TLS settings: every check is judged
+    # on its own (the vhost ones need their CA bundle and SNI), and no client is handed more than
+    # its share, so httpcore's pool never holds more requests than that.
+    plain = HttpCheck(name="plain", url=f"http://127.0.0.1:{http_server.port}/health")
+    vhost = HttpCheck(
+        name="vhost",
+        url=f"https://127.0.0.1:{https_server.port}/vhost",
+        host_header="app.test",
+        ca_bundle=str(tls_files["ca"]),
+        expect_headers={"X-Site": "main"},
+    )
+    checks = [plain if i % 3 else vhost for i in range(3 * CHECKS_PER_CLIENT + 1)]
+
+    async def round_of_checks() -> tuple[list[CheckOutcome], dict[str, list[int]]]:
+        async with HttpClients() as clients:
+            handed: dict[int, int] = {}
+            kinds: dict[int, set[str]] = {}
+            for check in checks:
+                client = clients.client_for(check)
+                handed[id(client)] = handed.get(id(client), 0) + 1
+                kinds.setdefault(id(client), set()).add(check.name)
+            assert all(len(names) == 1 for names in kinds.values()), "a client mixed TLS settings"
+            outcomes = await asyncio.gather(*(check_http(c, timeout=5, clients=clients) for c in checks))
+            per_kind = {
+                name: sorted(n for key, n in handed.items() if kinds[key] == {name})
+                for name in ("plain", "vhost")
+            }
+            return list(outcomes), per_kind
+
+    outcomes, per_kind = asyncio.run(round_of_checks())
+    assert [o.vote for o in outcomes] == [Vote.UP] * len(checks), {o.detail for o in outcomes}
+    plain_count, vhost_count = sum(c is plain for c in checks), sum(c is vhost for c in checks)
+    for name, count in (("plain", plain_count), ("vhost", vhost_count)):
+        assert max(per_kind[name]) <= CHECKS_PER_CLIENT
+        assert sum(per_kind[name]) == count
+        assert len(per_kind[name]) == -(-count // CHECKS_PER_CLIENT), per_kind
 
 
 # ---------------------------------------------------------------------------------------------
