@@ -552,3 +552,120 @@ def test_the_launch_template_name_is_the_one_the_cdk_app_creates() -> None:
         update={"cold_site": service.cold_site.model_copy(update={"launch_template_name": "x"})}
     )
     assert launch_template_name(named) == cdk_name(named) == "x"
+
+
+# ---------------------------------------------------------------------------------------------
+# drctl list: the same facts as one table per service
+# ---------------------------------------------------------------------------------------------
+
+
+def app_round(world: World, votes: dict[str, dict[str, Vote]]) -> None:
+    """One round of each region given, with a voting HTTP check per site and the control check."""
+    stamp = f"{time.time():.6f}"
+    items = []
+    for region, sites in votes.items():
+        common = {
+            "service": "booking",
+            "region": region,
+            "round_id": f"{region}-app-{stamp}",
+            "latency_ms": 3.0,
+        }
+        items.append(
+            ProbeResult(
+                **common,
+                site=CONTROL_SITE,
+                check="control-aws",
+                check_type="tcp",
+                vote=Vote.UP,
+                probe_time=time.time(),
+            )
+        )
+        items += [
+            ProbeResult(
+                **common, site=site, check="health", check_type="http", vote=vote, probe_time=time.time()
+            )
+            for site, vote in sites.items()
+        ]
+    world.results.put_results(items)
+
+
+def listing(world: World, capsys: pytest.CaptureFixture[str], *more: str) -> tuple[int, list[str], str]:
+    code = drctl(["list", *world.args(*more)[3:]])  # readiness's args without "readiness --service booking"
+    out, err = capsys.readouterr()
+    return code, out.splitlines(), err
+
+
+def row(lines: list[str], site: str) -> list[str]:
+    """The cells of a site's row (the cells are separated by two spaces or more)."""
+    found = [line for line in lines if line.split(" ", 1)[0].rstrip("*@") == site]
+    assert len(found) == 1, lines
+    return [cell.strip() for cell in found[0].split("  ") if cell.strip()]
+
+
+def test_list_shows_each_site_its_database_the_votes_and_readiness_and_changes_nothing(
+    world: World, capsys: pytest.CaptureFixture[str]
+) -> None:
+    world.probe_round(main=MAIN_DB, dr=DR_DB)
+    app_round(world, {region: {"main": Vote.UP, "dr": Vote.UP, "cold": Vote.DOWN} for region in REGIONS})
+
+    code, lines, err = listing(world, capsys)
+
+    assert (code, err) == (0, "")
+    assert lines[0].startswith("booking at ")
+    assert lines[0].endswith("active site main, edge serves main, state HEALTHY, automation on")
+    header = ["site", "role", "WAL", "(current", "/", "receive", "/", "replay)", "lag", "streaming"]
+    assert lines[1].split() == [*header, *REGIONS, "quorum"]
+    assert row(lines, "main") == [
+        "main*@", "primary", "0/3000148 / - / -", "-", "-", "UP", "UP", "UP", "UP"
+    ]  # fmt: skip
+    assert row(lines, "dr") == [
+        "dr", "standby", "- / 0/3000148 / 0/3000148", "0 B, 40.0 s", "yes", "UP", "UP", "UP", "UP"
+    ]  # fmt: skip
+    # cold: no database seen; its application down everywhere (the test config's down_after_rounds is 1)
+    assert row(lines, "cold") == ["cold", "-", "-", "-", "-", *["DOWN"] * 3, "DOWN"]
+    assert "lock: free; cooldown: none" in lines
+    assert lines[-1] == "readiness: OK"
+    assert world.emulator.total_writes() == 0
+    assert world.state.get_state("booking")["version"] == 1
+
+
+def test_list_says_what_is_wrong_and_exits_as_readiness_does(
+    world: World, capsys: pytest.CaptureFixture[str]
+) -> None:
+    world.probe_round(main=MAIN_DB, dr=DR_DB, regions=REGIONS[:2])
+    app_round(world, {region: {"main": Vote.UP, "dr": Vote.UP} for region in REGIONS[:2]})
+    pause = ["pause", "--service", "booking", "--config", str(world.config_path), "--table", STATE_TABLE]
+    assert drctl([*pause, "--reason", "database upgrade tonight"]) == 0
+    capsys.readouterr()
+
+    code, lines, _ = listing(world, capsys)
+
+    assert code == 1
+    assert lines[0].endswith("automation PAUSED (database upgrade tonight)")
+    assert row(lines, "main")[-2:] == ["MISSING", "UP"]  # us-west-2 silent; 2 of 3 regions still a quorum
+    not_ok = lines[lines.index("readiness: FAIL") + 1 :]
+    assert len(not_ok) == 2, not_ok
+    assert not_ok[0].startswith("  FAIL probe_regions: 1 of 3 probe regions did not report")
+    assert not_ok[1].startswith("  WARN service_state: automation is paused by ")
+
+    code, out, _ = listing(world, capsys, "--json")
+    (view,) = json.loads("\n".join(out))
+    assert code == 1
+    assert view["readiness"] == "FAIL" and view["automation"].startswith("PAUSED")
+    assert {s["site"]: s["votes"] for s in view["sites"]}["dr"] == dict(
+        zip(REGIONS, ["UP", "UP", "MISSING"], strict=True)
+    )
+
+
+def test_list_of_an_unknown_service_is_exit_2_before_any_aws_call(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def no_aws(*_: Any, **__: Any) -> Any:
+        raise AssertionError("AWS was asked")
+
+    monkeypatch.setattr(boto3.session.Session, "client", no_aws)
+    monkeypatch.setattr(boto3.session.Session, "resource", no_aws)
+    args = ["list", "--service", "nosuch", "--config", str(EXAMPLE), "--table", STATE_TABLE]
+
+    assert drctl([*args, "--results-table", RESULTS_TABLE]) == 2
+    assert "nosuch" in capsys.readouterr().err
