@@ -440,6 +440,20 @@ class ColdSite(Strict):
         return self
 
 
+class FileSync(Strict):
+    """The replicated file tree's lag, read from a marker: main writes its time into the tree every
+    minute (`deploy/systemd/quorum-dr-file-sync-marker.timer`), the DR site serves the replicated copy."""
+
+    url: HttpUrl = Field(
+        description="where the DR site serves the marker, e.g. https://dr.example.com/.sync-marker"
+    )
+    max_lag_seconds: Seconds = Field(
+        default=300, description="readiness FAILs when the marker DR serves is older than this"
+    )
+    timeout_seconds: TaskSeconds = 5
+    verify_tls: bool = True
+
+
 class Service(Strict):
     name: Name
     public_hostname: str = Field(min_length=1, description="what clients use; verified after a switch")
@@ -455,6 +469,9 @@ class Service(Strict):
     failover: FailoverPolicy = Field(default_factory=FailoverPolicy)
     hooks: Hooks = Field(default_factory=Hooks)
     cold_site: ColdSite | None = None
+    file_sync: FileSync | None = Field(
+        default=None, description="the file-replication marker readiness reads (none: not checked)"
+    )
 
     @model_validator(mode="after")
     def _cold_consistent(self) -> Service:

@@ -30,6 +30,7 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 import boto3
+import requests
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
@@ -49,13 +50,14 @@ from quorum_dr.adapters.cold_site import Ec2ColdSiteLauncher
 from quorum_dr.adapters.dynamodb_results import DynamoDbResultStore
 from quorum_dr.adapters.dynamodb_state import DynamoStateStore
 from quorum_dr.config import CloudflareEdge as EdgeConfig
-from quorum_dr.config import ColdSite, Service, WatchdogConfig
+from quorum_dr.config import ColdSite, FileSync, Service, WatchdogConfig
 from quorum_dr.config_types import clean_text
 from quorum_dr.domain.cost import secret_copies
 from quorum_dr.domain.edge import EdgeSwitchError
 from quorum_dr.domain.readiness import (
     ColdSiteFacts,
     EdgeFacts,
+    FileSyncFacts,
     LockItem,
     Readiness,
     ReadinessFacts,
@@ -64,7 +66,9 @@ from quorum_dr.domain.readiness import (
     StateFacts,
     TokenFacts,
     assess,
+    parse_marker,
 )
+from quorum_dr.domain.redact import redact_text, redact_url
 from quorum_dr.domain.state import ServiceState
 from quorum_dr.failover.operator import OperatorError, execution_arn
 from quorum_dr.functions import PREFIX
@@ -226,7 +230,27 @@ class ReadinessGatherer:
             token=token,
             cold=self._cold_site(service, service.cold_site) if service.cold_site else None,
             secrets=self._secrets(service),
+            file_sync=self._file_sync(service.file_sync) if service.file_sync else None,
         )
+
+    # -- file sync --------------------------------------------------------------------------------
+
+    def _file_sync(self, sync: FileSync) -> FileSyncFacts:
+        """GET the marker DR serves (one try, bounded; the URL is redacted in every sentence)."""
+        url = str(sync.url)
+        shown = redact_url(url)
+        try:
+            answer = requests.get(
+                url, timeout=sync.timeout_seconds, verify=sync.verify_tls, allow_redirects=False
+            )
+            if answer.status_code != 200:
+                return FileSyncFacts(url=shown, error=f"HTTP {answer.status_code}")
+            return FileSyncFacts(url=shown, written_at=parse_marker(answer.text[:1024]))
+        except requests.RequestException as exc:
+            said = redact_text(f"{type(exc).__name__}: {exc}", [url])
+            return FileSyncFacts(url=shown, error=" ".join(said.split())[:300])
+        except ValueError as exc:
+            return FileSyncFacts(url=shown, error=str(exc))
 
     # -- state and lock ---------------------------------------------------------------------------
 

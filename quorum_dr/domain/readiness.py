@@ -633,6 +633,80 @@ def edge_check(facts: EdgeFacts, *, state: StateFacts) -> Check:
 
 
 # ---------------------------------------------------------------------------------------------
+# file sync
+# ---------------------------------------------------------------------------------------------
+
+FILE_SYNC = "file_sync"
+# How far in the future (this clock against main's) a marker may be before the clocks are suspect.
+MARKER_FUTURE_SLACK_SECONDS = 60.0
+
+
+def parse_marker(text: str) -> float:
+    """The epoch seconds a file-sync marker was written at: its first word
+    (`deploy/systemd/quorum-dr-file-sync-marker.sh` writes `<epoch seconds> <UTC time> <host>`)."""
+    words = text.split()
+    if not words:
+        raise ValueError("the marker is empty")
+    try:
+        written_at = float(words[0])
+    except ValueError:
+        raise ValueError(f"the marker does not start with epoch seconds: {words[0][:40]!r}") from None
+    if not 946684800 <= written_at <= 32503680000:  # 2000 .. 3000
+        raise ValueError(f"the marker's time {words[0][:40]} is not a plausible epoch time")
+    return written_at
+
+
+class FileSyncFacts(_Facts):
+    url: str = Field(description="the marker's URL, redacted")
+    written_at: float | None = Field(default=None, description="when main wrote the marker DR serves")
+    error: str | None = Field(default=None, description="why the marker could not be read or understood")
+
+
+def file_sync_check(facts: FileSyncFacts, *, max_lag_seconds: float, state: StateFacts, now: float) -> Check:
+    """The marker main writes into the replicated tree, as DR serves it, is at most
+    `max_lag_seconds` old. Main's clock writes it and the home region's reads it: a marker from
+    the future is a clock problem, said as such."""
+    active = state.state.active_site if state.state is not None else None
+    if active is not None and active != "main":
+        return Check(
+            name=FILE_SYNC,
+            status=Status.WARN,
+            reason=f"not checked while {active} is active: the marker is written on main and read from DR "
+            f"({facts.url}); check that files now replicate from {active}",
+            figures={"active_site": active},
+        )
+    if facts.error or facts.written_at is None:
+        return _fail(
+            FILE_SYNC, f"cannot read the file-sync marker at {facts.url}: {facts.error or 'no time'}"
+        )
+    lag = now - facts.written_at
+    figures: dict[str, Figure] = {"lag_seconds": round(lag, 1), "max_lag_seconds": max_lag_seconds}
+    written = f"written by main at {utc_text(facts.written_at)}"
+    if lag < -MARKER_FUTURE_SLACK_SECONDS:
+        return Check(
+            name=FILE_SYNC,
+            status=Status.WARN,
+            reason=f"the file-sync marker DR serves ({facts.url}) was {written}, {-lag:.0f} s in this "
+            "clock's future: main's clock and the home region's disagree, so the lag cannot be told",
+            figures=figures,
+        )
+    if lag > max_lag_seconds:
+        return _fail(
+            FILE_SYNC,
+            f"file replication lags {_seconds(lag)}, over the limit {_seconds(max_lag_seconds)}: the marker "
+            f"DR serves ({facts.url}) was {written}",
+            **figures,
+        )
+    return Check(
+        name=FILE_SYNC,
+        status=Status.OK,
+        reason=f"file replication lags {_seconds(max(lag, 0.0))}, within the limit "
+        f"{_seconds(max_lag_seconds)} (the marker DR serves was {written})",
+        figures=figures,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
 # cold site
 # ---------------------------------------------------------------------------------------------
 
@@ -777,6 +851,7 @@ class ReadinessFacts(_Facts):
     token: TokenFacts
     cold: ColdSiteFacts | None = Field(default=None, description="None when the service has no cold site")
     secrets: list[SecretFact] = Field(default_factory=list)
+    file_sync: FileSyncFacts | None = Field(default=None, description="None when no file_sync is configured")
 
 
 def postgres_check_names(service: Service) -> dict[str, list[str]]:
@@ -823,4 +898,10 @@ def assess(facts: ReadinessFacts, config: WatchdogConfig) -> Readiness:
     if facts.cold is not None:
         checks.append(cold_site_check(facts.cold))
     checks.append(secrets_check(facts.secrets))
+    if facts.file_sync is not None and service.file_sync is not None:
+        checks.append(
+            file_sync_check(
+                facts.file_sync, max_lag_seconds=service.file_sync.max_lag_seconds, state=facts.state, now=now
+            )
+        )
     return Readiness(service=service.name, checked_at=now, checks=checks)

@@ -10,10 +10,15 @@ and reads the line that says so.
 
 from __future__ import annotations
 
+import functools
 import json
+import re
+import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -669,3 +674,66 @@ def test_list_of_an_unknown_service_is_exit_2_before_any_aws_call(
 
     assert drctl([*args, "--results-table", RESULTS_TABLE]) == 2
     assert "nosuch" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------------------------
+# file_sync: the marker main writes, as DR serves it
+# ---------------------------------------------------------------------------------------------
+
+MARKER_SCRIPT = ROOT / "deploy" / "systemd" / "quorum-dr-file-sync-marker.sh"
+
+
+class _QuietFiles(SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:  # the server's access log is not ours
+        pass
+
+
+@pytest.fixture
+def dr_files(tmp_path: Path) -> Iterator[tuple[Path, int]]:
+    """The DR site's replicated tree, served over HTTP on loopback: (its directory, the port)."""
+    tree = tmp_path / "dr-tree"
+    tree.mkdir()
+    handler = functools.partial(_QuietFiles, directory=str(tree))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
+    thread.start()
+    try:
+        yield tree, server.server_address[1]
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_file_sync_reads_the_marker_dr_serves_fresh_stale_or_missing(
+    world: World, dr_files: tuple[Path, int], capsys: pytest.CaptureFixture[str]
+) -> None:
+    tree, port = dr_files
+    data = yaml.safe_load(world.config_path.read_text())
+    # a query value stands in for a secret in the URL: no sentence may show it
+    url = f"http://127.0.0.1:{port}/.sync-marker?token=s3cr3t-marker"
+    data["services"][0]["file_sync"] = {"url": url, "max_lag_seconds": 120, "timeout_seconds": 2}
+    world.config_path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    world.probe_round(main=MAIN_DB, dr=DR_DB)
+    # main's timer writes the marker with the shipped script; replication copies it to DR's tree
+    subprocess.run([str(MARKER_SCRIPT), str(tree / ".sync-marker")], check=True, timeout=30)
+
+    code, lines, _ = readiness(world, capsys)
+
+    assert code == 0, lines
+    assert lines["file_sync"].startswith("OK file replication lags ")
+    assert "within the limit 120 s (the marker DR serves was written by main at " in lines["file_sync"]
+
+    (tree / ".sync-marker").write_text(f"{time.time() - 600:.3f} 2026-01-01T00:00:00Z main\n")
+    code, lines, _ = readiness(world, capsys)
+    assert code == 1
+    # "now" is the results table's Date header, whole seconds: the lag reads 599 to 601 s
+    assert re.match(
+        r"FAIL file replication lags (599|600|601)(\.\d)? s, over the limit 120 s", lines["file_sync"]
+    )
+
+    (tree / ".sync-marker").unlink()
+    code, lines, err = readiness(world, capsys)
+    assert code == 1
+    assert lines["file_sync"].startswith("FAIL cannot read the file-sync marker at http://127.0.0.1:")
+    assert lines["file_sync"].endswith(": HTTP 404")
+    assert "s3cr3t-marker" not in " ".join(lines.values()) + err

@@ -18,6 +18,7 @@ from quorum_dr.domain.readiness import (
     Check,
     ColdSiteFacts,
     EdgeFacts,
+    FileSyncFacts,
     LockItem,
     Readiness,
     ReadinessFacts,
@@ -30,6 +31,8 @@ from quorum_dr.domain.readiness import (
     cloudflare_token_check,
     cold_site_check,
     edge_check,
+    file_sync_check,
+    parse_marker,
     probe_regions_check,
     secrets_check,
     service_state_check,
@@ -577,6 +580,56 @@ def test_edge(edge: EdgeFacts, state: StateFacts, status: Status, fragment: str)
     check = edge_check(edge, state=state)
     assert check.name == "edge"
     assert (check.status, fragment in check.reason) == (status, True), check.reason
+
+
+# ---------------------------------------------------------------------------------------------
+# file sync
+# ---------------------------------------------------------------------------------------------
+
+MARKER_URL = "https://dr.example.com/.sync-marker"
+
+FILE_SYNC_CASES = [
+    ("fresh", FileSyncFacts(url=MARKER_URL, written_at=NOW - 70), state_facts(), Status.OK,
+     "file replication lags 70 s, within the limit 300 s (the marker DR serves was written by main at 2027"),
+    ("stale", FileSyncFacts(url=MARKER_URL, written_at=NOW - 301), state_facts(), Status.FAIL,
+     f"file replication lags 301 s, over the limit 300 s: the marker DR serves ({MARKER_URL}) was written"),
+    ("unreadable", FileSyncFacts(url=MARKER_URL, error="HTTP 404"), state_facts(), Status.FAIL,
+     f"cannot read the file-sync marker at {MARKER_URL}: HTTP 404"),
+    ("from the future", FileSyncFacts(url=MARKER_URL, written_at=NOW + 120), state_facts(), Status.WARN,
+     "120 s in this clock's future: main's clock and the home region's disagree"),
+    ("slightly ahead", FileSyncFacts(url=MARKER_URL, written_at=NOW + 5), state_facts(), Status.OK,
+     "file replication lags 0 s, within the limit 300 s"),
+    ("dr active", FileSyncFacts(url=MARKER_URL, written_at=NOW - 9999), state_facts(active_site="dr"),
+     Status.WARN, "not checked while dr is active: the marker is written on main and read from DR"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("facts", "state", "status", "fragment"),
+    [c[1:] for c in FILE_SYNC_CASES],
+    ids=[c[0] for c in FILE_SYNC_CASES],
+)
+def test_file_sync(facts: FileSyncFacts, state: StateFacts, status: Status, fragment: str) -> None:
+    check = file_sync_check(facts, max_lag_seconds=300, state=state, now=NOW)
+    assert check.name == "file_sync"
+    assert (check.status, fragment in check.reason) == (status, True), check.reason
+
+
+@pytest.mark.parametrize(
+    ("text", "error"),
+    [
+        ("", "the marker is empty"),
+        ("<html>not found</html>", "the marker does not start with epoch seconds: '<html>not"),
+        ("12 2026-12-03T14:35:01Z main-host", "the marker's time 12 is not a plausible epoch time"),
+    ],
+)
+def test_a_marker_that_is_not_one_is_refused_with_why(text: str, error: str) -> None:
+    with pytest.raises(ValueError, match="^" + error.replace("(", r"\(").replace("*", r"\*")):
+        parse_marker(text)
+
+
+def test_a_marker_is_read_by_its_first_word() -> None:
+    assert parse_marker("1796308501.293141143 2026-12-03T14:35:01Z main-host\n") == 1796308501.293141143
 
 
 # ---------------------------------------------------------------------------------------------
