@@ -74,6 +74,7 @@ from quorum_dr.failover.operator import OperatorError, execution_arn
 from quorum_dr.functions import PREFIX
 
 T = TypeVar("T")
+MARKER_MAX_BYTES = 1024
 
 AWS_ERRORS = (BotoCoreError, ClientError)
 # Errors that mean AWS could not be asked at all, as opposed to an answer about one resource.
@@ -234,18 +235,20 @@ class ReadinessGatherer:
         )
 
     # -- file sync --------------------------------------------------------------------------------
+    # (whatever DR serves at the URL, only its first MARKER_MAX_BYTES are read)
 
     def _file_sync(self, sync: FileSync) -> FileSyncFacts:
         """GET the marker DR serves (one try, bounded; the URL is redacted in every sentence)."""
         url = str(sync.url)
         shown = redact_url(url)
         try:
-            answer = requests.get(
-                url, timeout=sync.timeout_seconds, verify=sync.verify_tls, allow_redirects=False
-            )
-            if answer.status_code != 200:
-                return FileSyncFacts(url=shown, error=f"HTTP {answer.status_code}")
-            return FileSyncFacts(url=shown, written_at=parse_marker(answer.text[:1024]))
+            with requests.get(
+                url, timeout=sync.timeout_seconds, verify=sync.verify_tls, allow_redirects=False, stream=True
+            ) as answer:
+                if answer.status_code != 200:
+                    return FileSyncFacts(url=shown, error=f"HTTP {answer.status_code}")
+                head = next(answer.iter_content(MARKER_MAX_BYTES), b"")  # a marker is one short line
+            return FileSyncFacts(url=shown, written_at=parse_marker(head.decode("utf-8", "replace")))
         except requests.RequestException as exc:
             said = redact_text(f"{type(exc).__name__}: {exc}", [url])
             return FileSyncFacts(url=shown, error=" ".join(said.split())[:300])

@@ -731,6 +731,14 @@ def test_file_sync_reads_the_marker_dr_serves_fresh_stale_or_missing(
         r"FAIL file replication lags (599|600|601)(\.\d)? s, over the limit 120 s", lines["file_sync"]
     )
 
+    # a tree that serves something else, large: only its head is read, and it is not a marker
+    (tree / ".sync-marker").write_bytes(b"<html>" + b"x" * (8 * 1024 * 1024))
+    code, lines, _ = readiness(world, capsys)
+    assert code == 1
+    assert lines["file_sync"].endswith(
+        ": the marker does not start with epoch seconds: '<html>xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx'"
+    )
+
     (tree / ".sync-marker").unlink()
     code, lines, err = readiness(world, capsys)
     assert code == 1
