@@ -41,6 +41,13 @@ def _local_config(path: Path) -> Path:
     return path
 
 
+def _sigint_as_a_terminal_sends_it() -> None:
+    """In the child, before exec: SIGINT back to its default. A shell that starts the test run in
+    the background without job control makes it ignored, and Python then never raises
+    KeyboardInterrupt: Ctrl-C could not be tested at all."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_ctrl_c_during_drctl_probe_exits_130_with_the_rounds_done_and_no_traceback(tmp_path: Path) -> None:
     config = _local_config(tmp_path / "watchdog.yaml")
     process = subprocess.Popen(
@@ -50,6 +57,7 @@ def test_ctrl_c_during_drctl_probe_exits_130_with_the_rounds_done_and_no_traceba
         text=True,
         cwd=ROOT,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        preexec_fn=_sigint_as_a_terminal_sends_it,
     )
     try:
         assert process.stdout is not None

@@ -131,6 +131,13 @@ def notes(cluster: PgCluster) -> list[str]:
 # -- status, freeze, signatures, idempotency ------------------------------------------------------
 
 
+def _sigint_as_a_terminal_sends_it() -> None:
+    """In the child, before exec: SIGINT back to its default. A shell that starts the test run in
+    the background without job control makes it ignored, and Python then never raises
+    KeyboardInterrupt: Ctrl-C could not be tested at all."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_status_of_a_primary_and_its_streaming_standby(
     pg_pair_factory: Callable[..., PgPair], agents: Callable[..., Agent]
 ) -> None:
@@ -668,6 +675,7 @@ def test_drctl_agent_serves_until_ctrl_c_exits_130_and_logs_one_line_per_request
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=_sigint_as_a_terminal_sends_it,
     )
     try:
         client = SiteAgentClient(url, KEY, attempts=1)
