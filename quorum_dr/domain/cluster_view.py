@@ -3,10 +3,11 @@
 Built from the facts `drctl readiness` gathers (one read of the state table, the results table,
 the edge and the rest; see `quorum_dr/adapters/readiness.py`) and from its checks, so the two
 commands never disagree. Per site: the database as the newest PostgreSQL check of any region saw
-it (role, WAL positions, replay lag, streaming), each probe region's vote on the application (the
-quorum engine's own `evaluate_site`) and the quorum's verdict. Per service: the active site, the
-site the edge serves, the state, automation, the lock, the cooldown and the readiness verdict with
-every check that is not OK. Pure: no I/O.
+it (role, WAL positions, replay lag, streaming), each probe region's vote on the application and
+the quorum's verdict (the quorum engine's own `evaluate_service`: main's with the database veto,
+as the watchdog would decide). Per service: the active site, the site the edge serves, the state,
+automation, the lock, the cooldown and the readiness verdict with every check that is not OK.
+Pure: no I/O.
 """
 
 from __future__ import annotations
@@ -14,12 +15,11 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field
 
 from quorum_dr.config import Service, WatchdogConfig
-from quorum_dr.domain.quorum import evaluate_site
+from quorum_dr.domain.quorum import SiteVerdict, evaluate_service
 from quorum_dr.domain.readiness import Readiness, ReadinessFacts, Status
 from quorum_dr.domain.results import ProbeResult
 from quorum_dr.domain.state import utc_text
 
-SITES = ("main", "dr", "cold")
 NONE = "-"
 
 
@@ -111,20 +111,8 @@ def _cells(row: SiteRow, regions: list[str], active: str | None, edge: str | Non
     ]
 
 
-def _site_row(
-    results: list[ProbeResult], service: Service, site: str, config: WatchdogConfig, now: float
-) -> SiteRow:
+def _site_row(results: list[ProbeResult], service: Service, site: str, verdict: SiteVerdict) -> SiteRow:
     mine = [r for r in results if r.service == service.name and r.site == site]
-    verdict = evaluate_site(
-        results,
-        service=service.name,
-        site=site,
-        regions=config.probe_regions,
-        quorum=config.quorum,
-        freshness_seconds=config.probe.freshness_seconds,
-        down_after_rounds=config.probe.down_after_rounds,
-        now=now,
-    )
     votes = {vote.region: vote.kind.upper() for vote in verdict.votes}
     seen = [r for r in mine if r.db is not None and r.received_at is not None]
     newest = max(seen, key=lambda r: r.received_at or 0.0, default=None)
@@ -151,8 +139,9 @@ def cluster_view(facts: ReadinessFacts, config: WatchdogConfig, readiness: Readi
     service = config.service(facts.service)
     now = facts.now
     state = facts.state.state
-    sites = [s for s in SITES if getattr(service.sites, s) is not None]
-    rows = [_site_row(facts.results.results, service, site, config, now) for site in sites]
+    # the engine's own verdicts (main's with the database veto), as the watchdog would decide now
+    verdicts = evaluate_service(facts.results.results, config, service.name, now)
+    rows = [_site_row(facts.results.results, service, site, verdict) for site, verdict in verdicts.items()]
     if state is None:
         automation = lock = cooldown = f"unknown ({facts.state.error or 'no state item'})"
         status = active = None
