@@ -111,6 +111,11 @@ def one_line(error: BaseException) -> str:
         text = f"{code}: {message}" if message else code
     else:
         text = str(error) or type(error).__name__
+    return printable_line(text)
+
+
+def printable_line(text: str) -> str:
+    """Any text as one printable line of at most MAX_ERROR_CHARS."""
     text = " ".join(clean_text(text).split())
     return text if len(text) <= MAX_ERROR_CHARS else text[: MAX_ERROR_CHARS - 3] + "..."
 
@@ -250,8 +255,8 @@ class ReadinessGatherer:
                 head = next(answer.iter_content(MARKER_MAX_BYTES), b"")  # a marker is one short line
             return FileSyncFacts(url=shown, written_at=parse_marker(head.decode("utf-8", "replace")))
         except requests.RequestException as exc:
-            said = redact_text(f"{type(exc).__name__}: {exc}", [url])
-            return FileSyncFacts(url=shown, error=" ".join(said.split())[:300])
+            said = redact_text(f"{type(exc).__name__}: {exc}", [url])  # redacted before it is cut
+            return FileSyncFacts(url=shown, error=printable_line(said))
         except ValueError as exc:
             return FileSyncFacts(url=shown, error=str(exc))
 
