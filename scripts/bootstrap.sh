@@ -24,6 +24,20 @@ if [ ! -x "$PG_BIN/initdb" ] || [ ! -x "$PG_BIN/pg_basebackup" ]; then
   if command -v pg_ctlcluster >/dev/null 2>&1; then pg_ctlcluster 15 main stop 2>/dev/null || true; fi
 fi
 
+# barman's cloud commands (base backups, WAL archiving and the cold site's point-in-time restore;
+# quorum_dr/adapters/wal_archive.py): the Debian package a DR host and the cold AMI install too. They
+# run as the postgres user, under the system Python, so they cannot come from .venv.
+if ! command -v barman-cloud-backup >/dev/null 2>&1; then
+  if [ "$(id -u)" -ne 0 ]; then
+    log "barman-cloud commands are missing and installing them needs root:"
+    log "  sudo apt-get install -y barman-cli-cloud"
+    exit 1
+  fi
+  log "installing barman-cli-cloud with apt"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq && apt-get install -y -qq barman-cli-cloud >/dev/null
+fi
+
 if ! command -v ip >/dev/null 2>&1 && [ "$(id -u)" -eq 0 ]; then
   log "installing iproute2 (network namespaces for partition tests)"
   apt-get update -qq && apt-get install -y -qq iproute2 >/dev/null

@@ -30,9 +30,16 @@ class RestoreReceipt(BaseModel):
     taken_at: float
     lsn: str | None
     restored_at: float
-    backup_age_seconds: float = Field(ge=0)  # restored_at - taken_at: the most the cold site lost (RPO)
+    # The age of the newest data restored, the most the cold site lost (RPO): restored_at - taken_at
+    # for a dump; for a base backup + archived WAL, restored_at - the newest segment's archive time.
+    backup_age_seconds: float = Field(ge=0)
     target: str
     reason: str
+    method: Literal["pg_dump", "barman-cloud"] = "pg_dump"
+    backup_id: str | None = None  # barman-cloud: the base backup restored
+    restored_lsn: str | None = None  # barman-cloud: where WAL replay ended (the new timeline's switchpoint)
+    wal_segment: str | None = None  # barman-cloud: the newest archived segment when the restore began
+    wal_archived_at: float | None = None
 
 
 class RestoreLine(RestoreReceipt):
@@ -58,6 +65,13 @@ class ColdBootstrapReport(BaseModel):
     @property
     def rpo_sentence(self) -> str:
         age = self.backup_age_seconds
+        if self.restore.method == "barman-cloud":
+            upto = self.restore.restored_lsn or "the end of the archive"
+            return (
+                f"RPO {age:.0f} s: the cold site {self.instance} restored base backup "
+                f"{self.restore.backup_id} and replayed archived WAL up to {upto} "
+                f"(segment {self.restore.wal_segment}, archived {age:.0f} s before the restore ended)"
+            )
         wal = f", taken at WAL {self.restore.lsn}" if self.restore.lsn else ""
         return (
             f"RPO {age:.0f} s: the cold site {self.instance} restored a backup {age:.0f} s old "

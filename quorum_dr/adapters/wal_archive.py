@@ -1,0 +1,514 @@
+"""Physical base backups and continuous WAL archiving with barman's cloud commands, and the cold
+site's point-in-time restore from them.
+
+Why barman-cloud and not our own uploader or pgBackRest: `barman-cloud-*` are a well-kept,
+PostgreSQL-community tool (EDB's Barman), packaged in Debian (`barman-cli-cloud`), that talk to
+any S3 endpoint (so moto's server stands in for S3 in tests and in the drill), take a base backup
+from a streaming standby (as the case study does: backups on the DR site), and need no repository
+server. pgBackRest would need its own repository configuration on every host and, for a standby
+backup, SSH or its TLS server to reach the primary.
+
+What runs where:
+- the DR standby archives every WAL segment it receives (`archive_mode = always`, `archive_command`
+  from `archive_command()`); main's `archive_timeout` forces a segment switch at least that often,
+  so the archive is never more than about `archive_timeout` behind main;
+- a timer on the DR host takes a base backup (`python -m quorum_dr.adapters.wal_archive backup`,
+  `deploy/systemd/quorum-dr-base-backup.{service,timer}`);
+- the cold site's bootstrap restores the newest base backup and replays the archived WAL to its
+  end (`python -m quorum_dr.adapters.wal_archive restore`): its loss is bounded by the archive
+  delay, not by the age of a daily dump. Its stdout is a `RestoreLine` (the bootstrap's contract,
+  `domain/cold_report.py`), naming the backup, the WAL position and the segment restored up to.
+
+The listing (newest backup, newest archived segment) reads S3 directly with boto3, so the
+readiness function can check backup and archive age without barman installed. Barman's layout:
+`<prefix>/<server>/base/<backup_id>/backup.info` and `<prefix>/<server>/wals/<24 hex>/<segment>[.gz]`.
+
+Trust: a restore takes the newest base backup under the prefix. Whoever can write that prefix can
+make the cold site restore their backup, so only the DR host's role may write it (README,
+"Backups"); the restore checks what barman's metadata says (status DONE, same system as the other
+backups) and refuses anything else.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from quorum_dr.domain.cold_report import RestoreLine, RestoreReceipt
+
+SEGMENT = re.compile(r"^[0-9A-F]{24}$")
+COMPRESSED = (".gz", ".bz2", ".snappy", ".zst", ".lz4", ".xz")
+RESTORE_TIMEOUT_S = 1800.0
+BACKUP_TIMEOUT_S = 3600.0
+PROGRESS_EVERY_S = 10.0
+MAX_INFO_BYTES = 64 * 1024
+
+
+class ArchiveError(RuntimeError):
+    """A backup, listing or restore failed; the message says where, why and what to do."""
+
+
+@dataclass(frozen=True)
+class ArchiveTarget:
+    """Where barman keeps one server's backups and WAL: s3://bucket/prefix/server/."""
+
+    bucket: str
+    prefix: str
+    server: str
+    endpoint_url: str | None = None
+
+    def __post_init__(self) -> None:
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}", self.server):
+            raise ArchiveError(
+                f"the barman server name {self.server!r} must be letters, digits, '_', '.', '-'"
+            )
+        if ".." in self.prefix.split("/"):
+            raise ArchiveError(f"the backup prefix {self.prefix!r} must not contain '..'")
+
+    @property
+    def url(self) -> str:
+        prefix = self.prefix.strip("/")
+        return f"s3://{self.bucket}/{prefix}" if prefix else f"s3://{self.bucket}"
+
+    @property
+    def root(self) -> str:
+        """The S3 key prefix of this server: `<prefix>/<server>/`."""
+        prefix = self.prefix.strip("/")
+        return f"{prefix}/{self.server}/" if prefix else f"{self.server}/"
+
+    def cloud_args(self) -> list[str]:
+        return [
+            "--cloud-provider",
+            "aws-s3",
+            *(["--endpoint-url", self.endpoint_url] if self.endpoint_url else []),
+        ]
+
+    def describe(self) -> str:
+        return f"{self.url}/{self.server}"
+
+
+def barman_tool(name: str) -> str:
+    """The barman-cloud command `name`: from QDR_BARMAN_BIN_DIR, else PATH, else /usr/bin."""
+    where = os.environ.get("QDR_BARMAN_BIN_DIR")
+    if where:
+        return str(Path(where) / name)
+    return shutil.which(name) or f"/usr/bin/{name}"
+
+
+def archive_command(target: ArchiveTarget) -> str:
+    """The standby's `archive_command`: every completed segment, gzipped, to the archive."""
+    argv = [
+        barman_tool("barman-cloud-wal-archive"),
+        *target.cloud_args(),
+        "--gzip",
+        target.url,
+        target.server,
+    ]
+    return shlex.join(argv) + " %p"
+
+
+def restore_command(target: ArchiveTarget) -> str:
+    """The restored server's `restore_command`: fetch segment %f from the archive into %p."""
+    argv = [barman_tool("barman-cloud-wal-restore"), *target.cloud_args(), target.url, target.server]
+    return shlex.join(argv) + " %f %p"
+
+
+@dataclass(frozen=True)
+class BaseBackup:
+    """One base backup as barman's backup.info describes it, with S3's upload time of that file."""
+
+    backup_id: str
+    status: str
+    systemid: str | None
+    timeline: int | None
+    begin_wal: str | None
+    end_wal: str | None
+    end_xlog: str | None
+    finished_at: float  # backup.info's LastModified: written last, when the backup is complete
+
+    @classmethod
+    def parse(cls, backup_id: str, text: str, finished_at: float) -> BaseBackup:
+        fields: dict[str, str] = {}
+        for line in text.splitlines():
+            key, sep, value = line.partition("=")
+            if sep:
+                fields[key.strip()] = value.strip()
+        timeline = fields.get("timeline")
+        return cls(
+            backup_id=backup_id,
+            status=fields.get("status", "UNKNOWN"),
+            systemid=fields.get("systemid") or None,
+            timeline=int(timeline) if timeline and timeline.isdigit() else None,
+            begin_wal=fields.get("begin_wal") or None,
+            end_wal=fields.get("end_wal") or None,
+            end_xlog=fields.get("end_xlog") or None,
+            finished_at=finished_at,
+        )
+
+
+@dataclass(frozen=True)
+class WalSegment:
+    name: str
+    key: str
+    archived_at: float
+
+
+def _epoch(value: Any) -> float:
+    return float(value.timestamp()) if hasattr(value, "timestamp") else float(value)
+
+
+def _pages(s3: Any, **kwargs: Any) -> list[dict[str, Any]]:
+    return list(s3.get_paginator("list_objects_v2").paginate(**kwargs))
+
+
+def list_backups(s3: Any, target: ArchiveTarget) -> list[BaseBackup]:
+    """Every base backup under the target, oldest first (by the time its backup.info was written)."""
+    base = f"{target.root}base/"
+    backups = []
+    try:
+        for page in _pages(s3, Bucket=target.bucket, Prefix=base):
+            for item in page.get("Contents", []):
+                key = item["Key"]
+                rest = key[len(base) :]
+                backup_id, _, leaf = rest.partition("/")
+                if leaf != "backup.info" or item.get("Size", 0) > MAX_INFO_BYTES:
+                    continue
+                body = s3.get_object(Bucket=target.bucket, Key=key)["Body"].read(MAX_INFO_BYTES)
+                text = body.decode("utf-8", errors="replace")
+                backups.append(BaseBackup.parse(backup_id, text, _epoch(item["LastModified"])))
+    except ArchiveError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - no bucket, no access, endpoint down
+        raise ArchiveError(f"cannot list the base backups in {target.describe()}: {_why(exc)}") from None
+    return sorted(backups, key=lambda b: (b.finished_at, b.backup_id))
+
+
+def newest_backup(s3: Any, target: ArchiveTarget) -> BaseBackup | None:
+    done = [b for b in list_backups(s3, target) if b.status == "DONE"]
+    return done[-1] if done else None
+
+
+def newest_segment(s3: Any, target: ArchiveTarget) -> WalSegment | None:
+    """The newest archived WAL segment: barman files them under one folder per 4 GiB of WAL
+    (the segment name's first 16 hex digits), so only the greatest folder is listed."""
+    wals = f"{target.root}wals/"
+    try:
+        folders = sorted(
+            p["Prefix"]
+            for page in _pages(s3, Bucket=target.bucket, Prefix=wals, Delimiter="/")
+            for p in page.get("CommonPrefixes", [])
+        )
+        for folder in reversed(folders):
+            found = []
+            for page in _pages(s3, Bucket=target.bucket, Prefix=folder):
+                for item in page.get("Contents", []):
+                    name = item["Key"].rsplit("/", 1)[-1]
+                    for suffix in COMPRESSED:
+                        name = name.removesuffix(suffix)
+                    if SEGMENT.match(name):
+                        found.append(WalSegment(name, item["Key"], _epoch(item["LastModified"])))
+            if found:
+                return max(found, key=lambda s: (s.name, s.archived_at))
+    except Exception as exc:  # noqa: BLE001
+        raise ArchiveError(f"cannot list the WAL archive in {target.describe()}: {_why(exc)}") from None
+    return None
+
+
+def _why(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text[:300]}" if text else type(exc).__name__
+
+
+Runner = Callable[..., subprocess.CompletedProcess[str]]
+
+
+def _run(
+    argv: Sequence[str], *, run_as: str | None, env: Mapping[str, str], timeout: float, what: str
+) -> str:
+    prefix = ["runuser", "-u", run_as, "--"] if run_as and os.geteuid() == 0 else []
+    try:
+        done = subprocess.run(
+            [*prefix, *argv], env=dict(env), capture_output=True, text=True, timeout=timeout, check=False
+        )
+    except FileNotFoundError:
+        raise ArchiveError(
+            f"{what}: {argv[0]} is not installed (Debian: apt-get install barman-cli-cloud)"
+        ) from None
+    except subprocess.TimeoutExpired:
+        raise ArchiveError(f"{what} did not finish within {timeout:g} s") from None
+    if done.returncode != 0:
+        tail = " ".join((done.stderr or done.stdout).split())[-600:]
+        raise ArchiveError(f"{what} failed (exit {done.returncode}): {tail or 'no message'}")
+    return done.stdout
+
+
+def take_base_backup(
+    s3: Any,
+    target: ArchiveTarget,
+    *,
+    host: str,
+    port: int,
+    user: str,
+    dbname: str = "postgres",
+    run_as: str | None = "postgres",
+    timeout: float = BACKUP_TIMEOUT_S,
+    env: Mapping[str, str] | None = None,
+) -> BaseBackup:
+    """`barman-cloud-backup` of the server at host:port (run on its host: barman reads the data
+    directory), gzipped, then the new backup as the listing sees it.
+
+    On a standby the backup starts at its last restartpoint and ends once the segment holding its
+    end is archived, so it needs main's `archive_timeout` to close that segment.
+    """
+    before = {b.backup_id for b in list_backups(s3, target)}
+    argv = [barman_tool("barman-cloud-backup"), *target.cloud_args(), "--gzip", "--immediate-checkpoint"]
+    argv += ["-h", host, "-p", str(port), "-U", user, "-d", dbname, target.url, target.server]
+    _run(argv, run_as=run_as, env={**os.environ, **(env or {})}, timeout=timeout, what="barman-cloud-backup")
+    new = [b for b in list_backups(s3, target) if b.backup_id not in before]
+    if not new or new[-1].status != "DONE":
+        state = new[-1].status if new else "no new backup.info"
+        raise ArchiveError(f"barman-cloud-backup exited 0 but {target.describe()} shows {state}")
+    return new[-1]
+
+
+def segment_of(lsn: str, timeline: int, segment_bytes: int = 16 * 1024 * 1024) -> str:
+    """The WAL file name holding `lsn` on `timeline` (16 MiB segments by default)."""
+    high, _, low = lsn.partition("/")
+    position = (int(high, 16) << 32) | int(low, 16)
+    number = position // segment_bytes
+    per_id = 0x100000000 // segment_bytes
+    return f"{timeline:08X}{number // per_id:08X}{number % per_id:08X}"
+
+
+def switchpoint(pgdata: Path) -> tuple[int, str] | None:
+    """The newest timeline's history file after a promotion: (new timeline, LSN where the
+    restored one ended), i.e. the position the restore replayed up to."""
+    histories = sorted((pgdata / "pg_wal").glob("*.history"))
+    if not histories:
+        return None
+    newest = histories[-1]
+    lines = [line.split() for line in newest.read_text(errors="replace").splitlines() if line.strip()]
+    if not lines or len(lines[-1]) < 2:
+        return None
+    return int(newest.stem, 16), lines[-1][1]
+
+
+def restore(
+    s3: Any,
+    target: ArchiveTarget,
+    *,
+    pgdata: Path,
+    start_command: str,
+    wait_promoted: Callable[[float], bool],
+    settings: Mapping[str, str] | None = None,
+    run_as: str | None = "postgres",
+    timeout: float = RESTORE_TIMEOUT_S,
+    move_aside: bool = False,
+    progress: Callable[[str], None] = lambda line: print(line, file=sys.stderr, flush=True),
+    now: Callable[[], float] = time.time,
+) -> RestoreReceipt:
+    """The newest base backup into `pgdata`, then every archived segment replayed to the end of
+    the archive, then promoted: what the cold site serves from.
+
+    `settings` go into postgresql.auto.conf (say the port); replication and archiving are turned off
+    (the restored server must not stream from, or archive into, the dead DR's place) and the
+    archive's `restore_command` set. `start_command` starts the server (systemd on the AMI);
+    `wait_promoted(seconds_left)` answers whether it has left recovery.
+    """
+    started = now()
+    backup = newest_backup(s3, target)
+    if backup is None:
+        raise ArchiveError(
+            f"no complete base backup in {target.describe()}: the backup timer on the DR host has never "
+            "finished one (journalctl -u quorum-dr-base-backup); nothing to restore"
+        )
+    newest = newest_segment(s3, target)
+    if pgdata.exists() and any(pgdata.iterdir()):
+        if not move_aside:
+            raise ArchiveError(f"{pgdata} is not empty: refusing to restore over a data directory")
+        aside = pgdata.with_name(f"{pgdata.name}.before-restore-{int(started)}")
+        pgdata.rename(aside)
+        progress(f"moved the existing data directory aside to {aside}")
+    progress(f"restoring base backup {backup.backup_id} from {target.describe()}")
+    argv = [barman_tool("barman-cloud-restore"), *target.cloud_args(), target.url, target.server]
+    _run(
+        [*argv, backup.backup_id, str(pgdata)],
+        run_as=run_as,
+        env=os.environ,
+        timeout=timeout,
+        what="barman-cloud-restore",
+    )
+    conf = {
+        **dict(settings or {}),
+        "primary_conninfo": "",
+        "primary_slot_name": "",
+        "archive_mode": "off",
+        "restore_command": restore_command(target),
+        "recovery_target_timeline": "latest",
+    }
+    with (pgdata / "postgresql.auto.conf").open("a", encoding="utf-8") as auto:
+        auto.write("\n# quorum-dr cold-site restore: replay the archive to its end, then promote\n")
+        for key, value in conf.items():
+            auto.write(f"{key} = '{str(value).replace(chr(39), chr(39) * 2)}'\n")
+    (pgdata / "standby.signal").unlink(missing_ok=True)
+    (pgdata / "recovery.signal").write_text("")
+    if run_as and os.geteuid() == 0:
+        shutil.chown(pgdata / "recovery.signal", run_as, run_as)
+    newest_text = f"up to {newest.name}" if newest else "(no archived segment listed)"
+    progress(f"starting PostgreSQL to replay archived WAL {newest_text}")
+    subprocess.run(["bash", "-c", start_command], check=True, timeout=120, env=dict(os.environ))
+    deadline = started + timeout
+    last = now()
+    while not wait_promoted(max(0.0, deadline - now())):
+        if now() >= deadline:
+            raise ArchiveError(
+                f"the restored server did not finish replaying the archive within {timeout:g} s; "
+                "it keeps replaying: see its log"
+            )
+        if now() - last >= PROGRESS_EVERY_S:
+            last = now()
+            progress(f"still replaying archived WAL ({last - started:.0f} s so far)")
+        time.sleep(0.5)
+    done_at = now()
+    point = switchpoint(pgdata)
+    lsn = point[1] if point else None
+    data_time = newest.archived_at if newest else backup.finished_at
+    age = max(0.0, done_at - data_time)
+    upto = f"WAL {lsn}" if lsn else "the end of the archive"
+    seg = (
+        f" (newest archived segment {newest.name}, archived {done_at - newest.archived_at:.0f} s earlier)"
+        if newest
+        else ""
+    )
+    return RestoreReceipt(
+        bucket=target.bucket,
+        key=f"{target.root}base/{backup.backup_id}/",
+        source="dr standby (barman-cloud base backup)",
+        taken_at=backup.finished_at,
+        lsn=backup.end_xlog,
+        restored_at=done_at,
+        backup_age_seconds=age,
+        target=str(pgdata),
+        reason=f"restored base backup {backup.backup_id} and replayed archived WAL up to {upto}{seg} "
+        f"into {pgdata} in {done_at - started:.0f} s; data as of {age:.0f} s before the restore ended",
+        method="barman-cloud",
+        backup_id=backup.backup_id,
+        restored_lsn=lsn,
+        wal_segment=newest.name if newest else None,
+        wal_archived_at=newest.archived_at if newest else None,
+    )
+
+
+def _promoted_via(dsn: str) -> Callable[[float], bool]:
+    def promoted(left: float) -> bool:
+        import psycopg2
+
+        try:
+            conn = psycopg2.connect(dsn, connect_timeout=max(1, min(5, int(left) or 1)))
+        except psycopg2.Error:
+            return False
+        try:
+            with conn.cursor() as cur:
+                cur.execute("SELECT pg_catalog.pg_is_in_recovery()")
+                row = cur.fetchone()
+                return row is not None and row[0] is False
+        except psycopg2.Error:
+            return False
+        finally:
+            conn.close()
+
+    return promoted
+
+
+def main(argv: list[str] | None = None, s3_client: Any = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m quorum_dr.adapters.wal_archive")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name in ("backup", "restore", "status"):
+        cmd = sub.add_parser(name)
+        cmd.add_argument("--bucket", required=True)
+        cmd.add_argument("--prefix", default="")
+        cmd.add_argument("--server", required=True, help="barman's server name (a folder under the prefix)")
+        cmd.add_argument("--endpoint-url", default=None, help="an S3-compatible endpoint (tests, the drill)")
+    backup = sub.choices["backup"]
+    backup.add_argument("--host", default="/var/run/postgresql")
+    backup.add_argument("--port", type=int, default=5432)
+    backup.add_argument("--user", default="postgres")
+    backup.add_argument("--run-as", default="postgres", help="the data directory's owner (when run as root)")
+    rest = sub.choices["restore"]
+    rest.add_argument("--pgdata", required=True, type=Path)
+    rest.add_argument("--start-command", required=True, help="starts PostgreSQL on the restored data")
+    rest.add_argument("--dsn", required=True, help="libpq string to ask whether recovery ended")
+    rest.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="postgresql.auto.conf")
+    rest.add_argument("--run-as", default="postgres")
+    rest.add_argument("--timeout-seconds", type=float, default=RESTORE_TIMEOUT_S)
+    rest.add_argument("--move-aside", action="store_true", help="move a non-empty data directory aside")
+    args = parser.parse_args(argv)
+    if s3_client is None:
+        import boto3
+
+        s3_client = boto3.client("s3", endpoint_url=args.endpoint_url)
+    try:
+        target = ArchiveTarget(args.bucket, args.prefix, args.server, args.endpoint_url)
+        if args.command == "backup":
+            made = take_base_backup(
+                s3_client, target, host=args.host, port=args.port, user=args.user, run_as=args.run_as or None
+            )
+            print(
+                json.dumps(
+                    {
+                        "ok": True,
+                        "backup_id": made.backup_id,
+                        "end_xlog": made.end_xlog,
+                        "finished_at": made.finished_at,
+                        "archive": target.describe(),
+                    }
+                )
+            )
+        elif args.command == "status":
+            latest, segment = newest_backup(s3_client, target), newest_segment(s3_client, target)
+            print(json.dumps({
+                "ok": True,
+                "archive": target.describe(),
+                "backup_id": latest.backup_id if latest else None,
+                "backup_finished_at": latest.finished_at if latest else None,
+                "newest_segment": segment.name if segment else None,
+                "segment_archived_at": segment.archived_at if segment else None,
+            }))  # fmt: skip
+        else:
+            settings = {}
+            for item in args.set:
+                key, sep, value = item.partition("=")
+                if not sep or not re.fullmatch(r"[a-z_]+", key):
+                    raise ArchiveError(f"--set takes NAME=VALUE with a setting name, not {item!r}")
+                settings[key] = value
+            receipt = restore(
+                s3_client,
+                target,
+                pgdata=args.pgdata,
+                start_command=args.start_command,
+                wait_promoted=_promoted_via(args.dsn),
+                settings=settings,
+                run_as=args.run_as or None,
+                timeout=args.timeout_seconds,
+                move_aside=args.move_aside,
+            )
+            print(RestoreLine(**receipt.model_dump()).model_dump_json())
+    except (ArchiveError, subprocess.CalledProcessError, OSError) as exc:
+        print(json.dumps({"ok": False, "reason": str(exc)}), file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
