@@ -1,7 +1,10 @@
 #!/bin/bash
 # quorum-dr cold-site bootstrap: the EC2 user data of the cold site.
 #
-# 1. restores the latest PostgreSQL backup from S3 (quorum_dr.adapters.postgres_backup restore),
+# 1. restores the database from S3: with QDR_RESTORE_METHOD=barman-cloud the newest base backup
+#    plus every archived WAL segment, replayed to the end of the archive and promoted
+#    (quorum_dr.adapters.wal_archive restore, into QDR_PGDATA); else the latest signed pg_dump
+#    (quorum_dr.adapters.postgres_backup restore),
 # 2. starts the application,
 # 3. waits (bounded) until the local health URL answers 200,
 # 4. reports ready to the failover state machine with the task token it was launched with
@@ -30,6 +33,13 @@ QDR_READY_TIMEOUT=${QDR_READY_TIMEOUT:-$(placeholder '@@READY_TIMEOUT@@')}
 QDR_MANIFEST_KEY_SECRET=${QDR_MANIFEST_KEY_SECRET:-$(placeholder '@@MANIFEST_KEY_SECRET@@')}
 QDR_SECRETS_REGION=${QDR_SECRETS_REGION:-$(placeholder '@@SECRETS_REGION@@')}
 QDR_MAX_BACKUP_AGE=${QDR_MAX_BACKUP_AGE:-$(placeholder '@@MAX_BACKUP_AGE@@')}
+QDR_RESTORE_METHOD=${QDR_RESTORE_METHOD:-$(placeholder '@@RESTORE_METHOD@@')}
+QDR_WAL_SERVER=${QDR_WAL_SERVER:-$(placeholder '@@WAL_SERVER@@')}
+QDR_S3_ENDPOINT=${QDR_S3_ENDPOINT:-$(placeholder '@@S3_ENDPOINT@@')}
+QDR_PGDATA=${QDR_PGDATA:-$(placeholder '@@PGDATA@@')}
+QDR_PG_START_COMMAND=${QDR_PG_START_COMMAND:-$(placeholder '@@PG_START_COMMAND@@')}
+QDR_PG_STOP_COMMAND=${QDR_PG_STOP_COMMAND:-$(placeholder '@@PG_STOP_COMMAND@@')}
+QDR_PG_SETTINGS=${QDR_PG_SETTINGS:-} # NAME=VALUE ... for postgresql.auto.conf (the drill's port)
 QDR_START_COMMAND=${QDR_START_COMMAND:-systemctl start quorum-dr-app.service}
 QDR_PYTHON=${QDR_PYTHON:-python3}
 QDR_AWS=${QDR_AWS:-aws}
@@ -77,11 +87,18 @@ fail_early() { # fail_early <sentence>: a parameter is wrong; report it (when a 
 
 # Validate every parameter before anything uses one: a bad value is reported as itself, not as
 # an arithmetic error of some later step.
-for name in QDR_SERVICE QDR_BACKUP_BUCKET QDR_BACKUP_PREFIX QDR_DSN QDR_MANIFEST_KEY_SECRET QDR_MAX_BACKUP_AGE; do
+QDR_RESTORE_METHOD=${QDR_RESTORE_METHOD:-pg_dump}
+case "$QDR_RESTORE_METHOD" in
+  pg_dump) required=(QDR_MANIFEST_KEY_SECRET QDR_MAX_BACKUP_AGE) ;;
+  barman-cloud) required=(QDR_WAL_SERVER QDR_PGDATA QDR_PG_START_COMMAND QDR_PG_STOP_COMMAND) ;;
+  *) fail_early "QDR_RESTORE_METHOD must be pg_dump or barman-cloud, not '$QDR_RESTORE_METHOD'" ;;
+esac
+for name in QDR_SERVICE QDR_BACKUP_BUCKET QDR_BACKUP_PREFIX QDR_DSN "${required[@]}"; do
   if [ -z "${!name}" ]; then
     fail_early "missing parameter $name (fill @@...@@ or set the environment variable)"
   fi
 done
+if [ "$QDR_RESTORE_METHOD" = barman-cloud ]; then QDR_MAX_BACKUP_AGE=${QDR_MAX_BACKUP_AGE:-1}; fi
 for name in QDR_READY_TIMEOUT QDR_MAX_BACKUP_AGE QDR_REPORT_ATTEMPTS; do
   case "${!name}" in
     '' | *[!0-9]* | 0*) fail_early "$name must be a whole number of seconds or attempts above 0, not '${!name}'" ;;
@@ -109,15 +126,29 @@ on_error() {
 trap on_error ERR
 
 STEP=restore
-log "restoring the latest backup of $QDR_SERVICE from s3://$QDR_BACKUP_BUCKET/$QDR_BACKUP_PREFIX"
-secrets_region_args=()
-if [ -n "$QDR_SECRETS_REGION" ]; then secrets_region_args=(--secrets-region "$QDR_SECRETS_REGION"); fi
 restore_errors=$(mktemp)
 restore_code=0
-restore_output=$("$QDR_PYTHON" -m quorum_dr.adapters.postgres_backup restore \
-  --bucket "$QDR_BACKUP_BUCKET" --prefix "$QDR_BACKUP_PREFIX" --dsn "$QDR_DSN" \
-  --manifest-key-secret "$QDR_MANIFEST_KEY_SECRET" "${secrets_region_args[@]}" \
-  --max-age-seconds "$QDR_MAX_BACKUP_AGE" 2>"$restore_errors") || restore_code=$?
+if [ "$QDR_RESTORE_METHOD" = barman-cloud ]; then
+  log "restoring the newest base backup of $QDR_SERVICE and its archived WAL from s3://$QDR_BACKUP_BUCKET/$QDR_BACKUP_PREFIX ($QDR_WAL_SERVER)"
+  endpoint_args=()
+  if [ -n "$QDR_S3_ENDPOINT" ]; then endpoint_args=(--endpoint-url "$QDR_S3_ENDPOINT"); fi
+  setting_args=()
+  for setting in $QDR_PG_SETTINGS; do setting_args+=(--set "$setting"); done
+  log "stopping the image's own PostgreSQL: $QDR_PG_STOP_COMMAND"
+  bash -c "$QDR_PG_STOP_COMMAND" || log "stopping it failed (not running?); the restore moves its data aside"
+  restore_output=$("$QDR_PYTHON" -m quorum_dr.adapters.wal_archive restore \
+    --bucket "$QDR_BACKUP_BUCKET" --prefix "$QDR_BACKUP_PREFIX" --server "$QDR_WAL_SERVER" \
+    "${endpoint_args[@]}" --pgdata "$QDR_PGDATA" --start-command "$QDR_PG_START_COMMAND" \
+    --dsn "$QDR_DSN" --move-aside "${setting_args[@]}" 2>"$restore_errors") || restore_code=$?
+else
+  log "restoring the latest backup of $QDR_SERVICE from s3://$QDR_BACKUP_BUCKET/$QDR_BACKUP_PREFIX"
+  secrets_region_args=()
+  if [ -n "$QDR_SECRETS_REGION" ]; then secrets_region_args=(--secrets-region "$QDR_SECRETS_REGION"); fi
+  restore_output=$("$QDR_PYTHON" -m quorum_dr.adapters.postgres_backup restore \
+    --bucket "$QDR_BACKUP_BUCKET" --prefix "$QDR_BACKUP_PREFIX" --dsn "$QDR_DSN" \
+    --manifest-key-secret "$QDR_MANIFEST_KEY_SECRET" "${secrets_region_args[@]}" \
+    --max-age-seconds "$QDR_MAX_BACKUP_AGE" 2>"$restore_errors") || restore_code=$?
+fi
 if [ "$restore_code" -ne 0 ]; then
   # the restore's own sentence ({"ok": false, "reason": ...} on stderr) is the cause a person reads
   STEP_CAUSE=$("$QDR_PYTHON" -c '
@@ -135,6 +166,7 @@ else:
   (exit "$restore_code")
 fi
 log "restore: $restore_output"
+if [ -s "$restore_errors" ]; then log "restore progress: $(tr '\n' ' ' <"$restore_errors")"; fi
 
 STEP=start-app
 log "starting the application: $QDR_START_COMMAND"

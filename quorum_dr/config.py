@@ -407,6 +407,66 @@ class BackupManifestPolicy(Strict):
     )
 
 
+class WalArchive(Strict):
+    """Base backups and continuous WAL archiving with barman's cloud commands, in the cold site's
+    backup bucket under `backup_prefix`/`server` (quorum_dr/adapters/wal_archive.py). With it the
+    cold site restores the newest base backup and replays the archive to its end instead of
+    restoring a daily dump: its loss is bounded by `archive_timeout_seconds`, not by a day."""
+
+    server: str = Field(
+        min_length=1,
+        max_length=63,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",
+        description="barman's server name: the folder of this database under the prefix",
+    )
+    archive_timeout_seconds: int = Field(
+        default=60,
+        ge=1,
+        le=3600,
+        description="main's archive_timeout: main closes a WAL segment at least this often, so the "
+        "archive (and the cold site) is never further behind than about this",
+    )
+    max_backup_age_seconds: int = Field(
+        default=26 * 3600,
+        ge=60,
+        le=30 * 86_400,
+        description="readiness FAIL when the newest base backup is older (the timer runs daily)",
+    )
+    max_archive_delay_seconds: int = Field(
+        default=300,
+        ge=2,
+        le=86_400,
+        description="readiness FAIL when the newest archived segment is older than this",
+    )
+    retention_days: int = Field(default=14, ge=1, le=3650, description="how long backups and WAL are kept")
+    endpoint_url: str | None = Field(
+        default=None,
+        pattern=r"^https?://[^\s'\"]+$",
+        description="an S3-compatible endpoint instead of AWS S3 (the drill's moto server)",
+    )
+    pgdata: str = Field(
+        default="/var/lib/postgresql/15/main",
+        pattern=r"^/[^\s'\"]*$",
+        description="the cold AMI's data directory, replaced by the restore (the old one is moved aside)",
+    )
+    start_command: str = Field(
+        default="systemctl start postgresql@15-main", min_length=1, max_length=512, pattern=r"^[^'\n]+$"
+    )
+    stop_command: str = Field(
+        default="systemctl stop postgresql@15-main", min_length=1, max_length=512, pattern=r"^[^'\n]+$"
+    )
+
+    @model_validator(mode="after")
+    def _delay_covers_timeout(self) -> WalArchive:
+        if self.max_archive_delay_seconds <= self.archive_timeout_seconds:
+            raise ValueError(
+                f"max_archive_delay_seconds ({self.max_archive_delay_seconds}) must be above "
+                f"archive_timeout_seconds ({self.archive_timeout_seconds}): a healthy archive is up to "
+                "archive_timeout_seconds old"
+            )
+        return self
+
+
 class ColdSite(Strict):
     region: str
     ami_id: str | None = None
@@ -422,6 +482,10 @@ class ColdSite(Strict):
     backup_prefix: str = "backups/"
     ready_timeout_seconds: Count = Field(default=900, ge=30, le=STEP_FUNCTIONS_WAIT_MAX)
     backup_manifest: BackupManifestPolicy = Field(default_factory=BackupManifestPolicy)
+    wal_archive: WalArchive | None = Field(
+        default=None,
+        description="restore base backup + archived WAL (point in time) instead of the signed pg_dump",
+    )
 
     @field_validator("region")
     @classmethod

@@ -34,6 +34,7 @@ from quorum_dr.config import (
     Site,
     Sites,
     TcpCheck,
+    WalArchive,
     WatchdogConfig,
 )
 
@@ -142,12 +143,15 @@ def cold_site(
     backup_prefix: str | None = None,
     ami_ssm_parameter: str | None = None,
     elastic_ip_allocation_id: str | None = None,
+    wal_archive: WalArchive | None = None,
 ) -> ColdSite:
-    """How to launch the cold site: from an AMI id, or from the SSM parameter that names it."""
+    """How to launch the cold site: from an AMI id, or from the SSM parameter that names it; with
+    `wal_archive` it restores base backup + archived WAL instead of the signed dump."""
     return ColdSite(
         region=COLD_REGION,
         backup_bucket=backup_bucket,
         ready_timeout_seconds=COLD_READY_TIMEOUT_SECONDS,
+        wal_archive=wal_archive,
         **_given(
             ami_id=ami_id,
             backup_prefix=backup_prefix,

@@ -16,7 +16,7 @@ from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
 from constructs import Construct
 
-from quorum_dr.config import ColdSite, Service, WatchdogConfig
+from quorum_dr.config import ColdSite, Service, WalArchive, WatchdogConfig
 from stacks import naming
 from stacks.nag import acknowledge
 
@@ -46,6 +46,7 @@ def render_bootstrap(config: WatchdogConfig, service: Service) -> str:
         "MANIFEST_KEY_SECRET": cold.backup_manifest.key_secret,
         "SECRETS_REGION": cold.region,
         "MAX_BACKUP_AGE": str(cold.backup_manifest.max_age_seconds),
+        **_restore_values(cold.wal_archive),
     }
     script = BOOTSTRAP.read_text(encoding="utf-8")
     for key, value in values.items():
@@ -53,6 +54,21 @@ def render_bootstrap(config: WatchdogConfig, service: Service) -> str:
             raise ValueError(f"cold site {key} must not contain a single quote: {value!r}")
         script = script.replace(f"@@{key}@@", value)
     return script
+
+
+def _restore_values(archive: WalArchive | None) -> dict[str, str]:
+    """How the bootstrap restores: the signed pg_dump, or base backup + archived WAL (barman-cloud)."""
+    if archive is None:
+        blank = ("WAL_SERVER", "S3_ENDPOINT", "PGDATA", "PG_START_COMMAND", "PG_STOP_COMMAND")
+        return {"RESTORE_METHOD": "pg_dump", **dict.fromkeys(blank, "")}
+    return {
+        "RESTORE_METHOD": "barman-cloud",
+        "WAL_SERVER": archive.server,
+        "S3_ENDPOINT": archive.endpoint_url or "",
+        "PGDATA": archive.pgdata,
+        "PG_START_COMMAND": archive.start_command,
+        "PG_STOP_COMMAND": archive.stop_command,
+    }
 
 
 def launch_template_name(service: Service) -> str:
@@ -127,6 +143,16 @@ class ColdSiteLaunchTemplate(Construct):
                 conditions={"StringLike": {"s3:prefix": [f"{cold.backup_prefix}*"]}},
             )
         )
+        if cold.wal_archive is not None:
+            # barman-cloud-restore and -wal-restore first ask whether the bucket exists (HeadBucket),
+            # which IAM authorizes as s3:ListBucket with no s3:prefix: without this they stop there.
+            self.role.add_to_policy(
+                iam.PolicyStatement(
+                    actions=["s3:ListBucket"],
+                    resources=[bucket_arn],
+                    conditions={"Null": {"s3:prefix": "true"}},
+                )
+            )
         # SendTaskSuccess/SendTaskFailure have no resource-level permissions (the Service
         # Authorization Reference lists no resource type for them): a statement scoped to the state
         # machine's ARN never matches and the bootstrap's report would be denied. The task token is

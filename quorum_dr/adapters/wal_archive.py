@@ -282,6 +282,30 @@ def take_base_backup(
     return new[-1]
 
 
+def apply_retention(
+    target: ArchiveTarget,
+    days: int,
+    *,
+    run_as: str | None = "postgres",
+    timeout: float = BACKUP_TIMEOUT_S,
+    env: Mapping[str, str] | None = None,
+) -> None:
+    """`barman-cloud-backup-delete --retention-policy 'RECOVERY WINDOW OF N DAYS'`: the base
+    backups no longer needed to restore any point of the last `days` days, and the WAL only they
+    needed, are deleted; the newest backup is always kept."""
+    if not isinstance(days, int) or days < 1:
+        raise ArchiveError(f"the retention must be a whole number of days above 0, not {days!r}")
+    argv = [barman_tool("barman-cloud-backup-delete"), *target.cloud_args()]
+    argv += ["--retention-policy", f"RECOVERY WINDOW OF {days} DAYS", target.url, target.server]
+    _run(
+        argv,
+        run_as=run_as,
+        env={**os.environ, **(env or {})},
+        timeout=timeout,
+        what="barman-cloud-backup-delete",
+    )
+
+
 def segment_of(lsn: str, timeline: int, segment_bytes: int = 16 * 1024 * 1024) -> str:
     """The WAL file name holding `lsn` on `timeline` (16 MiB segments by default)."""
     high, _, low = lsn.partition("/")
@@ -367,7 +391,24 @@ def restore(
         shutil.chown(pgdata / "recovery.signal", run_as, run_as)
     newest_text = f"up to {newest.name}" if newest else "(no archived segment listed)"
     progress(f"starting PostgreSQL to replay archived WAL {newest_text}")
-    subprocess.run(["bash", "-c", start_command], check=True, timeout=120, env=dict(os.environ))
+    # its output (pg_ctl's "server started") is progress, never this command's stdout: that is the
+    # RestoreLine the bootstrap reports
+    started_server = subprocess.run(
+        ["bash", "-c", start_command],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=120,
+        env=dict(os.environ),
+        check=False,
+    )
+    said = " ".join(started_server.stdout.split())[-300:]
+    if started_server.returncode != 0:
+        raise ArchiveError(
+            f"the start command failed (exit {started_server.returncode}): {said or 'no output'}"
+        )
+    if said:
+        progress(f"start command: {said}")
     deadline = started + timeout
     last = now()
     while not wait_promoted(max(0.0, deadline - now())):
@@ -445,6 +486,12 @@ def main(argv: list[str] | None = None, s3_client: Any = None) -> int:
     backup.add_argument("--port", type=int, default=5432)
     backup.add_argument("--user", default="postgres")
     backup.add_argument("--run-as", default="postgres", help="the data directory's owner (when run as root)")
+    backup.add_argument(
+        "--retention-days",
+        type=int,
+        default=None,
+        help="then delete what a recovery window of N days no longer needs",
+    )
     rest = sub.choices["restore"]
     rest.add_argument("--pgdata", required=True, type=Path)
     rest.add_argument("--start-command", required=True, help="starts PostgreSQL on the restored data")
@@ -464,6 +511,8 @@ def main(argv: list[str] | None = None, s3_client: Any = None) -> int:
             made = take_base_backup(
                 s3_client, target, host=args.host, port=args.port, user=args.user, run_as=args.run_as or None
             )
+            if args.retention_days is not None:
+                apply_retention(target, args.retention_days, run_as=args.run_as or None)
             print(
                 json.dumps(
                     {

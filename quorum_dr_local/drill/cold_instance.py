@@ -26,7 +26,8 @@ from typing import Any
 import boto3
 
 from quorum_dr.adapters.postgres_backup import pg_tool, read_manifest_key, take_backup
-from quorum_dr.config import BackupManifestPolicy
+from quorum_dr.config import BackupManifestPolicy, WalArchive
+from quorum_dr.domain.cold_report import RestoreLine
 from quorum_dr_local.drill.layout import BACKUP_BUCKET, BACKUP_PREFIX, BOOTSTRAP, SERVICE
 from quorum_dr_local.drill.observe import Watcher
 from quorum_dr_local.drill.timeline import EventLog
@@ -76,8 +77,16 @@ class ColdInstance(Watcher):
 
     name = "cold-instance"
 
-    def __init__(self, world: DrillWorld, log: EventLog, aws_env: dict[str, str]) -> None:
+    def __init__(
+        self,
+        world: DrillWorld,
+        log: EventLog,
+        aws_env: dict[str, str],
+        *,
+        wal_archive: WalArchive | None = None,
+    ) -> None:
         super().__init__(interval=0.3)
+        self.wal_archive = wal_archive
         self.world = world
         self.log = log
         self.aws_env = aws_env
@@ -114,7 +123,7 @@ class ColdInstance(Watcher):
         script.write_text(
             user_data if user_data.startswith("#!") else BOOTSTRAP.read_text(), encoding="utf-8"
         )
-        cold = world.make_cold_cluster()
+        cold = world.make_cold_cluster() if self.wal_archive is None else world.restored_cluster()
         app = cold.roles.app
         pidfile = world.workdir / "app-cold.pid"
         argv, app_env = world.app_command("cold")
@@ -145,6 +154,27 @@ class ColdInstance(Watcher):
             "QDR_REPORT_ATTEMPTS": "3",
         }
         env.update({k: v for k, v in app_env.items() if k == "PGCONNECT_TIMEOUT"})
+        if self.wal_archive is not None:  # base backup + archived WAL into an empty data directory
+            pg_ctl = [
+                cold.bin("pg_ctl"),
+                "-D",
+                str(cold.data_dir),
+                "-l",
+                str(cold.log_path),
+                "-w",
+                "-t",
+                "120",
+            ]
+            runuser = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+            env.update(
+                QDR_RESTORE_METHOD="barman-cloud",
+                QDR_WAL_SERVER=self.wal_archive.server,
+                QDR_S3_ENDPOINT=self.wal_archive.endpoint_url or "",
+                QDR_PGDATA=str(cold.data_dir),
+                QDR_PG_START_COMMAND=" ".join(_quote(a) for a in [*runuser, *pg_ctl, "start"]),
+                QDR_PG_STOP_COMMAND="true",  # the drill's instance has no PostgreSQL of its own running
+                QDR_PG_SETTINGS=f"port={cold.port} listen_addresses={cold.host}",
+            )
         done = subprocess.run(
             ["bash", str(script)], env=env, capture_output=True, text=True, timeout=BOOTSTRAP_TIMEOUT_S
         )
@@ -153,9 +183,32 @@ class ColdInstance(Watcher):
         if done.returncode != 0:
             return f"bootstrap exited {done.returncode}: {done.stdout[-400:]} {done.stderr[-400:]}"
         ids = world.order_ids("cold") or []
-        self.log.record("restored", site="cold", order_ids=ids, instance=instance_id)
+        self.log.record(
+            "restored", site="cold", order_ids=ids, instance=instance_id, **_restore_line(done.stdout)
+        )
         self.booted_ok = True
         return f"cold instance {instance_id} bootstrapped: {len(ids)} order(s) restored"
+
+
+def _restore_line(stdout: str) -> dict[str, Any]:
+    """What the bootstrap logged of its restore (`restore: {RestoreLine}`): the method, the backup,
+    the WAL position replayed to and the newest data's age."""
+    for line in stdout.splitlines():
+        _, sep, payload = line.partition(" quorum-dr bootstrap: restore: ")
+        if sep:
+            try:
+                restore = RestoreLine.model_validate_json(payload)
+            except ValueError:
+                return {}
+            return {
+                "method": restore.method,
+                "backup_id": restore.backup_id,
+                "restored_lsn": restore.restored_lsn,
+                "wal_segment": restore.wal_segment,
+                "data_age_seconds": round(restore.backup_age_seconds, 2),
+                "restore_reason": restore.reason,
+            }
+    return {}
 
 
 def _quote(text: str) -> str:

@@ -8,7 +8,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from quorum_dr.config import DnsRecord, FailoverMode, FailoverPolicy, Site, SiteAgent, WatchdogConfig
+from quorum_dr.config import (
+    DnsRecord,
+    FailoverMode,
+    FailoverPolicy,
+    Site,
+    SiteAgent,
+    WalArchive,
+    WatchdogConfig,
+)
 from quorum_dr.domain.redact import redact_url
 from quorum_dr_local import system_config as local
 from quorum_dr_local.drill.layout import (
@@ -63,7 +71,18 @@ def drill_config(scenario: Scenario, layout: Layout, *, cold_ami: str) -> Watchd
     max_lag = lag.max_lag_bytes if isinstance(lag, ReplicaLagParams | ReplicationCutParams) else None
     cold = None
     if uses_cold_site(scenario):
-        cold = (_site(layout, "cold"), local.cold_site(cold_ami, BACKUP_BUCKET, backup_prefix=BACKUP_PREFIX))
+        archive = None
+        if scenario.cold_restore == "wal_archive":
+            archive = WalArchive(
+                server=SERVICE,
+                archive_timeout_seconds=scenario.archive_timeout_seconds,
+                max_archive_delay_seconds=max(60, 4 * scenario.archive_timeout_seconds),
+                endpoint_url=layout.aws_endpoint,
+            )
+        cold = (
+            _site(layout, "cold"),
+            local.cold_site(cold_ami, BACKUP_BUCKET, backup_prefix=BACKUP_PREFIX, wal_archive=archive),
+        )
     service = local.local_service(
         SERVICE,
         public_hostname=HOSTNAME,

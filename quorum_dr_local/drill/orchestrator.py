@@ -226,6 +226,18 @@ class Drill:
         self.cloud.create_resources(secrets)
         config = drill_config(self.scenario, layout, cold_ami=self.cloud.cold_ami())
         self.config = config
+        cold_site = config.service(SERVICE).cold_site
+        if cold_site is not None and cold_site.wal_archive is not None:
+            self.view.phase("building the sandbox: WAL archiving on DR and a base backup (barman-cloud)")
+            made = self.world.start_wal_archive(cold_site.wal_archive)
+            self.log.record(
+                "backup_taken",
+                at=made.finished_at,
+                method="barman-cloud",
+                backup_id=made.backup_id,
+                lsn=made.end_xlog,
+                archive_timeout_seconds=cold_site.wal_archive.archive_timeout_seconds,
+            )
         self.world.write_config(config)
         # beside events.jsonl, so that `drctl replay --config watchdog.json --results events.jsonl` works
         replayable = json.dumps(replay_config_json(config), indent=2)
@@ -324,7 +336,7 @@ class Drill:
         for watcher in self.watchers:
             watcher.start()
         self.traffic.start()
-        if uses_cold_site(scenario):
+        if uses_cold_site(scenario) and scenario.cold_restore == "dump":
             self._schedule(min(scenario.first_fault_at or 5.0, 10.0) / 2, self._take_backup)
         if scenario.operator:
             operator = threading.Thread(target=self._operate, args=(zero,), name="operator", daemon=True)
@@ -655,7 +667,10 @@ class Drill:
         from quorum_dr_local.drill.cold_instance import ColdInstance
 
         env = aws_env(self.world.layout)
-        player = ColdInstance(self.world, self.log, env)
+        cold_site = self.config.service(SERVICE).cold_site if self.config else None
+        player = ColdInstance(
+            self.world, self.log, env, wal_archive=cold_site.wal_archive if cold_site else None
+        )
         self.cold = player
         player.start()
         self.watchers.append(player)

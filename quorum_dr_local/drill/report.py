@@ -102,6 +102,9 @@ class Figures:
     rejoins: tuple[dict[str, Any], ...] = ()
     # the operator's planned switchovers (see _switchovers)
     switchovers: tuple[dict[str, Any], ...] = ()
+    # the cold site's restore as its bootstrap reported it: method, base backup, the WAL position
+    # replayed to, the newest archived segment, the restored data's age (its RPO) and the sentence
+    cold_restore: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -161,8 +164,18 @@ def compute_figures(events: Iterable[Event], scenario: str = "") -> Figures:
     receipts = [e for e in events if e.kind == "loss_receipt"]
     backup = _first(events, "backup_taken")
     restored = _first(events, "restored")
-    backup_ids = set(backup.data.get("order_ids", [])) if backup else None
+    # a base backup (barman-cloud) lists no orders: the restore adds the archived WAL to it
+    backup_ids = set(backup.data["order_ids"]) if backup and "order_ids" in backup.data else None
     restored_ids = set(restored.data.get("order_ids", [])) if restored else None
+    restore_keys = (
+        "method",
+        "backup_id",
+        "restored_lsn",
+        "wal_segment",
+        "data_age_seconds",
+        "restore_reason",
+    )
+    cold_restore = {k: restored.data[k] for k in restore_keys if k in restored.data} if restored else None
     finished = _first(events, "run_finished")
 
     return Figures(
@@ -194,6 +207,7 @@ def compute_figures(events: Iterable[Event], scenario: str = "") -> Figures:
         if backup_ids is not None and restored_ids is not None
         else None,
         duration_seconds=rel(finished),
+        cold_restore=cold_restore or None,
         loss_receipt_reason=str(receipts[-1].data.get("reason")) if receipts else None,
         data_loss_allowed=any(e.data.get("code") == "data_loss_allowed" for e in receipts),
         first_fault_at=rel(first_fault),

@@ -435,6 +435,14 @@ class Scenario(Strict):
         default="auto", description="the service's failover.mode: shadow decides for real and changes nothing"
     )
     probe: ProbeTimings = Field(default_factory=ProbeTimings)
+    cold_restore: Literal["wal_archive", "dump"] = Field(
+        default="wal_archive",
+        description="how the cold site restores: base backup + archived WAL (barman-cloud, DR archives "
+        "every `archive_timeout_seconds`), or the signed pg_dump taken before the first fault",
+    )
+    archive_timeout_seconds: int = Field(
+        default=5, ge=1, le=60, description="main's archive_timeout in the drill (wal_archive only)"
+    )
     traffic: Traffic = Field(default_factory=Traffic)
     duration_seconds: Number = Field(
         default=60, gt=0, le=DRILL_MAX_SECONDS, description="hard bound on the run phase"

@@ -19,9 +19,12 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from quorum_dr.config import WatchdogConfig
+from quorum_dr.adapters.wal_archive import ArchiveTarget, BaseBackup, archive_command, take_base_backup
+from quorum_dr.config import WalArchive, WatchdogConfig
 from quorum_dr_local.drill.layout import (
     AGENT_SITES,
+    BACKUP_BUCKET,
+    BACKUP_PREFIX,
     BOOTSTRAP,
     EVENT_BUS,
     HOSTNAME,
@@ -37,7 +40,7 @@ from quorum_dr_local.drill.scenario import Scenario
 from quorum_dr_local.drill.timeline import EventLog
 from quorum_dr_local.standins import netns
 from quorum_dr_local.standins.postgres import PgCluster, make_primary, make_standby
-from quorum_dr_local.system_config import PROBE_REGIONS, config_json
+from quorum_dr_local.system_config import HOME_REGION, PROBE_REGIONS, config_json
 
 
 class DrillWorld:
@@ -110,6 +113,48 @@ class DrillWorld:
             from quorum_dr_local.standins.booking_app import SCHEMA
 
             cur.execute(SCHEMA)
+
+    def start_wal_archive(self, archive: WalArchive) -> BaseBackup:
+        """As a deployment runs it: DR archives every WAL segment it receives (`archive_mode =
+        always`, barman-cloud-wal-archive to the drill's S3), main closes a segment at least every
+        `archive_timeout_seconds`, and the DR host takes a base backup (barman-cloud-backup) whose
+        start, DR's next restartpoint, comes after archiving began."""
+        import boto3
+
+        main, dr = self.clusters["main"], self.clusters["dr"]
+        target = ArchiveTarget(BACKUP_BUCKET, BACKUP_PREFIX, archive.server, archive.endpoint_url)
+        dr.append_config({"archive_mode": "always", "archive_command": archive_command(target)})
+        dr.restart()
+        dr.wait_streaming()
+        main.alter_system("archive_timeout", archive.archive_timeout_seconds)
+        main.sql("CHECKPOINT")
+        dr.wait_replayed(main.value("SELECT pg_current_wal_lsn()::text"), timeout=30)
+        dr.sql("CHECKPOINT")
+        su = dr.roles.superuser
+        return take_base_backup(
+            boto3.client("s3", region_name=HOME_REGION),
+            target,
+            host=dr.host,
+            port=dr.port,
+            user=su.username,
+            env={"PGPASSWORD": su.password},
+            timeout=120,
+        )
+
+    def restored_cluster(self) -> PgCluster:
+        """The cold site's PostgreSQL as a point-in-time restore makes it: a copy of DR's data
+        directory (so main's roles), not yet there; the cold bootstrap restores and starts it."""
+        layout, main = self.layout, self.clusters["main"]
+        cold = PgCluster(
+            name="cold",
+            base_dir=self.workdir / "pg",
+            port=layout.db_ports["cold"],
+            roles=main.roles,
+            app_db=main.app_db,
+            listen_addresses=(layout.sites["cold"],),
+        )
+        self.clusters["cold"] = cold
+        return cold
 
     def make_cold_cluster(self) -> PgCluster:
         """A fresh, empty PostgreSQL for the cold site (the instance's own database)."""

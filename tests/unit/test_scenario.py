@@ -70,8 +70,10 @@ def test_shipped_expectations_match_the_issue():
         e = load_scenario(name).expectations
         assert (e.failover, e.promotions, e.edge_writes) == (False, 0, 0)
         assert "target" in e.checked() and e.target is None
-    dual = load_scenario("dual-outage").expectations
-    assert (dual.target, dual.restored_orders_equal_backup) == ("cold", True)
+    dual_scenario = load_scenario("dual-outage")
+    dual = dual_scenario.expectations
+    assert (dual.target, dual.orders_lost_max) == ("cold", 100)
+    assert (dual_scenario.cold_restore, dual_scenario.archive_timeout_seconds) == ("wal_archive", 5)
     lag = load_scenario("replica-lag").expectations
     assert (lag.promotions, lag.escalation) == (0, True)
     cf = load_scenario("cloudflare-429")
