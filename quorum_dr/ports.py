@@ -19,6 +19,8 @@ from quorum_dr.config import ColdSite, Hook
 from quorum_dr.domain.edge import SwitchReceipt
 from quorum_dr.domain.incident_record import IncidentRecord
 from quorum_dr.domain.results import DbStatus, ProbeResult
+from quorum_dr.domain.standby_health import StandbyRecord
+from quorum_dr.domain.state import ServiceState
 
 
 class SecretSource(ABC):
@@ -56,6 +58,25 @@ class EventPublisher(ABC):
 
     @abstractmethod
     def publish(self, detail_type: str, detail: Mapping[str, Any]) -> None: ...
+
+
+class StandbyWatch(ABC):
+    """What the probe reads and claims in the state table to say a change of the standby once
+    (`domain/standby_health.py`): the service's state, and the last thing said about its standby."""
+
+    @abstractmethod
+    def service_state(self, service: str) -> ServiceState:
+        """The service's state item (defaults when absent): which site is active, and its status."""
+
+    @abstractmethod
+    def standby_record(self, service: str) -> tuple[StandbyRecord | None, int]:
+        """The last thing said about the standby (None when nothing was) and the record's version (0)."""
+
+    @abstractmethod
+    def claim_standby_change(self, service: str, record: StandbyRecord, *, expected_version: int) -> bool:
+        """Write `record` as version `expected_version + 1` if the stored one is still
+        `expected_version`: True when this caller made the change (and says it), False when
+        another region already did."""
 
 
 # ---------------------------------------------------------------------------------------------

@@ -121,6 +121,25 @@ class ControlStack(Stack):
                 )
             ],
         )
+        self.alert_on_standby = events.Rule(
+            self,
+            "AlertOnStandbyChange",
+            description="StandbyDown / StandbyRecovered from any probe region -> the alert topic: the site "
+            "a failover would go to is down, or back",
+            event_bus=self.bus,
+            event_pattern=events.EventPattern(
+                source=[naming.EVENT_SOURCE], detail_type=[naming.STANDBY_DOWN, naming.STANDBY_RECOVERED]
+            ),
+            targets=[
+                events_targets.SnsTopic(
+                    self.alerts.topic,
+                    message=events.RuleTargetInput.from_text(
+                        f"quorum-dr: {detail('$.detail.reason')} "
+                        f"(said by {detail('$.detail.region')}, round {detail('$.detail.round_id')})"
+                    ),
+                )
+            ],
+        )
         self.alarms = Alarms(
             self,
             "Alarms",

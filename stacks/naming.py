@@ -10,6 +10,9 @@ from __future__ import annotations
 
 from aws_cdk import Arn, ArnFormat, Stack
 
+from quorum_dr.domain.standby_health import STANDBY_DOWN as STANDBY_DOWN
+from quorum_dr.domain.standby_health import STANDBY_RECOVERED as STANDBY_RECOVERED
+
 # The functions' names live in the CDK-free table the local harness shares; named here too, so
 # that a stack says naming.PROBE, naming.function_name(...) as before.
 from quorum_dr.functions import ACTION_FUNCTIONS as ACTION_FUNCTIONS
@@ -25,7 +28,7 @@ EVENT_BUS = PREFIX
 STATE_MACHINE = f"{PREFIX}-failover"
 SWITCHOVER_STATE_MACHINE = f"{PREFIX}-switchover"
 EVENT_SOURCE = "quorum-dr"
-PROBE_DETAIL_TYPES = ("ProbeFailed", "VerdictChanged", "SplitBrainSuspected")
+PROBE_DETAIL_TYPES = ("ProbeFailed", "VerdictChanged", "SplitBrainSuspected", STANDBY_DOWN, STANDBY_RECOVERED)
 SPLIT_BRAIN_SUSPECTED = "SplitBrainSuspected"
 
 

@@ -13,6 +13,7 @@ from aws_cdk import aws_sns as sns
 from constructs import Construct
 
 from quorum_dr.config import WatchdogConfig
+from quorum_dr.domain.standby_health import STANDBY_ATTRIBUTES
 from stacks import naming
 from stacks.function import QuorumDrFunction, dependency_layer
 from stacks.lambda_asset import LambdaAssets
@@ -24,10 +25,11 @@ class ProbeStack(Stack):
     """The probe of `region`.
 
     Results go straight to the home region's results table. Events go on the region's
-    `quorum-dr` bus; outside the home region a rule forwards ProbeFailed / VerdictChanged to the
-    home bus (in the home region the probe's bus *is* the home bus). The region's alarms reach
-    the alert topic directly in the home region and through the home bus elsewhere (a CloudWatch
-    alarm can only notify a topic of its own region).
+    `quorum-dr` bus; outside the home region a rule forwards ProbeFailed / VerdictChanged /
+    SplitBrainSuspected / StandbyDown / StandbyRecovered to the home bus (in the home region the
+    probe's bus *is* the home bus). The region's alarms reach the alert topic directly in the
+    home region and through the home bus elsewhere (a CloudWatch alarm can only notify a topic of
+    its own region).
     """
 
     def __init__(
@@ -52,6 +54,7 @@ class ProbeStack(Stack):
             layer=dependency_layer(self, assets),
             environment={
                 "RESULTS_TABLE_NAME": naming.RESULTS_TABLE,
+                "STATE_TABLE_NAME": naming.STATE_TABLE,
                 "EVENT_BUS_NAME": naming.EVENT_BUS,
             },
             timeout=cadence.function_timeout(config.probe),
@@ -62,6 +65,22 @@ class ProbeStack(Stack):
             iam.PolicyStatement(
                 actions=["dynamodb:PutItem", "dynamodb:BatchWriteItem", "dynamodb:Query"],
                 resources=[naming.table_arn(self, naming.RESULTS_TABLE, home)],
+            )
+        )
+        # The standby watch (DynamoStandbyWatch in quorum_dr/adapters/dynamodb_state.py): read the state
+        # and the standby record, claim a change with an UpdateItem naming only its own attributes.
+        state_table = naming.table_arn(self, naming.STATE_TABLE, home)
+        self.probe.role.add_to_policy(
+            iam.PolicyStatement(actions=["dynamodb:GetItem"], resources=[state_table])
+        )
+        self.probe.role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["dynamodb:UpdateItem"],
+                resources=[state_table],
+                conditions={
+                    "ForAllValues:StringEquals": {"dynamodb:Attributes": list(STANDBY_ATTRIBUTES)},
+                    "StringEqualsIfExists": {"dynamodb:ReturnValues": ["NONE"]},
+                },
             )
         )
         self.probe.role.add_to_policy(
@@ -82,7 +101,8 @@ class ProbeStack(Stack):
         self.forward_events = events.Rule(
             self,
             "ForwardProbeEvents",
-            description="ProbeFailed / VerdictChanged / SplitBrainSuspected of this region to the home bus",
+            description="the probe events of this region (" + " / ".join(naming.PROBE_DETAIL_TYPES) + ") "
+            "to the home bus",
             event_bus=self.bus,
             event_pattern=events.EventPattern(
                 source=[naming.EVENT_SOURCE], detail_type=list(naming.PROBE_DETAIL_TYPES)

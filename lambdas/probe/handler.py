@@ -7,7 +7,8 @@ allows); `{"round_id", "service"?, "sites"?, "incident_id"?}` (on-demand round);
 here). See `quorum_dr.probes.event`, whose models the state machine's callers share.
 Output: the round (results as JSON-able dicts, per-site round verdicts, events published); for
 several rounds `{"rounds": [...], "reason"}`; for a verify round what this region saw.
-Environment: QUORUM_DR_CONFIG_PATH, RESULTS_TABLE_NAME (in the home region), EVENT_BUS_NAME,
+Environment: QUORUM_DR_CONFIG_PATH, RESULTS_TABLE_NAME and STATE_TABLE_NAME (in the home region; the
+state table holds the active site and the last thing said about the standby), EVENT_BUS_NAME,
 AWS_REGION (the probing region; the invoked function's ARN names the same region and wins).
 """
 
@@ -21,6 +22,7 @@ from typing import Any
 from aws_lambda_powertools.metrics import MetricUnit
 
 from quorum_dr.adapters.dynamodb_results import DynamoDbResultStore
+from quorum_dr.adapters.dynamodb_state import DynamoStandbyWatch
 from quorum_dr.adapters.eventbridge import EventBridgePublisher
 from quorum_dr.adapters.secrets import SecretsManagerSecrets
 from quorum_dr.config import WatchdogConfig, load_config
@@ -85,8 +87,8 @@ def _region(context: Any, settings: LambdaSettings) -> str:
 
 def _service(context: Any) -> ProbeService:
     settings = LambdaSettings.from_env()
-    settings.require("RESULTS_TABLE_NAME", "EVENT_BUS_NAME")
-    assert settings.RESULTS_TABLE_NAME and settings.EVENT_BUS_NAME
+    settings.require("RESULTS_TABLE_NAME", "STATE_TABLE_NAME", "EVENT_BUS_NAME")
+    assert settings.RESULTS_TABLE_NAME and settings.STATE_TABLE_NAME and settings.EVENT_BUS_NAME
     config = _config(settings.QUORUM_DR_CONFIG_PATH)
     region = _region(context, settings)
     return ProbeService(
@@ -102,6 +104,7 @@ def _service(context: Any) -> ProbeService:
         events=EventBridgePublisher.from_name(settings.EVENT_BUS_NAME, region=region),
         secrets=_secrets,
         clock=clock,
+        standby=DynamoStandbyWatch(settings.STATE_TABLE_NAME, region=config.home_region),
     )
 
 

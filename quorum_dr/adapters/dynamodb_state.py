@@ -17,8 +17,10 @@ from botocore.exceptions import ClientError
 
 from quorum_dr.adapters.aws_sdk import sdk_config
 from quorum_dr.domain.incident_record import IncidentRecord
+from quorum_dr.domain.standby_health import STANDBY_SK, StandbyRecord
+from quorum_dr.domain.state import ServiceState
 from quorum_dr.observability import logger
-from quorum_dr.ports import StaleState, StateStore
+from quorum_dr.ports import StaleState, StandbyWatch, StateStore
 
 STATE = "STATE"
 LOCK = "LOCK"
@@ -309,3 +311,55 @@ def _incident(item: Mapping[str, Any]) -> IncidentRecord:
     fields = {k: v for k, v in item.items() if k not in ("pk", "sk")}
     fields.setdefault("incident_id", str(item["sk"]).removeprefix(INCIDENT))
     return IncidentRecord.model_validate(fields)
+
+
+# -- the standby watch (the probe function's small view of the state table) ----------------------
+
+STANDBY = STANDBY_SK  # its attributes: STANDBY_ATTRIBUTES, which the probe's IAM statement names
+
+
+class DynamoStandbyWatch(StandbyWatch):
+    """Reads the service state and the standby record (GetItem), claims a change (UpdateItem with
+    a condition on `standby_version`): of two regions that see the same change, one writes it and
+    says it, the other's write fails its condition and it says nothing."""
+
+    def __init__(self, table_name: str, *, resource: Any = None, region: str | None = None) -> None:
+        resource = resource or boto3.resource("dynamodb", region_name=region, config=sdk_config())
+        self._table = resource.Table(table_name)
+
+    def _get(self, service: str, sk: str) -> dict[str, Any] | None:
+        item = self._table.get_item(Key={"pk": service, "sk": sk}, ConsistentRead=True).get("Item")
+        return from_dynamo(item) if item else None
+
+    def service_state(self, service: str) -> ServiceState:
+        item = self._get(service, STATE) or {}
+        return ServiceState.model_validate(
+            {**{k: v for k, v in item.items() if k in STATE_FIELDS}, "service": service}
+        )
+
+    def standby_record(self, service: str) -> tuple[StandbyRecord | None, int]:
+        item = self._get(service, STANDBY)
+        if not item or "standby_record" not in item:
+            return None, int((item or {}).get("standby_version", 0))
+        return StandbyRecord.model_validate_json(item["standby_record"]), int(item["standby_version"])
+
+    def claim_standby_change(self, service: str, record: StandbyRecord, *, expected_version: int) -> bool:
+        condition = (
+            "attribute_not_exists(standby_version)" if expected_version == 0 else "standby_version = :v"
+        )
+        values: dict[str, Any] = {":r": record.model_dump_json(), ":n": expected_version + 1}
+        if expected_version:
+            values[":v"] = expected_version
+        try:
+            self._table.update_item(
+                Key={"pk": service, "sk": STANDBY},
+                UpdateExpression="SET standby_record = :r, standby_version = :n",
+                ConditionExpression=condition,
+                ExpressionAttributeValues=values,
+                ReturnValues="NONE",
+            )
+        except ClientError as exc:
+            if _conditional_failed(exc):
+                return False
+            raise
+        return True

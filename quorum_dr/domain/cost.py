@@ -415,7 +415,7 @@ def lookback_seconds(config: WatchdogConfig) -> float:
 def lookback_bytes(
     config: WatchdogConfig, usage: UsageTable, service: Service, period: float, *, cold: bool = True
 ) -> float:
-    """What one round's Query of `service`'s recent results returns (`ProbeService._earlier_results`):
+    """What one round's Query of `service`'s recent results returns (`ProbeService._recent_results`):
     every region's items of the look-back window, max(freshness, 3 intervals)."""
     window = lookback_seconds(config)
     per_round = sum(

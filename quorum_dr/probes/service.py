@@ -14,6 +14,12 @@
    `change: resolved`, when it goes: once per change, not every round. The previous view is this
    region's stored results of each site's PostgreSQL check (see `domain/split_brain.py`); the
    evidence (role, WAL position) stays in the stored results of every round.
+7. With a standby watch (the state table): publish `StandbyDown` when the standby site (dr while
+   main serves) turns DOWN by quorum across every region's results, and `StandbyRecovered` when it
+   is back (see `domain/standby_health.py`, which also gives the timing). Once per change: the
+   region that claims the change in the state table (a conditional write keyed per service)
+   publishes it; another region seeing the same change loses the claim and says nothing. A
+   failure here is logged and leaves the round's results and other events as they are.
 """
 
 from __future__ import annotations
@@ -27,7 +33,9 @@ from quorum_dr.config import WatchdogConfig
 from quorum_dr.domain.results import CONTROL_SITE, ProbeResult, Vote
 from quorum_dr.domain.retrigger import ProbeFailedDecision, decide_probe_failed
 from quorum_dr.domain.split_brain import SPLIT_BRAIN_SUSPECTED, split_brain_change
-from quorum_dr.ports import EventPublisher, ResultStore, SecretSource
+from quorum_dr.domain.standby_health import StandbyRecord, evaluate_standby, standby_change
+from quorum_dr.observability import logger
+from quorum_dr.ports import EventPublisher, ResultStore, SecretSource, StandbyWatch
 from quorum_dr.probes.event import InvalidProbeEvent, RoundRequest, VerifyRequest
 from quorum_dr.probes.round import CheckRunner, RoundReport, SiteRoundVerdict, run_round, site_round_verdicts
 from quorum_dr.probes.verify import SiteSeen, see_public
@@ -97,6 +105,7 @@ class ProbeService:
         clock: Callable[[], float] = time.time,
         runners: Mapping[str, CheckRunner] | None = None,
         public_transport: Any = None,
+        standby: StandbyWatch | None = None,
     ) -> None:
         self.config = config
         self.region = region
@@ -106,6 +115,7 @@ class ProbeService:
         self.clock = clock
         self.runners = runners
         self.public_transport = public_transport  # an httpx transport for the verify round (tests)
+        self.standby = standby  # None: the standby is not watched (tools that only probe)
 
     def run(self, request: RoundRequest) -> ProbeRoundOutcome:
         self._check_request(request)
@@ -121,7 +131,11 @@ class ProbeService:
         )
         verdicts = report.site_verdicts()
         services = sorted({r.service for r in report.results if r.site != CONTROL_SITE})
-        earlier = self._earlier_results({v.service for v in verdicts} | set(services), report.round_id)
+        recent = self._recent_results({v.service for v in verdicts} | set(services))
+        earlier = {
+            service: [r for r in results if r.region == self.region and r.round_id != report.round_id]
+            for service, results in recent.items()
+        }
         previous = self._previous_verdicts(earlier)
         decisions: dict[tuple[str, str], ProbeFailedDecision] = {}
         if not report.abstaining:
@@ -160,7 +174,54 @@ class ProbeService:
                 published.append(
                     PublishedEvent(SPLIT_BRAIN_SUSPECTED, service, ",".join(sites), split.reason)
                 )
+            if self.standby is not None:
+                published += self._watch_standby(service, recent.get(service, []), stored, report.round_id)
         return ProbeRoundOutcome(request, report, stored, verdicts, published)
+
+    def _watch_standby(
+        self, service: str, recent: list[ProbeResult], stored: list[ProbeResult], round_id: str
+    ) -> list[PublishedEvent]:
+        """Step 7: every region's recent results and this round's, judged by quorum; a change is
+        claimed in the state table, then published. Never fails the round."""
+        assert self.standby is not None
+        try:
+            state = self.standby.service_state(service)
+            previous, version = self.standby.standby_record(service)
+            now = self.results.home_time()
+            this_round = {(r.region, r.round_id) for r in stored}
+            pool = [r for r in recent if (r.region, r.round_id) not in this_round] + [
+                r for r in stored if r.service == service
+            ]
+            view = evaluate_standby(
+                pool, self.config, service, active_site=state.active_site, status=state.status, now=now
+            )
+            change = standby_change(
+                view, previous, self.config, region=self.region, round_id=round_id, now=now
+            )
+            if change.change is None or change.record is None:
+                return []
+            if not self.standby.claim_standby_change(service, change.record, expected_version=version):
+                logger.info(
+                    f"{change.detail_type} for {service} already said by another region",
+                    extra={"reason": change.reason},
+                )
+                return []
+            try:
+                self.events.publish(change.detail_type, change.detail().model_dump(mode="json"))
+            except Exception:
+                # Give the claim back, so that a later round says it: at most once would lose it.
+                back = previous or StandbyRecord(
+                    site=change.record.site, down=False, said_at=now, reason="", region="", round_id=""
+                )
+                self.standby.claim_standby_change(service, back, expected_version=version + 1)
+                raise
+            return [PublishedEvent(change.detail_type, service, change.record.site, change.reason)]
+        except Exception as exc:  # the round's results and other events stand; say why, once
+            logger.error(
+                f"standby watch of {service} failed: {type(exc).__name__}: {exc}",
+                extra={"round_id": round_id},
+            )
+            return []
 
     def round_budget_seconds(self) -> float:
         """What one round may take at most: the checks' timeouts run concurrently, the
@@ -246,19 +307,13 @@ class ProbeService:
                 if getattr(service.sites, site) is None:
                     raise InvalidProbeEvent(f"sites: service {service.name!r} has no {site} site configured")
 
-    def _earlier_results(self, services: Iterable[str], round_id: str) -> dict[str, list[ProbeResult]]:
-        """This region's stored results of earlier rounds, per service (one read per service)."""
+    def _recent_results(self, services: Iterable[str]) -> dict[str, list[ProbeResult]]:
+        """Every region's stored results of the recent window, per service (one read per service):
+        this region's earlier rounds give the previous views, all of them the standby's quorum."""
         probe = self.config.probe
         # `received_at` is home-region time: so is the bound (this region's clock may be off)
         since = self.results.home_time() - max(probe.freshness_seconds, 3 * probe.interval_seconds)
-        return {
-            service: [
-                r
-                for r in self.results.recent_results(service, since)
-                if r.region == self.region and r.round_id != round_id
-            ]
-            for service in services
-        }
+        return {service: self.results.recent_results(service, since) for service in services}
 
     @staticmethod
     def _previous_verdicts(

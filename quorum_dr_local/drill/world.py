@@ -30,6 +30,7 @@ from quorum_dr_local.drill.layout import (
     HOSTNAME,
     RESULTS_TABLE,
     SERVICE,
+    STATE_TABLE,
     ZONE_ID,
     Layout,
     aws_env,
@@ -307,6 +308,7 @@ class DrillWorld:
                 **aws_env(layout, region),
                 "QUORUM_DR_CONFIG_PATH": str(self.config_path),
                 "RESULTS_TABLE_NAME": RESULTS_TABLE,
+                "STATE_TABLE_NAME": STATE_TABLE,
                 "EVENT_BUS_NAME": EVENT_BUS,
             }
             logfile = self.workdir / f"agent-{region}.log"

@@ -168,6 +168,25 @@ def test_split_brain_suspected_is_sent_to_the_alert_topic_with_its_reason(synth)
     )
 
 
+def test_standby_down_and_recovered_are_sent_to_the_alert_topic_with_their_reason(synth) -> None:
+    rules = [
+        r["Properties"]
+        for r in synth.resources(_control(synth), "AWS::Events::Rule").values()
+        if r["Properties"].get("EventPattern", {}).get("detail-type") == ["StandbyDown", "StandbyRecovered"]
+    ]
+    assert len(rules) == 1
+    assert rules[0]["EventPattern"]["source"] == ["quorum-dr"]
+    (target,) = rules[0]["Targets"]
+    assert "AlertsTopic" in json.dumps(target["Arn"])
+    transformer = target["InputTransformer"]
+    assert set(transformer["InputPathsMap"].values()) == {
+        "$.detail.reason",
+        "$.detail.region",
+        "$.detail.round_id",
+    }
+    assert "<detail-reason>" in transformer["InputTemplate"]
+
+
 def test_the_ten_action_functions(synth) -> None:
     functions = synth.resources(_control(synth), "AWS::Lambda::Function")
     ours = {

@@ -158,3 +158,27 @@ def test_the_matcher_denies_what_iam_would_deny(policies: dict[str, list[Stateme
     assert not allows(scoped, "states:SendTaskSuccess", "*")
     table = f"arn:aws:dynamodb:eu-west-2:{ACCOUNT}:table/quorum-dr-other"
     assert not allows(policies["state_machine"], "dynamodb:PutItem", table)
+
+
+def test_the_probe_role_allows_the_standby_watch_and_no_other_state_write(
+    policies: dict[str, list[Statement]], synth: Any
+) -> None:
+    """DynamoStandbyWatch reads the state and the standby record (GetItem) and claims a change
+    (UpdateItem naming only STANDBY_ATTRIBUTES); the probe never puts or deletes a state item."""
+    from quorum_dr.domain.standby_health import STANDBY_ATTRIBUTES
+
+    home = synth.deployment.config.home_region
+    table = f"arn:aws:dynamodb:{home}:{ACCOUNT}:table/{naming.STATE_TABLE}"
+    for region in synth.deployment.config.probe_regions:
+        role = policies[f"probe:{region}"]
+        assert allows(role, "dynamodb:GetItem", table), region
+        assert allows(role, "dynamodb:UpdateItem", table), region
+        for action in ("dynamodb:PutItem", "dynamodb:DeleteItem", "dynamodb:TransactWriteItems"):
+            assert not allows(role, action, table), f"{region}: {action}"
+        updates = [s for s in role if "dynamodb:UpdateItem" in s.actions]
+        assert [s.conditions for s in updates] == [
+            {
+                "ForAllValues:StringEquals": {"dynamodb:Attributes": list(STANDBY_ATTRIBUTES)},
+                "StringEqualsIfExists": {"dynamodb:ReturnValues": ["NONE"]},
+            }
+        ], region

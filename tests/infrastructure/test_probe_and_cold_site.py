@@ -70,7 +70,13 @@ def test_probe_events_reach_the_home_bus(synth) -> None:
             {
                 "EventPattern": {
                     "source": ["quorum-dr"],
-                    "detail-type": ["ProbeFailed", "VerdictChanged", "SplitBrainSuspected"],
+                    "detail-type": [
+                        "ProbeFailed",
+                        "VerdictChanged",
+                        "SplitBrainSuspected",
+                        "StandbyDown",
+                        "StandbyRecovered",
+                    ],
                 },
                 "Targets": [home_bus],
             },

@@ -27,7 +27,7 @@ from quorum_dr_local.iam_policies import Statement, principal_policies, synthesi
 
 ROOT = Path(__file__).resolve().parents[2]
 HOME, PROBE_REGION = "eu-west-2", "us-east-1"
-TABLE, BUS = "quorum-dr-results", "quorum-dr"
+TABLE, STATE_TABLE, BUS = "quorum-dr-results", "quorum-dr-state", "quorum-dr"
 
 
 def _load_handler() -> Any:
@@ -123,6 +123,7 @@ def aws(monkeypatch: pytest.MonkeyPatch, config_path: Path) -> Iterator[dict[str
         "AWS_REGION": PROBE_REGION,
         "QUORUM_DR_CONFIG_PATH": str(config_path),
         "RESULTS_TABLE_NAME": TABLE,
+        "STATE_TABLE_NAME": STATE_TABLE,
         "EVENT_BUS_NAME": BUS,
         "POWERTOOLS_METRICS_NAMESPACE": "QuorumDR",
     }.items():
@@ -139,6 +140,7 @@ def aws(monkeypatch: pytest.MonkeyPatch, config_path: Path) -> Iterator[dict[str
             )
         dynamodb = boto3.client("dynamodb", region_name=HOME)
         create_table(dynamodb, TABLE)
+        create_table(dynamodb, STATE_TABLE)  # the standby watch reads the state and claims its record
         events = boto3.client("events", region_name=PROBE_REGION)
         events.create_event_bus(Name=BUS)
         sqs = boto3.client("sqs", region_name=PROBE_REGION)
