@@ -13,6 +13,7 @@ joins it). The URL is redacted in every sentence (it may carry a token). Never r
 from __future__ import annotations
 
 import threading
+from urllib.parse import urlsplit
 
 import requests
 
@@ -25,6 +26,13 @@ MARKER_MAX_BYTES = 1024
 DEADLINE_GRACE_SECONDS = 1.0  # past the socket timeouts, so an ordinary timeout says its own words
 
 
+def _said(url: str) -> list[str]:
+    """The forms of `url` an error may quote: whole, and as its request target (urllib3 says
+    "Max retries exceeded with url: /path?query"), each redacted in the error's line."""
+    parts = urlsplit(url)
+    return [url, f"{parts.path}?{parts.query}"] if parts.query else [url]
+
+
 def _get(sync: FileSync, url: str, shown: str) -> FileSyncFacts:
     try:
         with requests.get(
@@ -35,7 +43,7 @@ def _get(sync: FileSync, url: str, shown: str) -> FileSyncFacts:
             head = next(answer.iter_content(MARKER_MAX_BYTES), b"")  # a marker is one short line
         return FileSyncFacts(url=shown, written_at=parse_marker(head.decode("utf-8", "replace")))
     except requests.RequestException as exc:
-        return FileSyncFacts(url=shown, error=error_line(exc, [url]))
+        return FileSyncFacts(url=shown, error=error_line(exc, _said(url)))
     except ValueError as exc:  # parse_marker's sentence
         return FileSyncFacts(url=shown, error=str(exc))
 
@@ -50,7 +58,7 @@ def read_marker(sync: FileSync) -> FileSyncFacts:
         try:
             answers.append(_get(sync, url, shown))
         except Exception as exc:  # anything else is this read's answer too, never the caller's failure
-            answers.append(FileSyncFacts(url=shown, error=error_line(exc, [url])))
+            answers.append(FileSyncFacts(url=shown, error=error_line(exc, _said(url))))
 
     reader = threading.Thread(target=read, name="file-sync-marker", daemon=True)
     reader.start()
