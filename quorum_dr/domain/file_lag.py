@@ -39,7 +39,7 @@ def file_lag_receipt(facts: FileSyncFacts, *, now: float, max_lag_seconds: float
     common = dict(url=facts.url, read_at=now, max_lag_seconds=max_lag_seconds)
     if facts.error or facts.written_at is None:
         why = f"cannot read the file-sync marker at {facts.url}: {facts.error or 'no time'}"
-        return FileLagReceipt(**common, unknown_because=why, reason=f"file lag unknown: {why}")  # type: ignore[arg-type]
+        return FileLagReceipt(**common, unknown_because=why, reason=f"file lag unknown: {why}")
     written = f"written by main at {utc_text(facts.written_at)}"
     lag = now - facts.written_at
     if lag < -MARKER_FUTURE_SLACK_SECONDS:
@@ -48,7 +48,7 @@ def file_lag_receipt(facts: FileSyncFacts, *, now: float, max_lag_seconds: float
             "future: main's clock and the home region's disagree"
         )
         return FileLagReceipt(
-            **common,  # type: ignore[arg-type]
+            **common,
             marker_written_at=facts.written_at,
             unknown_because=why,
             reason=f"file lag unknown: {why}",
@@ -61,7 +61,7 @@ def file_lag_receipt(facts: FileSyncFacts, *, now: float, max_lag_seconds: float
         else ""
     )
     return FileLagReceipt(
-        **common,  # type: ignore[arg-type]
+        **common,
         lag_seconds=lag,
         marker_written_at=facts.written_at,
         over_limit=over,

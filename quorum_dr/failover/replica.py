@@ -54,9 +54,9 @@ def check(ports: Ports, incident: Incident) -> dict[str, Any]:
     if service.database is None:
         reason = f"{service.name} has no database configured: nothing to promote"
         lag = file_lag(ports, service)
-        extra = {"file_lag": lag} if lag else {}
-        _note(ports, incident, "replica", _with_file_lag(reason, lag), **extra)
-        return {"proceed": True, "code": "no_database", "reason": reason, "at": now, **extra}
+        receipt_fields = {"file_lag": lag} if lag else {}
+        _note(ports, incident, "replica", _with_file_lag(reason, lag), **receipt_fields)
+        return {"proceed": True, "code": "no_database", "reason": reason, "at": now, **receipt_fields}
     unreadable = ""
     try:
         status: DbStatus | None = ports.promoter(service).replica_status()
