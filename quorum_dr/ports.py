@@ -15,9 +15,10 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from quorum_dr.agent.contract import Operation, OperationAnswer, SiteStatus, Upstream
-from quorum_dr.config import ColdSite, Hook
+from quorum_dr.config import ColdSite, FileSync, Hook
 from quorum_dr.domain.edge import SwitchReceipt
 from quorum_dr.domain.incident_record import IncidentRecord
+from quorum_dr.domain.readiness import FileSyncFacts
 from quorum_dr.domain.results import DbStatus, ProbeResult
 from quorum_dr.domain.standby_health import StandbyRecord
 from quorum_dr.domain.state import ServiceState
@@ -310,6 +311,15 @@ class SwitchVerifier(ABC):
     @abstractmethod
     def verify(self, *, service: str, expect_site: str, incident_id: str, origin_only: bool) -> Any:
         """Receipt with `verified` (bool), `reason`, and what each region saw."""
+
+
+class MarkerReader(ABC):
+    """Reads the file-sync marker the DR site serves (`services[].file_sync`)."""
+
+    @abstractmethod
+    def read(self, sync: FileSync) -> FileSyncFacts:
+        """When main wrote the marker DR serves, or why it could not be read (bounded by the
+        config's timeout; never raises for an unreachable or malformed marker)."""
 
 
 # ---------------------------------------------------------------------------------------------

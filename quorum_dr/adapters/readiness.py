@@ -30,7 +30,6 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 import boto3
-import requests
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
@@ -49,9 +48,9 @@ from quorum_dr.adapters.cloudflare_edge import CloudflareEdge
 from quorum_dr.adapters.cold_site import Ec2ColdSiteLauncher
 from quorum_dr.adapters.dynamodb_results import DynamoDbResultStore
 from quorum_dr.adapters.dynamodb_state import DynamoStateStore
+from quorum_dr.adapters.file_sync import read_marker
 from quorum_dr.config import CloudflareEdge as EdgeConfig
 from quorum_dr.config import ColdSite, FileSync, Service, WatchdogConfig
-from quorum_dr.config_types import clean_text
 from quorum_dr.domain.cost import secret_copies
 from quorum_dr.domain.edge import EdgeSwitchError
 from quorum_dr.domain.readiness import (
@@ -66,15 +65,13 @@ from quorum_dr.domain.readiness import (
     StateFacts,
     TokenFacts,
     assess,
-    parse_marker,
 )
-from quorum_dr.domain.redact import redact_text, redact_url
+from quorum_dr.domain.redact import printable_line
 from quorum_dr.domain.state import ServiceState
 from quorum_dr.failover.operator import OperatorError, execution_arn
 from quorum_dr.functions import PREFIX
 
 T = TypeVar("T")
-MARKER_MAX_BYTES = 1024
 
 AWS_ERRORS = (BotoCoreError, ClientError)
 # Errors that mean AWS could not be asked at all, as opposed to an answer about one resource.
@@ -100,7 +97,6 @@ UNREACHABLE_CODES = frozenset(
 )
 EDGE_RETRY_BUDGET_SECONDS = 10.0  # a readiness round waits out a Cloudflare hiccup, not an outage
 LOOKBACK_MIN_SECONDS = 600.0
-MAX_ERROR_CHARS = 300
 
 
 def one_line(error: BaseException) -> str:
@@ -112,12 +108,6 @@ def one_line(error: BaseException) -> str:
     else:
         text = str(error) or type(error).__name__
     return printable_line(text)
-
-
-def printable_line(text: str) -> str:
-    """Any text as one printable line of at most MAX_ERROR_CHARS."""
-    text = " ".join(clean_text(text).split())
-    return text if len(text) <= MAX_ERROR_CHARS else text[: MAX_ERROR_CHARS - 3] + "..."
 
 
 def error_code(error: BaseException) -> str | None:
@@ -240,25 +230,10 @@ class ReadinessGatherer:
         )
 
     # -- file sync --------------------------------------------------------------------------------
-    # (whatever DR serves at the URL, only its first MARKER_MAX_BYTES are read)
 
     def _file_sync(self, sync: FileSync) -> FileSyncFacts:
-        """GET the marker DR serves (one try, bounded; the URL is redacted in every sentence)."""
-        url = str(sync.url)
-        shown = redact_url(url)
-        try:
-            with requests.get(
-                url, timeout=sync.timeout_seconds, verify=sync.verify_tls, allow_redirects=False, stream=True
-            ) as answer:
-                if answer.status_code != 200:
-                    return FileSyncFacts(url=shown, error=f"HTTP {answer.status_code}")
-                head = next(answer.iter_content(MARKER_MAX_BYTES), b"")  # a marker is one short line
-            return FileSyncFacts(url=shown, written_at=parse_marker(head.decode("utf-8", "replace")))
-        except requests.RequestException as exc:
-            said = redact_text(f"{type(exc).__name__}: {exc}", [url])  # redacted before it is cut
-            return FileSyncFacts(url=shown, error=printable_line(said))
-        except ValueError as exc:
-            return FileSyncFacts(url=shown, error=str(exc))
+        """The marker DR serves (`quorum_dr.adapters.file_sync`: one bounded try, URL redacted)."""
+        return read_marker(sync)
 
     # -- state and lock ---------------------------------------------------------------------------
 

@@ -2,7 +2,8 @@
 
 One line per incident (newest first, as the store lists them): when it started, what it was
 (failover, switchover, rejoin), how it was triggered, where to, how it ended, and its figures
-(detection, RTO, data loss). One incident in full: its fields, then its timeline, one step a line.
+(detection, RTO, data loss, and the file lag at promotion where file_sync is configured). One
+incident in full: its fields, then its timeline, one step a line.
 Every text that reaches the terminal is cleaned of control characters: reasons quote databases,
 APIs and operators.
 """
@@ -16,7 +17,18 @@ from quorum_dr.config_types import clean_text
 from quorum_dr.domain.incident_record import IncidentRecord
 from quorum_dr.domain.state import utc_text
 
-COLUMNS = ("started (UTC)", "incident", "kind", "trigger", "to", "ended", "detection", "RTO", "data loss")
+COLUMNS = (
+    "started (UTC)",
+    "incident",
+    "kind",
+    "trigger",
+    "to",
+    "ended",
+    "detection",
+    "RTO",
+    "data loss",
+    "file lag",
+)
 
 
 def _when(value: float | None) -> str:
@@ -77,6 +89,18 @@ def data_loss(record: IncidentRecord) -> str:
     return "unknown"
 
 
+def file_lag(record: IncidentRecord) -> str:
+    """The file lag at promotion in a few words, from the replica check's file-lag receipt
+    (`FileLagReceipt`): its seconds, or unknown; "-" where no file_sync was configured."""
+    receipt = record.file_lag or {}
+    if not receipt:
+        return "-"
+    lag = receipt.get("lag_seconds")
+    if lag is None:
+        return "unknown"
+    return f"{float(lag):.1f} s" + (" (over the limit)" if receipt.get("over_limit") else "")
+
+
 def row(record: IncidentRecord) -> dict[str, Any]:
     """One incident's summary (what `--json` prints and the table shows)."""
     rto = record.rto_seconds
@@ -96,6 +120,7 @@ def row(record: IncidentRecord) -> dict[str, Any]:
         "detection_seconds": record.detection_seconds,
         "rto_seconds": rto,
         "data_loss": data_loss(record),
+        "file_lag": file_lag(record),
         "last_step": clean_text(record.timeline[-1].reason) if record.timeline else None,
     }
 
@@ -115,6 +140,7 @@ def table(records: Sequence[IncidentRecord], service: str) -> str:
             _seconds(r["detection_seconds"]),
             _seconds(r["rto_seconds"]),
             r["data_loss"],
+            r["file_lag"],
         ]
         for record, r in ((record, row(record)) for record in records)
     ]
@@ -145,6 +171,8 @@ def detail(record: IncidentRecord) -> str:
     )
     if record.data_loss_reason:
         lines.append(f"  loss      {clean_text(record.data_loss_reason)}")
+    if record.file_lag and record.file_lag.get("reason"):
+        lines.append(f"  file lag  {clean_text(str(record.file_lag['reason']))}")
     if record.error:
         cause = record.error.get("Cause") or record.error.get("Error") or record.error
         lines.append(f"  error     {clean_text(str(cause))[:500]}")

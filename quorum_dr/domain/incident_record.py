@@ -54,6 +54,11 @@ class IncidentRecord(BaseModel):
     # the decision and the actions
     scenario: dict[str, Any] | None = Field(default=None, description="the scenario decision")
     data_loss: dict[str, Any] | None = Field(default=None, description="the replica check's loss receipt")
+    file_lag: dict[str, Any] | None = Field(
+        default=None,
+        description="the replica check's file-lag receipt (domain/file_lag.FileLagReceipt); absent: no "
+        "file_sync configured",
+    )
     fence: dict[str, Any] | None = None
     promoted_at: Number | None = None
     promotion: dict[str, Any] | None = None

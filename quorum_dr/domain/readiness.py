@@ -193,8 +193,12 @@ def size_text(count: int) -> str:
     return f"{value:.1f}".rstrip("0").rstrip(".") + f" {unit}"
 
 
-def _seconds(value: float) -> str:
+def seconds_text(value: float) -> str:
+    """Seconds as a person reads them: 42 s, 1.5 s."""
     return f"{value:.1f}".rstrip("0").rstrip(".") + " s"
+
+
+_seconds = seconds_text  # the short name this module's sentences use
 
 
 # ---------------------------------------------------------------------------------------------

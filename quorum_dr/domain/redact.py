@@ -12,7 +12,10 @@ from __future__ import annotations
 import logging
 from urllib.parse import urlsplit, urlunsplit
 
+from quorum_dr.config_types import clean_text
+
 MASK = "***"
+MAX_ERROR_CHARS = 300
 
 
 def _query(query: str) -> str:
@@ -44,6 +47,17 @@ def redact_text(text: str, urls: list[str]) -> str:
     for url in sorted({u for u in urls if u}, key=len, reverse=True):
         text = text.replace(url, redact_url(url))
     return text
+
+
+def printable_line(text: str) -> str:
+    """Any text as one printable line of at most MAX_ERROR_CHARS."""
+    text = " ".join(clean_text(text).split())
+    return text if len(text) <= MAX_ERROR_CHARS else text[: MAX_ERROR_CHARS - 3] + "..."
+
+
+def error_line(error: BaseException, urls: list[str]) -> str:
+    """An error as one printable line, `Type: message`, each of `urls` redacted before it is cut."""
+    return printable_line(redact_text(f"{type(error).__name__}: {error}", urls))
 
 
 class RedactUrlsInLogs(logging.Filter):

@@ -140,14 +140,19 @@ def record(
         )
     else:
         loss_sentence = data_loss.get("reason") or "data loss unknown: no replica report"
+    # the replica check's file lag, evidence beside the database's loss (no file_sync: nothing)
+    file_lag = replica.get("file_lag") or None
+    evidence = (
+        f"{loss_sentence}; {file_lag['reason']}" if file_lag and file_lag.get("reason") else loss_sentence
+    )
     prefix = "dry run of a " if incident.dry_run else ""
     reason = (
         f"{prefix}failover of {incident.service} to {scenario.get('target')} done: "
         f"detected in {detection:.1f} s, "
-        f"RTO {rto:.1f} s from the first failed probe to the verified switch; {loss_sentence}"
+        f"RTO {rto:.1f} s from the first failed probe to the verified switch; {evidence}"
     )
     if incident.shadow:
-        reason = shadow_sentence(incident, scenario, progress, decided_at, detection, loss_sentence)
+        reason = shadow_sentence(incident, scenario, progress, decided_at, detection, evidence)
     fields = {
         "outcome": "shadow" if incident.shadow else "dry_run" if incident.dry_run else "failed_over",
         "scenario": scenario,
@@ -158,6 +163,7 @@ def record(
         "rto_seconds": rto,
         "data_loss": data_loss,
         "data_loss_reason": loss_sentence,
+        **({"file_lag": file_lag} if file_lag else {}),
         "allow_data_loss_used": _override_used(progress),
         "backup_age_seconds": backup_age,
         "status": "FAILED_OVER" if not incident.dry_run else "CLOSED",

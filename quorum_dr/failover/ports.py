@@ -19,6 +19,7 @@ from quorum_dr.ports import (
     ColdSiteLauncher,
     EdgeSwitch,
     HookRunner,
+    MarkerReader,
     Notifier,
     ProbeInvoker,
     Promoter,
@@ -51,6 +52,8 @@ class Ports:
     )
     verifier: Callable[[], SwitchVerifier] = field(default_factory=lambda: _unwired("SwitchVerifier"))
     notifier: Callable[[], Notifier] = field(default_factory=lambda: _unwired("Notifier"))
+    # the file-sync marker DR serves, read by the replica check as evidence (never a gate)
+    markers: Callable[[], MarkerReader] = field(default_factory=lambda: _unwired("MarkerReader"))
     # the planned switchover: the agent of one site of a service, and the database sync check
     site_agent: Callable[[Service, str], SiteAgent] = field(default_factory=lambda: _unwired("SiteAgent"))
     sync: Callable[[Service], SyncDigester] = field(default_factory=lambda: _unwired("SyncDigester"))

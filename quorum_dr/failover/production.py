@@ -12,6 +12,7 @@ from `LambdaSettings`, the bundled config and Secrets Manager:
 - launcher: EC2 with the bundled bootstrap (cold_site/<service>.sh next to the config) and the
   launch templates the CDK app created (COLD_SITE_LAUNCH_TEMPLATES);
 - notifier: SNS (ALERT_TOPIC_ARN) and the configured webhooks;
+- markers: the file-sync marker DR serves, over HTTP(S) (quorum_dr.adapters.file_sync);
 - site_agent: the site agent's client (quorum_dr.adapters.site_agent.SiteAgentClient) with the
   URL of `sites.<site>.agent` and the HMAC key its `signing_secret` names, as the port
   (`AgentClientPort`);
@@ -42,6 +43,7 @@ from quorum_dr.ports import (
     ColdSiteLauncher,
     EdgeSwitch,
     HookRunner,
+    MarkerReader,
     Notifier,
     ProbeInvoker,
     Promoter,
@@ -216,9 +218,17 @@ def production_ports(
         launcher=launcher,
         verifier=verifier,
         notifier=notifier,
+        markers=http_markers,
         site_agent=site_agents(secrets, once),
         sync=lambda service: SyncCheckPort(service, secrets),
     )
+
+
+def http_markers() -> MarkerReader:
+    """The MarkerReader port: the file-sync marker over HTTP(S) (it keeps nothing between reads)."""
+    from quorum_dr.adapters.file_sync import HttpMarkerReader
+
+    return HttpMarkerReader()
 
 
 def _module(name: str, port: str) -> Any:

@@ -1,12 +1,19 @@
 """Is the DR standby safe to promote? Lag limits, unknown lag, the bounded wait for replay, and,
-after the fence, the bounded wait for main's final position (the loss receipt taken then)."""
+after the fence, the bounded wait for main's final position (the loss receipt taken then).
+
+The check also reads the file lag (where the service has `file_sync`): evidence recorded beside
+the loss receipt, never a gate (`quorum_dr.domain.file_lag`)."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from quorum_dr.config import Service
 from quorum_dr.domain.data_loss import final_position_receipt
 from quorum_dr.domain.decisions import check_replica, data_loss_receipt
+from quorum_dr.domain.file_lag import file_lag_receipt
+from quorum_dr.domain.readiness import FileSyncFacts
+from quorum_dr.domain.redact import error_line, redact_url
 from quorum_dr.domain.results import DbStatus
 from quorum_dr.failover.errors import PortNotWired
 from quorum_dr.failover.ports import Ports
@@ -23,13 +30,33 @@ def _note(ports: Ports, incident: Incident, step: str, reason: str, **fields: An
     )
 
 
+def file_lag(ports: Ports, service: Service) -> dict[str, Any] | None:
+    """The file-lag receipt (None without file_sync). Evidence, not a gate: whatever goes wrong
+    reading the marker is its "file lag unknown" reason, never this step's failure."""
+    sync = service.file_sync
+    if sync is None:
+        return None
+    try:
+        facts = ports.markers().read(sync)
+    except Exception as exc:  # an unwired port, a broken adapter: recorded, the failover goes on
+        facts = FileSyncFacts(url=redact_url(str(sync.url)), error=error_line(exc, [str(sync.url)]))
+    receipt = file_lag_receipt(facts, now=ports.clock(), max_lag_seconds=sync.max_lag_seconds)
+    return receipt.model_dump(mode="json")
+
+
+def _with_file_lag(reason: str, lag: dict[str, Any] | None) -> str:
+    return f"{reason}; {lag['reason']}" if lag else reason
+
+
 def check(ports: Ports, incident: Incident) -> dict[str, Any]:
     service = ports.service(incident.service)
     now = ports.clock()
     if service.database is None:
         reason = f"{service.name} has no database configured: nothing to promote"
-        _note(ports, incident, "replica", reason)
-        return {"proceed": True, "code": "no_database", "reason": reason, "at": now}
+        lag = file_lag(ports, service)
+        receipt_fields = {"file_lag": lag} if lag else {}
+        _note(ports, incident, "replica", _with_file_lag(reason, lag), **receipt_fields)
+        return {"proceed": True, "code": "no_database", "reason": reason, "at": now, **receipt_fields}
     unreadable = ""
     try:
         status: DbStatus | None = ports.promoter(service).replica_status()
@@ -50,13 +77,24 @@ def check(ports: Ports, incident: Incident) -> dict[str, Any]:
         status, service.database, allow_data_loss=incident.allow_data_loss, receipt=receipt
     )
     reason = decision.reason + unreadable
-    audit = {"allow_data_loss_used": True} if decision.code == "data_loss_allowed" else {}
-    _note(ports, incident, "replica", reason, data_loss=receipt.model_dump(mode="json"), **audit)
+    lag = file_lag(ports, service)  # after the database's figures: its read never delays them
+    extra: dict[str, Any] = {"file_lag": lag} if lag else {}
+    if decision.code == "data_loss_allowed":
+        extra["allow_data_loss_used"] = True
+    _note(
+        ports,
+        incident,
+        "replica",
+        _with_file_lag(reason, lag),
+        data_loss=receipt.model_dump(mode="json"),
+        **extra,
+    )
     return {
         **decision.model_dump(mode="json"),
         "reason": reason,
         "status": status.model_dump(mode="json") if status else None,
         "data_loss": receipt.model_dump(mode="json"),
+        **({"file_lag": lag} if lag else {}),
         "at": now,
     }
 

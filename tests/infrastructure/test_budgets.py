@@ -20,7 +20,7 @@ import pytest
 from botocore.retries.standard import ExponentialBackoff
 
 from quorum_dr import state_machines
-from quorum_dr.adapters import aws_sdk, cloudflare_edge, cold_site, lambda_probes, notifier
+from quorum_dr.adapters import aws_sdk, cloudflare_edge, cold_site, file_sync, lambda_probes, notifier
 from quorum_dr.adapters import postgres_promoter as pg
 from quorum_dr.config import VERIFY_WINDOW_MAX_SECONDS, Hook, Service, WatchdogConfig, load_config
 from quorum_dr.failover.production import AGENT_TIMEOUT_SECONDS, probe_invoke_timeout
@@ -96,6 +96,8 @@ def check_replica(config: WatchdogConfig, service: Service) -> float:
     assert service.database
     secrets = 2 * sdk_call()  # PostgresPromoter.from_config reads the main and the DR secret
     check = pg.TIMEOUT_SECONDS + 2 * sdk_call()  # replica status, results query, update_incident
+    if service.file_sync:  # the file-sync marker DR serves: one read, abandoned at its deadline
+        check += service.file_sync.timeout_seconds + file_sync.DEADLINE_GRACE_SECONDS
     replay = service.database.replay_wait_seconds + pg.TIMEOUT_SECONDS + pg.POLL_INTERVAL_SECONDS + sdk_call()
     final_position = replay  # after the fence: the same bounded wait, for main's final position
     return secrets + max(check, replay, final_position)
