@@ -14,6 +14,11 @@ PREFIX = "quorum-dr"
 # The 15 functions: the probe (one per probe region), the 10 the failover state machine calls and
 # the 4 of the planned switchover.
 PROBE = "probe"
+# The scheduled readiness evaluation (home region, every 5 minutes; no state machine calls it).
+READINESS = "readiness"
+# Per service: the tables, Step Functions, Secrets Manager in each region, EC2 / SSM, two Cloudflare
+# reads each within the edge adapter's 10 s retry budget, the file-sync marker; then the event.
+READINESS_TIMEOUT = 180
 FAILOVER_FUNCTIONS = (
     "validate_input",
     "incident_state",

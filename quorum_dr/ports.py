@@ -18,7 +18,7 @@ from quorum_dr.agent.contract import Operation, OperationAnswer, SiteStatus, Ups
 from quorum_dr.config import ColdSite, FileSync, Hook
 from quorum_dr.domain.edge import SwitchReceipt
 from quorum_dr.domain.incident_record import IncidentRecord
-from quorum_dr.domain.readiness import FileSyncFacts
+from quorum_dr.domain.readiness import FileSyncFacts, ReadinessRecord
 from quorum_dr.domain.results import DbStatus, ProbeResult
 from quorum_dr.domain.standby_health import StandbyRecord
 from quorum_dr.domain.state import ServiceState
@@ -258,6 +258,18 @@ class StateStore(ABC):
     @abstractmethod
     def list_incidents(self, service: str, limit: int = 20) -> list[IncidentRecord]:
         """The service's latest incidents, newest first by when they started (not by id)."""
+
+
+class ReadinessStore(ABC):
+    """The last readiness evaluation of each service (the scheduled readiness function compares the
+    next one with it)."""
+
+    @abstractmethod
+    def get_readiness(self, service: str) -> ReadinessRecord | None:
+        """The previous evaluation, or None before the first."""
+
+    @abstractmethod
+    def put_readiness(self, record: ReadinessRecord) -> None: ...
 
 
 class ProbeInvoker(ABC):

@@ -31,6 +31,7 @@ class LambdaSettings(BaseModel):
         default_factory=dict, description="JSON object: probe region -> probe function ARN"
     )
     STATE_MACHINE_ARN: str | None = None
+    SWITCHOVER_STATE_MACHINE_ARN: str | None = None
     COLD_SITE_LAUNCH_TEMPLATES: dict[str, dict[str, str]] = Field(
         default_factory=dict,
         description="JSON object: service -> {region, launch_template_id} (launch_cold_site only)",

@@ -122,93 +122,96 @@ class ActionFunctions(Construct):
         alerts.grant_publish(fn["notify"].role)
         alerts.grant_publish(fn["switchover_record"].role)
         for site in cold_sites:
-            self._grant_launch(fn["launch_cold_site"].role, stack, site)
+            grant_launch(fn["launch_cold_site"].role, stack, site)
 
-    def _grant_launch(self, role: iam.IRole, stack: Stack, site: ColdSiteTarget) -> None:
-        def ec2_arn(resource: str, account: str | None = None) -> str:
-            return stack.format_arn(
-                service="ec2",
-                region=site.region,
-                account=account if account is not None else Aws.ACCOUNT_ID,
-                resource=resource.split("/")[0],
-                resource_name=resource.split("/", 1)[1],
-            )
 
-        new_resources = [ec2_arn("instance/*"), ec2_arn("volume/*"), ec2_arn("network-interface/*")]
-        subnet = ec2_arn(f"subnet/{site.cold.subnet_id}") if site.cold.subnet_id else ec2_arn("subnet/*")
+def grant_launch(role: iam.IRole, stack: Stack, site: ColdSiteTarget) -> None:
+    """RunInstances of the cold site (its template, security group, subnet, instance role, the AMI's
+    SSM parameter, the Elastic IP): what launch_cold_site does, and what the readiness function's
+    RunInstances dry run must be allowed for its answer to be DryRunOperation."""
+
+    def ec2_arn(resource: str, account: str | None = None) -> str:
+        return stack.format_arn(
+            service="ec2",
+            region=site.region,
+            account=account if account is not None else Aws.ACCOUNT_ID,
+            resource=resource.split("/")[0],
+            resource_name=resource.split("/", 1)[1],
+        )
+
+    new_resources = [ec2_arn("instance/*"), ec2_arn("volume/*"), ec2_arn("network-interface/*")]
+    subnet = ec2_arn(f"subnet/{site.cold.subnet_id}") if site.cold.subnet_id else ec2_arn("subnet/*")
+    role.add_to_principal_policy(
+        iam.PolicyStatement(
+            sid=f"RunColdSite{site.service.replace('-', '')}",
+            actions=["ec2:RunInstances"],
+            resources=[
+                *new_resources,
+                subnet,
+                ec2_arn(f"launch-template/{site.launch_template_id}"),
+                ec2_arn(f"security-group/{site.security_group_id}"),
+                ec2_arn("image/*", account=""),
+            ],
+        )
+    )
+    role.add_to_principal_policy(
+        iam.PolicyStatement(
+            actions=["ec2:CreateTags"],
+            resources=[ec2_arn("instance/*"), ec2_arn("volume/*")],
+            conditions={"StringEquals": {"ec2:CreateAction": "RunInstances"}},
+        )
+    )
+    role.add_to_principal_policy(
+        iam.PolicyStatement(
+            actions=["iam:PassRole"],
+            resources=[site.instance_role_arn],
+            conditions={"StringEquals": {"iam:PassedToService": "ec2.amazonaws.com"}},
+        )
+    )
+    if site.cold.ami_ssm_parameter:
         role.add_to_principal_policy(
             iam.PolicyStatement(
-                sid=f"RunColdSite{site.service.replace('-', '')}",
-                actions=["ec2:RunInstances"],
+                # GetParameter: the function resolves the image itself; GetParameters: EC2
+                # resolves the launch template's `resolve:ssm:` image with the caller's rights.
+                actions=["ssm:GetParameter", "ssm:GetParameters"],
                 resources=[
-                    *new_resources,
-                    subnet,
-                    ec2_arn(f"launch-template/{site.launch_template_id}"),
-                    ec2_arn(f"security-group/{site.security_group_id}"),
-                    ec2_arn("image/*", account=""),
+                    stack.format_arn(
+                        service="ssm",
+                        region=site.region,
+                        resource="parameter",
+                        resource_name=site.cold.ami_ssm_parameter.lstrip("/"),
+                    )
                 ],
             )
         )
+    if site.cold.elastic_ip_allocation_id:
         role.add_to_principal_policy(
             iam.PolicyStatement(
-                actions=["ec2:CreateTags"],
-                resources=[ec2_arn("instance/*"), ec2_arn("volume/*")],
-                conditions={"StringEquals": {"ec2:CreateAction": "RunInstances"}},
+                actions=["ec2:AssociateAddress"],
+                resources=[
+                    ec2_arn(f"elastic-ip/{site.cold.elastic_ip_allocation_id}"),
+                    ec2_arn("instance/*"),
+                ],
             )
         )
-        role.add_to_principal_policy(
-            iam.PolicyStatement(
-                actions=["iam:PassRole"],
-                resources=[site.instance_role_arn],
-                conditions={"StringEquals": {"iam:PassedToService": "ec2.amazonaws.com"}},
-            )
-        )
-        if site.cold.ami_ssm_parameter:
-            role.add_to_principal_policy(
-                iam.PolicyStatement(
-                    # GetParameter: the function resolves the image itself; GetParameters: EC2
-                    # resolves the launch template's `resolve:ssm:` image with the caller's rights.
-                    actions=["ssm:GetParameter", "ssm:GetParameters"],
-                    resources=[
-                        stack.format_arn(
-                            service="ssm",
-                            region=site.region,
-                            resource="parameter",
-                            resource_name=site.cold.ami_ssm_parameter.lstrip("/"),
-                        )
-                    ],
-                )
-            )
-        if site.cold.elastic_ip_allocation_id:
-            role.add_to_principal_policy(
-                iam.PolicyStatement(
-                    actions=["ec2:AssociateAddress"],
-                    resources=[
-                        ec2_arn(f"elastic-ip/{site.cold.elastic_ip_allocation_id}"),
-                        ec2_arn("instance/*"),
-                    ],
-                )
-            )
-        reason = (
-            "RunInstances creates the instance, its volumes and network interface, whose ids do not "
-            "exist before the call, and the image is resolved from the SSM parameter at launch; the "
-            "template, security group and subnet are exact."
-        )
-        for resource in ("instance/*", "volume/*", "network-interface/*"):
-            acknowledge(
-                role,
-                f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:ec2:{site.region}:<AWS::AccountId>:{resource}]",
-                reason,
-            )
+    reason = (
+        "RunInstances creates the instance, its volumes and network interface, whose ids do not "
+        "exist before the call, and the image is resolved from the SSM parameter at launch; the "
+        "template, security group and subnet are exact."
+    )
+    for resource in ("instance/*", "volume/*", "network-interface/*"):
         acknowledge(
-            role, f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:ec2:{site.region}::image/*]", reason
+            role,
+            f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:ec2:{site.region}:<AWS::AccountId>:{resource}]",
+            reason,
         )
-        if not site.cold.subnet_id:
-            acknowledge(
-                role,
-                f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:ec2:{site.region}:<AWS::AccountId>:subnet/*]",
-                "No subnet_id configured: the instance goes to the default subnet, chosen by EC2.",
-            )
+    acknowledge(role, f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:ec2:{site.region}::image/*]", reason)
+    if not site.cold.subnet_id:
+        acknowledge(
+            role,
+            f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:ec2:{site.region}:<AWS::AccountId>:subnet/*]",
+            "No subnet_id configured: the instance goes to the default subnet, chosen by EC2.",
+        )
 
 
 def _star_only(name: str, cold_sites: Sequence[ColdSiteTarget]) -> list[str]:

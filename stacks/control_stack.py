@@ -1,6 +1,6 @@
 """The control plane in the home region: tables, home bus, alert topic, action functions, the
-failover state machine and the rule that starts it, the planned switchover's state machine, alarms
-and the dashboard."""
+failover state machine and the rule that starts it, the planned switchover's state machine, the
+scheduled readiness function, alarms and the dashboard."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from stacks.cold_site import ColdSiteTarget
 from stacks.failover_state_machine import FailoverStateMachine
 from stacks.function import dependency_layer
 from stacks.lambda_asset import LambdaAssets
+from stacks.readiness_function import ReadinessFunction
 from stacks.tables import Tables
 
 
@@ -39,12 +40,13 @@ class ControlStack(Stack):
         self.tables = Tables(self, "Tables")
         self.bus = events.EventBus(self, "HomeBus", event_bus_name=naming.EVENT_BUS)
         self.alerts = AlertTopic(self, "Alerts", topic_name=config.notifications.sns_topic_name)
+        layer = dependency_layer(self, assets)
         self.actions = ActionFunctions(
             self,
             "Actions",
             config=config,
             assets=assets,
-            layer=dependency_layer(self, assets),
+            layer=layer,
             tables=self.tables,
             alerts=self.alerts,
             cold_sites=cold_sites,
@@ -151,3 +153,15 @@ class ControlStack(Stack):
             home_bus=self.bus,
             probe_regions=config.probe_regions,
         )
+        self.readiness = ReadinessFunction(
+            self,
+            "Readiness",
+            config=config,
+            assets=assets,
+            layer=layer,
+            tables=self.tables,
+            bus=self.bus,
+            alerts=self.alerts,
+            cold_sites=cold_sites,
+        )
+        self.alarms.dashboard.add_widgets(*self.readiness.widgets([s.name for s in config.services]))

@@ -19,6 +19,7 @@ from quorum_dr.functions import ACTION_FUNCTIONS as ACTION_FUNCTIONS
 from quorum_dr.functions import MACHINE_FUNCTIONS as MACHINE_FUNCTIONS
 from quorum_dr.functions import PREFIX as PREFIX
 from quorum_dr.functions import PROBE as PROBE
+from quorum_dr.functions import READINESS as READINESS
 from quorum_dr.functions import function_name as function_name
 from quorum_dr.functions import substitution_name as substitution_name
 

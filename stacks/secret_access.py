@@ -22,6 +22,9 @@ def secrets_by_function(config: WatchdogConfig) -> dict[str, list[str]]:
         "switchover_database": set(),
         "switchover_edge": set(),
         "switchover_record": {hook.signing_secret for hook in config.notifications.webhooks},
+        # the scheduled readiness: the API token (verify, read the records); every other secret it
+        # only describes (stacks/readiness_function.py), never reads
+        "readiness": set(),
     }
     control_checks = [config.probe.control_target, *config.probe.region_control_targets.values()]
     for target in control_checks:
@@ -32,6 +35,7 @@ def secrets_by_function(config: WatchdogConfig) -> dict[str, list[str]]:
             access["probe"].update(c.credentials_secret for c in site.checks if isinstance(c, PostgresCheck))
         access["switch_edge"].add(service.edge.api_token_secret)
         access["switchover_edge"].add(service.edge.api_token_secret)
+        access["readiness"].add(service.edge.api_token_secret)
         for site in (service.sites.main, service.sites.dr):
             if site.agent is not None:
                 access["switchover_database"].add(site.agent.signing_secret)

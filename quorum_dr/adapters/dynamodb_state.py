@@ -1,5 +1,8 @@
 """The state table in DynamoDB: service state (sk STATE, versioned), the incident lock (sk LOCK,
-conditional writes) and incident records (sk INCIDENT#<id>, with an appended timeline).
+conditional writes) and incident records (sk INCIDENT#<id>, with an appended timeline), all under
+pk = the service; and the last readiness evaluation of each service under pk READINESS#<service>
+(sk READINESS): a partition of its own, so the readiness function's role may write it and nothing
+else (an IAM condition on `dynamodb:LeadingKeys`, stacks/readiness_function.py).
 
 The lock item is the same one the state machine's `AcquireIncidentLock` step writes directly:
 `incident_id`, `holder` (the execution's name), `acquired_at`, `lock_expires_at`, `kept`.
@@ -17,10 +20,11 @@ from botocore.exceptions import ClientError
 
 from quorum_dr.adapters.aws_sdk import sdk_config
 from quorum_dr.domain.incident_record import IncidentRecord
+from quorum_dr.domain.readiness import ReadinessRecord
 from quorum_dr.domain.standby_health import STANDBY_SK, StandbyRecord
 from quorum_dr.domain.state import ServiceState
 from quorum_dr.observability import logger
-from quorum_dr.ports import StaleState, StandbyWatch, StateStore
+from quorum_dr.ports import ReadinessStore, StaleState, StandbyWatch, StateStore
 
 STATE = "STATE"
 LOCK = "LOCK"
@@ -28,6 +32,8 @@ LOCK = "LOCK"
 # time, so an outage gives one shadow decision; it never blocks a real start, which takes LOCK.
 SHADOW_LOCK = "SHADOW_LOCK"
 INCIDENT = "INCIDENT#"
+READINESS = "READINESS"
+READINESS_PK_PREFIX = "READINESS#"
 STATE_FIELDS = (
     "service",
     "active_site",
@@ -64,7 +70,7 @@ def _conditional_failed(error: ClientError) -> bool:
     return error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
 
 
-class DynamoStateStore(StateStore):
+class DynamoStateStore(StateStore, ReadinessStore):
     def __init__(self, table_name: str, *, resource: Any = None) -> None:
         self._table = (resource or boto3.resource("dynamodb", config=sdk_config())).Table(table_name)
 
@@ -246,6 +252,18 @@ class DynamoStateStore(StateStore):
                 ) from None
             raise StaleState(f"the lock of {service} changed since it was read") from None
         return new
+
+    # -- readiness ------------------------------------------------------------------------------
+
+    def get_readiness(self, service: str) -> ReadinessRecord | None:
+        item = self._get(READINESS_PK_PREFIX + service, READINESS)
+        if not item:
+            return None
+        return ReadinessRecord.model_validate({k: v for k, v in item.items() if k not in ("pk", "sk")})
+
+    def put_readiness(self, record: ReadinessRecord) -> None:
+        key = {"pk": READINESS_PK_PREFIX + record.service, "sk": READINESS}
+        self._table.put_item(Item=to_dynamo({**key, **record.model_dump(mode="json")}))
 
     # -- incidents ------------------------------------------------------------------------------
 

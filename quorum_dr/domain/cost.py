@@ -36,6 +36,15 @@ ACTION_MEMORY_MB = 256  # stacks/function.py's default, every action function
 ARCHITECTURE = "arm64"  # stacks/lambda_asset.py
 PROBE_ALARM_METRICS_PER_REGION = 2  # probe errors; region silent: FILL(invocations, 0), one metric each
 CONTROL_ALARM_METRICS = 8  # per state machine: failed (failed + timed out + aborted: 3) and escalated (1)
+READINESS_MEMORY_MB = ACTION_MEMORY_MB  # stacks/readiness_function.py (QuorumDrFunction's default)
+
+
+def readiness_alarm_metrics(config: WatchdogConfig) -> int:
+    """stacks/readiness_function.py: one FAIL alarm per service, one on the function's errors.
+    (The readiness function's own invocations and its EMF custom metrics are not priced yet.)"""
+    return len(config.services) + 1
+
+
 DASHBOARDS = 1
 KMS_KEYS = 1  # the alert topic's key, automatic rotation on
 # lambdas/probe/handler.py `_record`: one dimension set (service, region) per probe region
@@ -876,9 +885,10 @@ def _home_lines(m: _Month, months: Sequence[ProbeMonth]) -> list[CostLine]:
             home,
             "cloudwatch_alarm_metrics",
             "control alarms",
-            CONTROL_ALARM_METRICS,
+            CONTROL_ALARM_METRICS + readiness_alarm_metrics(config),
             "alarm metrics",
-            "failed (3 metrics) and escalated (1), for failover and switchover",
+            "failed (3 metrics) and escalated (1), for failover and switchover; readiness FAIL per "
+            "service and readiness errors (1 each)",
             standing=True,
         ),
         m.line(

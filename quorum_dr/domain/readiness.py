@@ -909,3 +909,111 @@ def assess(facts: ReadinessFacts, config: WatchdogConfig) -> Readiness:
             )
         )
     return Readiness(service=service.name, checked_at=now, checks=checks)
+
+
+# ---------------------------------------------------------------------------------------------
+# Changes between two evaluations (the scheduled function's ReadinessChanged event)
+# ---------------------------------------------------------------------------------------------
+
+READINESS_CHANGED = "ReadinessChanged"
+
+
+def status_value(status: Status) -> int:
+    """The metric's value of a status: 0 OK, 1 WARN, 2 FAIL (an alarm on >= 2 is a FAIL)."""
+    return _RANK[status]
+
+
+class CheckChange(BaseModel):
+    """One check whose status differs from the previous evaluation's."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    check: str
+    before: Status | None = Field(description="None: not evaluated before (first evaluation, new check)")
+    after: Status | None = Field(description="None: no longer evaluated (say the cold site was removed)")
+    reason: str = Field(description="the check's sentence now, or why it is no longer there")
+
+
+class ReadinessChanged(BaseModel):
+    """The detail of the `ReadinessChanged` event: one per evaluation in which a check changed."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    service: str
+    checked_at: float
+    overall_before: Status | None
+    overall: Status
+    changes: list[CheckChange] = Field(min_length=1)
+    reason: str
+
+
+class ReadinessRecord(BaseModel):
+    """What one evaluation leaves for the next: each check's status and sentence."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    service: str
+    checked_at: float
+    overall: Status
+    checks: dict[str, Status]
+    reasons: dict[str, str] = Field(default_factory=dict)
+
+    @classmethod
+    def of(cls, readiness: Readiness) -> ReadinessRecord:
+        return cls(
+            service=readiness.service,
+            checked_at=readiness.checked_at,
+            overall=readiness.overall,
+            checks={c.name: c.status for c in readiness.checks},
+            reasons={c.name: c.reason for c in readiness.checks},
+        )
+
+
+def readiness_changes(previous: ReadinessRecord | None, current: Readiness) -> ReadinessChanged | None:
+    """What changed since `previous`, or None when nothing did. The first evaluation (no previous)
+    reports every check that is not OK, and nothing when all are OK: a watchdog that starts on a
+    healthy deployment has nothing to say."""
+    if previous is None:
+        changes = [
+            CheckChange(check=c.name, before=None, after=c.status, reason=c.reason)
+            for c in current.checks
+            if c.status is not Status.OK
+        ]
+    else:
+        changes = [
+            CheckChange(check=c.name, before=previous.checks.get(c.name), after=c.status, reason=c.reason)
+            for c in current.checks
+            if previous.checks.get(c.name) is not c.status
+        ]
+        now = {c.name for c in current.checks}
+        changes += [
+            CheckChange(
+                check=name,
+                before=status,
+                after=None,
+                reason=f"{name} is no longer checked (it was {status.value}: "
+                f"{previous.reasons.get(name, 'no reason recorded')})",
+            )
+            for name, status in sorted(previous.checks.items())
+            if name not in now
+        ]
+    if not changes:
+        return None
+    overall_before = previous.overall if previous is not None else None
+    said = "; ".join(
+        f"{c.check} {c.before.value if c.before else 'new'} -> {c.after.value if c.after else 'gone'}"
+        for c in changes
+    )
+    if overall_before is None or overall_before is current.overall:
+        head = f"readiness of {current.service} is {current.overall.value}"
+    else:
+        head = f"readiness of {current.service} went from {overall_before.value} to {current.overall.value}"
+    first = " (first evaluation)" if previous is None else ""
+    return ReadinessChanged(
+        service=current.service,
+        checked_at=current.checked_at,
+        overall_before=overall_before,
+        overall=current.overall,
+        changes=changes,
+        reason=f"{head}{first}: {said}",
+    )

@@ -194,8 +194,9 @@ def test_the_ten_action_functions(synth) -> None:
         for r in functions.values()
         if r["Properties"].get("FunctionName", "").startswith("quorum-dr-")
     }
+    readiness = ours.pop(naming.function_name(naming.READINESS))  # scheduled, no state machine's step
     assert sorted(ours) == sorted(naming.function_name(n) for n in naming.ACTION_FUNCTIONS)
-    roles = set()
+    roles = {json.dumps(readiness["Role"])}
     for props in ours.values():
         assert props["Handler"] == "handler.handler"
         assert props["Runtime"].startswith("python3.")
@@ -206,7 +207,7 @@ def test_the_ten_action_functions(synth) -> None:
             assert name in env
         assert "PROBE_FUNCTION_ARNS" in env and "STATE_MACHINE_ARN" in env
         roles.add(json.dumps(props["Role"]))
-    assert len(roles) == len(ours), "one IAM role per function"
+    assert len(roles) == len(ours) + 1, "one IAM role per function"
 
 
 def test_alert_topic_is_encrypted_and_enforces_ssl(synth) -> None:
@@ -243,6 +244,8 @@ def test_alarms_and_dashboard(synth) -> None:
         "quorum-dr-executions-escalated",
         "quorum-dr-switchover-failed",
         "quorum-dr-switchover-escalated",
+        "quorum-dr-readiness-errors",
+        *(f"quorum-dr-readiness-fail-{s.name}" for s in synth.deployment.config.services),
     }
     for alarm in alarms.values():
         assert alarm["Properties"]["AlarmActions"], "every alarm notifies the alert topic"

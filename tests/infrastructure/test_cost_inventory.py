@@ -32,10 +32,11 @@ def test_the_probe_function_is_priced_at_its_memory_and_architecture(synth) -> N
         (logs,) = synth.resources(stack, "AWS::Logs::LogGroup").values()
         assert logs["Properties"]["RetentionInDays"] == 30 * cost.PROBE_LOG_RETENTION_MONTHS
     control = synth.resources(synth.deployment.control, "AWS::Lambda::Function")
-    actions = [
-        f for f in control.values() if f["Properties"].get("FunctionName", "").startswith(naming.PREFIX)
-    ]
-    assert len(actions) == len(naming.ACTION_FUNCTIONS)
+    ours = [f for f in control.values() if f["Properties"].get("FunctionName", "").startswith(naming.PREFIX)]
+    readiness = naming.function_name(naming.READINESS)
+    actions = [f for f in ours if f["Properties"]["FunctionName"] != readiness]
+    assert len(actions) == len(naming.ACTION_FUNCTIONS) and len(ours) == len(actions) + 1
+    assert {f["Properties"]["MemorySize"] for f in ours if f not in actions} == {cost.READINESS_MEMORY_MB}
     assert {f["Properties"]["MemorySize"] for f in actions} == {cost.ACTION_MEMORY_MB}
     assert {tuple(f["Properties"]["Architectures"]) for f in actions} == {(cost.ARCHITECTURE,)}
 
@@ -76,7 +77,8 @@ def test_alarms_dashboard_and_keys_are_the_ones_priced(synth) -> None:
         assert sum(_alarm_metrics(a) for a in alarms) == cost.PROBE_ALARM_METRICS_PER_REGION
     control = synth.deployment.control
     alarms = synth.resources(control, "AWS::CloudWatch::Alarm").values()
-    assert sum(_alarm_metrics(a) for a in alarms) == cost.CONTROL_ALARM_METRICS
+    priced = cost.CONTROL_ALARM_METRICS + cost.readiness_alarm_metrics(synth.deployment.config)
+    assert sum(_alarm_metrics(a) for a in alarms) == priced
     assert len(synth.resources(control, "AWS::CloudWatch::Dashboard")) == cost.DASHBOARDS
     keys = [k for stack in synth.deployment.stacks for k in synth.resources(stack, "AWS::KMS::Key").values()]
     assert len(keys) == cost.KMS_KEYS and all(k["Properties"]["EnableKeyRotation"] for k in keys)
