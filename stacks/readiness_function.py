@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from aws_cdk import ArnFormat, Duration, Stack
+from aws_cdk import ArnFormat, Aws, Duration, Stack
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
 from aws_cdk import aws_events as events
@@ -161,6 +161,26 @@ class ReadinessFunction(Construct):
             )
         for site in cold_sites:
             grant_launch(role, stack, site)
+            archive = site.cold.wal_archive
+            if archive is not None:  # the base_backup and wal_archive checks list the archive
+                bucket_arn = f"arn:{Aws.PARTITION}:s3:::{site.cold.backup_bucket}"
+                root = f"{site.cold.backup_prefix.strip('/')}/{archive.server}/".lstrip("/")
+                role.add_to_policy(
+                    iam.PolicyStatement(
+                        actions=["s3:ListBucket"],
+                        resources=[bucket_arn],
+                        conditions={"StringLike": {"s3:prefix": [f"{root}*"]}},
+                    )
+                )
+                role.add_to_policy(
+                    iam.PolicyStatement(actions=["s3:GetObject"], resources=[f"{bucket_arn}/{root}base/*"])
+                )
+                acknowledge(
+                    role,
+                    f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:s3:::{site.cold.backup_bucket}/{root}base/*]",
+                    "barman names each base backup's folder by its time; the check reads backup.info "
+                    "under this one server's base/ folder and nothing else in the bucket.",
+                )
 
         self.schedule_role = iam.Role(
             self,

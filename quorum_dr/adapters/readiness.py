@@ -49,11 +49,13 @@ from quorum_dr.adapters.cold_site import Ec2ColdSiteLauncher
 from quorum_dr.adapters.dynamodb_results import DynamoDbResultStore
 from quorum_dr.adapters.dynamodb_state import DynamoStateStore
 from quorum_dr.adapters.file_sync import read_marker
+from quorum_dr.adapters.wal_archive import ArchiveError, ArchiveTarget, newest_backup, newest_segment
 from quorum_dr.config import CloudflareEdge as EdgeConfig
 from quorum_dr.config import ColdSite, FileSync, Service, WatchdogConfig
 from quorum_dr.domain.cost import secret_copies
 from quorum_dr.domain.edge import EdgeSwitchError
 from quorum_dr.domain.readiness import (
+    BackupFacts,
     ColdSiteFacts,
     EdgeFacts,
     FileSyncFacts,
@@ -227,7 +229,35 @@ class ReadinessGatherer:
             cold=self._cold_site(service, service.cold_site) if service.cold_site else None,
             secrets=self._secrets(service),
             file_sync=self._file_sync(service.file_sync) if service.file_sync else None,
+            backups=self._backups(service.cold_site)
+            if service.cold_site and service.cold_site.wal_archive
+            else None,
         )
+
+    # -- backups ----------------------------------------------------------------------------------
+
+    def _backups(self, cold: ColdSite) -> BackupFacts:
+        """The newest base backup and archived segment, listed with boto3 (no barman needed)."""
+        archive = cold.wal_archive
+        assert archive is not None
+        target = ArchiveTarget(cold.backup_bucket, cold.backup_prefix, archive.server, archive.endpoint_url)
+        s3 = self.session.client(
+            "s3", region_name=cold.region, endpoint_url=archive.endpoint_url, config=sdk_config()
+        )
+        facts: dict[str, Any] = {"archive": target.describe()}
+        try:
+            backup = newest_backup(s3, target)
+            facts.update(backup_id=backup.backup_id if backup else None)
+            facts.update(backup_finished_at=backup.finished_at if backup else None)
+        except ArchiveError as exc:
+            facts["backup_error"] = printable_line(str(exc))
+        try:
+            segment = newest_segment(s3, target)
+            facts.update(segment=segment.name if segment else None)
+            facts.update(segment_archived_at=segment.archived_at if segment else None)
+        except ArchiveError as exc:
+            facts["segment_error"] = printable_line(str(exc))
+        return BackupFacts(**facts)
 
     # -- file sync --------------------------------------------------------------------------------
 

@@ -201,6 +201,18 @@ def seconds_text(value: float) -> str:
 _seconds = seconds_text  # the short name this module's sentences use
 
 
+def span_text(value: float) -> str:
+    """A longer span as a person reads it: 40 s, 15 min, 3 h, 26 h, 2.5 d."""
+    for limit, unit, size in ((120, "", 1), (7200, "min", 60), (48 * 3600, "h", 3600)):
+        if value < limit:
+            return (
+                seconds_text(value)
+                if not unit
+                else f"{value / size:.1f}".rstrip("0").rstrip(".") + f" {unit}"
+            )
+    return f"{value / 86400:.1f}".rstrip("0").rstrip(".") + " d"
+
+
 # ---------------------------------------------------------------------------------------------
 # standby
 # ---------------------------------------------------------------------------------------------
@@ -711,6 +723,88 @@ def file_sync_check(facts: FileSyncFacts, *, max_lag_seconds: float, state: Stat
 
 
 # ---------------------------------------------------------------------------------------------
+# backups (cold_site.wal_archive): the newest base backup and the newest archived WAL segment
+# ---------------------------------------------------------------------------------------------
+
+BASE_BACKUP = "base_backup"
+WAL_ARCHIVE = "wal_archive"
+
+
+class BackupFacts(_Facts):
+    archive: str = Field(description="s3://bucket/prefix/server")
+    backup_id: str | None = None
+    backup_finished_at: float | None = Field(default=None, description="when its backup.info was written")
+    backup_error: str | None = None
+    segment: str | None = None
+    segment_archived_at: float | None = None
+    segment_error: str | None = None
+
+
+def base_backup_check(facts: BackupFacts, *, max_age_seconds: float, now: float) -> Check:
+    """The newest complete base backup in the archive is at most `max_age_seconds` old: the
+    cold site restores it and replays the archive from its start, so an old one means a long
+    replay, and a missing one means nothing to restore."""
+    if facts.backup_error:
+        return _fail(BASE_BACKUP, f"cannot list the base backups in {facts.archive}: {facts.backup_error}")
+    if facts.backup_id is None or facts.backup_finished_at is None:
+        return _fail(
+            BASE_BACKUP,
+            f"no complete base backup in {facts.archive}: the cold site has nothing to restore; start "
+            "quorum-dr-base-backup.timer on the DR host (journalctl -u quorum-dr-base-backup)",
+        )
+    age = now - facts.backup_finished_at
+    figures: dict[str, Figure] = {"age_seconds": round(age, 1), "max_age_seconds": max_age_seconds}
+    if age > max_age_seconds:
+        return _fail(
+            BASE_BACKUP,
+            f"the newest base backup {facts.backup_id} in {facts.archive} is {span_text(age)} old, over the "
+            f"limit {span_text(max_age_seconds)}: the backup timer on the DR host has stopped or fails "
+            "(journalctl -u quorum-dr-base-backup)",
+            backup_id=facts.backup_id,
+            **figures,
+        )
+    return Check(
+        name=BASE_BACKUP,
+        status=Status.OK,
+        reason=f"the newest base backup {facts.backup_id} is {span_text(max(age, 0.0))} old, within the "
+        f"limit {span_text(max_age_seconds)}",
+        figures={"backup_id": facts.backup_id, **figures},
+    )
+
+
+def wal_archive_check(facts: BackupFacts, *, max_delay_seconds: float, now: float) -> Check:
+    """The newest archived WAL segment is at most `max_delay_seconds` old: what the cold site
+    would lose is about that much (main's archive_timeout closes a segment at least that often)."""
+    if facts.segment_error:
+        return _fail(WAL_ARCHIVE, f"cannot list the WAL archive in {facts.archive}: {facts.segment_error}")
+    if facts.segment is None or facts.segment_archived_at is None:
+        return _fail(
+            WAL_ARCHIVE,
+            f"no archived WAL segment in {facts.archive}: the cold site could restore a base backup but "
+            "nothing after it; check DR's archive_mode = always and archive_command (pg_stat_archiver)",
+        )
+    delay = now - facts.segment_archived_at
+    figures: dict[str, Figure] = {"delay_seconds": round(delay, 1), "max_delay_seconds": max_delay_seconds}
+    if delay > max_delay_seconds:
+        return _fail(
+            WAL_ARCHIVE,
+            f"the newest archived WAL segment {facts.segment} in {facts.archive} is {span_text(delay)} old, "
+            f"over the limit {span_text(max_delay_seconds)}: a cold restore would lose at least that much; "
+            "DR's archive_command fails (pg_stat_archiver.last_failed_*) or main's archive_timeout is "
+            "not set",
+            segment=facts.segment,
+            **figures,
+        )
+    return Check(
+        name=WAL_ARCHIVE,
+        status=Status.OK,
+        reason=f"the newest archived WAL segment {facts.segment} is {span_text(max(delay, 0.0))} old, within "
+        f"the limit {span_text(max_delay_seconds)}",
+        figures={"segment": facts.segment, **figures},
+    )
+
+
+# ---------------------------------------------------------------------------------------------
 # cold site
 # ---------------------------------------------------------------------------------------------
 
@@ -856,6 +950,7 @@ class ReadinessFacts(_Facts):
     cold: ColdSiteFacts | None = Field(default=None, description="None when the service has no cold site")
     secrets: list[SecretFact] = Field(default_factory=list)
     file_sync: FileSyncFacts | None = Field(default=None, description="None when no file_sync is configured")
+    backups: BackupFacts | None = Field(default=None, description="None without cold_site.wal_archive")
 
 
 def postgres_check_names(service: Service) -> dict[str, list[str]]:
@@ -901,6 +996,14 @@ def assess(facts: ReadinessFacts, config: WatchdogConfig) -> Readiness:
     checks.append(cloudflare_token_check(facts.token, now=now))
     if facts.cold is not None:
         checks.append(cold_site_check(facts.cold))
+    archive = service.cold_site.wal_archive if service.cold_site else None
+    if facts.backups is not None and archive is not None:
+        checks.append(
+            base_backup_check(facts.backups, max_age_seconds=archive.max_backup_age_seconds, now=now)
+        )
+        checks.append(
+            wal_archive_check(facts.backups, max_delay_seconds=archive.max_archive_delay_seconds, now=now)
+        )
     checks.append(secrets_check(facts.secrets))
     if facts.file_sync is not None and service.file_sync is not None:
         checks.append(

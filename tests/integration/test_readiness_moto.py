@@ -745,3 +745,45 @@ def test_file_sync_reads_the_marker_dr_serves_fresh_stale_or_missing(
     assert lines["file_sync"].startswith("FAIL cannot read the file-sync marker at http://127.0.0.1:")
     assert lines["file_sync"].endswith(": HTTP 404")
     assert "s3cr3t-marker" not in " ".join(lines.values()) + err
+
+
+# ---------------------------------------------------------------------------------------------
+# Backups (cold_site.wal_archive): the newest base backup and archived WAL segment, listed in S3
+# ---------------------------------------------------------------------------------------------
+
+
+def test_an_empty_archive_fails_both_backup_checks_and_a_fresh_one_passes(world: World) -> None:
+    from quorum_dr.config import WalArchive
+
+    world.probe_round(main=MAIN_DB, dr=DR_DB)
+    service = world.config.services[0]
+    assert service.cold_site is not None
+    cold = service.cold_site.model_copy(update={"wal_archive": WalArchive(server="booking")})
+    config = world.config.model_copy(update={"services": [service.model_copy(update={"cold_site": cold})]})
+    s3 = boto3.client("s3", region_name=cold.region)
+    s3.create_bucket(Bucket=cold.backup_bucket, CreateBucketConfiguration={"LocationConstraint": cold.region})
+    root = f"{cold.backup_prefix.strip('/')}/booking/"
+    gatherer = ReadinessGatherer(config, state_table=STATE_TABLE, results_table=RESULTS_TABLE)
+    archive = f"s3://{cold.backup_bucket}/{cold.backup_prefix.strip('/')}/booking"
+
+    # a backup that never completed is no backup; nothing archived yet
+    s3.put_object(
+        Bucket=cold.backup_bucket, Key=f"{root}base/20261203T010000/backup.info", Body=b"status=FAILED\n"
+    )
+    empty = gatherer.assess(config.services[0])
+    assert empty.check("base_backup").status is Status.FAIL
+    assert empty.check("base_backup").reason.startswith(f"no complete base backup in {archive}")
+    assert empty.check("wal_archive").status is Status.FAIL
+    assert empty.check("wal_archive").reason.startswith(f"no archived WAL segment in {archive}")
+
+    s3.put_object(
+        Bucket=cold.backup_bucket, Key=f"{root}base/20261203T020000/backup.info", Body=b"status=DONE\n"
+    )
+    for name in ("000000010000000000000007", "000000010000000000000008"):
+        s3.put_object(Bucket=cold.backup_bucket, Key=f"{root}wals/0000000100000000/{name}.gz", Body=b"wal")
+    fresh = gatherer.assess(config.services[0])
+    assert fresh.check("base_backup").status is Status.OK
+    assert "the newest base backup 20261203T020000 is" in fresh.check("base_backup").reason
+    assert fresh.check("wal_archive").status is Status.OK
+    assert "segment 000000010000000000000008 is" in fresh.check("wal_archive").reason
+    assert [c.name for c in fresh.checks if c.status is not Status.OK] == []

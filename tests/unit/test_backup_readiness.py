@@ -1,0 +1,86 @@
+"""The base_backup and wal_archive readiness checks: each turns FAIL for its own reason."""
+
+from __future__ import annotations
+
+import pytest
+
+from quorum_dr.domain.readiness import BackupFacts, Status, base_backup_check, wal_archive_check
+
+NOW = 1_800_000_000.0
+ARCHIVE = "s3://backups/postgres/booking"
+DAY = 86_400.0
+
+
+def facts(**kw: object) -> BackupFacts:
+    base: dict[str, object] = {
+        "archive": ARCHIVE,
+        "backup_id": "20270115T023000",
+        "backup_finished_at": NOW - 3 * 3600,
+        "segment": "00000001000000A20000003C",
+        "segment_archived_at": NOW - 40,
+    }
+    return BackupFacts.model_validate(base | kw)
+
+
+@pytest.mark.parametrize(
+    ("kw", "status", "starts"),
+    [
+        ({}, Status.OK, "the newest base backup 20270115T023000 is 3 h old, within the limit 26 h"),
+        (
+            {"backup_finished_at": NOW - 2 * DAY},
+            Status.FAIL,
+            f"the newest base backup 20270115T023000 in {ARCHIVE} is 2 d",
+        ),
+        (
+            {"backup_id": None, "backup_finished_at": None},
+            Status.FAIL,
+            f"no complete base backup in {ARCHIVE}",
+        ),
+        (
+            {"backup_error": "AccessDenied"},
+            Status.FAIL,
+            f"cannot list the base backups in {ARCHIVE}: AccessDenied",
+        ),
+    ],
+)
+def test_base_backup(kw: dict[str, object], status: Status, starts: str) -> None:
+    check = base_backup_check(facts(**kw), max_age_seconds=26 * 3600, now=NOW)
+    assert (check.name, check.status) == ("base_backup", status)
+    assert check.reason.startswith(starts), check.reason
+
+
+@pytest.mark.parametrize(
+    ("kw", "status", "starts"),
+    [
+        (
+            {},
+            Status.OK,
+            "the newest archived WAL segment 00000001000000A20000003C is 40 s old, within the limit 5 min",
+        ),
+        (
+            {"segment_archived_at": NOW - 900},
+            Status.FAIL,
+            "the newest archived WAL segment 00000001000000A20000003C in",
+        ),
+        (
+            {"segment": None, "segment_archived_at": None},
+            Status.FAIL,
+            f"no archived WAL segment in {ARCHIVE}",
+        ),
+        (
+            {"segment_error": "NoSuchBucket"},
+            Status.FAIL,
+            f"cannot list the WAL archive in {ARCHIVE}: NoSuchBucket",
+        ),
+    ],
+)
+def test_wal_archive(kw: dict[str, object], status: Status, starts: str) -> None:
+    check = wal_archive_check(facts(**kw), max_delay_seconds=300, now=NOW)
+    assert (check.name, check.status) == ("wal_archive", status)
+    assert check.reason.startswith(starts), check.reason
+
+
+def test_a_stale_archive_says_what_a_cold_restore_would_lose() -> None:
+    check = wal_archive_check(facts(segment_archived_at=NOW - 900), max_delay_seconds=300, now=NOW)
+    assert "15 min old, over the limit 5 min: a cold restore would lose at least that much" in check.reason
+    assert check.figures["delay_seconds"] == 900.0
