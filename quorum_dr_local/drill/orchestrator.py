@@ -22,6 +22,7 @@ import json
 import logging
 import os
 import secrets as random_secrets
+import shlex
 import signal
 import sys
 import threading
@@ -251,6 +252,7 @@ class Drill:
         timeout = 2 * config.probe.timeout_seconds + 5
         harness = self.cloud.start_state_machine(agents, timeout)
         self.harness = harness
+        self._write_drctl_env(harness.machine_arn)
         if self.scenario.uses_site_agents:
             self.world.start_site_agents(self.agent_key)
         store = DynamoStateStore(STATE_TABLE)
@@ -657,6 +659,26 @@ class Drill:
             self.log.record("site_truth", site=site, up=True)
 
         self._schedule(delay, come_back)
+
+    def _write_drctl_env(self, failover_arn: str) -> None:
+        """`<report>/drctl.env`: what `drctl readiness` / `drctl list` need to look at this drill
+        while it runs (README, "Running the drill"): its config, its tables and state machines, and
+        its AWS (the moto server on the control address; moto's keys, no secret)."""
+        env = {
+            "QDR_CONFIG": str(self.world.config_path),
+            "STATE_TABLE_NAME": STATE_TABLE,
+            "RESULTS_TABLE_NAME": RESULTS_TABLE,
+            "STATE_MACHINE_ARN": failover_arn,
+            "SWITCHOVER_STATE_MACHINE_ARN": self.cloud.switchover_arn,
+            **{k: v for k, v in aws_env(self.world.layout).items() if k.startswith("AWS_")},
+        }
+        lines = [f"export {key}={shlex.quote(value)}" for key, value in env.items()]
+        (self.folder / "drctl.env").write_text(
+            "# source this while the drill runs, then: drctl readiness --service booking; drctl list\n"
+            + "\n".join(lines)
+            + "\n",
+            encoding="utf-8",
+        )
 
     def _take_backup(self) -> None:
         from quorum_dr_local.drill.cold_instance import take_drill_backup
