@@ -32,6 +32,7 @@ from aws_cdk import aws_scheduler_targets as scheduler_targets
 from constructs import Construct
 
 from quorum_dr.adapters.dynamodb_state import READINESS_PK_PREFIX
+from quorum_dr.adapters.wal_archive import ArchiveTarget
 from quorum_dr.config import WatchdogConfig
 from quorum_dr.domain.cost import secret_copies
 from quorum_dr.domain.readiness import READINESS_CHANGED, Status, status_value
@@ -161,10 +162,9 @@ class ReadinessFunction(Construct):
             )
         for site in cold_sites:
             grant_launch(role, stack, site)
-            archive = site.cold.wal_archive
-            if archive is not None:  # the base_backup and wal_archive checks list the archive
+            if site.cold.wal_archive is not None:  # the base_backup and wal_archive checks list it
                 bucket_arn = f"arn:{Aws.PARTITION}:s3:::{site.cold.backup_bucket}"
-                root = f"{site.cold.backup_prefix.strip('/')}/{archive.server}/".lstrip("/")
+                root = ArchiveTarget.of(site.cold).root
                 role.add_to_policy(
                     iam.PolicyStatement(
                         actions=["s3:ListBucket"],

@@ -238,26 +238,28 @@ class ReadinessGatherer:
 
     def _backups(self, cold: ColdSite) -> BackupFacts:
         """The newest base backup and archived segment, listed with boto3 (no barman needed)."""
-        archive = cold.wal_archive
-        assert archive is not None
-        target = ArchiveTarget(cold.backup_bucket, cold.backup_prefix, archive.server, archive.endpoint_url)
+        target = ArchiveTarget.of(cold)
         s3 = self.session.client(
-            "s3", region_name=cold.region, endpoint_url=archive.endpoint_url, config=sdk_config()
+            "s3", region_name=cold.region, endpoint_url=target.endpoint_url, config=sdk_config()
         )
-        facts: dict[str, Any] = {"archive": target.describe()}
-        try:
-            backup = newest_backup(s3, target)
-            facts.update(backup_id=backup.backup_id if backup else None)
-            facts.update(backup_finished_at=backup.finished_at if backup else None)
-        except ArchiveError as exc:
-            facts["backup_error"] = printable_line(str(exc))
-        try:
-            segment = newest_segment(s3, target)
-            facts.update(segment=segment.name if segment else None)
-            facts.update(segment_archived_at=segment.archived_at if segment else None)
-        except ArchiveError as exc:
-            facts["segment_error"] = printable_line(str(exc))
-        return BackupFacts(**facts)
+
+        def listed(newest: Callable[[Any, ArchiveTarget], T]) -> tuple[T | None, str | None]:
+            try:
+                return newest(s3, target), None
+            except ArchiveError as exc:
+                return None, printable_line(str(exc))
+
+        backup, backup_error = listed(newest_backup)
+        segment, segment_error = listed(newest_segment)
+        return BackupFacts(
+            archive=target.describe(),
+            backup_id=backup.backup_id if backup else None,
+            backup_finished_at=backup.finished_at if backup else None,
+            backup_error=backup_error,
+            segment=segment.name if segment else None,
+            segment_archived_at=segment.archived_at if segment else None,
+            segment_error=segment_error,
+        )
 
     # -- file sync --------------------------------------------------------------------------------
 

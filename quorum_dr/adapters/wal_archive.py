@@ -45,6 +45,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from quorum_dr.config import ColdSite
 from quorum_dr.domain.cold_report import RestoreLine, RestoreReceipt
 
 SEGMENT = re.compile(r"^[0-9A-F]{24}$")
@@ -75,6 +76,14 @@ class ArchiveTarget:
             )
         if ".." in self.prefix.split("/"):
             raise ArchiveError(f"the backup prefix {self.prefix!r} must not contain '..'")
+
+    @classmethod
+    def of(cls, cold: ColdSite) -> ArchiveTarget:
+        """The archive a cold site with `wal_archive` restores from: its backup bucket and prefix."""
+        archive = cold.wal_archive
+        if archive is None:
+            raise ArchiveError("the cold site has no wal_archive configured")
+        return cls(cold.backup_bucket, cold.backup_prefix, archive.server, archive.endpoint_url)
 
     @property
     def url(self) -> str:

@@ -203,14 +203,9 @@ _seconds = seconds_text  # the short name this module's sentences use
 
 def span_text(value: float) -> str:
     """A longer span as a person reads it: 40 s, 15 min, 3 h, 26 h, 2.5 d."""
-    for limit, unit, size in ((120, "", 1), (7200, "min", 60), (48 * 3600, "h", 3600)):
-        if value < limit:
-            return (
-                seconds_text(value)
-                if not unit
-                else f"{value / size:.1f}".rstrip("0").rstrip(".") + f" {unit}"
-            )
-    return f"{value / 86400:.1f}".rstrip("0").rstrip(".") + " d"
+    spans = ((120, "s", 1), (7200, "min", 60), (48 * 3600, "h", 3600))
+    unit, size = next(((unit, size) for limit, unit, size in spans if value < limit), ("d", 86400))
+    return f"{value / size:.1f}".rstrip("0").rstrip(".") + f" {unit}"
 
 
 # ---------------------------------------------------------------------------------------------
