@@ -71,6 +71,20 @@ def _restore_values(archive: WalArchive | None) -> dict[str, str]:
     }
 
 
+def grant_backup_key(role: iam.IRole, cold: ColdSite) -> None:
+    """kms:Decrypt with the backup bucket's key (`wal_archive.kms_key_arn`), through S3 only: reading
+    an SSE-KMS object needs it (a HeadObject does not). Nothing when no key is configured."""
+    key = cold.wal_archive.kms_key_arn if cold.wal_archive else None
+    if key:
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["kms:Decrypt"],
+                resources=[key],
+                conditions={"StringLike": {"kms:ViaService": "s3.*.amazonaws.com"}},
+            )
+        )
+
+
 def launch_template_name(service: Service) -> str:
     cold = service.cold_site
     assert cold is not None
@@ -153,6 +167,7 @@ class ColdSiteLaunchTemplate(Construct):
                     conditions={"Null": {"s3:prefix": "true"}},
                 )
             )
+        grant_backup_key(self.role, cold)  # the restore reads base backups and WAL
         # SendTaskSuccess/SendTaskFailure have no resource-level permissions (the Service
         # Authorization Reference lists no resource type for them): a statement scoped to the state
         # machine's ARN never matches and the bootstrap's report would be denied. The task token is

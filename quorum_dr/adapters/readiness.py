@@ -49,7 +49,13 @@ from quorum_dr.adapters.cold_site import Ec2ColdSiteLauncher
 from quorum_dr.adapters.dynamodb_results import DynamoDbResultStore
 from quorum_dr.adapters.dynamodb_state import DynamoStateStore
 from quorum_dr.adapters.file_sync import read_marker
-from quorum_dr.adapters.wal_archive import ArchiveError, ArchiveTarget, newest_backup, newest_segment
+from quorum_dr.adapters.wal_archive import (
+    ArchiveError,
+    ArchiveTarget,
+    newest_backup,
+    newest_segment,
+    stored_encryption,
+)
 from quorum_dr.config import CloudflareEdge as EdgeConfig
 from quorum_dr.config import ColdSite, FileSync, Service, WatchdogConfig
 from quorum_dr.domain.cost import secret_copies
@@ -65,6 +71,7 @@ from quorum_dr.domain.readiness import (
     ResultFacts,
     SecretFact,
     StateFacts,
+    StoredObject,
     TokenFacts,
     assess,
 )
@@ -251,6 +258,20 @@ class ReadinessGatherer:
 
         backup, backup_error = listed(newest_backup)
         segment, segment_error = listed(newest_segment)
+        stored: list[StoredObject] = []
+        encryption_error = None
+        if target.kms_key_arn:
+            # backup.info only: the role may read base/ but not the WAL, and every upload lands
+            # under the bucket's one default key, so this object tells which key that is
+            keys = [backup.key] if backup and backup.key else []
+            try:
+                for key in keys:
+                    found = stored_encryption(s3, target, key)
+                    stored.append(
+                        StoredObject(key=key, algorithm=found.algorithm, kms_key_id=found.kms_key_id)
+                    )
+            except ArchiveError as exc:
+                encryption_error = printable_line(str(exc))
         return BackupFacts(
             archive=target.describe(),
             backup_id=backup.backup_id if backup else None,
@@ -259,6 +280,8 @@ class ReadinessGatherer:
             segment=segment.name if segment else None,
             segment_archived_at=segment.archived_at if segment else None,
             segment_error=segment_error,
+            stored=stored,
+            encryption_error=encryption_error,
         )
 
     # -- file sync --------------------------------------------------------------------------------

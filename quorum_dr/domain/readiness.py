@@ -723,6 +723,15 @@ def file_sync_check(facts: FileSyncFacts, *, max_lag_seconds: float, state: Stat
 
 BASE_BACKUP = "base_backup"
 WAL_ARCHIVE = "wal_archive"
+BACKUP_ENCRYPTION = "backup_encryption"
+
+
+class StoredObject(_Facts):
+    """How S3 stores one object of the archive (HeadObject)."""
+
+    key: str
+    algorithm: str | None = Field(default=None, description="ServerSideEncryption: aws:kms, AES256 or none")
+    kms_key_id: str | None = Field(default=None, description="SSEKMSKeyId: the key's ARN under SSE-KMS")
 
 
 class BackupFacts(_Facts):
@@ -733,6 +742,11 @@ class BackupFacts(_Facts):
     segment: str | None = None
     segment_archived_at: float | None = None
     segment_error: str | None = None
+    stored: list[StoredObject] = Field(
+        default_factory=list,
+        description="how the newest backup.info is stored, read when a KMS key is configured",
+    )
+    encryption_error: str | None = None
 
 
 def base_backup_check(facts: BackupFacts, *, max_age_seconds: float, now: float) -> Check:
@@ -796,6 +810,49 @@ def wal_archive_check(facts: BackupFacts, *, max_delay_seconds: float, now: floa
         reason=f"the newest archived WAL segment {facts.segment} is {span_text(max(delay, 0.0))} old, within "
         f"the limit {span_text(max_delay_seconds)}",
         figures={"segment": facts.segment, **figures},
+    )
+
+
+def backup_encryption_check(facts: BackupFacts, *, kms_key_arn: str) -> Check:
+    """The newest base backup (its backup.info) is stored with SSE-KMS under the configured key:
+    barman-cloud asks for aws:kms but cannot name a key, so S3 uses the bucket's default for every
+    backup and segment, and only a stored object tells which key that was."""
+    if facts.encryption_error:
+        return _fail(
+            BACKUP_ENCRYPTION,
+            f"cannot read how the archive {facts.archive} is stored: {facts.encryption_error}",
+        )
+    if not facts.stored:
+        return Check(
+            name=BACKUP_ENCRYPTION,
+            status=Status.WARN,
+            reason=f"no base backup in {facts.archive} to inspect yet",
+        )
+    key_id = kms_key_arn.rsplit("/", 1)[-1]
+    wrong = [o for o in facts.stored if o.algorithm != "aws:kms" or o.kms_key_id not in (kms_key_arn, key_id)]
+    if wrong:
+        first = wrong[0]
+        how = (
+            "unencrypted"
+            if not first.algorithm
+            else f"with {first.algorithm}"
+            if first.algorithm != "aws:kms"
+            else f"with SSE-KMS under another key ({first.kms_key_id})"
+        )
+        return _fail(
+            BACKUP_ENCRYPTION,
+            f"{first.key} is stored {how}, not with SSE-KMS under {kms_key_arn}: set the default "
+            "encryption of the bucket to SSE-KMS with this key (barman-cloud cannot name one); what is "
+            "already written keeps its encryption until the retention removes it",
+            objects=len(facts.stored),
+            wrong=len(wrong),
+        )
+    return Check(
+        name=BACKUP_ENCRYPTION,
+        status=Status.OK,
+        reason=f"the newest base backup is encrypted with SSE-KMS under {kms_key_arn} (the bucket's "
+        "default, which every backup and segment gets)",
+        figures={"objects": len(facts.stored)},
     )
 
 
@@ -999,6 +1056,8 @@ def assess(facts: ReadinessFacts, config: WatchdogConfig) -> Readiness:
         checks.append(
             wal_archive_check(facts.backups, max_delay_seconds=archive.max_archive_delay_seconds, now=now)
         )
+        if archive.kms_key_arn:
+            checks.append(backup_encryption_check(facts.backups, kms_key_arn=archive.kms_key_arn))
     checks.append(secrets_check(facts.secrets))
     if facts.file_sync is not None and service.file_sync is not None:
         checks.append(

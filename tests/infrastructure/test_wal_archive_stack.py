@@ -14,6 +14,8 @@ import yaml
 from quorum_dr.config import load_config
 from quorum_dr_local.iam_policies import StackTemplate, allows, principal_policies
 
+KEY = "arn:aws:kms:eu-west-2:123456789012:key/0b6a1f52-6f0e-4c2b-9b53-2f0d8f6f4a10"
+
 
 @pytest.fixture(scope="module")
 def archived(tmp_path_factory: pytest.TempPathFactory, example_config_path: Path) -> dict[str, Any]:
@@ -22,7 +24,11 @@ def archived(tmp_path_factory: pytest.TempPathFactory, example_config_path: Path
     from stacks.deployment import build
 
     data = yaml.safe_load(example_config_path.read_text(encoding="utf-8"))
-    data["services"][0]["cold_site"]["wal_archive"] = {"server": "booking", "archive_timeout_seconds": 30}
+    data["services"][0]["cold_site"]["wal_archive"] = {
+        "server": "booking",
+        "archive_timeout_seconds": 30,
+        "kms_key_arn": KEY,
+    }
     tmp = tmp_path_factory.mktemp("wal-archive")
     config_path = tmp / "watchdog.yaml"
     config_path.write_text(yaml.safe_dump(data), encoding="utf-8")
@@ -74,3 +80,18 @@ def test_the_bootstrap_is_rendered_for_the_point_in_time_restore(archived: dict[
         "PG_STOP_COMMAND",
     ):
         assert f"@@{name}@@" not in script
+
+
+def test_the_backup_key_decrypts_for_restore_and_readiness_only_via_s3(archived: dict[str, Any]) -> None:
+    policies = archived["policies"]
+    other = KEY.rsplit("/", 1)[0] + "/11111111-2222-3333-4444-555555555555"
+    for principal in ("cold_site:booking", "function:readiness"):
+        role = policies[principal]
+        assert allows(role, "kms:Decrypt", KEY), principal
+        assert not allows(role, "kms:Decrypt", other), principal
+        assert not allows(role, "kms:GenerateDataKey", KEY), principal  # neither writes backups
+        grants = [s for s in role if "kms:Decrypt" in s.actions]
+        assert all(s.conditions == {"StringLike": {"kms:ViaService": "s3.*.amazonaws.com"}} for s in grants)
+    for principal, role in policies.items():  # and no other function may use it
+        if principal not in ("cold_site:booking", "function:readiness"):
+            assert not allows(role, "kms:Decrypt", KEY), principal
