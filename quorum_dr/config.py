@@ -487,6 +487,11 @@ class ColdSite(Strict):
     elastic_ip_allocation_id: str | None = None
     backup_bucket: str = Field(min_length=3)
     backup_prefix: str = "backups/"
+    create_backup_bucket: bool = Field(
+        default=False,
+        description="the CDK app creates backup_bucket in this region: SSE-KMS with wal_archive.kms_key_arn "
+        "(else SSE-S3), versioned, private, TLS only, old versions expire after the retention",
+    )
     ready_timeout_seconds: Count = Field(default=900, ge=30, le=STEP_FUNCTIONS_WAIT_MAX)
     backup_manifest: BackupManifestPolicy = Field(default_factory=BackupManifestPolicy)
     wal_archive: WalArchive | None = Field(

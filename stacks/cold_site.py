@@ -18,6 +18,7 @@ from constructs import Construct
 
 from quorum_dr.config import ColdSite, Service, WalArchive, WatchdogConfig
 from stacks import naming
+from stacks.backup_bucket import BackupBucket
 from stacks.nag import acknowledge
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -253,6 +254,8 @@ class ColdSiteStack(Stack):
         for service in services:
             assert service.cold_site is not None
             site = ColdSiteLaunchTemplate(self, f"ColdSite-{service.name}", config=config, service=service)
+            if service.cold_site.create_backup_bucket:
+                BackupBucket(self, f"Backups-{service.name}", cold=service.cold_site)
             self.targets.append(
                 ColdSiteTarget(
                     service=service.name,

@@ -24,6 +24,7 @@ def archived(tmp_path_factory: pytest.TempPathFactory, example_config_path: Path
     from stacks.deployment import build
 
     data = yaml.safe_load(example_config_path.read_text(encoding="utf-8"))
+    data["services"][0]["cold_site"]["create_backup_bucket"] = True
     data["services"][0]["cold_site"]["wal_archive"] = {
         "server": "booking",
         "archive_timeout_seconds": 30,
@@ -95,3 +96,45 @@ def test_the_backup_key_decrypts_for_restore_and_readiness_only_via_s3(archived:
     for principal, role in policies.items():  # and no other function may use it
         if principal not in ("cold_site:booking", "function:readiness"):
             assert not allows(role, "kms:Decrypt", KEY), principal
+
+
+def test_the_backup_bucket_is_encrypted_with_the_key_and_never_expires_a_current_backup(
+    archived: dict[str, Any],
+) -> None:
+    cold = archived["config"].services[0].cold_site
+    found = [
+        (t, r)
+        for t in archived["stacks"].values()
+        for r in t.template["Resources"].values()
+        if r["Type"] == "AWS::S3::Bucket"
+    ]
+    assert len(found) == 1, [t.name for t, _ in found]
+    template, bucket = found[0]
+    assert template.region == cold.region
+    props = bucket["Properties"]
+    assert props["BucketName"] == cold.backup_bucket
+    assert bucket["DeletionPolicy"] == "Retain"
+    (rule,) = props["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    assert rule["ServerSideEncryptionByDefault"] == {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": KEY}
+    assert rule["BucketKeyEnabled"] is True
+    assert props["VersioningConfiguration"] == {"Status": "Enabled"}
+    assert props["PublicAccessBlockConfiguration"] == {
+        "BlockPublicAcls": True,
+        "BlockPublicPolicy": True,
+        "IgnorePublicAcls": True,
+        "RestrictPublicBuckets": True,
+    }
+    rules = {r["Id"]: r for r in props["LifecycleConfiguration"]["Rules"]}
+    assert rules["abort-incomplete-uploads"]["AbortIncompleteMultipartUpload"] == {"DaysAfterInitiation": 1}
+    assert rules["expire-old-versions"]["NoncurrentVersionExpiration"] == {
+        "NoncurrentDays": cold.wal_archive.retention_days
+    }
+    # barman's retention owns current objects: no rule may expire them (it would delete the only
+    # backup once the timer had stopped for that long)
+    assert not any("ExpirationInDays" in r or "ExpirationDate" in r for r in rules.values()), rules
+    policies = [r for r in template.template["Resources"].values() if r["Type"] == "AWS::S3::BucketPolicy"]
+    assert any(
+        s["Effect"] == "Deny" and s["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+        for p in policies
+        for s in p["Properties"]["PolicyDocument"]["Statement"]
+    )
