@@ -321,8 +321,6 @@ class Drill:
         )
         # readiness first: its last evaluation (at the end) publishes before the forwarder's last look
         self.watchers = [*self._readiness_watchers(), forwarder, executions, switchovers, results]
-        if self.files is not None:
-            self.watchers.append(self.files)
         self.traffic = TrafficClient(
             layout.control,
             layout.edge_port,
@@ -741,9 +739,7 @@ class Drill:
 
     def observe_end(self) -> None:
         self.view.phase("observing the end state")
-        for watcher in self.watchers:
-            watcher.stop()
-            self.notes += [f"{watcher.name}: {e}" for e in watcher.errors[:3]]
+        self._stop_watchers()
         cold = getattr(self, "cold", None)
         if cold is not None and cold.thread is not None:
             cold.thread.join(timeout=60)
@@ -770,6 +766,13 @@ class Drill:
             self.log.record("orders_present", site=serving, order_ids=ids)
         self.log.record("run_finished")
 
+    def _stop_watchers(self) -> None:
+        """Stop every watcher and the file replication (started in the build, not with the
+        watchers), and note the errors they met."""
+        for watcher in [*self.watchers, *([self.files] if self.files is not None else [])]:
+            watcher.stop()
+            self.notes += [f"{watcher.name}: {e}" for e in watcher.errors[:3]]
+
     def harness_incidents(self) -> list[IncidentRecord]:
         from quorum_dr.adapters.dynamodb_state import DynamoStateStore
 
@@ -785,6 +788,8 @@ class Drill:
             self.traffic.stop()
         for watcher in self.watchers:
             watcher._stop.set()
+        if self.files is not None:
+            self.files.stop()
         wiring.use(None)
         problems = self.world.teardown()
         if self.cloud is not None:
