@@ -171,9 +171,12 @@ class ReadinessGatherer:
         session: Any = None,
         edge_factory: EdgeFactory = _edge,
         clock: Callable[[], float] = time.time,
+        results_lookback_seconds: float | None = None,
     ) -> None:
         """`state_machine_arns`: "failover" / "switchover" -> ARN, to ask whether the lock holder's
-        execution still runs. `session`: a boto3 Session (tests give one under moto)."""
+        execution still runs. `session`: a boto3 Session (tests give one under moto).
+        `results_lookback_seconds`: how far back the probe results are read, default
+        `lookback_seconds(config)` (the drill reads less: it evaluates every few seconds)."""
         self.config = config
         self.state_table = state_table
         self.results_table = results_table
@@ -181,8 +184,12 @@ class ReadinessGatherer:
         self.session = session or boto3.session.Session()
         self.edge_factory = edge_factory
         self.clock = clock
+        self.results_lookback_seconds = results_lookback_seconds or lookback_seconds(config)
         self.unreachable: list[str] = []
         self._clients: dict[tuple[str, str], Any] = {}
+        # kept across gathers (the drill gathers every few seconds): each costs a client's creation
+        self._edges: dict[tuple[str, str], CloudflareEdge] = {}
+        self._launcher: Ec2ColdSiteLauncher | None = None
 
     # -- plumbing ---------------------------------------------------------------------------------
 
@@ -348,7 +355,7 @@ class ReadinessGatherer:
     # -- probe results ----------------------------------------------------------------------------
 
     def _results(self, service: Service, store: DynamoDbResultStore, now: float) -> ResultFacts:
-        since = now - lookback_seconds(self.config)
+        since = now - self.results_lookback_seconds
         what = f"read the probe results of {service.name} from the results table {self.results_table}"
         try:
             results, error = self._attempt(
@@ -370,7 +377,10 @@ class ReadinessGatherer:
         if error or not value:
             why = f"the secret could not be read in {self.config.home_region}: {error or 'it holds no text'}"
             return TokenFacts(secret=secret, reads=reads, error=why), EdgeFacts(error=f"the API token: {why}")
-        edge = self.edge_factory(service, str(value).strip())
+        api_token = str(value).strip()
+        if (service.name, api_token) not in self._edges:
+            self._edges[(service.name, api_token)] = self.edge_factory(service, api_token)
+        edge = self._edges[(service.name, api_token)]
         status, expires_on, verify_error = None, None, None
         try:
             answer = edge.verify_token()
@@ -405,7 +415,9 @@ class ReadinessGatherer:
             image_state, image_error = self._image_state(ec2, image_id, region)
         code, message = None, "not tried: the launch template is missing"
         if found:
-            launcher = Ec2ColdSiteLauncher(session=self.session)
+            if self._launcher is None:
+                self._launcher = Ec2ColdSiteLauncher(session=self.session)
+            launcher = self._launcher
             answer, error = self._attempt(
                 f"ask EC2 for a dry run in {region}", lambda: launcher.dry_run(cold, image_id, template)
             )

@@ -39,6 +39,7 @@ SHIPPED = {
     "idle-primary-partition",
     "clock-skew",
     "shadow-main-outage",
+    "stale-backup",
 }
 
 
@@ -66,7 +67,7 @@ def test_shipped_expectations_match_the_issue():
     assert main.loss_receipt_nonzero_when_lost is True
     sync = load_scenario("sync-main-outage")
     assert sync.replication == "sync" and sync.expectations.orders_lost_zero is True
-    for name in ("partition-one-region", "flapping"):
+    for name in ("partition-one-region", "flapping", "stale-backup"):
         e = load_scenario(name).expectations
         assert (e.failover, e.promotions, e.edge_writes) == (False, 0, 0)
         assert "target" in e.checked() and e.target is None
