@@ -603,7 +603,11 @@ class Drill:
             secrets=SecretsManagerSecrets(max_age=300),
             sns=boto3.client("sns", region_name=HOME_REGION),
         )
-        ports.progress = lambda sentence: self.log.record("rejoin_step", site=command.site, reason=sentence)
+
+        def progress(sentence: str) -> None:
+            self.log.record("rejoin_step", site=command.site, reason=sentence)
+
+        ports.progress = progress
         self.log.record("fault", fault="operator_rejoin", phase="start", site=command.site)
         request = RejoinRequest(
             service=SERVICE,

@@ -716,13 +716,13 @@ def _judge_one(name: str, want: Any, f: Figures) -> Judgement:  # noqa: C901 - o
         told = "; ".join(sentence for _, sentence in seen.values())
         return Judgement(name, want, notified, len(notified) == len(want), told + ".")
     if name == "watchdog_says_contains":
-        said = [s for s in f.watchdog_said if want in s]
+        matching = [s for s in f.watchdog_said if want in s]
         reason = (
-            f"the watchdog said: {said[0]!r}"
-            if said
+            f"the watchdog said: {matching[0]!r}"
+            if matching
             else f"none of the watchdog's {len(f.watchdog_said)} sentence(s) contains {want!r}"
         )
-        return Judgement(name, want, said[0] if said else None, bool(said), reason + ".")
+        return Judgement(name, want, matching[0] if matching else None, bool(matching), reason + ".")
     raise KeyError(f"no judge for expectation {name!r}")
 
 
