@@ -201,11 +201,16 @@ def seconds_text(value: float) -> str:
 _seconds = seconds_text  # the short name this module's sentences use
 
 
-def span_text(value: float) -> str:
-    """A longer span as a person reads it: 40 s, 15 min, 3 h, 26 h, 2.5 d."""
+def span_text(value: float, *, over: float | None = None) -> str:
+    """A longer span as a person reads it: 40 s, 15 min, 3 h, 26 h, 2.5 d. With `over` (a limit the
+    value exceeds), as many more decimals as it takes not to read as the limit (60.04 s, not 60 s)."""
     spans = ((120, "s", 1), (7200, "min", 60), (48 * 3600, "h", 3600))
     unit, size = next(((unit, size) for limit, unit, size in spans if value < limit), ("d", 86400))
-    return f"{value / size:.1f}".rstrip("0").rstrip(".") + f" {unit}"
+    for decimals in (1, 2, 3):
+        text = f"{value / size:.{decimals}f}".rstrip("0").rstrip(".") + f" {unit}"
+        if over is None or text != span_text(over):
+            break
+    return text
 
 
 # ---------------------------------------------------------------------------------------------
@@ -610,7 +615,8 @@ EDGE = "edge"
 
 
 def edge_check(facts: EdgeFacts, *, state: StateFacts) -> Check:
-    """The edge points at the site the state says is active."""
+    """The edge points at the site the state says is active. While a running execution holds the
+    lock they may disagree for a moment (the switch comes before the record): WARN, not FAIL."""
     if facts.error:
         return _fail(EDGE, f"cannot read the edge: {facts.error}")
     if state.state is None:
@@ -627,6 +633,16 @@ def edge_check(facts: EdgeFacts, *, state: StateFacts) -> Check:
             EDGE,
             f"the edge does not point at one known site ({facts.reason}); the state says {active}",
             **figures,
+        )
+    if facts.site != active and state.lock is not None and state.execution_status == "RUNNING":
+        incident = state.lock.incident_id or state.lock.holder or "(unknown)"
+        return Check(
+            name=EDGE,
+            status=Status.WARN,
+            reason=f"the edge serves {facts.site} ({facts.reason}) while the state still says {active}: "
+            f"incident {incident} holds the lock and its execution runs, so a failover or switchover is "
+            "between its switch and its record",
+            figures=figures,
         )
     if facts.site != active:
         return _fail(
@@ -766,8 +782,9 @@ def base_backup_check(facts: BackupFacts, *, max_age_seconds: float, now: float)
     if age > max_age_seconds:
         return _fail(
             BASE_BACKUP,
-            f"the newest base backup {facts.backup_id} in {facts.archive} is {span_text(age)} old, over the "
-            f"limit {span_text(max_age_seconds)}: the backup timer on the DR host has stopped or fails "
+            f"the newest base backup {facts.backup_id} in {facts.archive} is "
+            f"{span_text(age, over=max_age_seconds)} old, over the limit {span_text(max_age_seconds)}: "
+            "the backup timer on the DR host has stopped or fails "
             "(journalctl -u quorum-dr-base-backup)",
             backup_id=facts.backup_id,
             **figures,
@@ -797,8 +814,9 @@ def wal_archive_check(facts: BackupFacts, *, max_delay_seconds: float, now: floa
     if delay > max_delay_seconds:
         return _fail(
             WAL_ARCHIVE,
-            f"the newest archived WAL segment {facts.segment} in {facts.archive} is {span_text(delay)} old, "
-            f"over the limit {span_text(max_delay_seconds)}: a cold restore would lose at least that much; "
+            f"the newest archived WAL segment {facts.segment} in {facts.archive} is "
+            f"{span_text(delay, over=max_delay_seconds)} old, over the limit {span_text(max_delay_seconds)}: "
+            "a cold restore would lose at least that much; "
             "DR's archive_command fails (pg_stat_archiver.last_failed_*) or main's archive_timeout is "
             "not set",
             segment=facts.segment,

@@ -132,3 +132,11 @@ def test_backup_encryption(
     check = backup_encryption_check(facts(stored=objects, encryption_error=error), kms_key_arn=KEY)
     assert (check.name, check.status) == ("backup_encryption", status)
     assert check.reason.startswith(starts), check.reason
+
+
+def test_an_age_just_over_the_limit_does_not_read_as_the_limit() -> None:
+    check = base_backup_check(facts(backup_finished_at=NOW - 60.04), max_age_seconds=60, now=NOW)
+    assert check.status is Status.FAIL
+    assert "is 60.04 s old, over the limit 60 s" in check.reason, check.reason
+    late = wal_archive_check(facts(segment_archived_at=NOW - 300.2), max_delay_seconds=300, now=NOW)
+    assert "is 5.003 min old, over the limit 5 min" in late.reason, late.reason
