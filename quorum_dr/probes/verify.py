@@ -20,10 +20,12 @@ import certifi
 import httpx
 
 from quorum_dr.config import Service
-from quorum_dr.domain.redact import redact_text, redact_url
+from quorum_dr.domain.redact import redact_text, redact_url, redact_urls_in_logs
 
 MARKER_HEADER = "X-Site"
 _USER_AGENT = "quorum-dr-verify/1"
+
+redact_urls_in_logs("httpx")  # httpx logs each request's URL, credentials and query included
 
 
 @dataclass(frozen=True)
