@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+import botocore.session
 import pytest
 import yaml
 from moto import mock_aws
@@ -366,11 +367,20 @@ def test_the_schedule_input_runs_several_rounds_in_one_invocation(aws: dict[str,
 
 
 def test_a_verify_round_reports_the_marker_and_stores_nothing(
-    aws: dict[str, Any], origin: Origin, config_path: Path
+    aws: dict[str, Any], origin: Origin, config_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     data = json.loads(config_path.read_text())
     data["services"][0]["public_endpoint"] = f"http://127.0.0.1:{origin.port}/health"
     config_path.write_text(json.dumps(data))
+    # Storing nothing, it builds no SDK client either (three of them cost more CPU than the round).
+    made: list[str] = []
+    create_client = botocore.session.Session.create_client
+
+    def counted(self: Any, service_name: str, *args: Any, **kwargs: Any) -> Any:
+        made.append(service_name)
+        return create_client(self, service_name, *args, **kwargs)
+
+    monkeypatch.setattr(botocore.session.Session, "create_client", counted)
     probe_handler._config.cache_clear()
     try:
         answer = probe_handler.handler(
@@ -379,6 +389,7 @@ def test_a_verify_round_reports_the_marker_and_stores_nothing(
         )
     finally:
         probe_handler._config.cache_clear()
+    assert made == []
     assert answer["kind"] == "verify" and answer["region"] == PROBE_REGION
     assert answer["ok"] is True and answer["marker_seen"] == "main"
     assert stored_items(aws) == [] and captured(aws) == []
