@@ -35,7 +35,7 @@ from quorum_dr.probes.event import (
     parse_probe_event,
     parse_verify_event,
 )
-from quorum_dr.probes.service import ProbeRoundOutcome, ProbeService
+from quorum_dr.probes.service import ProbeRoundOutcome, ProbeService, verify_round
 from quorum_dr.settings import LambdaSettings
 
 __all__ = ["OnDemandRound", "handler"]
@@ -127,7 +127,16 @@ def _verify(event: Any, context: Any) -> dict[str, Any]:
     request = parse_verify_event(event)
     if request.incident_id:
         logger.set_correlation_id(request.incident_id)
-    outcome = _service(context).verify(request)
+    # A verify round stores and publishes nothing: no store or bus client is built for it (their
+    # three SDK clients cost more CPU than the round itself; issue 14).
+    settings = LambdaSettings.from_env()
+    outcome = verify_round(
+        _config(settings.QUORUM_DR_CONFIG_PATH),
+        request,
+        region=_region(context, settings),
+        secrets=_secrets,
+        clock=clock,
+    )
     logger.info(outcome.seen.reason, extra={"verified": outcome.seen.ok, "expect_site": request.expect_site})
     return outcome.as_dict()
 

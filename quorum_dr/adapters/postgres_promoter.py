@@ -61,7 +61,8 @@ UNREACHABLE = (FailureClass.CONNECT_REFUSED, FailureClass.CONNECT_TIMEOUT)  # th
 DEFAULT_APP_ROLES = ("app",)
 TERMINATE_WAIT_MS = 500  # pg_terminate_backend(pid, timeout): wait this long for each session to end
 TIMEOUT_SECONDS = 5.0  # connect, and every statement of a session (statement_timeout)
-PROMOTE_WAIT_SECONDS = 60  # pg_promote(true, wait); the promote session's statements get this + TIMEOUT
+PROMOTE_WAIT_SECONDS = 60  # for the end of recovery; the promote session's statements get this + TIMEOUT
+PROMOTE_POLL_FIRST_SECONDS = 0.005  # first look after pg_promote's signal; then twice as long each time
 FENCE_TIMEOUT_SECONDS = 3.0  # connect and statements on the old primary, and the wait for read-only
 POLL_INTERVAL_SECONDS = 0.1
 
@@ -215,17 +216,28 @@ class PostgresPromoter(Promoter):
         cur.execute("SELECT pg_is_in_recovery()")
         if not cur.fetchone()[0]:
             return False
+        # pg_promote(true, n) looks for the end of recovery only every 100 ms; a promotion takes
+        # a few ms here, so the wait is ours, with finer steps (issue 14): signal, then ask.
         try:
-            cur.execute("SELECT pg_promote(true, %s)", (self.promote_wait_s,))
+            cur.execute("SELECT pg_promote(false)")
         except psycopg2.errors.ObjectNotInPrerequisiteState:
             return False  # promoted by someone else between our check and our call
         except psycopg2.Error as exc:
             raise PromotionError(f"pg_promote failed on {self.dr.describe()}: {_one_line(exc)}") from None
         if not cur.fetchone()[0]:
-            raise PromotionError(
-                f"pg_promote on {self.dr.describe()} did not finish within {self.promote_wait_s} s"
-            )
-        return True
+            raise PromotionError(f"pg_promote on {self.dr.describe()} could not signal the promotion")
+        deadline = time.monotonic() + self.promote_wait_s
+        step = PROMOTE_POLL_FIRST_SECONDS
+        while True:
+            cur.execute("SELECT pg_is_in_recovery()")
+            if not cur.fetchone()[0]:
+                return True
+            if time.monotonic() >= deadline:
+                raise PromotionError(
+                    f"pg_promote on {self.dr.describe()} did not finish within {self.promote_wait_s} s"
+                )
+            time.sleep(max(0.0, min(step, deadline - time.monotonic())))
+            step = min(step * 2, POLL_INTERVAL_SECONDS)
 
     def _verify_and_record(self, conn: Any, incident_id: str, promoted: bool) -> PromotionReceipt:
         with conn.cursor() as cur:

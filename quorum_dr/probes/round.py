@@ -28,7 +28,7 @@ from quorum_dr.config import Check, HttpCheck, PostgresCheck, TcpCheck, Watchdog
 from quorum_dr.domain.redact import redact_text
 from quorum_dr.domain.results import CONTROL_SITE, FailureClass, ProbeResult, Vote
 from quorum_dr.ports import SecretSource
-from quorum_dr.probes.http import HttpClients, check_http
+from quorum_dr.probes.http import TlsContexts, check_http
 from quorum_dr.probes.outcome import CheckOutcome
 from quorum_dr.probes.tcp import check_tcp
 
@@ -179,8 +179,8 @@ async def run_round_async(
     started_at = clock()
     threads = ThreadPoolExecutor(max_workers=min(config.probe.max_concurrency, 32))
     try:
-        async with HttpClients() as clients:
-            run = _Runner(config, region, round_id, secrets, clock, threads, clients, runners)
+        async with TlsContexts() as contexts:
+            run = _Runner(config, region, round_id, secrets, clock, threads, contexts, runners)
             control_checks = list(config.control_target(region).checks)
             control = await asyncio.gather(*(run.one(check) for check in control_checks))
             abstaining, reason = _self_check(region, control_checks, control)
@@ -260,7 +260,7 @@ class _Runner:
         secrets: SecretSource,
         clock: Callable[[], float],
         threads: ThreadPoolExecutor,
-        clients: HttpClients,
+        contexts: TlsContexts,
         runners: Mapping[str, CheckRunner] | None,
     ) -> None:
         self.config = config
@@ -269,7 +269,7 @@ class _Runner:
         self.secrets = secrets
         self.clock = clock
         self.threads = threads
-        self.clients = clients
+        self.contexts = contexts
         self.runners: dict[str, CheckRunner] = {
             "http": self._http,
             "tcp": self._tcp,
@@ -301,7 +301,7 @@ class _Runner:
             return outcome, probe_time
 
     async def _http(self, check: HttpCheck, *, timeout: float, secrets: SecretSource) -> CheckOutcome:
-        return await check_http(check, timeout=timeout, clients=self.clients)
+        return await check_http(check, timeout=timeout, contexts=self.contexts)
 
     async def _tcp(self, check: TcpCheck, *, timeout: float, secrets: SecretSource) -> CheckOutcome:
         return await check_tcp(check, timeout=timeout)

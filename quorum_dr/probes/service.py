@@ -262,40 +262,16 @@ class ProbeService:
         return outcomes, f"ran {request.rounds} of {request.rounds} round(s){spacing}"
 
     def verify(self, request: VerifyRequest) -> VerifyOutcome:
-        """What this region sees of the switch: the public hostname's marker, or with
-        `origin_only` the target site's own checks. Nothing is stored: a verify round is no vote."""
-        known = [s.name for s in self.config.services]
-        if request.service not in known:
-            raise InvalidProbeEvent(f"service: no service named {request.service!r}; configured: {known}")
-        service = self.config.service(request.service)
-        site = request.expect_site
-        if getattr(service.sites, site) is None:
-            raise InvalidProbeEvent(f"expect_site: service {service.name!r} has no {site} site configured")
-        if not request.origin_only:
-            seen = see_public(
-                service,
-                site,
-                region=self.region,
-                timeout=self.config.probe.timeout_seconds,
-                transport=self.public_transport,
-            )
-            return VerifyOutcome(request, seen)
-        started = self.clock()
-        report = run_round(
+        """What this region sees of the switch (see `verify_round`)."""
+        return verify_round(
             self.config,
+            request,
             region=self.region,
-            round_id=request.round_id or f"verify-{int(started)}",
-            services=[service.name],
-            sites=[site],
             secrets=self.secrets,
             clock=self.clock,
             runners=self.runners,
+            public_transport=self.public_transport,
         )
-        verdict = next((v for v in report.site_verdicts() if v.site == site), None)
-        ok = verdict is not None and verdict.vote is Vote.UP and not report.abstaining
-        reason = report.reason if verdict is None or report.abstaining else verdict.reason
-        latency = round((report.finished_at - report.started_at) * 1000, 1)
-        return VerifyOutcome(request, SiteSeen(self.region, site, ok, None, None, reason, latency))
 
     def _check_request(self, request: RoundRequest) -> None:
         known = [s.name for s in self.config.services]
@@ -369,3 +345,50 @@ class ProbeService:
             )
             sent.append(PublishedEvent(VERDICT_CHANGED, verdict.service, verdict.site, reason))
         return sent
+
+
+def verify_round(
+    config: WatchdogConfig,
+    request: VerifyRequest,
+    *,
+    region: str,
+    secrets: SecretSource,
+    clock: Callable[[], float] = time.time,
+    runners: Mapping[str, CheckRunner] | None = None,
+    public_transport: Any = None,
+) -> VerifyOutcome:
+    """What this region sees of the switch: the public hostname's marker, or with `origin_only`
+    the target site's own checks. Nothing is stored: a verify round is no vote, so it needs none
+    of the stores (the probe function's verify path builds none: issue 14)."""
+    known = [s.name for s in config.services]
+    if request.service not in known:
+        raise InvalidProbeEvent(f"service: no service named {request.service!r}; configured: {known}")
+    service = config.service(request.service)
+    site = request.expect_site
+    if getattr(service.sites, site) is None:
+        raise InvalidProbeEvent(f"expect_site: service {service.name!r} has no {site} site configured")
+    if not request.origin_only:
+        seen = see_public(
+            service,
+            site,
+            region=region,
+            timeout=config.probe.timeout_seconds,
+            transport=public_transport,
+        )
+        return VerifyOutcome(request, seen)
+    started = clock()
+    report = run_round(
+        config,
+        region=region,
+        round_id=request.round_id or f"verify-{int(started)}",
+        services=[service.name],
+        sites=[site],
+        secrets=secrets,
+        clock=clock,
+        runners=runners,
+    )
+    verdict = next((v for v in report.site_verdicts() if v.site == site), None)
+    ok = verdict is not None and verdict.vote is Vote.UP and not report.abstaining
+    reason = report.reason if verdict is None or report.abstaining else verdict.reason
+    latency = round((report.finished_at - report.started_at) * 1000, 1)
+    return VerifyOutcome(request, SiteSeen(region, site, ok, None, None, reason, latency))

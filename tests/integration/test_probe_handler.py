@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+import botocore.session
 import pytest
 import yaml
 from moto import mock_aws
@@ -302,6 +303,49 @@ def test_secrets_manager_source_reads_json_secrets(aws: dict[str, Any]) -> None:
     assert secrets.get_json("quorum-dr/db") == {"username": "monitor", "password": "p"}
 
 
+def test_secrets_manager_source_builds_one_bounded_client_from_the_default_session(
+    aws: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Its own boto3 session would parse botocore's endpoint data again (issue 14: ~60 ms of CPU a
+    # function); the client is the default session's, with the SDK bound every adapter uses, made
+    # once however many of a round's threads ask at once.
+    from quorum_dr.adapters import aws_sdk
+
+    boto3.client("secretsmanager", region_name=PROBE_REGION).create_secret(
+        Name="quorum-dr/db", SecretString=json.dumps({"username": "monitor"})
+    )
+    monkeypatch.setenv("AWS_DEFAULT_REGION", PROBE_REGION)
+    boto3.setup_default_session()
+    sessions: list[Any] = []
+    original = boto3.session.Session.__init__
+
+    def counted(self: Any, *args: Any, **kwargs: Any) -> None:
+        sessions.append(self)
+        original(self, *args, **kwargs)
+
+    monkeypatch.setattr(boto3.session.Session, "__init__", counted)
+    secrets = SecretsManagerSecrets(max_age=60)
+    start = threading.Barrier(8)
+    answers: list[Any] = []
+
+    def read() -> None:
+        start.wait(5)
+        answers.append(secrets.get_json("quorum-dr/db"))
+
+    threads = [threading.Thread(target=read) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    assert answers == [{"username": "monitor"}] * 8
+    assert sessions == [], "a session of its own was built"
+    config = secrets._provider.client.meta.config
+    assert (config.connect_timeout, config.read_timeout) == (
+        aws_sdk.CONNECT_TIMEOUT_SECONDS,
+        aws_sdk.READ_TIMEOUT_SECONDS,
+    )
+
+
 def test_event_publisher_puts_quorum_dr_events_on_the_bus(aws: dict[str, Any]) -> None:
     publisher = EventBridgePublisher.from_name(BUS, region=PROBE_REGION)
     publisher.publish("ProbeFailed", {"service": "booking", "site": "main"})
@@ -323,11 +367,20 @@ def test_the_schedule_input_runs_several_rounds_in_one_invocation(aws: dict[str,
 
 
 def test_a_verify_round_reports_the_marker_and_stores_nothing(
-    aws: dict[str, Any], origin: Origin, config_path: Path
+    aws: dict[str, Any], origin: Origin, config_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     data = json.loads(config_path.read_text())
     data["services"][0]["public_endpoint"] = f"http://127.0.0.1:{origin.port}/health"
     config_path.write_text(json.dumps(data))
+    # Storing nothing, it builds no SDK client either (three of them cost more CPU than the round).
+    made: list[str] = []
+    create_client = botocore.session.Session.create_client
+
+    def counted(self: Any, service_name: str, *args: Any, **kwargs: Any) -> Any:
+        made.append(service_name)
+        return create_client(self, service_name, *args, **kwargs)
+
+    monkeypatch.setattr(botocore.session.Session, "create_client", counted)
     probe_handler._config.cache_clear()
     try:
         answer = probe_handler.handler(
@@ -336,6 +389,7 @@ def test_a_verify_round_reports_the_marker_and_stores_nothing(
         )
     finally:
         probe_handler._config.cache_clear()
+    assert made == []
     assert answer["kind"] == "verify" and answer["region"] == PROBE_REGION
     assert answer["ok"] is True and answer["marker_seen"] == "main"
     assert stored_items(aws) == [] and captured(aws) == []

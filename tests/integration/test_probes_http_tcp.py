@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import gzip
+import json
 import socket
 import ssl
 import threading
@@ -25,7 +27,7 @@ from quorum_dr.cli import main as drctl
 from quorum_dr.config import HttpCheck, TcpCheck, WatchdogConfig, parse_config
 from quorum_dr.domain.results import CONTROL_SITE, FailureClass, Vote
 from quorum_dr.probes import http as probes_http
-from quorum_dr.probes.http import HttpClients, check_http
+from quorum_dr.probes.http import TlsContexts, check_http
 from quorum_dr.probes.outcome import CheckOutcome
 from quorum_dr.probes.round import run_round
 from quorum_dr.probes.tcp import check_tcp
@@ -53,6 +55,12 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
+    def do_HEAD(self) -> None:
+        self.send_response(200)
+        self.send_header("X-Site", "main")
+        self.send_header("Content-Length", "1000")
+        self.end_headers()
+
     def do_GET(self) -> None:  # noqa: C901 - one branch per scenario, read top to bottom
         path = self.path
         if path == "/health":
@@ -68,6 +76,27 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(200, '{"status": "maintenance"}', {"X-Site": "main"})
         elif path == "/no-marker":
             self._send(200, '{"status": "ok"}')
+        elif path == "/auth":  # Basic ops:p@ss
+            if self.headers.get("Authorization") == "Basic b3BzOnBAc3M=":
+                self._send(200, '{"status": "ok"}', {"X-Site": "main"})
+            else:
+                self._send(401, "{}")
+        elif path == "/moved":
+            self._send(302, "{}", {"Location": "/health"})
+        elif path == "/gzip":
+            data = gzip.compress(b'{"status": "ok", "site": "main"}')
+            self.send_response(200)
+            self.send_header("Content-Encoding", "gzip")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+        elif path == "/big":
+            self._send(200, "x" * 5000 + '"status": "ok"')
+        elif path == "/hang-up":  # the connection closes without an answer
+            self.close_connection = True
+        elif path.startswith("/echo"):  # what the probe sent
+            sent = {k.lower(): v for k, v in self.headers.items()}
+            self._send(200, json.dumps({"path": path, **sent}))
         elif path == "/vhost":
             host = self.headers.get("Host", "")
             site = "main" if host == "app.test" else "default"
@@ -198,8 +227,8 @@ def http(url: str, timeout: float = 2, **fields: Any) -> CheckOutcome:
     check = HttpCheck(name="health", url=url, **fields)
 
     async def one() -> CheckOutcome:
-        async with HttpClients() as clients:
-            return await check_http(check, timeout=timeout, clients=clients)
+        async with TlsContexts() as contexts:
+            return await check_http(check, timeout=timeout, contexts=contexts)
 
     return asyncio.run(one())
 
@@ -258,6 +287,60 @@ def test_missing_or_wrong_header_is_header_mismatch(http_server: _Server) -> Non
     assert "header x-site is 'main', expected 'dr'" in wrong.detail
 
 
+def test_request_as_sent_path_query_host_and_headers(http_server: _Server) -> None:
+    url = f"http://127.0.0.1:{http_server.port}/echo/a%20b?token=s3cr3t&x="
+    outcome = http(url, body_contains='"path": "/echo/a%20b?token=s3cr3t&x="')
+    assert outcome.vote is Vote.UP, outcome.detail
+    for sent in (
+        f'"host": "127.0.0.1:{http_server.port}"',
+        '"user-agent": "quorum-dr-probe/1"',
+        '"connection": "close"',
+    ):
+        assert http(url, body_contains=sent).vote is Vote.UP, sent
+    # the query's value never reaches the sentence
+    assert "s3cr3t" not in outcome.detail and "token=***" in outcome.detail
+
+
+def test_user_info_is_sent_as_basic_credentials_and_never_shown(http_server: _Server) -> None:
+    outcome = http(f"http://ops:p%40ss@127.0.0.1:{http_server.port}/auth")
+    assert outcome.vote is Vote.UP, outcome.detail
+    refused = http(f"http://ops:wrong@127.0.0.1:{http_server.port}/auth")
+    assert refused.failure_class is FailureClass.HTTP_STATUS
+    assert "wrong" not in refused.detail and "***@127.0.0.1" in refused.detail
+
+
+def test_redirect_is_not_followed(http_server: _Server) -> None:
+    url = f"http://127.0.0.1:{http_server.port}/moved"
+    assert http(url).detail == f"HTTP 302 from {url}, expected 200"
+    assert http(url, expect_status=[302]).vote is Vote.UP
+
+
+def test_gzip_body_is_decoded_before_matching(http_server: _Server) -> None:
+    outcome = http(f"http://127.0.0.1:{http_server.port}/gzip", body_regex=r'"site":\s*"main"')
+    assert outcome.vote is Vote.UP, outcome.detail
+
+
+def test_head_check_reads_no_body(http_server: _Server) -> None:
+    outcome = http(
+        f"http://127.0.0.1:{http_server.port}/health", method="HEAD", expect_headers={"X-Site": "main"}
+    )
+    assert outcome.vote is Vote.UP, outcome.detail
+
+
+def test_body_is_cut_at_the_cap(http_server: _Server, monkeypatch: pytest.MonkeyPatch) -> None:
+    url = f"http://127.0.0.1:{http_server.port}/big"
+    assert http(url, body_contains='"status": "ok"').vote is Vote.UP
+    monkeypatch.setattr(probes_http, "MAX_BODY_BYTES", 1000)  # the marker sits past byte 5,000
+    assert http(url, body_contains='"status": "ok"').failure_class is FailureClass.BODY_MISMATCH
+
+
+def test_connection_closed_without_an_answer(http_server: _Server) -> None:
+    url = f"http://127.0.0.1:{http_server.port}/hang-up"
+    outcome = http(url)
+    assert outcome.failure_class is FailureClass.HTTP_STATUS
+    assert outcome.detail.startswith(f"no valid HTTP answer from {url}: ")
+
+
 def test_closed_port_is_connect_refused(closed_port: int) -> None:
     outcome = http(f"http://127.0.0.1:{closed_port}/health")
     assert outcome.failure_class is FailureClass.CONNECT_REFUSED
@@ -313,15 +396,12 @@ def test_host_header_over_plain_http_selects_the_virtual_host(http_server: _Serv
     assert http(url, expect_headers={"X-Site": "main"}).failure_class is FailureClass.HEADER_MISMATCH
 
 
-def test_many_checks_are_spread_over_clients_and_each_keeps_its_own_tls_setting(
-    http_server: _Server, https_server: _Server, tls_files: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+def test_many_concurrent_checks_each_keep_their_own_tls_setting(
+    http_server: _Server, https_server: _Server, tls_files: dict[str, Path]
 ) -> None:
-    # More checks than one client is handed, interleaving two TLS settings: every check is judged
-    # on its own (the vhost ones need their CA bundle and SNI), and no client is handed more than
-    # its share, so httpcore's pool never holds more requests than that. A share of 4 (production: 32)
-    # keeps the round small enough for the test's own servers on a loaded machine.
-    monkeypatch.setattr(probes_http, "CHECKS_PER_CLIENT", 4)
-    share = probes_http.CHECKS_PER_CLIENT
+    # Checks of two TLS settings interleaved and run at once: every check is judged on its own (the
+    # vhost ones need their CA bundle and SNI, the plain ones none), and each setting's context is
+    # built once and shared by that setting's checks only.
     plain = HttpCheck(name="plain", url=f"http://127.0.0.1:{http_server.port}/health")
     vhost = HttpCheck(
         name="vhost",
@@ -330,31 +410,23 @@ def test_many_checks_are_spread_over_clients_and_each_keeps_its_own_tls_setting(
         ca_bundle=str(tls_files["ca"]),
         expect_headers={"X-Site": "main"},
     )
-    checks = [plain if i % 3 else vhost for i in range(3 * share + 1)]
+    untrusted = HttpCheck(
+        name="untrusted", url=f"https://127.0.0.1:{https_server.port}/health", verify_tls=False
+    )
+    checks = [(plain, vhost, untrusted)[i % 3] for i in range(13)]
 
-    async def round_of_checks() -> tuple[list[CheckOutcome], dict[str, list[int]]]:
-        async with HttpClients() as clients:
-            handed: dict[int, int] = {}
-            kinds: dict[int, set[str]] = {}
+    async def round_of_checks() -> tuple[list[CheckOutcome], dict[str, set[int]]]:
+        async with TlsContexts() as contexts:
+            seen: dict[str, set[int]] = {}
             for check in checks:
-                client = clients.client_for(check)
-                handed[id(client)] = handed.get(id(client), 0) + 1
-                kinds.setdefault(id(client), set()).add(check.name)
-            assert all(len(names) == 1 for names in kinds.values()), "a client mixed TLS settings"
-            outcomes = await asyncio.gather(*(check_http(c, timeout=30, clients=clients) for c in checks))
-            per_kind = {
-                name: sorted(n for key, n in handed.items() if kinds[key] == {name})
-                for name in ("plain", "vhost")
-            }
-            return list(outcomes), per_kind
+                seen.setdefault(check.name, set()).add(id(contexts.context_for(check)))
+            outcomes = await asyncio.gather(*(check_http(c, timeout=30, contexts=contexts) for c in checks))
+            return list(outcomes), seen
 
-    outcomes, per_kind = asyncio.run(round_of_checks())
+    outcomes, seen = asyncio.run(round_of_checks())
     assert [o.vote for o in outcomes] == [Vote.UP] * len(checks), {o.detail for o in outcomes}
-    plain_count, vhost_count = sum(c is plain for c in checks), sum(c is vhost for c in checks)
-    for name, count in (("plain", plain_count), ("vhost", vhost_count)):
-        assert max(per_kind[name]) <= share
-        assert sum(per_kind[name]) == count
-        assert len(per_kind[name]) == -(-count // share), per_kind
+    assert all(len(ids) == 1 for ids in seen.values()), seen
+    assert len(set.union(*seen.values())) == 3, "a context was shared between TLS settings"
 
 
 # ---------------------------------------------------------------------------------------------
