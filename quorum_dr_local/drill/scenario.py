@@ -320,8 +320,16 @@ class SwitchoverCommand(OperatorCommand):
     dry_run: Flag = False
 
 
+class RehearseCommand(OperatorCommand):
+    """`drctl rehearse cold-site`: the restore rehearsal state machine, run to its end (launch the
+    cold site as a failover would, restore, compare the row counts, record, terminate)."""
+
+    command: Literal["rehearse"]
+    what: Literal["cold-site"] = "cold-site"
+
+
 OperatorAction = Annotated[
-    FailoverCommand | ResetCommand | AutomationCommand | RejoinCommand | SwitchoverCommand,
+    FailoverCommand | ResetCommand | AutomationCommand | RejoinCommand | SwitchoverCommand | RehearseCommand,
     Field(discriminator="command"),
 ]
 
@@ -413,6 +421,10 @@ class Expectations(Strict):
     )
     dry_run_plan: Flag | None = Field(
         default=None, description="a dry run recorded what it would have done, and did none of it"
+    )
+    rehearsal: Literal["PASSED", "FAILED"] | None = Field(
+        default=None,
+        description="the operator's restore rehearsal ended with this outcome, instance terminated",
     )
     watchdog_says_contains: str | None = Field(
         default=None,

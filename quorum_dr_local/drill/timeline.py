@@ -70,6 +70,7 @@ KINDS = frozenset(
         "rejoin_step",
         "rejoin",
         "switchover",
+        "rehearsal",
         "run_finished",
     }
 )
