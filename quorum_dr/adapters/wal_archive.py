@@ -52,6 +52,8 @@ from quorum_dr.domain.cold_report import RestoreLine, RestoreReceipt
 SEGMENT = re.compile(r"^[0-9A-F]{24}$")
 COMPRESSED = (".gz", ".bz2", ".snappy", ".zst", ".lz4", ".xz")
 RESTORE_TIMEOUT_S = 1800.0
+# Counting the recorded tables after a restore delays the ready report (a failover's too): bounded.
+RESTORE_COUNT_BUDGET_S = 120.0
 BACKUP_TIMEOUT_S = 3600.0
 PROGRESS_EVERY_S = 10.0
 MAX_INFO_BYTES = 64 * 1024
@@ -300,11 +302,16 @@ def count_tables(
     *,
     max_tables: int = MAX_TABLES,
     statement_timeout_ms: int = COUNT_TIMEOUT_MS,
+    budget_seconds: float | None = None,
+    clock: Callable[[], float] = time.monotonic,
 ) -> TableCounts:
     """Exact `count(*)` of `tables` (`schema.table`), or of the first `max_tables` user tables, in one
-    REPEATABLE READ snapshot (a standby allows it), each under `statement_timeout_ms`. A table that
-    is missing or whose count times out is in `skipped` with the reason; the others still count."""
+    REPEATABLE READ snapshot (a standby allows it), each under `statement_timeout_ms`, all of them
+    within `budget_seconds` when given. A table that is missing, whose count times out or that the
+    budget leaves out is in `skipped` with the reason; the others still count."""
     from psycopg2 import sql
+
+    deadline = None if budget_seconds is None else clock() + budget_seconds
 
     counts: dict[str, int] = {}
     skipped: dict[str, str] = {}
@@ -328,6 +335,15 @@ def count_tables(
                 pairs = [tuple(t.split(".", 1)) for t in tables[:max_tables]]  # type: ignore[misc]
             for schema, name in pairs:
                 label = f"{schema}.{name}"
+                if deadline is not None:
+                    left_ms = int((deadline - clock()) * 1000)
+                    if left_ms <= 0:
+                        skipped[label] = f"not counted: the counting budget of {budget_seconds:g} s was spent"
+                        continue
+                    cur.execute(
+                        "SELECT pg_catalog.set_config('statement_timeout', %s, true)",
+                        (f"{min(statement_timeout_ms, left_ms)}ms",),
+                    )
                 cur.execute("SAVEPOINT qdr_count")
                 try:
                     cur.execute(
@@ -663,7 +679,7 @@ def _restored_rows(
             "rows_error": f"cannot connect to the restored {figures.database}: {_why(exc)}",
         }
     try:
-        counted = count_tables(conn, sorted(figures.tables))
+        counted = count_tables(conn, sorted(figures.tables), budget_seconds=RESTORE_COUNT_BUDGET_S)
     except Exception as exc:  # noqa: BLE001
         return {"figures_key": key, "rows_error": f"counting the restored rows failed: {_why(exc)}"}
     finally:

@@ -166,9 +166,12 @@ def _compare(
         tables[name] = TableFigure(recorded=recorded, restored=count)
         if count is None:
             why = restore.rows_unavailable.get(name, "not counted")
-            findings.append(
-                f"table {name}, recorded with {recorded} rows, is missing from the restored database ({why})"
+            where = (
+                "could not be counted in the restored database"
+                if why.startswith("not counted") or "timeout" in why
+                else "is missing from the restored database"
             )
+            findings.append(f"table {name}, recorded with {recorded} rows, {where} ({why})")
         elif count < recorded - tolerance:
             allowed = f" (tolerance {tolerance})" if tolerance else ""
             findings.append(

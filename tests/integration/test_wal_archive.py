@@ -244,8 +244,14 @@ def test_row_counts_are_bounded_and_a_missing_table_is_said(pg_primary: PgCluste
             few = count_tables(conn, max_tables=1)
             assert few.truncated and len(few.tables) == 1
             named = count_tables(conn, ["public.fig_b", "public.gone"])
+            ticks = iter([0.0, 0.5, 5.0])  # the budget is spent after the first table
+            budget = count_tables(
+                conn, ["public.fig_a", "public.fig_b"], budget_seconds=1, clock=lambda: next(ticks)
+            )
         assert named.tables == {"public.fig_b": 3}
         assert "does not exist" in named.skipped["public.gone"]
+        assert budget.tables == {"public.fig_a": 0}
+        assert budget.skipped == {"public.fig_b": "not counted: the counting budget of 1 s was spent"}
     finally:
         pg_primary.sql("DROP TABLE IF EXISTS fig_a, fig_b, fig_c", dbname=db)
 

@@ -90,6 +90,17 @@ FAILURES: list[tuple[str, dict[str, Any], str]] = [
         "(does not exist)",
     ),
     (
+        "a recorded table the counting budget left out",
+        {
+            "report": report(
+                restored_rows={"public.orders": 1500},
+                rows_unavailable={"public.customers": "not counted: the counting budget of 120 s was spent"},
+            )
+        },
+        "table public.customers, recorded with 40 rows, could not be counted in the restored database "
+        "(not counted: the counting budget of 120 s was spent)",
+    ),
+    (
         "fewer rows than recorded",
         {"report": report(restored_rows={"public.orders": 999, "public.customers": 40})},
         f"table public.orders has 999 rows restored, 1 fewer than the 1000 recorded with "
