@@ -5,7 +5,8 @@ the restore is compared with are recorded with its base backups).
 
 The function's role allows exactly what `quorum_dr/rehearsal/service.py` calls:
 - the launch, as launch_cold_site has it (`grant_launch`: RunInstances of the cold site's template,
-  its tags, PassRole of its instance role, the AMI's SSM parameter, the Elastic IP);
+  its tags, PassRole of its instance role, the AMI's SSM parameter), but not the Elastic IP: a
+  rehearsal leaves the cold site's public address where it is;
 - ec2:TerminateInstances only on instances tagged `quorum-dr:role = cold-site` whose
   `quorum-dr:incident` is a rehearsal's (`rehearsal-*`): an `aws:ResourceTag` condition, so it can
   never end a failover's cold site; DescribeInstances (no resource-level permissions);
@@ -18,6 +19,7 @@ No edge, no database, no lock, no secrets: it cannot fail over.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 
 from aws_cdk import ArnFormat, Aws, Duration, Stack
@@ -67,7 +69,12 @@ class Rehearsal(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         stack = Stack.of(self)
-        sites = rehearsed(cold_sites)
+        # launched as a failover launches, but the Elastic IP stays where it is (service.py,
+        # without_public_address): no AssociateAddress, no DescribeAddresses
+        sites = [
+            dataclasses.replace(s, cold=s.cold.model_copy(update={"elastic_ip_allocation_id": None}))
+            for s in rehearsed(cold_sites)
+        ]
         self.fn = QuorumDrFunction(
             self,
             "Function",
@@ -85,10 +92,7 @@ class Rehearsal(Construct):
                 ),
             },
             timeout=Duration.seconds(TIMEOUT_SECONDS),
-            star_only_actions=[
-                "ec2:DescribeInstances",
-                *(["ec2:DescribeAddresses"] if any(s.cold.elastic_ip_allocation_id for s in sites) else []),
-            ],
+            star_only_actions=["ec2:DescribeInstances"],
         )
         role = self.fn.role
         role.add_to_policy(

@@ -131,9 +131,21 @@ def begin(ports: RehearsalPorts, payload: Any) -> dict[str, Any]:
     return made.model_dump()
 
 
+def without_public_address(service: Service) -> Service:
+    """The service as the rehearsal launches it: everything as a failover's launch but the cold
+    site's Elastic IP, which stays where it is. Moving it would put the rehearsal where the probes
+    and the edge's cold origin look, and, during an incident, take it from a live cold site."""
+    cold = service.cold_site
+    if cold is None or cold.elastic_ip_allocation_id is None:
+        return service
+    return service.model_copy(
+        update={"cold_site": cold.model_copy(update={"elastic_ip_allocation_id": None})}
+    )
+
+
 def launch(ports: RehearsalPorts, event: Mapping[str, Any]) -> dict[str, Any]:
     rehearsal = RehearsalContext.model_validate(event["rehearsal"])
-    service = _service(ports, rehearsal.service)
+    service = without_public_address(_service(ports, rehearsal.service))
     receipt = ports.launcher(service).launch(
         incident_id=rehearsal.rehearsal_id, task_token=event.get("task_token"), dry_run=False
     )

@@ -47,7 +47,11 @@ def test_a_failing_rehearsal_exits_1_and_json_prints_the_result(
     world.answer = ready({"public.orders": 10})
     assert drctl(world, tmp_path, "--service", "booking", "--json", monkeypatch=monkeypatch) == 1
     captured = capsys.readouterr()
-    result = json.loads(captured.out)
+    # the handlers run in this process here, and their metrics (EMF lines) go to stdout too: the
+    # result is the indented document printed last
+    lines = captured.out.splitlines()
+    start = len(lines) - 1 - lines[::-1].index("{")
+    result = json.loads("\n".join(lines[start:]))
     assert result["outcome"] == "FAILED" and result["reason"].startswith(
         "table public.orders has 10 rows restored"
     )

@@ -46,7 +46,7 @@ RECORDED = {"public.orders": 1000}
 def rehearsal_config() -> WatchdogConfig:
     data = make_config().model_dump(mode="json", by_alias=True, exclude_none=True)
     cold = data["services"][0]["cold_site"]
-    for key in ("subnet_id", "vpc_id", "elastic_ip_allocation_id"):
+    for key in ("subnet_id", "vpc_id"):
         cold.pop(key, None)
     cold["wal_archive"] = {"server": "booking"}
     return parse_config(data)
@@ -162,6 +162,12 @@ def world(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[World]:
         boto3.client("ssm", region_name=COLD).put_parameter(
             Name=service.cold_site.ami_ssm_parameter or "", Value=image, Type="String"
         )
+        # the cold site's Elastic IP: a failover moves it to its instance; a rehearsal must not
+        ec2 = boto3.client("ec2", region_name=COLD)
+        allocation = ec2.allocate_address(Domain="vpc")["AllocationId"]
+        cold = service.cold_site.model_copy(update={"elastic_ip_allocation_id": allocation})
+        service = service.model_copy(update={"cold_site": cold})
+        config = config.model_copy(update={"services": [service]})
         s3 = boto3.client("s3", region_name=COLD)
         s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": COLD})
         figures = BackupFigures(
@@ -271,6 +277,11 @@ def test_a_restore_holding_the_recorded_rows_passes_is_recorded_published_and_te
     (event,) = world.events()
     assert event["detail-type"] == "RehearsalFinished" and event["detail"]["outcome"] == "PASSED"
     only_rehearsal_items(world)
+    # the cold site's public address stayed where it was: on no instance
+    cold = world.config.service("booking").cold_site
+    assert cold is not None and cold.elastic_ip_allocation_id
+    (address,) = world.ec2().describe_addresses(AllocationIds=[cold.elastic_ip_allocation_id])["Addresses"]
+    assert not address.get("InstanceId") and not address.get("AssociationId")
 
 
 def test_fewer_rows_than_recorded_fail_and_the_instance_is_still_terminated(world: World) -> None:
