@@ -3,6 +3,7 @@ and rejects a request for a service without a cold site archive before any port 
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from collections.abc import Iterator
 from typing import Any, cast
@@ -12,10 +13,21 @@ import pytest
 from quorum_dr.failover.errors import InvalidInput
 from quorum_dr.rehearsal import wiring
 from quorum_dr.rehearsal.service import RehearsalPorts
-from quorum_dr_local.sfn_harness import load_handler
+from tests.conftest import ROOT
 from tests.fakes import make_config
 
-HANDLER = load_handler("rehearse_cold_site")  # loaded at collection, before the socket guard
+
+def _load() -> Any:
+    spec = importlib.util.spec_from_file_location(
+        "rehearse_cold_site_handler", ROOT / "lambdas" / "rehearse_cold_site" / "handler.py"
+    )
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.handler
+
+
+HANDLER = _load()  # loaded at collection, before the socket guard (Powertools' X-Ray emitter)
 
 
 class Context:
