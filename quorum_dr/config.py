@@ -439,6 +439,13 @@ class WalArchive(Strict):
         description="readiness FAIL when the newest archived segment is older than this",
     )
     retention_days: int = Field(default=14, ge=1, le=3650, description="how long backups and WAL are kept")
+    kms_key_arn: str | None = Field(
+        default=None,
+        pattern=r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:key/[A-Za-z0-9-]+$",
+        description="the KMS key the backup bucket encrypts with by default (SSE-KMS): uploads ask for "
+        "aws:kms, readiness checks the newest backup and segment carry this key, and the cold "
+        "instance and readiness roles may decrypt with it through S3",
+    )
     endpoint_url: str | None = Field(
         default=None,
         pattern=r"^https?://[^\s'\"]+$",
@@ -526,6 +533,11 @@ class ColdSite(Strict):
     elastic_ip_allocation_id: str | None = None
     backup_bucket: str = Field(min_length=3)
     backup_prefix: str = "backups/"
+    create_backup_bucket: bool = Field(
+        default=False,
+        description="the CDK app creates backup_bucket in this region: SSE-KMS with wal_archive.kms_key_arn "
+        "(else SSE-S3), versioned, private, TLS only, old versions expire after the retention",
+    )
     ready_timeout_seconds: Count = Field(default=900, ge=30, le=STEP_FUNCTIONS_WAIT_MAX)
     backup_manifest: BackupManifestPolicy = Field(default_factory=BackupManifestPolicy)
     wal_archive: WalArchive | None = Field(

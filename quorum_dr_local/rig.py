@@ -26,7 +26,7 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
@@ -77,6 +77,11 @@ AUTO_EVENT = {
 }
 _SYNTHESIZED: dict[tuple[Any, ...], dict[str, StackTemplate]] = {}  # the app, once per rig variant
 _TOKEN_LINE = re.compile(r"QDR_TASK_TOKEN=\$\{QDR_TASK_TOKEN:-\$\(placeholder '([^']*)'\)\}")
+
+
+def _principal(name: str) -> Callable[[Any], str]:
+    """The principal of every invocation of one function (IamEnforcement.handler_as)."""
+    return lambda _context: name
 
 
 def _table(name: str) -> None:
@@ -249,14 +254,13 @@ class FailoverRig:
             mock.patch.object(wiring, "current", lambda: iam.ports_for(wiring.from_env, current))
         )
         wrapped = {
-            name: iam.handler_as(lambda _ctx, name=name: f"function:{name}", handler)
+            name: iam.handler_as(_principal(f"function:{name}"), handler)
             for name, handler in handlers.items()
             if name != PROBE_FUNCTION
         }
         # One probe container per region, as deployed: its module-level clients are its own.
         probes = {
-            region: iam.handler_as(lambda _ctx, r=region: f"probe:{r}", load_handler("probe"))
-            for region in REGIONS
+            region: iam.handler_as(_principal(f"probe:{region}"), load_handler("probe")) for region in REGIONS
         }
         wrapped[PROBE_FUNCTION] = lambda event, ctx: probes[ctx.invoked_function_arn.split(":")[3]](
             event, ctx

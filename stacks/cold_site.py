@@ -18,6 +18,7 @@ from constructs import Construct
 
 from quorum_dr.config import ColdSite, Service, WalArchive, WatchdogConfig
 from stacks import naming
+from stacks.backup_bucket import BackupBucket
 from stacks.nag import acknowledge
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -69,6 +70,20 @@ def _restore_values(archive: WalArchive | None) -> dict[str, str]:
         "PG_START_COMMAND": archive.start_command,
         "PG_STOP_COMMAND": archive.stop_command,
     }
+
+
+def grant_backup_key(role: iam.IRole, cold: ColdSite) -> None:
+    """kms:Decrypt with the backup bucket's key (`wal_archive.kms_key_arn`), through S3 only: reading
+    an SSE-KMS object needs it (a HeadObject does not). Nothing when no key is configured."""
+    key = cold.wal_archive.kms_key_arn if cold.wal_archive else None
+    if key:
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["kms:Decrypt"],
+                resources=[key],
+                conditions={"StringLike": {"kms:ViaService": "s3.*.amazonaws.com"}},
+            )
+        )
 
 
 def launch_template_name(service: Service) -> str:
@@ -153,6 +168,7 @@ class ColdSiteLaunchTemplate(Construct):
                     conditions={"Null": {"s3:prefix": "true"}},
                 )
             )
+        grant_backup_key(self.role, cold)  # the restore reads base backups and WAL
         # SendTaskSuccess/SendTaskFailure have no resource-level permissions (the Service
         # Authorization Reference lists no resource type for them): a statement scoped to the state
         # machine's ARN never matches and the bootstrap's report would be denied. The task token is
@@ -238,6 +254,8 @@ class ColdSiteStack(Stack):
         for service in services:
             assert service.cold_site is not None
             site = ColdSiteLaunchTemplate(self, f"ColdSite-{service.name}", config=config, service=service)
+            if service.cold_site.create_backup_bucket:
+                BackupBucket(self, f"Backups-{service.name}", cold=service.cold_site)
             self.targets.append(
                 ColdSiteTarget(
                     service=service.name,

@@ -42,7 +42,7 @@ from stacks import naming
 from stacks.action_functions import grant_launch
 from stacks.alarms import NAMESPACE
 from stacks.alert_topic import AlertTopic
-from stacks.cold_site import ColdSiteTarget
+from stacks.cold_site import ColdSiteTarget, grant_backup_key
 from stacks.function import QuorumDrFunction
 from stacks.lambda_asset import LambdaAssets
 from stacks.nag import acknowledge, logical_id
@@ -175,6 +175,7 @@ class ReadinessFunction(Construct):
                 role.add_to_policy(
                     iam.PolicyStatement(actions=["s3:GetObject"], resources=[f"{bucket_arn}/{root}base/*"])
                 )
+                grant_backup_key(role, site.cold)  # backup.info under SSE-KMS
                 acknowledge(
                     role,
                     f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:s3:::{site.cold.backup_bucket}/{root}base/*]",

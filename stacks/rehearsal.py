@@ -10,7 +10,8 @@ The function's role allows exactly what `quorum_dr/rehearsal/service.py` calls:
 - ec2:TerminateInstances only on instances tagged `quorum-dr:role = cold-site` whose
   `quorum-dr:incident` is a rehearsal's (`rehearsal-*`): an `aws:ResourceTag` condition, so it can
   never end a failover's cold site; DescribeInstances (no resource-level permissions);
-- s3:GetObject of the figures recorded with the backups (`<prefix>/<server>/quorum-dr-figures/*`);
+- s3:GetObject of the figures recorded with the backups (`<prefix>/<server>/quorum-dr-figures/*`),
+  and kms:Decrypt through S3 with the bucket's key when `wal_archive.kms_key_arn` is set;
 - the state table: PutItem and UpdateItem of the rehearsal items only (partition keys
   `REHEARSAL#<service>`, a `dynamodb:LeadingKeys` condition: no state, lock or incident);
 - events:PutEvents on the home bus (RehearsalFinished).
@@ -37,7 +38,7 @@ from quorum_dr.domain.rehearsal import ID_PREFIX, REHEARSAL_PK_PREFIX
 from quorum_dr.functions import REHEARSAL_FUNCTIONS, substitution_name
 from stacks import naming
 from stacks.action_functions import grant_launch
-from stacks.cold_site import ColdSiteTarget
+from stacks.cold_site import ColdSiteTarget, grant_backup_key
 from stacks.failover_state_machine import FailoverStateMachine
 from stacks.function import QuorumDrFunction
 from stacks.lambda_asset import LambdaAssets
@@ -127,6 +128,7 @@ class Rehearsal(Construct):
             root = ArchiveTarget.of(site.cold).root
             figures = f"arn:{Aws.PARTITION}:s3:::{site.cold.backup_bucket}/{root}{FIGURES_FOLDER}*"
             role.add_to_policy(iam.PolicyStatement(actions=["s3:GetObject"], resources=[figures]))
+            grant_backup_key(role, site.cold)  # the figures under the bucket's SSE-KMS key
             acknowledge(
                 role,
                 f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:s3:::{site.cold.backup_bucket}/"

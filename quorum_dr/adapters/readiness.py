@@ -49,7 +49,13 @@ from quorum_dr.adapters.cold_site import Ec2ColdSiteLauncher
 from quorum_dr.adapters.dynamodb_results import DynamoDbResultStore
 from quorum_dr.adapters.dynamodb_state import DynamoStateStore
 from quorum_dr.adapters.file_sync import read_marker
-from quorum_dr.adapters.wal_archive import ArchiveError, ArchiveTarget, newest_backup, newest_segment
+from quorum_dr.adapters.wal_archive import (
+    ArchiveError,
+    ArchiveTarget,
+    newest_backup,
+    newest_segment,
+    stored_encryption,
+)
 from quorum_dr.config import CloudflareEdge as EdgeConfig
 from quorum_dr.config import ColdSite, FileSync, Service, WatchdogConfig
 from quorum_dr.domain.cost import secret_copies
@@ -66,6 +72,7 @@ from quorum_dr.domain.readiness import (
     ResultFacts,
     SecretFact,
     StateFacts,
+    StoredObject,
     TokenFacts,
     assess,
 )
@@ -165,9 +172,12 @@ class ReadinessGatherer:
         session: Any = None,
         edge_factory: EdgeFactory = _edge,
         clock: Callable[[], float] = time.time,
+        results_lookback_seconds: float | None = None,
     ) -> None:
         """`state_machine_arns`: "failover" / "switchover" -> ARN, to ask whether the lock holder's
-        execution still runs. `session`: a boto3 Session (tests give one under moto)."""
+        execution still runs. `session`: a boto3 Session (tests give one under moto).
+        `results_lookback_seconds`: how far back the probe results are read, default
+        `lookback_seconds(config)` (the drill reads less: it evaluates every few seconds)."""
         self.config = config
         self.state_table = state_table
         self.results_table = results_table
@@ -175,8 +185,12 @@ class ReadinessGatherer:
         self.session = session or boto3.session.Session()
         self.edge_factory = edge_factory
         self.clock = clock
+        self.results_lookback_seconds = results_lookback_seconds or lookback_seconds(config)
         self.unreachable: list[str] = []
         self._clients: dict[tuple[str, str], Any] = {}
+        # kept across gathers (the drill gathers every few seconds): each costs a client's creation
+        self._edges: dict[tuple[str, str], CloudflareEdge] = {}
+        self._launcher: Ec2ColdSiteLauncher | None = None
 
     # -- plumbing ---------------------------------------------------------------------------------
 
@@ -271,6 +285,20 @@ class ReadinessGatherer:
 
         backup, backup_error = listed(newest_backup)
         segment, segment_error = listed(newest_segment)
+        stored: list[StoredObject] = []
+        encryption_error = None
+        if target.kms_key_arn:
+            # backup.info only: the role may read base/ but not the WAL, and every upload lands
+            # under the bucket's one default key, so this object tells which key that is
+            keys = [backup.key] if backup and backup.key else []
+            try:
+                for key in keys:
+                    found = stored_encryption(s3, target, key)
+                    stored.append(
+                        StoredObject(key=key, algorithm=found.algorithm, kms_key_id=found.kms_key_id)
+                    )
+            except ArchiveError as exc:
+                encryption_error = printable_line(str(exc))
         return BackupFacts(
             archive=target.describe(),
             backup_id=backup.backup_id if backup else None,
@@ -279,6 +307,8 @@ class ReadinessGatherer:
             segment=segment.name if segment else None,
             segment_archived_at=segment.archived_at if segment else None,
             segment_error=segment_error,
+            stored=stored,
+            encryption_error=encryption_error,
         )
 
     # -- file sync --------------------------------------------------------------------------------
@@ -345,7 +375,7 @@ class ReadinessGatherer:
     # -- probe results ----------------------------------------------------------------------------
 
     def _results(self, service: Service, store: DynamoDbResultStore, now: float) -> ResultFacts:
-        since = now - lookback_seconds(self.config)
+        since = now - self.results_lookback_seconds
         what = f"read the probe results of {service.name} from the results table {self.results_table}"
         try:
             results, error = self._attempt(
@@ -367,7 +397,10 @@ class ReadinessGatherer:
         if error or not value:
             why = f"the secret could not be read in {self.config.home_region}: {error or 'it holds no text'}"
             return TokenFacts(secret=secret, reads=reads, error=why), EdgeFacts(error=f"the API token: {why}")
-        edge = self.edge_factory(service, str(value).strip())
+        api_token = str(value).strip()
+        if (service.name, api_token) not in self._edges:
+            self._edges[(service.name, api_token)] = self.edge_factory(service, api_token)
+        edge = self._edges[(service.name, api_token)]
         status, expires_on, verify_error = None, None, None
         try:
             answer = edge.verify_token()
@@ -402,7 +435,9 @@ class ReadinessGatherer:
             image_state, image_error = self._image_state(ec2, image_id, region)
         code, message = None, "not tried: the launch template is missing"
         if found:
-            launcher = Ec2ColdSiteLauncher(session=self.session)
+            if self._launcher is None:
+                self._launcher = Ec2ColdSiteLauncher(session=self.session)
+            launcher = self._launcher
             answer, error = self._attempt(
                 f"ask EC2 for a dry run in {region}", lambda: launcher.dry_run(cold, image_id, template)
             )

@@ -32,6 +32,7 @@ backups) and refuses anything else.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import re
@@ -71,6 +72,7 @@ class ArchiveTarget:
     prefix: str
     server: str
     endpoint_url: str | None = None
+    kms_key_arn: str | None = None  # uploads ask for SSE-KMS; the bucket's default key encrypts
 
     def __post_init__(self) -> None:
         if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}", self.server):
@@ -86,7 +88,9 @@ class ArchiveTarget:
         archive = cold.wal_archive
         if archive is None:
             raise ArchiveError("the cold site has no wal_archive configured")
-        return cls(cold.backup_bucket, cold.backup_prefix, archive.server, archive.endpoint_url)
+        return cls(
+            cold.backup_bucket, cold.backup_prefix, archive.server, archive.endpoint_url, archive.kms_key_arn
+        )
 
     @property
     def url(self) -> str:
@@ -105,6 +109,12 @@ class ArchiveTarget:
             "aws-s3",
             *(["--endpoint-url", self.endpoint_url] if self.endpoint_url else []),
         ]
+
+    def upload_args(self) -> list[str]:
+        """The arguments of a command that writes to the archive: `--encryption aws:kms` when a key
+        is configured (so a bucket policy that refuses unencrypted uploads lets them in). barman-cloud
+        3.4 cannot name the key: S3 uses the bucket's default key, which readiness checks."""
+        return [*self.cloud_args(), *(["--encryption", "aws:kms"] if self.kms_key_arn else [])]
 
     def describe(self) -> str:
         return f"{self.url}/{self.server}"
@@ -127,7 +137,7 @@ def archive_command(target: ArchiveTarget) -> str:
     """The standby's `archive_command`: every completed segment, gzipped, to the archive."""
     argv = [
         barman_tool("barman-cloud-wal-archive"),
-        *target.cloud_args(),
+        *target.upload_args(),
         "--gzip",
         target.url,
         target.server,
@@ -153,6 +163,7 @@ class BaseBackup:
     end_wal: str | None
     end_xlog: str | None
     finished_at: float  # backup.info's LastModified: written last, when the backup is complete
+    key: str | None = None  # backup.info's S3 key
 
     @classmethod
     def parse(cls, backup_id: str, text: str, finished_at: float) -> BaseBackup:
@@ -203,7 +214,8 @@ def list_backups(s3: Any, target: ArchiveTarget) -> list[BaseBackup]:
                     continue
                 body = s3.get_object(Bucket=target.bucket, Key=key)["Body"].read(MAX_INFO_BYTES)
                 text = body.decode("utf-8", errors="replace")
-                backups.append(BaseBackup.parse(backup_id, text, _epoch(item["LastModified"])))
+                parsed = BaseBackup.parse(backup_id, text, _epoch(item["LastModified"]))
+                backups.append(dataclasses.replace(parsed, key=key))
     except ArchiveError:
         raise
     except Exception as exc:  # noqa: BLE001 - no bucket, no access, endpoint down
@@ -240,6 +252,25 @@ def newest_segment(s3: Any, target: ArchiveTarget) -> WalSegment | None:
     except Exception as exc:  # noqa: BLE001
         raise ArchiveError(f"cannot list the WAL archive in {target.describe()}: {_why(exc)}") from None
     return None
+
+
+@dataclass(frozen=True)
+class StoredEncryption:
+    """How S3 stores one object: its server-side encryption and, for SSE-KMS, the key's ARN."""
+
+    key: str
+    algorithm: str | None
+    kms_key_id: str | None
+
+
+def stored_encryption(s3: Any, target: ArchiveTarget, key: str) -> StoredEncryption:
+    """HeadObject of `key` (no decryption needed): what the readiness check compares with the
+    configured key."""
+    try:
+        head = s3.head_object(Bucket=target.bucket, Key=key)
+    except Exception as exc:  # noqa: BLE001
+        raise ArchiveError(f"cannot read how s3://{target.bucket}/{key} is stored: {_why(exc)}") from None
+    return StoredEncryption(key, head.get("ServerSideEncryption"), head.get("SSEKMSKeyId"))
 
 
 def _why(exc: BaseException) -> str:
@@ -370,8 +401,14 @@ def _connect(params: Mapping[str, Any]) -> Any:
 
 def record_figures(s3: Any, target: ArchiveTarget, figures: BackupFigures) -> str:
     key = target.figures_key(figures.backup_id)
+    # as barman's uploads: SSE-KMS asked for when the archive has a key (the bucket's default key)
+    encryption = {"ServerSideEncryption": "aws:kms"} if target.kms_key_arn else {}
     s3.put_object(
-        Bucket=target.bucket, Key=key, Body=figures.model_dump_json().encode(), ContentType="application/json"
+        Bucket=target.bucket,
+        Key=key,
+        Body=figures.model_dump_json().encode(),
+        ContentType="application/json",
+        **encryption,
     )
     return key
 
@@ -450,7 +487,7 @@ def take_base_backup(
     end is archived, so it needs main's `archive_timeout` to close that segment.
     """
     before = {b.backup_id for b in list_backups(s3, target)}
-    argv = [barman_tool("barman-cloud-backup"), *target.cloud_args(), "--gzip", "--immediate-checkpoint"]
+    argv = [barman_tool("barman-cloud-backup"), *target.upload_args(), "--gzip", "--immediate-checkpoint"]
     argv += ["-h", host, "-p", str(port), "-U", user, "-d", dbname, target.url, target.server]
     _run(argv, run_as=run_as, env={**os.environ, **(env or {})}, timeout=timeout, what="barman-cloud-backup")
     new = [b for b in list_backups(s3, target) if b.backup_id not in before]
@@ -726,6 +763,11 @@ def main(argv: list[str] | None = None, s3_client: Any = None) -> int:
     backup.add_argument("--user", default="postgres")
     backup.add_argument("--run-as", default="postgres", help="the data directory's owner (when run as root)")
     backup.add_argument(
+        "--kms-key-arn",
+        default=None,
+        help="the key the bucket encrypts with (cold_site.wal_archive.kms_key_arn): upload with SSE-KMS",
+    )
+    backup.add_argument(
         "--figures-db",
         default=None,
         help="record the exact row counts of this database's user tables beside the backup",
@@ -750,7 +792,9 @@ def main(argv: list[str] | None = None, s3_client: Any = None) -> int:
 
         s3_client = boto3.client("s3", endpoint_url=args.endpoint_url)
     try:
-        target = ArchiveTarget(args.bucket, args.prefix, args.server, args.endpoint_url)
+        target = ArchiveTarget(
+            args.bucket, args.prefix, args.server, args.endpoint_url, getattr(args, "kms_key_arn", None)
+        )
         if args.command == "backup":
             made = take_base_backup(
                 s3_client,

@@ -19,7 +19,15 @@ from typing import Any, TextIO
 
 from quorum_dr.cli.exit_codes import EXIT_BAD_INPUT, EXIT_OK
 from quorum_dr.config import ConfigError, load_config
-from quorum_dr.domain.cost import Comparison, CostLine, CostReport, PriceTable, cost_report, with_services
+from quorum_dr.domain.cost import (
+    READINESS_RATE_MINUTES,
+    Comparison,
+    CostLine,
+    CostReport,
+    PriceTable,
+    cost_report,
+    with_services,
+)
 from quorum_dr.pricing import PricingError, load_prices, load_usage
 
 
@@ -140,6 +148,7 @@ def _comparison(comparison: Comparison, prices: PriceTable) -> str:
 SCOPES = (
     ("secrets", "Secrets, each copy in its region"),
     ("home", "Control plane"),
+    ("readiness", f"Readiness function, every service every {READINESS_RATE_MINUTES} minutes"),
     ("cold site", "Cold site"),
 )
 
@@ -198,6 +207,22 @@ def _drivers(report: CostReport) -> str:
             f"  The probe function's duration: {money(share)} of {money(report.total)} "
             f"({share / report.total:.0%}): {probe[0].driver}.\n"
         )
+    readiness = sorted(
+        (line for line in report.lines if line.scope == "readiness"), key=lambda x: -(x.monthly or 0.0)
+    )
+    if readiness:
+        biggest = ", ".join(f"{line.item} {money(line.monthly)}" for line in readiness[:3])
+        text += (
+            f"  The readiness function, every service every {READINESS_RATE_MINUTES} minutes: "
+            f"{money(sum(line.monthly or 0.0 for line in readiness))} ({biggest}).\n"
+        )
+    watch = report.standby_watch
+    if watch is not None:
+        text += (
+            f"  The standby watch (the DR-down alert), every round in every region: {money(watch.total)} "
+            f"({money(watch.reads)} of state-table reads and their transfer, {money(watch.duration)} of "
+            f"probe duration for its {watch.seconds_per_round:g} s a round).\n"
+        )
     standing = [line for line in report.lines if line.standing]
     text += (
         f"  Standing charges, whatever the traffic: {money(sum(line.monthly or 0.0 for line in standing))} "
@@ -244,6 +269,13 @@ def report_as_dict(report: CostReport, prices: PriceTable) -> dict[str, Any]:
             }
             for lever in report.levers
         ],
+        "standby_watch": None
+        if report.standby_watch is None
+        else {
+            "reads_usd": round(report.standby_watch.reads, 4),
+            "probe_duration_usd": round(report.standby_watch.duration, 4),
+            "seconds_per_round": report.standby_watch.seconds_per_round,
+        },
         "usage": {k: v.model_dump(mode="json") for k, v in report.figures_used.items()},
         "notes": report.notes,
     }

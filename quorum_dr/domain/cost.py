@@ -11,6 +11,10 @@ What the stacks deploy (memory, alarms, dashboard, keys, metrics) is named below
 `tests/infrastructure/test_cost_inventory.py` holds each against the synthesized templates, so the
 model cannot quietly price a deployment that no longer exists.
 
+Beside the probe's own work, each round's standby watch (`probes/service.py`) reads the state
+table in the home region for every service, and the readiness function (`stacks/readiness_function.py`)
+evaluates every service every `READINESS_RATE_MINUTES` minutes: both are priced line by line.
+
 The probe's cadence is the schedule's (`stacks/probe_schedule.py`): EventBridge Scheduler fires at
 most once a minute, so an interval below 60 s runs `ceil(60 / interval)` rounds `interval` apart
 inside one invocation, and Lambda bills the wait between them. `ProbeDesign` prices that design and
@@ -28,6 +32,17 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from quorum_dr.config import Check, HttpCheck, PostgresCheck, Service, WatchdogConfig
+from quorum_dr.domain.readiness import (
+    BackupFacts,
+    ColdSiteFacts,
+    EdgeFacts,
+    FileSyncFacts,
+    ReadinessFacts,
+    ResultFacts,
+    StateFacts,
+    TokenFacts,
+    assess,
+)
 
 # -- what the stacks deploy (checked against the synthesized templates) --------------------------
 
@@ -37,12 +52,51 @@ ARCHITECTURE = "arm64"  # stacks/lambda_asset.py
 PROBE_ALARM_METRICS_PER_REGION = 2  # probe errors; region silent: FILL(invocations, 0), one metric each
 CONTROL_ALARM_METRICS = 8  # per state machine: failed (failed + timed out + aborted: 3) and escalated (1)
 READINESS_MEMORY_MB = ACTION_MEMORY_MB  # stacks/readiness_function.py (QuorumDrFunction's default)
+READINESS_RATE_MINUTES = 5  # stacks/readiness_function.py RATE_MINUTES
+# lambdas/readiness/handler.py: ReadinessEvaluations, once per invocation (the default dimensions)
+READINESS_HANDLER_METRICS = ("ReadinessEvaluations",)
+READINESS_LOOKBACK_MIN_SECONDS = 600.0  # quorum_dr/adapters/readiness.py LOOKBACK_MIN_SECONDS
 
 
 def readiness_alarm_metrics(config: WatchdogConfig) -> int:
-    """stacks/readiness_function.py: one FAIL alarm per service, one on the function's errors.
-    (The readiness function's own invocations and its EMF custom metrics are not priced yet.)"""
+    """stacks/readiness_function.py: one FAIL alarm per service, one on the function's errors."""
     return len(config.services) + 1
+
+
+def readiness_checks(config: WatchdogConfig, service: Service) -> list[str]:
+    """The checks the readiness function judges for `service`, by the domain's own `assess`, given
+    the facts `ReadinessGatherer.gather` would bring for this config (each one saying nothing could
+    be read): the cold site's check with a cold site, the backup checks with its `wal_archive`
+    (encryption with its KMS key), the file-sync check with `file_sync`."""
+    cold = service.cold_site
+    facts = ReadinessFacts(
+        service=service.name,
+        now=0.0,
+        state=StateFacts(error="not read"),
+        results=ResultFacts(since=0.0, error="not read"),
+        edge=EdgeFacts(error="not read"),
+        token=TokenFacts(secret=service.edge.api_token_secret, reads="", error="not read"),
+        cold=ColdSiteFacts(region=cold.region, image_source="", template="") if cold else None,
+        file_sync=FileSyncFacts(url="", error="not read") if service.file_sync else None,
+        backups=BackupFacts(archive="", backup_error="not read", segment_error="not read")
+        if cold and cold.wal_archive
+        else None,
+    )
+    return [check.name for check in assess(facts, config).checks]
+
+
+def readiness_metrics(config: WatchdogConfig) -> int:
+    """The readiness function's custom metrics (`quorum_dr/readiness_service.py`): `ReadinessStatus`
+    per service and check, and per service as check `overall`; and the handler's own."""
+    return sum(len(readiness_checks(config, s)) + 1 for s in config.services) + len(READINESS_HANDLER_METRICS)
+
+
+def readiness_lookback_seconds(config: WatchdogConfig) -> float:
+    """How far back the readiness function reads the probe results (`adapters/readiness.py`
+    `lookback_seconds`; a test holds the two together)."""
+    return max(
+        READINESS_LOOKBACK_MIN_SECONDS, 10 * config.probe.interval_seconds, 2 * config.probe.freshness_seconds
+    )
 
 
 DASHBOARDS = 1
@@ -104,6 +158,13 @@ REQUIRED_USAGE = frozenset(
         "probe_round_cold_down_timeout_seconds",
         "wan_checks_seconds",
         "wan_store_seconds",
+        "wan_standby_watch_seconds",
+        "state_item_bytes",
+        "standby_record_bytes",
+        "readiness_local_seconds",
+        "readiness_wan_seconds",
+        "readiness_item_bytes",
+        "readiness_log_bytes_per_invocation",
         "item_bytes_http",
         "item_bytes_tcp",
         "item_bytes_postgres",
@@ -330,6 +391,20 @@ class Lever:
     probe_lambda: float  # the probe's Lambda duration line, every region
 
 
+@dataclass(frozen=True)
+class StandbyWatchCost:
+    """What the DR-down alert's standby watch adds: its reads of the state table and their bytes
+    across regions, and its share of the probe's duration (the same month priced without its time)."""
+
+    reads: float
+    duration: float
+    seconds_per_round: float
+
+    @property
+    def total(self) -> float:
+        return self.reads + self.duration
+
+
 @dataclass
 class CostReport:
     config_summary: str
@@ -340,6 +415,7 @@ class CostReport:
     monitoring_total: float  # less what the alternatives would hold too (the cold site's Elastic IP)
     comparisons: list[Comparison] = field(default_factory=list)
     levers: list[Lever] = field(default_factory=list)
+    standby_watch: StandbyWatchCost | None = None
     figures_used: dict[str, UsageFigure] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
@@ -411,10 +487,25 @@ class ProbeMonth:
 
 
 def _round_seconds(config: WatchdogConfig, usage: UsageTable, design: ProbeDesign) -> float:
+    """The checks (or the idle cold site's timeout), the store, then each service's standby watch
+    (its two reads of the state table, one after the other)."""
     checks = usage["probe_round_local_seconds"] + usage["wan_checks_seconds"]
     if design.cold_checked_while_idle:
         checks = max(checks, cold_wait_seconds(config, usage))
-    return checks + usage["wan_store_seconds"]
+    watch = len(config.services) * usage["wan_standby_watch_seconds"]
+    return checks + usage["wan_store_seconds"] + watch
+
+
+def get_item_read_units(item_bytes: float) -> float:
+    """A strongly consistent GetItem: one read unit per 4 KB of the item, at least one (an item
+    that is not there costs one too)."""
+    return max(1, math.ceil(item_bytes / READ_UNIT_BYTES))
+
+
+def standby_watch_read_units(usage: UsageTable) -> float:
+    """One service's standby watch in one round (`ProbeService._watch_standby`): GetItem of its state
+    and of its standby record, both strongly consistent (`DynamoStandbyWatch._get`)."""
+    return get_item_read_units(usage["state_item_bytes"]) + get_item_read_units(usage["standby_record_bytes"])
 
 
 def lookback_seconds(config: WatchdogConfig) -> float:
@@ -422,11 +513,17 @@ def lookback_seconds(config: WatchdogConfig) -> float:
 
 
 def lookback_bytes(
-    config: WatchdogConfig, usage: UsageTable, service: Service, period: float, *, cold: bool = True
+    config: WatchdogConfig,
+    usage: UsageTable,
+    service: Service,
+    period: float,
+    *,
+    cold: bool = True,
+    window: float | None = None,
 ) -> float:
     """What one round's Query of `service`'s recent results returns (`ProbeService._recent_results`):
-    every region's items of the look-back window, max(freshness, 3 intervals)."""
-    window = lookback_seconds(config)
+    every region's items of the look-back window, max(freshness, 3 intervals); or of `window`."""
+    window = lookback_seconds(config) if window is None else window
     per_round = sum(
         sum(_item_bytes(c, usage) for c in round_checks(config, r, service, cold=cold))
         for r in config.probe_regions
@@ -640,7 +737,35 @@ def _probe_lines(m: _Month, p: ProbeMonth) -> list[CostLine]:
             "consistent); each invocation one clock query",
         ),
     ]
+    services = len(config.services)
+    watched = usage["state_item_bytes"] + usage["standby_record_bytes"]
+    lines.append(
+        m.line(
+            "probe",
+            region,
+            "dynamodb_read_request_units",
+            "standby watch reads (state table)",
+            p.rounds * services * standby_watch_read_units(usage),
+            "read request units",
+            f"{p.rounds:,.0f} rounds x {services} service(s) x 2 strongly consistent GetItems in the home "
+            f"region (the service's state and its standby record, {standby_watch_read_units(usage):g} RRU "
+            "together), for the DR-down alert; a change of the standby's health adds one conditional "
+            "UpdateItem, a few a month: not counted",
+        )
+    )
     if region != config.home_region:
+        lines.append(
+            m.line(
+                "probe",
+                region,
+                "data_transfer_inter_region",
+                "standby watch reads across regions",
+                _gb(p.rounds * services * watched),
+                "GB",
+                f"{watched:,.0f} bytes a service a round (the state item and the standby record) from "
+                "the home region",
+            )
+        )
         lines.append(
             m.line(
                 "probe",
@@ -914,6 +1039,156 @@ def _home_lines(m: _Month, months: Sequence[ProbeMonth]) -> list[CostLine]:
     ]
 
 
+def _readiness_lines(m: _Month, round_period: float) -> list[CostLine]:
+    """The scheduled readiness function (`lambdas/readiness/handler.py`), every service every
+    `READINESS_RATE_MINUTES` minutes in the home region."""
+    config, u, home = m.config, m.usage, m.config.home_region
+    services = config.services
+    invocations = m.minutes / READINESS_RATE_MINUTES
+    n = len(services)
+    seconds = n * (u["readiness_local_seconds"] + u["readiness_wan_seconds"])
+    gb = READINESS_MEMORY_MB / 1024
+    window = readiness_lookback_seconds(config)
+    returned = [
+        lookback_bytes(config, u, s, round_period, cold=m.design.cold_checked_while_idle, window=window)
+        for s in services
+    ]
+    state_units = get_item_read_units(u["state_item_bytes"])
+    # per service: the home clock (a Query, Limit 1, eventually consistent), the results of the
+    # look-back, GetItem of the state, the lock and the previous readiness (strongly consistent)
+    reads = sum(
+        EVENTUALLY_CONSISTENT
+        + query_read_units(b)
+        + state_units
+        + get_item_read_units(0)
+        + get_item_read_units(u["readiness_item_bytes"])
+        for b in returned
+    )
+    writes = n * math.ceil(u["readiness_item_bytes"] / WRITE_UNIT_BYTES)
+    described = sum(
+        len(names)
+        for s in services
+        for names in secret_copies(config.model_copy(update={"services": [s]})).values()
+    )
+    metrics = readiness_metrics(config)
+    checks = ", ".join(f"{s.name}: {len(readiness_checks(config, s))} checks" for s in services)
+    logs = _gb(
+        invocations * (n * u["readiness_log_bytes_per_invocation"] + u["platform_log_bytes_per_invocation"])
+    )
+    every = f"{invocations:,.0f} invocations (one every {READINESS_RATE_MINUTES} minutes)"
+    key = f"lambda_duration_{m.design.architecture}"
+    return [
+        m.line(
+            "readiness",
+            home,
+            key,
+            "readiness function duration",
+            invocations * seconds * gb,
+            "GB-seconds",
+            f"{every} x {seconds:.2f} s x {gb:g} GB; {n} service(s) evaluated one after the other, "
+            f"{u['readiness_local_seconds']:.2f} s each on the real code locally (measured) + "
+            f"{u['readiness_wan_seconds']:g} s of network to AWS in three regions and Cloudflare (estimate)",
+        ),
+        m.line(
+            "readiness",
+            home,
+            "lambda_requests",
+            "readiness function requests",
+            invocations,
+            "requests",
+            every,
+        ),
+        m.line(
+            "readiness",
+            home,
+            "scheduler_invocations",
+            "readiness schedule invocations",
+            invocations,
+            "invocations",
+            f"rate({READINESS_RATE_MINUTES} minutes)",
+        ),
+        m.line(
+            "readiness",
+            home,
+            "dynamodb_read_request_units",
+            "readiness reads (state, results)",
+            invocations * reads,
+            "read request units",
+            f"each service each time: the home clock (0.5 RRU), every region's last {window:g} s of "
+            f"results ({sum(returned) / max(1, n) / 1024:.1f} KB, eventually consistent), GetItem of the "
+            "state, the lock and the previous readiness (strongly consistent, 1 RRU each)",
+        ),
+        m.line(
+            "readiness",
+            home,
+            "dynamodb_write_request_units",
+            "readiness records written",
+            invocations * writes,
+            "write request units",
+            f"one PutItem a service each time ({u['readiness_item_bytes']:,.0f} bytes: "
+            f"{math.ceil(u['readiness_item_bytes'] / WRITE_UNIT_BYTES)} WRU); a ReadinessChanged event "
+            "only on a change: not counted",
+        ),
+        m.line(
+            "readiness",
+            home,
+            "secrets_manager_api_calls",
+            "readiness secret calls",
+            invocations * (n + described),
+            "API calls",
+            f"each time: GetSecretValue of each service's Cloudflare token (no cache between runs) and "
+            f"DescribeSecret of every copy its functions read ({described} in all regions)",
+        ),
+        m.line(
+            "readiness",
+            home,
+            "kms_requests",
+            "decrypts of the token reads",
+            invocations * n,
+            "requests",
+            "each GetSecretValue decrypts under the secret's key; DescribeSecret does not",
+        ),
+        m.line(
+            "readiness",
+            home,
+            "cloudwatch_custom_metrics",
+            "readiness metrics",
+            metrics,
+            "metrics",
+            f"ReadinessStatus by service and check, and overall ({checks}), and ReadinessEvaluations",
+            standing=True,
+        ),
+        m.line(
+            "readiness",
+            home,
+            "cloudwatch_logs_ingestion",
+            "readiness log lines",
+            logs,
+            "GB",
+            f"{u['readiness_log_bytes_per_invocation']:,.0f} bytes a service each time (JSON lines, EMF "
+            "metrics) and Lambda's START/END/REPORT",
+        ),
+        m.line(
+            "readiness",
+            home,
+            "cloudwatch_logs_storage",
+            "readiness logs kept",
+            logs * PROBE_LOG_RETENTION_MONTHS,
+            "GB-months",
+            f"{PROBE_LOG_RETENTION_MONTHS} months' retention, uncompressed (an upper bound)",
+        ),
+        m.line(
+            "readiness",
+            home,
+            "xray_traces_recorded",
+            "readiness traces",
+            invocations,
+            "traces",
+            "tracing on; one invocation every few minutes, each one sampled",
+        ),
+    ]
+
+
 def _cold_lines(m: _Month) -> list[CostLine]:
     lines = []
     for service in m.config.services:
@@ -943,6 +1218,7 @@ def cost_lines(
     lines += _secret_lines(m)
     lines += _home_lines(m, months)
     lines += _execution_lines(m, months[0].round_seconds)
+    lines += _readiness_lines(m, months[0].cadence.round_period_seconds)
     lines += _cold_lines(m)
     return lines
 
@@ -1098,7 +1374,43 @@ def _notes(config: WatchdogConfig, prices: PriceTable, lines: Sequence[CostLine]
         "not counted: the backup bucket (S3), the cold site's EC2 instance while it runs, Cloudflare, "
         "the probes' requests to the Internet, KMS calls made for DynamoDB's AWS managed key"
     )
+    notes.append(
+        "the readiness function's calls that cost nothing: Cloudflare (token verify and the edge's "
+        "reads, within the token's 1,200 requests per 5 minutes), EC2 (DescribeImages, "
+        "DescribeLaunchTemplates, the RunInstances dry run), SSM GetParameter (a standard parameter), "
+        "Step Functions DescribeExecution (only while a lock is held)"
+    )
+    archived = [s.name for s in config.services if s.cold_site is not None and s.cold_site.wal_archive]
+    if archived:
+        notes.append(
+            "not counted: the readiness function's S3 requests (the backup listings of "
+            + ", ".join(archived)
+            + ", with the bucket)"
+        )
     return notes
+
+
+STANDBY_WATCH_ITEMS = ("standby watch reads (state table)", "standby watch reads across regions")
+
+
+def standby_watch_cost(
+    config: WatchdogConfig, prices: PriceTable, usage: UsageTable, design: ProbeDesign = AS_DEPLOYED
+) -> StandbyWatchCost:
+    lines = cost_lines(config, prices, usage, design)
+    figures = dict(usage.figures)
+    figures["wan_standby_watch_seconds"] = figures["wan_standby_watch_seconds"].model_copy(
+        update={"value": 0.0}
+    )
+    without = cost_lines(config, prices, usage.model_copy(update={"figures": figures}), design)
+
+    def duration(of: Sequence[CostLine]) -> float:
+        return _total(x for x in of if x.scope == "probe" and x.price_key.startswith("lambda_duration"))
+
+    return StandbyWatchCost(
+        reads=_total(x for x in lines if x.item in STANDBY_WATCH_ITEMS),
+        duration=duration(lines) - duration(without),
+        seconds_per_round=len(config.services) * usage["wan_standby_watch_seconds"],
+    )
 
 
 def cost_report(
@@ -1126,6 +1438,7 @@ def cost_report(
             cloudflare_load_balancing(config, prices),
         ],
         levers=design_levers(config, prices, usage),
+        standby_watch=standby_watch_cost(config, prices, usage, design),
         figures_used=dict(usage.figures),
         notes=_notes(config, prices, lines),
     )

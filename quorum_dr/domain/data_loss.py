@@ -234,12 +234,12 @@ def data_loss_receipt(
     )
     if not bounds:
         return LossReceipt(
-            **common,  # type: ignore[arg-type]
+            **common,
             reason=f"{missing}data loss unknown, no known bound: " + "; ".join(gaps) + replay,
         )
     best = min(bounds)
     return LossReceipt(
-        **common,  # type: ignore[arg-type]
+        **common,
         evidence=best.evidence,
         bound_bytes=max(best.bytes, known_missing or 0) if best.evidence != "synchronous" else 0,
         bound_seconds=round(best.seconds, 3),
@@ -301,7 +301,7 @@ def final_position_receipt(
     common = dict(last_main_lsn=final_lsn, last_replay_at=last_replay_at)
     if status is None:
         return LossReceipt(
-            **common,  # type: ignore[arg-type]
+            **common,
             standby_receive_lsn=None,
             loss_bytes=None,
             reason=f"data loss unknown, no known bound: the DR standby's position could not be read "
@@ -309,7 +309,7 @@ def final_position_receipt(
         )
     if status.role is not DbRole.STANDBY:
         return LossReceipt(
-            **common,  # type: ignore[arg-type]
+            **common,
             standby_receive_lsn=None,
             loss_bytes=None,
             reason=f"data loss unknown, no known bound: the DR database is already a primary, so its "
@@ -317,7 +317,7 @@ def final_position_receipt(
         )
     if reached_position(status, final_lsn):
         return LossReceipt(
-            **common,  # type: ignore[arg-type]
+            **common,
             standby_receive_lsn=status.receive_lsn,
             loss_bytes=0,
             evidence="final_position",
@@ -341,7 +341,7 @@ def final_position_receipt(
             f"({unreplayed if unreplayed is not None else 'unknown'} bytes not replayed)"
         )
     return LossReceipt(
-        **common,  # type: ignore[arg-type]
+        **common,
         standby_receive_lsn=status.receive_lsn,
         loss_bytes=short,
         reason=f"{where}, not reached by the standby within {waited_seconds:g} s: {got}",

@@ -204,11 +204,16 @@ def seconds_text(value: float) -> str:
 _seconds = seconds_text  # the short name this module's sentences use
 
 
-def span_text(value: float) -> str:
-    """A longer span as a person reads it: 40 s, 15 min, 3 h, 26 h, 2.5 d."""
+def span_text(value: float, *, over: float | None = None) -> str:
+    """A longer span as a person reads it: 40 s, 15 min, 3 h, 26 h, 2.5 d. With `over` (a limit the
+    value exceeds), as many more decimals as it takes not to read as the limit (60.04 s, not 60 s)."""
     spans = ((120, "s", 1), (7200, "min", 60), (48 * 3600, "h", 3600))
     unit, size = next(((unit, size) for limit, unit, size in spans if value < limit), ("d", 86400))
-    return f"{value / size:.1f}".rstrip("0").rstrip(".") + f" {unit}"
+    for decimals in (1, 2, 3):
+        text = f"{value / size:.{decimals}f}".rstrip("0").rstrip(".") + f" {unit}"
+        if over is None or text != span_text(over):
+            break
+    return text
 
 
 # ---------------------------------------------------------------------------------------------
@@ -613,7 +618,8 @@ EDGE = "edge"
 
 
 def edge_check(facts: EdgeFacts, *, state: StateFacts) -> Check:
-    """The edge points at the site the state says is active."""
+    """The edge points at the site the state says is active. While a running execution holds the
+    lock they may disagree for a moment (the switch comes before the record): WARN, not FAIL."""
     if facts.error:
         return _fail(EDGE, f"cannot read the edge: {facts.error}")
     if state.state is None:
@@ -630,6 +636,16 @@ def edge_check(facts: EdgeFacts, *, state: StateFacts) -> Check:
             EDGE,
             f"the edge does not point at one known site ({facts.reason}); the state says {active}",
             **figures,
+        )
+    if facts.site != active and state.lock is not None and state.execution_status == "RUNNING":
+        incident = state.lock.incident_id or state.lock.holder or "(unknown)"
+        return Check(
+            name=EDGE,
+            status=Status.WARN,
+            reason=f"the edge serves {facts.site} ({facts.reason}) while the state still says {active}: "
+            f"incident {incident} holds the lock and its execution runs, so a failover or switchover is "
+            "between its switch and its record",
+            figures=figures,
         )
     if facts.site != active:
         return _fail(
@@ -726,6 +742,15 @@ def file_sync_check(facts: FileSyncFacts, *, max_lag_seconds: float, state: Stat
 
 BASE_BACKUP = "base_backup"
 WAL_ARCHIVE = "wal_archive"
+BACKUP_ENCRYPTION = "backup_encryption"
+
+
+class StoredObject(_Facts):
+    """How S3 stores one object of the archive (HeadObject)."""
+
+    key: str
+    algorithm: str | None = Field(default=None, description="ServerSideEncryption: aws:kms, AES256 or none")
+    kms_key_id: str | None = Field(default=None, description="SSEKMSKeyId: the key's ARN under SSE-KMS")
 
 
 class BackupFacts(_Facts):
@@ -736,6 +761,11 @@ class BackupFacts(_Facts):
     segment: str | None = None
     segment_archived_at: float | None = None
     segment_error: str | None = None
+    stored: list[StoredObject] = Field(
+        default_factory=list,
+        description="how the newest backup.info is stored, read when a KMS key is configured",
+    )
+    encryption_error: str | None = None
 
 
 def base_backup_check(facts: BackupFacts, *, max_age_seconds: float, now: float) -> Check:
@@ -755,8 +785,9 @@ def base_backup_check(facts: BackupFacts, *, max_age_seconds: float, now: float)
     if age > max_age_seconds:
         return _fail(
             BASE_BACKUP,
-            f"the newest base backup {facts.backup_id} in {facts.archive} is {span_text(age)} old, over the "
-            f"limit {span_text(max_age_seconds)}: the backup timer on the DR host has stopped or fails "
+            f"the newest base backup {facts.backup_id} in {facts.archive} is "
+            f"{span_text(age, over=max_age_seconds)} old, over the limit {span_text(max_age_seconds)}: "
+            "the backup timer on the DR host has stopped or fails "
             "(journalctl -u quorum-dr-base-backup)",
             backup_id=facts.backup_id,
             **figures,
@@ -786,8 +817,9 @@ def wal_archive_check(facts: BackupFacts, *, max_delay_seconds: float, now: floa
     if delay > max_delay_seconds:
         return _fail(
             WAL_ARCHIVE,
-            f"the newest archived WAL segment {facts.segment} in {facts.archive} is {span_text(delay)} old, "
-            f"over the limit {span_text(max_delay_seconds)}: a cold restore would lose at least that much; "
+            f"the newest archived WAL segment {facts.segment} in {facts.archive} is "
+            f"{span_text(delay, over=max_delay_seconds)} old, over the limit {span_text(max_delay_seconds)}: "
+            "a cold restore would lose at least that much; "
             "DR's archive_command fails (pg_stat_archiver.last_failed_*) or main's archive_timeout is "
             "not set",
             segment=facts.segment,
@@ -799,6 +831,49 @@ def wal_archive_check(facts: BackupFacts, *, max_delay_seconds: float, now: floa
         reason=f"the newest archived WAL segment {facts.segment} is {span_text(max(delay, 0.0))} old, within "
         f"the limit {span_text(max_delay_seconds)}",
         figures={"segment": facts.segment, **figures},
+    )
+
+
+def backup_encryption_check(facts: BackupFacts, *, kms_key_arn: str) -> Check:
+    """The newest base backup (its backup.info) is stored with SSE-KMS under the configured key:
+    barman-cloud asks for aws:kms but cannot name a key, so S3 uses the bucket's default for every
+    backup and segment, and only a stored object tells which key that was."""
+    if facts.encryption_error:
+        return _fail(
+            BACKUP_ENCRYPTION,
+            f"cannot read how the archive {facts.archive} is stored: {facts.encryption_error}",
+        )
+    if not facts.stored:
+        return Check(
+            name=BACKUP_ENCRYPTION,
+            status=Status.WARN,
+            reason=f"no base backup in {facts.archive} to inspect yet",
+        )
+    key_id = kms_key_arn.rsplit("/", 1)[-1]
+    wrong = [o for o in facts.stored if o.algorithm != "aws:kms" or o.kms_key_id not in (kms_key_arn, key_id)]
+    if wrong:
+        first = wrong[0]
+        how = (
+            "unencrypted"
+            if not first.algorithm
+            else f"with {first.algorithm}"
+            if first.algorithm != "aws:kms"
+            else f"with SSE-KMS under another key ({first.kms_key_id})"
+        )
+        return _fail(
+            BACKUP_ENCRYPTION,
+            f"{first.key} is stored {how}, not with SSE-KMS under {kms_key_arn}: set the default "
+            "encryption of the bucket to SSE-KMS with this key (barman-cloud cannot name one); what is "
+            "already written keeps its encryption until the retention removes it",
+            objects=len(facts.stored),
+            wrong=len(wrong),
+        )
+    return Check(
+        name=BACKUP_ENCRYPTION,
+        status=Status.OK,
+        reason=f"the newest base backup is encrypted with SSE-KMS under {kms_key_arn} (the bucket's "
+        "default, which every backup and segment gets)",
+        figures={"objects": len(facts.stored)},
     )
 
 
@@ -1071,6 +1146,8 @@ def assess(facts: ReadinessFacts, config: WatchdogConfig) -> Readiness:
         checks.append(
             wal_archive_check(facts.backups, max_delay_seconds=archive.max_archive_delay_seconds, now=now)
         )
+        if archive.kms_key_arn:
+            checks.append(backup_encryption_check(facts.backups, kms_key_arn=archive.kms_key_arn))
     if facts.rehearsal is not None and service.cold_site is not None and archive is not None:
         rehearsal = service.cold_site.rehearsal
         checks.append(

@@ -347,7 +347,8 @@ def escalate(
     record = None
     if not incident.dry_run:
         record = ports.store.get_incident(incident.service, incident.incident_id)
-    promotion = progress.get("promotion") if isinstance(progress.get("promotion"), dict) else {}
+    raw_promotion = progress.get("promotion")
+    promotion: dict[str, Any] = raw_promotion if isinstance(raw_promotion, dict) else {}
     promoted = bool(record and record.promoted_at) or (
         not incident.dry_run and bool(promotion.get("writable") or promotion.get("promoted"))
     )

@@ -84,7 +84,7 @@ def _receiver_name(conninfo: str | None, cluster_name: str | None) -> str | None
     `application_name`, else the walreceiver's fallback (cluster_name, else "walreceiver")."""
     if not conninfo:
         return None
-    found = dict(m.groups() for m in _CONNINFO_NAME.finditer(conninfo))
+    found = {m.group(1): m.group(2) for m in _CONNINFO_NAME.finditer(conninfo)}
     return (
         found.get("application_name")
         or found.get("fallback_application_name")

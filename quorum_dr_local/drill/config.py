@@ -19,6 +19,7 @@ from quorum_dr.config import (
 )
 from quorum_dr.domain.redact import redact_url
 from quorum_dr_local import system_config as local
+from quorum_dr_local.drill.file_sync import drill_file_sync
 from quorum_dr_local.drill.layout import (
     ADMIN_SECRET,
     AGENT_SECRET,
@@ -54,9 +55,16 @@ def _site(layout: Layout, site: str, *, agents: bool = False) -> Site:
 
 
 def uses_cold_site(scenario: Scenario) -> bool:
+    """The scenario may launch the cold site (the drill then plays its instance)."""
     dual = any(f.kind == FaultKind.DUAL_OUTAGE for f in scenario.faults)
     rehearsed = any(command.command == "rehearse" for command in scenario.operator)
     return dual or rehearsed or any(command.to == "cold" for command in scenario.failover_commands)
+
+
+def configures_cold_site(scenario: Scenario) -> bool:
+    """The config names a cold site: one the scenario may launch, or whose backups it schedules
+    (readiness then judges the base backups and the WAL archive)."""
+    return uses_cold_site(scenario) or scenario.backups is not None
 
 
 def drill_config(scenario: Scenario, layout: Layout, *, cold_ami: str) -> WatchdogConfig:
@@ -71,14 +79,16 @@ def drill_config(scenario: Scenario, layout: Layout, *, cold_ami: str) -> Watchd
     lag = next((f.typed for f in scenario.faults if f.kind in limited), None)
     max_lag = lag.max_lag_bytes if isinstance(lag, ReplicaLagParams | ReplicationCutParams) else None
     cold = None
-    if uses_cold_site(scenario):
+    if configures_cold_site(scenario):
         archive = None
         if scenario.cold_restore == "wal_archive":
+            backups = scenario.backups
             archive = WalArchive(
                 server=SERVICE,
                 archive_timeout_seconds=scenario.archive_timeout_seconds,
                 max_archive_delay_seconds=max(60, 4 * scenario.archive_timeout_seconds),
                 endpoint_url=layout.aws_endpoint,
+                **({"max_backup_age_seconds": backups.max_age_seconds} if backups else {}),
             )
         cold = (
             _site(layout, "cold"),
@@ -106,7 +116,7 @@ def drill_config(scenario: Scenario, layout: Layout, *, cold_ami: str) -> Watchd
             mode=FailoverMode(scenario.failover_mode), cooldown_seconds=3600, daily_cap=1
         ),
         cold=cold,
-    )
+    ).model_copy(update={"file_sync": drill_file_sync(layout.marker_url)})
     return local.watchdog_config(
         service,
         control=(layout.control, layout.aws_port),

@@ -26,6 +26,7 @@ class WorldFaults:
         self.partitions: dict[tuple[str, str], netns.Partition] = {}
         self.old_primary_return: tuple[str, float] | None = None
         self.traffic: Any = None  # the drill's TrafficClient, set once the traffic starts
+        self.backups: Any = None  # the drill's BackupJob, when the scenario schedules backups
 
     def stop_site(self, site: str, parts: str) -> None:
         if parts in ("all", "app") and site in self.world.apps:
@@ -127,6 +128,12 @@ class WorldFaults:
     def resume_traffic(self) -> None:
         if self.traffic is not None:
             self.traffic.resume()
+
+    def stop_backups(self) -> None:
+        """The DR host's base-backup job stops (WAL archiving goes on)."""
+        if self.backups is None:
+            raise SandboxError("backup_stop: the scenario schedules no backup job (backups.every_seconds)")
+        self.backups.halt()
 
     def arm_old_primary_return(self, site: str, after_failover_seconds: float) -> None:
         self.old_primary_return = (site, after_failover_seconds)

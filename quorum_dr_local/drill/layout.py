@@ -31,6 +31,7 @@ ADMIN_SECRET = "quorum-dr/drill/db-admin"
 TOKEN_SECRET = "quorum-dr/drill/cloudflare-token"
 AGENT_SECRET = "quorum-dr/drill/site-agent"  # the HMAC key of both site agents
 AGENT_SITES = ("main", "dr")  # the database hosts that run a site agent
+MARKER_FILE = ".sync-marker"  # in main's replicated tree, as deploy/systemd's marker timer writes it
 BOOTSTRAP = Path(__file__).resolve().parent.parent.parent / "cold_site" / "bootstrap.sh"
 
 
@@ -48,6 +49,11 @@ class Layout:
     aws_port: int = 0
     edge_port: int = 0
     emulator_port: int = 0
+    marker_port: int = 0  # DR serves its copy of main's replicated tree (the file-sync marker)
+
+    @property
+    def marker_url(self) -> str:
+        return f"http://{self.sites['dr']}:{self.marker_port}/{MARKER_FILE}"
 
     @property
     def aws_endpoint(self) -> str:
@@ -78,6 +84,7 @@ def plan_layout(network: netns.RegionNetwork | None) -> Layout:
     layout.aws_port = free_port(layout.control)
     layout.edge_port = free_port(layout.control)
     layout.emulator_port = free_port("127.0.0.1")
+    layout.marker_port = free_port(layout.sites["dr"])
     return layout
 
 

@@ -6,7 +6,9 @@
   `ProbeFailed` on the main site, starts a failover execution with the event as its input, as the
   rule's Step Functions target does. A `SplitBrainSuspected`
   event becomes a `split_brain_alert` when its `detail.change` says a second primary appeared,
-  a `split_brain_resolved` when it says it went (`split_brain_record`).
+  a `split_brain_resolved` when it says it went (`split_brain_record`). A `ReadinessChanged`
+  (the drill's readiness evaluation published it on the home bus) becomes a `readiness_changed`
+  with the text the AlertOnReadinessChanged rule sends to the alert topic (`readiness_record`).
 - `ResultWatcher`: reads the results table and records one `vote` per region, site and round
   (`quorum_dr.replay.recording.VoteEvent`: the vote and the round's results, which `drctl replay`
   reads back). It reads only the last `LATE_SECONDS` before the newest result it has seen.
@@ -25,6 +27,7 @@ from collections.abc import Callable
 from typing import Any
 
 from quorum_dr.adapters.dynamodb_results import DynamoDbResultStore
+from quorum_dr.domain.readiness import READINESS_CHANGED, ReadinessChanged
 from quorum_dr.domain.results import CONTROL_SITE, ProbeResult
 from quorum_dr.replay.recording import VoteEvent
 from quorum_dr_local.drill.timeline import EventLog
@@ -107,6 +110,8 @@ class EventForwarder(Watcher):
         if kind == "SplitBrainSuspected":
             record, data = split_brain_record(detail)
             self.log.record(record, **data)
+        elif kind == READINESS_CHANGED:
+            self.log.record("readiness_changed", **readiness_record(detail))
         elif kind == "ProbeFailed" and detail.get("site") in TRIGGER_SITES and not self.paused:
             name = f"auto-{int(time.time())}-{uuid.uuid4().hex[:8]}"
             self.started.append(self.start_execution(event, name))
@@ -124,6 +129,20 @@ def split_brain_record(detail: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         "reason": str(detail.get("reason") or detail),
         "region": detail.get("region"),
         "sites": list(sites or []),
+    }
+
+
+def readiness_record(detail: dict[str, Any]) -> dict[str, Any]:
+    """A `ReadinessChanged` event's detail (checked against its model) as the drill's event: its
+    reason, each change, and the alert topic's message (the stack's rule sends
+    `quorum-dr: <reason>`)."""
+    change = ReadinessChanged.model_validate(detail)
+    return {
+        "reason": change.reason,
+        "overall": change.overall.value,
+        "overall_before": change.overall_before.value if change.overall_before else None,
+        "changes": [c.model_dump(mode="json") for c in change.changes],
+        "notification": f"quorum-dr: {change.reason}",
     }
 
 
@@ -225,6 +244,8 @@ class ExecutionWatcher(Watcher):
         elif state == "CheckDrReplica":
             replica = output.get("replica") or {}
             loss = replica.get("data_loss") or {}
+            lag = replica.get("file_lag") or {}
+            file_lag = {"file_lag_seconds": lag.get("lag_seconds"), "file_lag_reason": lag.get("reason")}
             self.log.record(
                 "loss_receipt",
                 at=replica.get("at", at),
@@ -233,6 +254,7 @@ class ExecutionWatcher(Watcher):
                 code=replica.get("code"),
                 proceed=replica.get("proceed"),
                 execution=execution,
+                **(file_lag if lag else {}),
             )
         elif state == "WaitForFinalPosition" and (output.get("final_position") or {}).get("data_loss"):
             final = output["final_position"]  # the receipt taken after the fence replaces the check's

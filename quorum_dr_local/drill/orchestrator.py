@@ -38,6 +38,7 @@ from quorum_dr.config import BackupManifestPolicy
 from quorum_dr.domain.incident_record import IncidentRecord
 from quorum_dr_local.drill.config import drill_config, replay_config_json, uses_cold_site
 from quorum_dr_local.drill.faults import WorldFaults
+from quorum_dr_local.drill.file_sync import FileReplication
 from quorum_dr_local.drill.layout import (
     ADMIN_SECRET,
     AGENT_SECRET,
@@ -142,6 +143,7 @@ class Drill:
         self.world = DrillWorld(scenario, self.log, namespaces=namespaces)
         self.faults = WorldFaults(self.world)
         self.cloud: Any = None
+        self.files: FileReplication | None = None
         self.watchers: list[Any] = []
         self.traffic: Any = None
         self.stop = threading.Event()
@@ -246,6 +248,7 @@ class Drill:
         self.view.phase("building the sandbox: applications, edge, probe regions")
         self.world.start_app("main")
         self.world.start_app("dr")
+        self.files = FileReplication(self.world).start()
         self.world.start_edge(seed_for_service(config.service(SERVICE), self.world.token))
         self.world.start_probe_agents()
         agents = {region: self.world.agent_url(region) for region in PROBE_REGIONS}
@@ -337,7 +340,8 @@ class Drill:
             self.log,
             since=started,
         )
-        self.watchers = [forwarder, executions, switchovers, results]
+        # readiness first: its last evaluation (at the end) publishes before the forwarder's last look
+        self.watchers = [*self._readiness_watchers(), forwarder, executions, switchovers, results]
         self.traffic = TrafficClient(
             layout.control,
             layout.edge_port,
@@ -384,6 +388,40 @@ class Drill:
         if executions.running():
             self.notes.append(f"{executions.running()} execution(s) still running when the drill ended")
         player.join(timeout=5)
+
+    def _readiness_watchers(self) -> list[Any]:
+        """The readiness evaluation every few seconds, and the DR host's backup job, as the
+        scenario asks (quorum_dr_local.drill.readiness, quorum_dr_local.drill.backup_job)."""
+        from quorum_dr_local.drill.backup_job import BackupJob
+        from quorum_dr_local.drill.readiness import ReadinessWatch
+
+        found: list[Any] = []
+        timings = self.scenario.readiness
+        if timings.interval_seconds is not None:
+            watch = ReadinessWatch(
+                self.config,
+                SERVICE,
+                self.log,
+                interval=timings.interval_seconds,
+                state_table=STATE_TABLE,
+                results_table=RESULTS_TABLE,
+                event_bus=EVENT_BUS,
+                state_machine_arns={
+                    "failover": self.harness.machine_arn,
+                    "switchover": self.cloud.switchover_arn,
+                },
+                results_lookback_seconds=timings.results_lookback_seconds,
+            )
+            watch.warm_up()
+            found.append(watch)
+        cold_site = self.config.service(SERVICE).cold_site
+        archive = cold_site.wal_archive if cold_site is not None else None
+        backups = self.scenario.backups
+        if backups is not None and backups.every_seconds is not None and archive is not None:
+            job = BackupJob(self.world, archive, self.log, every_seconds=backups.every_seconds)
+            self.faults.backups = job
+            found.append(job)
+        return found
 
     def _attempt(self, a: Any) -> None:
         self.log.record(
@@ -589,7 +627,11 @@ class Drill:
             secrets=SecretsManagerSecrets(max_age=300),
             sns=boto3.client("sns", region_name=HOME_REGION),
         )
-        ports.progress = lambda sentence: self.log.record("rejoin_step", site=command.site, reason=sentence)
+
+        def progress(sentence: str) -> None:
+            self.log.record("rejoin_step", site=command.site, reason=sentence)
+
+        ports.progress = progress
         self.log.record("fault", fault="operator_rejoin", phase="start", site=command.site)
         request = RejoinRequest(
             service=SERVICE,
@@ -766,9 +808,7 @@ class Drill:
 
     def observe_end(self) -> None:
         self.view.phase("observing the end state")
-        for watcher in self.watchers:
-            watcher.stop()
-            self.notes += [f"{watcher.name}: {e}" for e in watcher.errors[:3]]
+        self._stop_watchers()
         cold = getattr(self, "cold", None)
         if cold is not None and cold.thread is not None:
             cold.thread.join(timeout=60)
@@ -795,6 +835,13 @@ class Drill:
             self.log.record("orders_present", site=serving, order_ids=ids)
         self.log.record("run_finished")
 
+    def _stop_watchers(self) -> None:
+        """Stop every watcher and the file replication (started in the build, not with the
+        watchers), and note the errors they met."""
+        for watcher in [*self.watchers, *([self.files] if self.files is not None else [])]:
+            watcher.stop()
+            self.notes += [f"{watcher.name}: {e}" for e in watcher.errors[:3]]
+
     def harness_incidents(self) -> list[IncidentRecord]:
         from quorum_dr.adapters.dynamodb_state import DynamoStateStore
 
@@ -810,6 +857,8 @@ class Drill:
             self.traffic.stop()
         for watcher in self.watchers:
             watcher._stop.set()
+        if self.files is not None:
+            self.files.stop()
         wiring.use(None)
         from quorum_dr.rehearsal import wiring as rehearsal_wiring
 

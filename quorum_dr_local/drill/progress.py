@@ -82,6 +82,9 @@ class ProgressView:
                 "split_brain_alert",
                 "split_brain_resolved",
                 "quorum",
+                "readiness_changed",
+                "readiness_alarm",
+                "backup_failed",
             ):
                 self.notes.append(self._note(event))
             else:

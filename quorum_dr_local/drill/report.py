@@ -24,6 +24,12 @@ Times in the report are seconds since the drill started (`run_started`), or null
   database at the end (`orders_present`).
 - `false_failovers`: failovers made while the drill's ground truth said main was up
   (`site_truth`): the larger of the promotions and the switches away from main made then.
+- `file_lag_seconds` / `file_lag_reason`: the file lag at promotion the failover's replica check
+  recorded beside the database's loss receipt (the file-sync marker DR serves; null: none read).
+- `readiness`: the drill's readiness evaluations (`readiness_section`): each check's status over
+  time (its first status and every change, with the time and the reason of each), the
+  `ReadinessChanged` notifications the bus delivered and the FAIL alarm's changes. Null when the
+  drill evaluated no readiness.
 """
 
 from __future__ import annotations
@@ -105,6 +111,11 @@ class Figures:
     # the cold site's restore as its bootstrap reported it: method, base backup, the WAL position
     # replayed to, the newest archived segment, the restored data's age (its RPO) and the sentence
     cold_restore: dict[str, Any] | None = None
+    # the file lag at promotion (the replica check's file-sync marker), beside the database's loss
+    file_lag_seconds: float | None = None
+    file_lag_reason: str | None = None
+    # the readiness evaluations, their changes and notifications (readiness_section)
+    readiness: dict[str, Any] | None = None
     # the operator's restore rehearsals: {outcome, reason, backup_id, restored_lsn, tables, terminated}
     rehearsals: tuple[dict[str, Any], ...] = ()
 
@@ -179,6 +190,7 @@ def compute_figures(events: Iterable[Event], scenario: str = "") -> Figures:
     )
     cold_restore = {k: restored.data[k] for k in restore_keys if k in restored.data} if restored else None
     finished = _first(events, "run_finished")
+    lagged = [e for e in receipts if "file_lag_reason" in e.data]
 
     return Figures(
         scenario=name,
@@ -229,6 +241,105 @@ def compute_figures(events: Iterable[Event], scenario: str = "") -> Figures:
         shadow_decided_at=rel(_first(events, "shadow_decision")),
         rejoins=tuple({"at": rel(e), **e.data} for e in events if e.kind == "rejoin"),
         switchovers=_switchovers(events, attempts, outages, zero),
+        file_lag_seconds=lagged[-1].data.get("file_lag_seconds") if lagged else None,
+        file_lag_reason=str(lagged[-1].data.get("file_lag_reason")) if lagged else None,
+        readiness=readiness_section(events, zero),
+    )
+
+
+def readiness_section(events: list[Event], zero: float) -> dict[str, Any] | None:
+    """The readiness evaluations as the report shows them: per check, its status at the first
+    evaluation that had it and every change after, each `{at, status, reason}` (seconds from
+    the start; a change of reason alone is no change); the `ReadinessChanged` notifications and
+    the FAIL alarm's changes; how many evaluations and how long they took. None without any."""
+    evaluations = [e for e in events if e.kind == "readiness"]
+    if not evaluations:
+        return None
+    checks: dict[str, list[dict[str, Any]]] = {}
+    for e in evaluations:
+        for check in e.data.get("checks") or []:
+            seen = checks.setdefault(str(check["name"]), [])
+            if not seen or seen[-1]["status"] != check["status"]:
+                seen.append({"at": _round(e.t - zero), "status": check["status"], "reason": check["reason"]})
+    durations = [float(e.data["duration_ms"]) for e in evaluations if e.data.get("duration_ms") is not None]
+    cpu = [float(e.data["cpu_ms"]) for e in evaluations if e.data.get("cpu_ms") is not None]
+    last = {str(c["name"]): c for c in evaluations[-1].data.get("checks") or []}
+    return {
+        "evaluations": len(evaluations),
+        "first_at": _round(evaluations[0].t - zero),
+        "last_at": _round(evaluations[-1].t - zero),
+        "duration_ms_mean": round(sum(durations) / len(durations), 1) if durations else None,
+        "duration_ms_max": max(durations) if durations else None,
+        "cpu_ms_mean": round(sum(cpu) / len(cpu), 1) if cpu else None,
+        "errors": [str(e.data["error"]) for e in evaluations if e.data.get("error")][:5],
+        "overall_at_end": evaluations[-1].data.get("overall"),
+        "checks": [
+            {
+                "name": name,
+                "status_at_end": last[name]["status"] if name in last else None,
+                "fail_throughout": all(t["status"] == "FAIL" for t in changes) and name in last,
+                "transitions": changes,
+            }
+            for name, changes in checks.items()
+        ],
+        "notifications": [
+            {
+                "at": _round(e.t - zero),
+                "reason": e.data.get("reason"),
+                "notification": e.data.get("notification"),
+                "changes": e.data.get("changes") or [],
+            }
+            for e in events
+            if e.kind == "readiness_changed"
+        ],
+        "alarm": [
+            {
+                "at": _round(e.t - zero),
+                "alarm": e.data.get("alarm"),
+                "state": e.data.get("state"),
+                "previous": e.data.get("previous"),
+                "reason": e.data.get("reason"),
+            }
+            for e in events
+            if e.kind == "readiness_alarm"
+        ],
+    }
+
+
+def fail_notified(readiness: dict[str, Any] | None, check: str) -> tuple[bool, str]:
+    """Whether `check` was OK or WARN, then turned FAIL, and a ReadinessChanged carrying that
+    change to FAIL was delivered; with the sentence that says what was seen."""
+    if readiness is None:
+        return False, f"{check}: no readiness was evaluated"
+    found = next((c for c in readiness["checks"] if c["name"] == check), None)
+    if found is None:
+        return False, f"{check} was never evaluated"
+    turned = next(
+        (
+            after
+            for before, after in zip(found["transitions"], found["transitions"][1:], strict=False)
+            if before["status"] != "FAIL" and after["status"] == "FAIL"
+        ),
+        None,
+    )
+    if turned is None:
+        statuses = " -> ".join(t["status"] for t in found["transitions"])
+        return False, f"{check} never turned FAIL after being OK or WARN ({statuses})"
+    told = next(
+        (
+            n
+            for n in readiness["notifications"]
+            if any(
+                c.get("check") == check and c.get("after") == "FAIL" and c.get("before") in ("OK", "WARN")
+                for c in n["changes"]
+            )
+        ),
+        None,
+    )
+    if told is None:
+        return False, f"{check} turned FAIL at {turned['at']:g} s but no ReadinessChanged said so"
+    return True, (
+        f"{check} turned FAIL at {turned['at']:g} s ({turned['reason']}); notified at {told['at']:g} s"
     )
 
 
@@ -609,6 +720,11 @@ def _judge_one(name: str, want: Any, f: Figures) -> Judgement:  # noqa: C901 - o
             f"{f.edge_writes} edge write(s)."
         )
         return Judgement(name, want, actual, actual == want, reason)
+    if name == "readiness_fail_notified":
+        seen = {check: fail_notified(f.readiness, check) for check in want}
+        notified = [check for check, (ok, _) in seen.items() if ok]
+        told = "; ".join(sentence for _, sentence in seen.values())
+        return Judgement(name, want, notified, len(notified) == len(want), told + ".")
     if name == "rehearsal":
         last = f.rehearsals[-1] if f.rehearsals else None
         if last is None:
@@ -620,13 +736,13 @@ def _judge_one(name: str, want: Any, f: Figures) -> Judgement:  # noqa: C901 - o
         )
         return Judgement(name, want, actual, actual == want and terminated, reason)
     if name == "watchdog_says_contains":
-        said = [s for s in f.watchdog_said if want in s]
+        matching = [s for s in f.watchdog_said if want in s]
         reason = (
-            f"the watchdog said: {said[0]!r}"
-            if said
+            f"the watchdog said: {matching[0]!r}"
+            if matching
             else f"none of the watchdog's {len(f.watchdog_said)} sentence(s) contains {want!r}"
         )
-        return Judgement(name, want, said[0] if said else None, bool(said), reason + ".")
+        return Judgement(name, want, matching[0] if matching else None, bool(matching), reason + ".")
     raise KeyError(f"no judge for expectation {name!r}")
 
 
@@ -709,6 +825,7 @@ def report_markdown(scenario: Scenario | None, report: dict[str, Any], events: l
         ("orders_committed", "orders clients saw committed"),
         ("orders_lost", "of which missing afterwards"),
         ("loss_receipt_bytes", "watchdog's data-loss receipt, bytes"),
+        ("file_lag_seconds", "file lag at promotion (file-sync marker), s"),
         ("data_loss_allowed", "promoted on an operator's allow_data_loss"),
         ("promotions", "promotions"),
         ("edge_writes", "edge writes"),
@@ -718,6 +835,10 @@ def report_markdown(scenario: Scenario | None, report: dict[str, Any], events: l
         ("split_brain_resolved", "split-brain resolutions (it went)"),
     ):
         lines.append(f"| {label} | {_fmt(report.get(key))} |")
+    if report.get("file_lag_reason"):
+        said = report["file_lag_reason"]
+        lines += ["", f"Beside the database's loss receipt, the replica check said: {said}."]
+    lines += _readiness_markdown(report.get("readiness"))
     lines += ["", "## Client outages", ""]
     if report.get("outages"):
         lines += [
@@ -761,6 +882,74 @@ def report_markdown(scenario: Scenario | None, report: dict[str, Any], events: l
             lines.append(f"- {e.t - zero:7.2f} s  {e.kind}: {said}")
     lines += ["", "![timeline](timeline.png)", ""]
     return "\n".join(lines)
+
+
+COLD_SITE_IN_THE_DRILL = (
+    "The drill's moto has the cold site's AMI but no launch template (the CDK app creates it in a "
+    "deployment), so `cold_site` is FAIL in every drill that configures a cold site: a true FAIL, "
+    "shown as it is; a deployment must show OK there."
+)
+
+
+def _readiness_markdown(readiness: dict[str, Any] | None) -> list[str]:
+    """The report's readiness section: each check's status over time, the reason of each change,
+    and what was told (ReadinessChanged, the FAIL alarm)."""
+    lines = ["", "## Readiness", ""]
+    if readiness is None:
+        return [*lines, "Not evaluated in this drill (`readiness.interval_seconds: null`)."]
+    mean, most = readiness.get("duration_ms_mean"), readiness.get("duration_ms_max")
+    lines.append(
+        f"{readiness['evaluations']} evaluations (the scheduled function's code against the drill's "
+        f"moto, emulator and PostgreSQL) from {_fmt(readiness['first_at'])} s to "
+        f"{_fmt(readiness['last_at'])} s, {_fmt(mean)} ms each on average ({_fmt(most)} ms at most; "
+        f"{_fmt(readiness.get('cpu_ms_mean'))} ms of CPU each); overall at the end: "
+        f"**{readiness.get('overall_at_end') or '—'}**."
+    )
+    lines += ["", "| check | status over time (s from start) | at the end |", "| --- | --- | --- |"]
+    for check in readiness["checks"]:
+        steps = " → ".join(f"{t['status']} at {_fmt(t['at'])}" for t in check["transitions"])
+        end = check["status_at_end"] or "not evaluated"
+        if check["fail_throughout"]:
+            end += " (FAIL throughout)"
+        lines.append(f"| `{check['name']}` | {steps} | {end} |")
+    lines += ["", "Each status and why (the first evaluation, then every change):", ""]
+    changes = sorted(
+        ((t["at"], check["name"], t) for check in readiness["checks"] for t in check["transitions"]),
+        key=lambda item: (item[0] if item[0] is not None else 0.0, item[1]),
+    )
+    for at, name, t in changes:
+        lines.append(f"- {_fmt(at)} s `{name}` {t['status']}: {t['reason']}")
+    if any(c["name"] == "cold_site" and c["status_at_end"] == "FAIL" for c in readiness["checks"]):
+        lines += ["", COLD_SITE_IN_THE_DRILL]
+    lines += ["", "Told to a person (the alert topic):", ""]
+    told = [(n["at"], f"ReadinessChanged: {n['notification']}") for n in readiness["notifications"]]
+    told += [(a["at"], f"alarm {a['reason']}") for a in readiness["alarm"]]
+    if not told:
+        lines.append("- nothing: no readiness change and no alarm")
+    for at, said in sorted(told, key=lambda item: item[0] if item[0] is not None else 0.0):
+        lines.append(f"- {_fmt(at)} s {said}")
+    lines += _alarm_already_raised(readiness)
+    if readiness.get("errors"):
+        lines += ["", "Evaluations that failed: " + "; ".join(readiness["errors"])]
+    return lines
+
+
+def _alarm_already_raised(readiness: dict[str, Any]) -> list[str]:
+    """A check that turned FAIL while the one FAIL alarm of the service was already in ALARM (for
+    another check): the alarm sent nothing new then; said, so that no one reads silence as OK."""
+    said = []
+    for check in readiness["checks"]:
+        for before, after in zip(check["transitions"], check["transitions"][1:], strict=False):
+            if after["status"] != "FAIL" or before["status"] == "FAIL" or after["at"] is None:
+                continue
+            earlier = [a for a in readiness["alarm"] if a["at"] is not None and a["at"] <= after["at"]]
+            if earlier and earlier[-1]["state"] == "ALARM":
+                said.append(
+                    f"`{check['name']}` turned FAIL at {_fmt(after['at'])} s while the FAIL alarm was "
+                    f"already in ALARM (since {_fmt(earlier[-1]['at'])} s): the alarm sent nothing new; "
+                    "the ReadinessChanged notification is what told."
+                )
+    return ["", *said] if said else []
 
 
 def _fault_line(event: Event) -> str:

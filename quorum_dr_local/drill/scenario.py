@@ -79,6 +79,7 @@ class FaultKind(StrEnum):
     CLOCK_SKEW = "clock_skew"
     OLD_PRIMARY_RETURNS = "old_primary_returns"
     PAUSE_TRAFFIC = "pause_traffic"
+    BACKUP_STOP = "backup_stop"
 
 
 class SiteDownParams(Strict):
@@ -186,6 +187,11 @@ class PauseTrafficParams(Strict):
     )
 
 
+class BackupStopParams(Strict):
+    """The base-backup job on the DR host stops (a timer that no longer fires): no backup after
+    this; WAL archiving goes on. Needs `backups.every_seconds` (a job that runs)."""
+
+
 PARAMS_BY_KIND: dict[FaultKind, type[Strict]] = {
     FaultKind.SITE_DOWN: SiteDownParams,
     FaultKind.PARTITION: PartitionParams,
@@ -198,6 +204,7 @@ PARAMS_BY_KIND: dict[FaultKind, type[Strict]] = {
     FaultKind.CLOCK_SKEW: ClockSkewParams,
     FaultKind.OLD_PRIMARY_RETURNS: OldPrimaryReturnsParams,
     FaultKind.PAUSE_TRAFFIC: PauseTrafficParams,
+    FaultKind.BACKUP_STOP: BackupStopParams,
 }
 NEEDS_NAMESPACES = {FaultKind.PARTITION, FaultKind.LINK_DOWN}
 
@@ -250,6 +257,38 @@ class ProbeTimings(Strict):
                 f"({self.interval_seconds:g})"
             )
         return self
+
+
+class ReadinessTimings(Strict):
+    """How often the drill evaluates readiness (the scheduled function's code, `ScheduledReadiness`,
+    against the drill's moto, emulator and PostgreSQL); `interval_seconds: null` never evaluates
+    (say when a fault counts the Cloudflare API calls: readiness reads the edge too)."""
+
+    interval_seconds: DrillSeconds | None = Field(
+        default=5, ge=1, description="one evaluation this often from the run's start; null: none"
+    )
+    results_lookback_seconds: DrillSeconds = Field(
+        default=30,
+        ge=5,
+        description="the probe results one evaluation reads (production reads 10 minutes): the drill "
+        "keeps each evaluation cheap, since it shares the process with the watchdog it measures",
+    )
+
+
+class BackupSchedule(Strict):
+    """The DR host's base-backup job during the run (barman-cloud-backup into the drill's S3): the
+    cold site is configured with the WAL archive (`cold_site.wal_archive`) even without a cold fault,
+    so readiness judges the backups; a `backup_stop` fault ends the job."""
+
+    every_seconds: DrillSeconds | None = Field(
+        default=None, gt=0, description="a base backup this often from the run's start; null: only the first"
+    )
+    max_age_seconds: int = Field(
+        default=26 * 3600,
+        ge=60,
+        le=30 * 86_400,
+        description="the config's cold_site.wal_archive.max_backup_age_seconds (readiness FAILs past it)",
+    )
 
 
 class Traffic(Strict):
@@ -422,6 +461,12 @@ class Expectations(Strict):
     dry_run_plan: Flag | None = Field(
         default=None, description="a dry run recorded what it would have done, and did none of it"
     )
+    readiness_fail_notified: list[Annotated[str, Field(pattern=r"^[a-z_]{1,40}$")]] | None = Field(
+        default=None,
+        max_length=20,
+        description="each of these readiness checks was OK (or WARN), then turned FAIL during the run, "
+        "and a ReadinessChanged naming that change (the alert topic's notification) was recorded",
+    )
     rehearsal: Literal["PASSED", "FAILED"] | None = Field(
         default=None,
         description="the operator's restore rehearsal ended with this outcome, instance terminated",
@@ -456,6 +501,10 @@ class Scenario(Strict):
         default=5, ge=1, le=60, description="main's archive_timeout in the drill (wal_archive only)"
     )
     traffic: Traffic = Field(default_factory=Traffic)
+    readiness: ReadinessTimings = Field(default_factory=ReadinessTimings)
+    backups: BackupSchedule | None = Field(
+        default=None, description="base backups on a schedule during the run (the WAL archive configured)"
+    )
     duration_seconds: Number = Field(
         default=60, gt=0, le=DRILL_MAX_SECONDS, description="hard bound on the run phase"
     )
@@ -482,6 +531,13 @@ class Scenario(Strict):
                     f"operator.{index}.at ({action.at:g}) must be below "
                     f"duration_seconds ({self.duration_seconds:g})"
                 )
+        stops = [i for i, f in enumerate(self.faults) if f.kind == FaultKind.BACKUP_STOP]
+        if stops and (self.backups is None or self.backups.every_seconds is None):
+            raise ValueError(
+                f"faults.{stops[0]}: backup_stop needs a backup job to stop: set backups.every_seconds"
+            )
+        if self.backups is not None and self.cold_restore != "wal_archive":
+            raise ValueError("backups needs cold_restore: wal_archive (the job feeds the WAL archive)")
         return self
 
     @property

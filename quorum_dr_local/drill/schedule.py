@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from quorum_dr_local.drill.scenario import (
+    BackupStopParams,
     ClockSkewParams,
     CloudflareApiParams,
     DualOutageParams,
@@ -49,6 +50,7 @@ class FaultTarget(Protocol):
     def arm_old_primary_return(self, site: str, after_failover_seconds: float) -> None: ...
     def pause_traffic(self) -> None: ...
     def resume_traffic(self) -> None: ...
+    def stop_backups(self) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -133,6 +135,8 @@ def _expand(fault: Fault) -> list[Action]:  # noqa: C901 - one branch per fault 
         if p.resume_after_seconds:
             pause.append(Action(fault.at + p.resume_after_seconds, kind, "end", "resume_traffic"))
         return pause
+    if isinstance(p, BackupStopParams):
+        return [Action(fault.at, kind, "start", "stop_backups")]
     if isinstance(p, OldPrimaryReturnsParams):
         return [Action(fault.at, kind, "start", "arm_old_primary_return", p.model_dump())]
     raise ValueError(f"no plan for fault kind {kind}")  # pragma: no cover - every kind has a branch

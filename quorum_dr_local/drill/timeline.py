@@ -25,9 +25,16 @@ Kinds and their data:
 - `split_brain_resolved` {reason, region, sites}              it went: fewer than two primaries again
 - `dry_run_step`    {sentence}
 - `shadow_decision` {reason}                      mode shadow: auto would have failed over (t: decided)
-- `loss_receipt`    {bytes, reason?}                            the watchdog's own data-loss figure
+- `loss_receipt`    {bytes, reason?, file_lag_seconds?, file_lag_reason?}  the watchdog's own data-loss
+                    figure, and the file lag at promotion when the service has file_sync
+- `readiness`       {overall, checks: [{name, status, reason}], published, error, duration_ms}
+                    one readiness evaluation (quorum_dr_local.drill.readiness)
+- `readiness_changed` {reason, overall, overall_before, changes, notification}  a ReadinessChanged
+                    the home bus delivered: what the alert topic tells a person
+- `readiness_alarm` {alarm, state, previous, failing, reason}  the readiness FAIL alarm changed state
+- `backup_failed`   {reason}                                    a scheduled base backup failed
 - `orders_present`  {site, order_ids: [..]}                     what the serving database holds at the end
-- `backup_taken`    {order_ids: [..]}                           orders in the backup the cold site restores
+- `backup_taken`    {order_ids: [..]} or {backup_id, lsn, ...}  a backup (a dump's orders, or a base backup)
 - `restored`        {site, order_ids: [..]}                     orders found on the restored cold site
 - `rejoin_step`     {site, reason}                              a sentence of an operator's rejoin
 - `rejoin`          {site, ok, outcome, reason, lag_bytes}      an operator's rejoin ended
@@ -66,7 +73,11 @@ KINDS = frozenset(
         "loss_receipt",
         "orders_present",
         "backup_taken",
+        "backup_failed",
         "restored",
+        "readiness",
+        "readiness_changed",
+        "readiness_alarm",
         "rejoin_step",
         "rejoin",
         "switchover",

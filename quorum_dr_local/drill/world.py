@@ -120,8 +120,6 @@ class DrillWorld:
         always`, barman-cloud-wal-archive to the drill's S3), main closes a segment at least every
         `archive_timeout_seconds`, and the DR host takes a base backup (barman-cloud-backup) whose
         start, DR's next restartpoint, comes after archiving began."""
-        import boto3
-
         main, dr = self.clusters["main"], self.clusters["dr"]
         target = ArchiveTarget(BACKUP_BUCKET, BACKUP_PREFIX, archive.server, archive.endpoint_url)
         dr.append_config({"archive_mode": "always", "archive_command": archive_command(target)})
@@ -131,6 +129,15 @@ class DrillWorld:
         main.sql("CHECKPOINT")
         dr.wait_replayed(main.value("SELECT pg_current_wal_lsn()::text"), timeout=30)
         dr.sql("CHECKPOINT")
+        return self.take_base_backup(archive)
+
+    def take_base_backup(self, archive: WalArchive) -> BaseBackup:
+        """One base backup of DR into the drill's S3 (barman-cloud-backup, run on the DR host), as
+        the backup timer of a deployment takes it."""
+        import boto3
+
+        dr = self.clusters["dr"]
+        target = ArchiveTarget(BACKUP_BUCKET, BACKUP_PREFIX, archive.server, archive.endpoint_url)
         su = dr.roles.superuser
         return take_base_backup(
             boto3.client("s3", region_name=HOME_REGION),
@@ -140,7 +147,7 @@ class DrillWorld:
             user=su.username,
             env={"PGPASSWORD": su.password},
             timeout=120,
-            figures_db=main.app_db,  # the row counts the restore rehearsal compares with
+            figures_db=self.clusters["main"].app_db,  # the row counts the restore rehearsal compares with
         )
 
     def restored_cluster(self) -> PgCluster:

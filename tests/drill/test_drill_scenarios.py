@@ -106,6 +106,44 @@ def test_main_outage_fails_over_to_dr_once_within_three_times_the_rto(tmp_path: 
     if report["orders_lost"] > 0:
         assert report["loss_receipt_bytes"] and report["loss_receipt_bytes"] > 0
     assert report["serving_site"] == "dr" and report["false_failovers"] == 0
+    # the file lag at promotion, beside the database's loss: main's marker stopped with main
+    assert report["file_lag_seconds"] is not None and report["file_lag_seconds"] >= 0
+    assert report["file_lag_reason"].startswith("file lag at promotion")
+    # readiness, evaluated while it ran: the standby was OK, then FAIL once main (its primary) died
+    readiness = report["readiness"]
+    assert readiness["evaluations"] >= 3
+    checks = {c["name"]: c for c in readiness["checks"]}
+    assert checks["standby"]["transitions"][0]["status"] == "OK"
+    assert "FAIL" in [t["status"] for t in checks["standby"]["transitions"]]
+    assert checks["file_sync"]["transitions"][0]["status"] == "OK"
+    assert any(a["state"] == "ALARM" for a in readiness["alarm"])
+    assert any("standby OK -> FAIL" in n["reason"] for n in readiness["notifications"])
+    assert_nothing_left()
+
+
+def test_a_stopped_backup_job_turns_base_backup_fail_and_nothing_fails_over(tmp_path: Path) -> None:
+    """The DR host's backup job stops: readiness (the scheduled function's code, every 5 s) turns
+    base_backup from OK to FAIL with the backup's age in its reason, the ReadinessChanged is
+    delivered (the alert topic's notification), and nothing fails over."""
+    code, report = run_scenario("stale-backup", tmp_path)
+    assert code == 0, report.get("drill_notes") or report["expectations"]
+    assert report["failover"] is False and report["promotions"] == 0 and report["edge_writes"] == 0
+    assert report["orders_lost"] == 0 and report["serving_site"] == "main"
+    checks = {c["name"]: c for c in report["readiness"]["checks"]}
+    backup = checks["base_backup"]["transitions"]
+    assert [t["status"] for t in backup] == ["OK", "FAIL"]
+    assert "old, over the limit 60 s" in backup[-1]["reason"]
+    assert checks["cold_site"]["fail_throughout"] is True, (
+        "no launch template in the drill: shown, not hidden"
+    )
+    assert checks["wal_archive"]["status_at_end"] == "OK", "WAL archiving went on"
+    told = [n for n in report["readiness"]["notifications"] if "base_backup OK -> FAIL" in n["reason"]]
+    assert told and told[0]["at"] >= backup[-1]["at"]
+    events = [json.loads(line) for line in (tmp_path / "stale-backup" / "events.jsonl").open()]
+    stopped = next(e["t"] for e in events if e["kind"] == "fault" and e["data"]["fault"] == "backup_stop")
+    taken = [e["t"] for e in events if e["kind"] == "backup_taken"]
+    assert len(taken) >= 2, "the build's backup and at least one of the job's"
+    assert len([t for t in taken if t > stopped]) <= 1, "only the backup under way at the stop ends after it"
     assert_nothing_left()
 
 

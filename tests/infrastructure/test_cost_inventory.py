@@ -1,7 +1,8 @@
 """What the cost model (`quorum_dr/domain/cost.py`) says the stacks deploy is what they synthesize:
-memory, architecture, the schedule's cadence, alarms (counted by the metrics they read), the
-dashboard, the KMS key, log retention, pay-per-request tables with point-in-time recovery. A stack
-that changes one of these fails here until the model prices the change."""
+memory, architecture, the schedules' cadence (the probe's and the readiness function's), alarms
+(counted by the metrics they read), the dashboard, the KMS key, log retention, pay-per-request
+tables with point-in-time recovery. A stack that changes one of these fails here until the model
+prices the change."""
 
 from __future__ import annotations
 
@@ -51,6 +52,33 @@ def test_the_schedule_runs_the_cadence_the_model_prices(synth) -> None:
         assert props["ScheduleExpression"] == f"rate({cadence.rate_minutes} {unit})"
         sent = json.loads(props["Target"]["Input"])
         assert (sent["rounds"], sent["round_spacing_seconds"]) == (cadence.rounds, cadence.spacing_seconds)
+
+
+def test_the_readiness_function_is_priced_at_its_memory_rate_and_architecture(synth) -> None:
+    control = synth.deployment.control
+    readiness = naming.function_name(naming.READINESS)
+    functions = synth.resources(control, "AWS::Lambda::Function")
+    [(logical, fn)] = [
+        (k, f) for k, f in functions.items() if f["Properties"].get("FunctionName") == readiness
+    ]
+    props = fn["Properties"]
+    assert props["MemorySize"] == cost.READINESS_MEMORY_MB
+    assert props["Architectures"] == [cost.ARCHITECTURE]
+    assert props["TracingConfig"] == {"Mode": "Active"}  # a trace an invocation, priced
+    schedules = [
+        sched
+        for sched in synth.resources(control, "AWS::Scheduler::Schedule").values()
+        if logical in json.dumps(sched["Properties"]["Target"]["Arn"])
+    ]
+    assert [sched["Properties"]["ScheduleExpression"] for sched in schedules] == [
+        f"rate({cost.READINESS_RATE_MINUTES} minutes)"
+    ]
+    groups = [
+        g
+        for g in synth.resources(control, "AWS::Logs::LogGroup").values()
+        if g["Properties"].get("LogGroupName") == f"/aws/lambda/{readiness}"
+    ]
+    assert [g["Properties"]["RetentionInDays"] for g in groups] == [30 * cost.PROBE_LOG_RETENTION_MONTHS]
 
 
 @pytest.mark.parametrize("interval", [5, 10, 20, 30, 45, 59, 60, 90, 120, 300, 3600])

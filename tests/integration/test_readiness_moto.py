@@ -838,3 +838,46 @@ def test_the_last_rehearsal_is_read_from_the_state_table_none_passed_failed_or_o
     recorded("PASSED", 9 * 86400, "all tables hold their rows")
     old = check()
     assert old.status is Status.FAIL and "passed 9 d ago, over the limit 8 d" in old.reason
+
+
+def test_backups_under_the_bucket_default_key_pass_and_unencrypted_ones_fail(world: World) -> None:
+    """With wal_archive.kms_key_arn, the newest backup.info must be stored under that key: what S3
+    reports (HeadObject), not what the config or the uploader asked for."""
+    from quorum_dr.config import WalArchive
+
+    kms = boto3.client("kms", region_name="eu-west-2")
+    key = kms.create_key()["KeyMetadata"]["Arn"]
+    service = world.config.services[0]
+    assert service.cold_site is not None
+    archive_config = WalArchive(server="booking", kms_key_arn=key)
+    cold = service.cold_site.model_copy(update={"wal_archive": archive_config})
+    config = world.config.model_copy(update={"services": [service.model_copy(update={"cold_site": cold})]})
+    s3 = boto3.client("s3", region_name=cold.region)
+    s3.create_bucket(Bucket=cold.backup_bucket, CreateBucketConfiguration={"LocationConstraint": cold.region})
+    root = f"{cold.backup_prefix.strip('/')}/booking/"
+    gatherer = ReadinessGatherer(config, state_table=STATE_TABLE, results_table=RESULTS_TABLE)
+
+    s3.put_object(
+        Bucket=cold.backup_bucket, Key=f"{root}base/20261203T010000/backup.info", Body=b"status=DONE\n"
+    )
+    plain = gatherer.assess(config.services[0]).check("backup_encryption")
+    assert plain.status is Status.FAIL
+    assert plain.reason.startswith(f"{root}base/20261203T010000/backup.info is stored"), plain.reason
+    assert f"not with SSE-KMS under {key}" in plain.reason
+
+    s3.put_bucket_encryption(
+        Bucket=cold.backup_bucket,
+        ServerSideEncryptionConfiguration={
+            "Rules": [
+                {"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": key}}
+            ]
+        },
+    )
+    s3.put_object(
+        Bucket=cold.backup_bucket, Key=f"{root}base/20261203T020000/backup.info", Body=b"status=DONE\n"
+    )
+    encrypted = gatherer.assess(config.services[0])
+    assert encrypted.check("backup_encryption").status is Status.OK, encrypted.check(
+        "backup_encryption"
+    ).reason
+    assert encrypted.check("base_backup").reason.startswith("the newest base backup 20261203T020000 is")

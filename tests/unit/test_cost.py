@@ -19,6 +19,7 @@ from quorum_dr.cli import cost_cmd
 from quorum_dr.config import WatchdogConfig, load_config, parse_config
 from quorum_dr.domain.cost import (
     PROBE_METRICS,
+    READINESS_HANDLER_METRICS,
     REQUIRED_PRICES,
     REQUIRED_USAGE,
     Cadence,
@@ -29,6 +30,9 @@ from quorum_dr.domain.cost import (
     cost_lines,
     cost_report,
     probe_month,
+    readiness_checks,
+    readiness_lookback_seconds,
+    readiness_metrics,
     route53,
     secret_copies,
     total_with_free_tier,
@@ -198,9 +202,145 @@ def test_the_total_is_the_sum_of_the_lines_and_the_free_tier_comes_off_once_per_
 
     assert report.total == pytest.approx(sum(x.monthly or 0.0 for x in report.lines))
     requests = sum(x.quantity for x in report.lines if x.price_key == "lambda_requests")
-    assert requests == pytest.approx(3 * 43_800 + 0)  # three regions; no executions assumed here
+    # three probe regions, one a minute; the readiness function, one every 5 minutes; no executions
+    assert requests == pytest.approx(3 * 43_800 + 8_760)
     assert report.total - report.total_with_free_tier == pytest.approx(100_000)
     assert total_with_free_tier(report.lines, prices) == report.total_with_free_tier
+
+
+def two_services() -> WatchdogConfig:
+    """The tiny deployment with a second service like the first, its own Cloudflare token."""
+    data = tiny_config().model_dump(mode="json", by_alias=True, exclude_none=True)
+    second = {**data["services"][0], "name": "cart", "public_hostname": "cart.example"}
+    second["edge"] = {
+        **second["edge"],
+        "api_token_secret": "cf-token-cart",
+        "records": [{"name": "cart.example"}],
+    }
+    data["services"].append(second)
+    return parse_config(data)
+
+
+WATCH = {"state_item_bytes": 300, "standby_record_bytes": 600, "wan_standby_watch_seconds": 0.25}
+
+
+@pytest.mark.parametrize("services", [1, 2])
+def test_the_standby_watch_reads_the_state_twice_a_round_for_each_service_in_every_region(
+    services: int,
+) -> None:
+    config = tiny_config() if services == 1 else two_services()
+    usage = tiny_usage(**WATCH)
+
+    lines = cost_lines(config, tiny_prices(), usage)
+
+    for region in REGIONS:
+        reads = line(lines, region, "standby watch reads (state table)")
+        # 87,600 rounds x each service x 2 strongly consistent GetItems of items under 4 KB: 1 RRU each
+        assert reads.quantity == pytest.approx(87_600 * services * 2)
+        assert reads.unit == "read request units" and "DR-down alert" in reads.driver
+        assert "UpdateItem" in reads.driver and "not counted" in reads.driver
+    for region in ("us-east-1", "us-west-2"):
+        transfer = line(lines, region, "standby watch reads across regions")
+        # the state item (300 bytes) and the standby record (600) from the home region, each round
+        assert transfer.quantity == pytest.approx(87_600 * services * 900 / 2**30)
+        assert transfer.price_key == "data_transfer_inter_region"
+    assert not [x for x in lines if x.region == HOME and x.item == "standby watch reads across regions"]
+    # a round: 0.3 + 0.5 + 0.2, then each service's two reads one after the other (0.25 s)
+    month = probe_month(config, "us-west-2", usage, ProbeDesign(), MONTH_MINUTES)
+    assert month.round_seconds == pytest.approx(1.0 + 0.25 * services)
+
+
+def test_a_standby_item_over_4_kb_costs_a_read_unit_per_4_kb() -> None:
+    lines = cost_lines(tiny_config(), tiny_prices(), tiny_usage(standby_record_bytes=5000))
+
+    assert line(lines, HOME, "standby watch reads (state table)").quantity == pytest.approx(87_600 * 3)
+
+
+READINESS = {
+    "readiness_local_seconds": 0.5,
+    "readiness_wan_seconds": 1.5,
+    "readiness_item_bytes": 1283,
+    "readiness_log_bytes_per_invocation": 2000,
+    "state_item_bytes": 300,
+}
+
+
+@pytest.mark.parametrize("services", [1, 2])
+def test_the_readiness_function_is_priced_from_what_it_does_every_5_minutes(services: int) -> None:
+    config = tiny_config() if services == 1 else two_services()
+
+    lines = cost_lines(config, tiny_prices(), tiny_usage(**READINESS))
+
+    def quantity(item: str) -> float:
+        (found,) = [x for x in lines if x.scope == "readiness" and x.item == item]
+        assert found.region == HOME
+        return found.quantity
+
+    invocations = 730 * 60 / 5  # 8,760
+    assert (
+        quantity("readiness function requests") == quantity("readiness schedule invocations") == invocations
+    )
+    # each service one after the other: (0.5 + 1.5) s each, at 256 MB
+    assert quantity("readiness function duration") == pytest.approx(invocations * services * 2.0 * 0.25)
+    # each service: the clock query (0.5); every region's last 600 s of results: 20 rounds x 3
+    # regions x 3 results of 500 bytes = 90,000 bytes, 22 x 4 KB eventually consistent = 11; the
+    # state, the lock and the previous readiness, 1 each
+    assert quantity("readiness reads (state, results)") == pytest.approx(invocations * services * 14.5)
+    # the readiness item of 1,283 bytes: 2 WRU a service
+    assert quantity("readiness records written") == pytest.approx(invocations * services * 2)
+    # each service: GetSecretValue of its token, DescribeSecret of its one copy (TCP checks: no
+    # probe secret)
+    assert quantity("readiness secret calls") == pytest.approx(invocations * services * 2)
+    assert quantity("decrypts of the token reads") == pytest.approx(invocations * services)
+    # probe_regions, service_state, edge, cloudflare_token, secrets (no database, no cold site),
+    # and overall, per service; ReadinessEvaluations once
+    assert quantity("readiness metrics") == services * 6 + 1 == readiness_metrics(config)
+    assert quantity("readiness log lines") == pytest.approx(invocations * (services * 2000 + 400) / 2**30)
+    assert quantity("readiness traces") == invocations
+
+
+def test_the_readiness_checks_are_the_ones_assess_judges_for_the_config(example: WatchdogConfig) -> None:
+    booking = example.services[0]
+
+    assert readiness_checks(example, booking) == [
+        "standby",
+        "probe_regions",
+        "service_state",
+        "edge",
+        "cloudflare_token",
+        "cold_site",
+        "secrets",
+    ]
+    data = example.model_dump(mode="json", by_alias=True, exclude_none=True)
+    data["services"][0]["cold_site"]["wal_archive"] = {
+        "server": "booking",
+        "kms_key_arn": "arn:aws:kms:us-west-2:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab",
+    }
+    data["services"][0]["file_sync"] = {"url": "https://198.51.100.20/.sync-marker"}
+    more = parse_config(data)
+    assert readiness_checks(more, more.services[0]) == [
+        "standby",
+        "probe_regions",
+        "service_state",
+        "edge",
+        "cloudflare_token",
+        "cold_site",
+        "base_backup",
+        "wal_archive",
+        "backup_encryption",
+        "secrets",
+        "file_sync",
+    ]
+    assert readiness_metrics(more) == 11 + 1 + 1
+
+
+@pytest.mark.parametrize("interval", [5, 30, 60, 120])
+def test_the_readiness_look_back_is_the_gatherer_s(interval: int) -> None:
+    from quorum_dr.adapters.readiness import lookback_seconds
+
+    config = tiny_config(interval_seconds=interval, timeout_seconds=min(5, interval - 1))
+
+    assert readiness_lookback_seconds(config) == lookback_seconds(config)
 
 
 # -- the example deployment, with the shipped tables -----------------------------------------------
@@ -283,6 +423,8 @@ def test_the_usage_figures_say_whether_they_are_measured_and_match_the_code() ->
     assert max_age and usage["probe_secret_cache_seconds"] == int(max_age.group(1))
     record = handler[handler.index("def _record") :]
     assert set(re.findall(r'add_metric\(\s*name="(\w+)"', record)) == set(PROBE_METRICS)
+    readiness = (ROOT / "lambdas" / "readiness" / "handler.py").read_text(encoding="utf-8")
+    assert set(re.findall(r'add_metric\(\s*name="(\w+)"', readiness)) == set(READINESS_HANDLER_METRICS)
     measured = {k for k, f in usage.figures.items() if f.basis == "measured"}
     assert {"probe_round_local_seconds", "item_bytes_postgres", "transitions_false_alarm"} <= measured
 

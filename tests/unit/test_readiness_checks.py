@@ -550,6 +550,20 @@ EDGE_CASES: list[tuple[str, EdgeFacts, StateFacts, Status, str]] = [
         "the edge serves main (every edge record points at main (203.0.113.10)) but the state says dr",
     ),
     (
+        "switched, not yet recorded, while the failover runs",
+        EdgeFacts(site="dr", reason="every edge record points at dr (198.51.100.20)"),
+        state_facts(LIVE_LOCK, execution_status="RUNNING"),
+        Status.WARN,
+        "while the state still says main: incident ",
+    ),
+    (
+        "switched, and the lock holder's execution is gone",
+        EdgeFacts(site="dr", reason="every edge record points at dr (198.51.100.20)"),
+        state_facts(LIVE_LOCK, execution_status="NOT_FOUND"),
+        Status.FAIL,
+        "but the state says main is active: they disagree",
+    ),
+    (
         "records disagree",
         EdgeFacts(site=None, reason="the edge records do not point at one known site: ..."),
         state_facts(),

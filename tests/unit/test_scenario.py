@@ -40,6 +40,7 @@ SHIPPED = {
     "idle-primary-partition",
     "clock-skew",
     "shadow-main-outage",
+    "stale-backup",
 }
 
 
@@ -70,7 +71,7 @@ def test_shipped_expectations_match_the_issue():
     rehearsal = load_scenario("cold-rehearsal")
     assert rehearsal.expectations.rehearsal == "PASSED" and rehearsal.cold_restore == "wal_archive"
     assert [c.command for c in rehearsal.operator] == ["rehearse"]
-    for name in ("partition-one-region", "flapping", "cold-rehearsal"):
+    for name in ("partition-one-region", "flapping", "stale-backup", "cold-rehearsal"):
         e = load_scenario(name).expectations
         assert (e.failover, e.promotions, e.edge_writes) == (False, 0, 0)
         assert "target" in e.checked() and e.target is None

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from quorum_dr.config import parse_config
-from quorum_dr_local.drill.config import drill_config, uses_cold_site
+from quorum_dr_local.drill.config import configures_cold_site, drill_config
 from quorum_dr_local.drill.layout import Layout
 from quorum_dr_local.drill.scenario import load_scenario, shipped_scenarios
 from quorum_dr_local.system_config import config_json
@@ -28,6 +28,6 @@ def test_the_file_the_functions_load_is_the_config_the_drill_runs_with(name: str
     config = drill_config(scenario, _layout(), cold_ami="ami-12345678")
     assert parse_config(config_json(config), name) == config
     service = config.service("booking")
-    assert (service.sites.cold is not None) == uses_cold_site(scenario)
+    assert (service.sites.cold is not None) == configures_cold_site(scenario)
     assert service.sites.main.origin == "10.213.7.2:41001"
     assert [c.port for c in config.probe.control_target.checks if c.type == "tcp"] == [43001]
