@@ -474,6 +474,52 @@ class WalArchive(Strict):
         return self
 
 
+SCHEDULE_EXPRESSION = re.compile(
+    r"^(cron\([0-9A-Za-z*?/,#\- ]{9,100}\)|rate\([1-9][0-9]{0,3} (hour|hours|day|days)\))$"
+)
+
+
+class Rehearsal(Strict):
+    """The cold site's restore rehearsal (`drctl rehearse cold-site`, and on a schedule): launch the
+    cold site exactly as a failover would, restore, compare the restored row counts with the figures
+    recorded with the backup, record the result, terminate. It never touches the edge."""
+
+    schedule_enabled: bool = Field(default=True, description="run it on `schedule` (a deployment)")
+    schedule: str = Field(
+        default="cron(0 3 ? * MON *)",
+        description="EventBridge Scheduler expression, UTC: cron(...) or rate(N hours|days)",
+    )
+    timeout_seconds: int = Field(
+        default=1800,
+        ge=60,
+        le=STEP_FUNCTIONS_WAIT_MAX,
+        description="how long to wait for the cold site's ready report before the rehearsal fails",
+    )
+    max_age_seconds: int = Field(
+        default=8 * DAY,
+        ge=HOUR,
+        le=90 * DAY,
+        description="readiness FAILs when the last rehearsal is older than this",
+    )
+    row_tolerance: int = Field(
+        default=0,
+        ge=0,
+        le=1_000_000_000,
+        description="rows a table may have fewer than at the backup; 0: none (the restore replays to the "
+        "newest point, so a table never has fewer rows unless rows were deleted since)",
+    )
+
+    @field_validator("schedule")
+    @classmethod
+    def _schedule(cls, value: str) -> str:
+        if not SCHEDULE_EXPRESSION.match(value):
+            raise ValueError(
+                f"{value!r} is not a schedule expression: give cron(min hour day month weekday year) or "
+                "rate(N hours|days)"
+            )
+        return value
+
+
 class ColdSite(Strict):
     region: str
     ami_id: str | None = None
@@ -498,6 +544,7 @@ class ColdSite(Strict):
         default=None,
         description="restore base backup + archived WAL (point in time) instead of the signed pg_dump",
     )
+    rehearsal: Rehearsal = Field(default_factory=Rehearsal)
 
     @field_validator("region")
     @classmethod

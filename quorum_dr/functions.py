@@ -41,7 +41,14 @@ SWITCHOVER_FUNCTIONS = (
     "switchover_record",
 )
 ACTION_FUNCTIONS = FAILOVER_FUNCTIONS + SWITCHOVER_FUNCTIONS  # every function a state machine calls
-MACHINE_FUNCTIONS = {"failover": FAILOVER_FUNCTIONS, "switchover": SWITCHOVER_FUNCTIONS}
+# The cold site's restore rehearsal (statemachines/rehearsal.asl.yaml): one function, its own role
+# (stacks/rehearsal.py); not an action function of the failover or the switchover.
+REHEARSAL_FUNCTIONS = ("rehearse_cold_site",)
+MACHINE_FUNCTIONS = {
+    "failover": FAILOVER_FUNCTIONS,
+    "switchover": SWITCHOVER_FUNCTIONS,
+    "rehearsal": REHEARSAL_FUNCTIONS,
+}
 
 # Each holds its function's worst case: every call it makes at its timeout, every retry and wait
 # (tests/infrastructure/test_budgets.py adds them up from the config and the code's constants).

@@ -127,6 +127,18 @@ _PHASE_STATES: dict[str, dict[str, tuple[str, ...]]] = {
             "NeedsAttention",
         ),
     },
+    "rehearsal": {
+        "detect": ("BeginRehearsal", "RequestRejected"),
+        "act": ("LaunchColdSite",),
+        "verify": ("JudgeRestore",),
+        "record": (
+            "TerminateColdSite",
+            "NotTerminated",
+            "RehearsalOutcome",
+            "RehearsalPassed",
+            "RehearsalFailed",
+        ),
+    },
     "switchover": {
         "detect": ("ValidateSwitchover", "InputRejected"),
         "decide": (

@@ -251,7 +251,10 @@ def principal_policies(
     """Each principal's statements, resolved (see the module docstring for the keys)."""
     from stacks import naming
 
-    by_physical = {naming.function_name(n): n for n in (*naming.ACTION_FUNCTIONS, naming.READINESS)}
+    by_physical = {
+        naming.function_name(n): n
+        for n in (*naming.ACTION_FUNCTIONS, *naming.REHEARSAL_FUNCTIONS, naming.READINESS)
+    }
     resolver = Resolver(stacks, physical)
     policies: dict[str, list[Statement]] = {}
     for stack in stacks.values():

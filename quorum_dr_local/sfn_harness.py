@@ -30,7 +30,7 @@ from unittest import mock
 
 import boto3
 
-from quorum_dr.functions import ACTION_FUNCTIONS, substitution_name
+from quorum_dr.functions import ACTION_FUNCTIONS, REHEARSAL_FUNCTIONS, substitution_name
 from quorum_dr.state_machines import definition_json
 from quorum_dr_local.standins.atomic_dynamodb import atomic_writes
 
@@ -158,7 +158,9 @@ class SfnHarness:
         self.definition_name = definition_name
         self.state_table = state_table
         self.alert_topic_arn = alert_topic_arn
-        self.handlers = dict(handlers or {name: load_handler(name) for name in ACTION_FUNCTIONS})
+        self.handlers = dict(
+            handlers or {name: load_handler(name) for name in ACTION_FUNCTIONS + REHEARSAL_FUNCTIONS}
+        )
         self.mock_config = mock_config
         self.time_scale = time_scale
         self.invocations: list[tuple[str, dict[str, Any]]] = []
@@ -231,7 +233,7 @@ class SfnHarness:
         with zipfile.ZipFile(code, "w") as archive:
             archive.writestr("handler.py", "def handler(event, context):\n    return event\n")
         arns = {}
-        for name in ACTION_FUNCTIONS:
+        for name in ACTION_FUNCTIONS + REHEARSAL_FUNCTIONS:
             arns[substitution_name(name)] = lam.create_function(
                 FunctionName=name,
                 Runtime="python3.11",

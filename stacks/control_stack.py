@@ -22,6 +22,7 @@ from stacks.failover_state_machine import FailoverStateMachine
 from stacks.function import dependency_layer
 from stacks.lambda_asset import LambdaAssets
 from stacks.readiness_function import ReadinessFunction
+from stacks.rehearsal import Rehearsal, rehearsed
 from stacks.tables import Tables
 
 
@@ -165,3 +166,17 @@ class ControlStack(Stack):
             cold_sites=cold_sites,
         )
         self.alarms.dashboard.add_widgets(*self.readiness.widgets([s.name for s in config.services]))
+        # the restore rehearsal, for the cold sites that restore base backup + archived WAL
+        self.rehearsal = (
+            Rehearsal(
+                self,
+                "Rehearsal",
+                config=config,
+                assets=assets,
+                layer=layer,
+                tables=self.tables,
+                cold_sites=cold_sites,
+            )
+            if rehearsed(cold_sites)
+            else None
+        )

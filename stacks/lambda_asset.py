@@ -2,8 +2,8 @@
 
 A function's asset is its handler folder (`lambdas/<name>/`), the `quorum_dr` package without
 its operator CLI (the local world, `quorum_dr_local`, is never bundled) and the validated config
-as `watchdog.json` (plus, for launch_cold_site, the cold-site bootstrap script with every value
-but the task token filled in). The dependency layer holds requirements.txt
+as `watchdog.json` (plus, for launch_cold_site and rehearse_cold_site, the cold-site bootstrap
+script with every value but the task token filled in). The dependency layer holds requirements.txt
 installed for the Lambda platform with `pip install --platform manylinux2014_aarch64
 --only-binary=:all: --target`, cached under build/lambda-deps/ by the hash of its inputs.
 
@@ -132,7 +132,7 @@ class LambdaAssets:
 
     def files_for(self, name: str) -> dict[str, str]:
         files = {CONFIG_FILE: self.config_json}
-        if name == "launch_cold_site":
+        if name in ("launch_cold_site", "rehearse_cold_site"):  # the same user data for both launches
             for service, script in self.cold_site_scripts.items():
                 files[f"cold_site/{service}.sh"] = script
         return files

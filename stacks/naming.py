@@ -20,6 +20,7 @@ from quorum_dr.functions import MACHINE_FUNCTIONS as MACHINE_FUNCTIONS
 from quorum_dr.functions import PREFIX as PREFIX
 from quorum_dr.functions import PROBE as PROBE
 from quorum_dr.functions import READINESS as READINESS
+from quorum_dr.functions import REHEARSAL_FUNCTIONS as REHEARSAL_FUNCTIONS
 from quorum_dr.functions import function_name as function_name
 from quorum_dr.functions import substitution_name as substitution_name
 
@@ -28,6 +29,7 @@ STATE_TABLE = f"{PREFIX}-state"
 EVENT_BUS = PREFIX
 STATE_MACHINE = f"{PREFIX}-failover"
 SWITCHOVER_STATE_MACHINE = f"{PREFIX}-switchover"
+REHEARSAL_STATE_MACHINE = f"{PREFIX}-rehearsal"
 EVENT_SOURCE = "quorum-dr"
 PROBE_DETAIL_TYPES = ("ProbeFailed", "VerdictChanged", "SplitBrainSuspected", STANDBY_DOWN, STANDBY_RECOVERED)
 SPLIT_BRAIN_SUSPECTED = "SplitBrainSuspected"

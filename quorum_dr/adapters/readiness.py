@@ -68,6 +68,7 @@ from quorum_dr.domain.readiness import (
     LockItem,
     Readiness,
     ReadinessFacts,
+    RehearsalFacts,
     ResultFacts,
     SecretFact,
     StateFacts,
@@ -246,7 +247,26 @@ class ReadinessGatherer:
             backups=self._backups(service.cold_site)
             if service.cold_site and service.cold_site.wal_archive
             else None,
+            rehearsal=self._rehearsal(service, resource)
+            if service.cold_site and service.cold_site.wal_archive
+            else None,
         )
+
+    # -- the restore rehearsal --------------------------------------------------------------------
+
+    def _rehearsal(self, service: Service, resource: Any) -> RehearsalFacts:
+        """The last recorded rehearsal (state table, pk REHEARSAL#<service>, sk LATEST)."""
+        from quorum_dr.adapters.rehearsal import DynamoRehearsalStore
+
+        store = DynamoRehearsalStore(self.state_table, resource=resource)
+        try:
+            latest, error = self._attempt(
+                f"read the last rehearsal of {service.name} from the state table {self.state_table}",
+                lambda: store.latest(service.name),
+            )
+        except ValidationError as exc:
+            return RehearsalFacts(error=f"the last rehearsal's record is malformed: {one_line(exc)}")
+        return RehearsalFacts(latest=latest, error=error)
 
     # -- backups ----------------------------------------------------------------------------------
 

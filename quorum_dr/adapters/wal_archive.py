@@ -47,11 +47,14 @@ from pathlib import Path
 from typing import Any
 
 from quorum_dr.config import ColdSite
+from quorum_dr.domain.backup_figures import COUNT_TIMEOUT_MS, FIGURES_FOLDER, MAX_TABLES, BackupFigures
 from quorum_dr.domain.cold_report import RestoreLine, RestoreReceipt
 
 SEGMENT = re.compile(r"^[0-9A-F]{24}$")
 COMPRESSED = (".gz", ".bz2", ".snappy", ".zst", ".lz4", ".xz")
 RESTORE_TIMEOUT_S = 1800.0
+# Counting the recorded tables after a restore delays the ready report (a failover's too): bounded.
+RESTORE_COUNT_BUDGET_S = 120.0
 BACKUP_TIMEOUT_S = 3600.0
 PROGRESS_EVERY_S = 10.0
 MAX_INFO_BYTES = 64 * 1024
@@ -115,6 +118,11 @@ class ArchiveTarget:
 
     def describe(self) -> str:
         return f"{self.url}/{self.server}"
+
+    def figures_key(self, backup_id: str) -> str:
+        """Where the row counts recorded with `backup_id` are kept: beside barman's `base/` and
+        `wals/`, never inside them, so barman's catalog and retention do not see them."""
+        return f"{self.root}{FIGURES_FOLDER}{backup_id}.json"
 
 
 def barman_tool(name: str) -> str:
@@ -293,6 +301,170 @@ def _run(
     return done.stdout
 
 
+# ---------------------------------------------------------------------------------------------
+# Figures: exact row counts recorded with a backup, and counted again after a restore
+# ---------------------------------------------------------------------------------------------
+
+USER_TABLES = """
+SELECT n.nspname, c.relname
+FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition
+  AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_%%'
+ORDER BY n.nspname, c.relname
+LIMIT %s
+"""
+POSITION = (
+    "SELECT CASE WHEN pg_catalog.pg_is_in_recovery() THEN pg_catalog.pg_last_wal_replay_lsn() "
+    "ELSE pg_catalog.pg_current_wal_lsn() END::text"
+)
+
+
+@dataclass(frozen=True)
+class TableCounts:
+    tables: dict[str, int]
+    skipped: dict[str, str]
+    truncated: bool
+    lsn: str | None
+
+
+def count_tables(
+    conn: Any,
+    tables: Sequence[str] | None = None,
+    *,
+    max_tables: int = MAX_TABLES,
+    statement_timeout_ms: int = COUNT_TIMEOUT_MS,
+    budget_seconds: float | None = None,
+    clock: Callable[[], float] = time.monotonic,
+) -> TableCounts:
+    """Exact `count(*)` of `tables` (`schema.table`), or of the first `max_tables` user tables, in one
+    REPEATABLE READ snapshot (a standby allows it), each under `statement_timeout_ms`, all of them
+    within `budget_seconds` when given. A table that is missing, whose count times out or that the
+    budget leaves out is in `skipped` with the reason; the others still count."""
+    from psycopg2 import sql
+
+    deadline = None if budget_seconds is None else clock() + budget_seconds
+
+    counts: dict[str, int] = {}
+    skipped: dict[str, str] = {}
+    conn.autocommit = False
+    conn.set_session(isolation_level="REPEATABLE READ", readonly=True)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(
+                "SELECT pg_catalog.set_config('statement_timeout', %s, true)", (f"{statement_timeout_ms}ms",)
+            )
+            cur.execute(POSITION)
+            row = cur.fetchone()
+            lsn = str(row[0]) if row and row[0] is not None else None
+            if tables is None:
+                cur.execute(USER_TABLES, (max_tables + 1,))
+                found = [(str(schema), str(name)) for schema, name in cur.fetchall()]
+                truncated = len(found) > max_tables
+                pairs = found[:max_tables]
+            else:
+                truncated = False
+                pairs = [tuple(t.split(".", 1)) for t in tables[:max_tables]]  # type: ignore[misc]
+            for schema, name in pairs:
+                label = f"{schema}.{name}"
+                if deadline is not None:
+                    left_ms = int((deadline - clock()) * 1000)
+                    if left_ms <= 0:
+                        skipped[label] = f"not counted: the counting budget of {budget_seconds:g} s was spent"
+                        continue
+                    cur.execute(
+                        "SELECT pg_catalog.set_config('statement_timeout', %s, true)",
+                        (f"{min(statement_timeout_ms, left_ms)}ms",),
+                    )
+                cur.execute("SAVEPOINT qdr_count")
+                try:
+                    cur.execute(
+                        sql.SQL("SELECT count(*) FROM {}.{}").format(
+                            sql.Identifier(schema), sql.Identifier(name)
+                        )
+                    )
+                    counted = cur.fetchone()
+                    counts[label] = int(counted[0]) if counted else 0
+                    cur.execute("RELEASE SAVEPOINT qdr_count")
+                except Exception as exc:  # noqa: BLE001 - psycopg2.Error: missing table, timeout
+                    cur.execute("ROLLBACK TO SAVEPOINT qdr_count")
+                    skipped[label] = _why(exc).splitlines()[0][:200]
+    finally:
+        conn.rollback()
+    return TableCounts(counts, skipped, truncated, lsn)
+
+
+def _connect(params: Mapping[str, Any]) -> Any:
+    import psycopg2
+
+    return psycopg2.connect(**{k: v for k, v in params.items() if v is not None}, connect_timeout=10)
+
+
+def record_figures(s3: Any, target: ArchiveTarget, figures: BackupFigures) -> str:
+    key = target.figures_key(figures.backup_id)
+    # as barman's uploads: SSE-KMS asked for when the archive has a key (the bucket's default key)
+    encryption = {"ServerSideEncryption": "aws:kms"} if target.kms_key_arn else {}
+    s3.put_object(
+        Bucket=target.bucket,
+        Key=key,
+        Body=figures.model_dump_json().encode(),
+        ContentType="application/json",
+        **encryption,
+    )
+    return key
+
+
+def read_figures(s3: Any, target: ArchiveTarget, backup_id: str) -> BackupFigures | None:
+    """The figures recorded with `backup_id`; None when none were recorded."""
+    key = target.figures_key(backup_id)
+    try:
+        body = s3.get_object(Bucket=target.bucket, Key=key)["Body"].read(4 * 1024 * 1024)
+    except Exception as exc:  # noqa: BLE001
+        code = getattr(exc, "response", {}).get("Error", {}).get("Code")
+        if code in ("NoSuchKey", "404"):
+            return None
+        raise ArchiveError(f"cannot read the figures s3://{target.bucket}/{key}: {_why(exc)}") from None
+    try:
+        return BackupFigures.model_validate_json(body)
+    except ValueError as exc:
+        raise ArchiveError(f"the figures s3://{target.bucket}/{key} are malformed: {_why(exc)}") from None
+
+
+def take_figures(
+    s3: Any,
+    target: ArchiveTarget,
+    backup: BaseBackup,
+    conn_params: Mapping[str, Any],
+    *,
+    max_tables: int = MAX_TABLES,
+    statement_timeout_ms: int = COUNT_TIMEOUT_MS,
+    now: Callable[[], float] = time.time,
+) -> BackupFigures:
+    """Count the backed-up database's user tables (just after its backup) and store the figures
+    beside the backup."""
+    try:
+        conn = _connect(conn_params)
+    except Exception as exc:  # noqa: BLE001
+        raise ArchiveError(
+            f"base backup {backup.backup_id} is complete, but its row counts could not be taken: "
+            f"cannot connect to {conn_params.get('dbname')}: {_why(exc)}"
+        ) from None
+    try:
+        counted = count_tables(conn, max_tables=max_tables, statement_timeout_ms=statement_timeout_ms)
+    finally:
+        conn.close()
+    figures = BackupFigures(
+        backup_id=backup.backup_id,
+        database=str(conn_params["dbname"]),
+        counted_at=now(),
+        counted_lsn=counted.lsn,
+        tables=counted.tables,
+        skipped=counted.skipped,
+        truncated=counted.truncated,
+    )
+    record_figures(s3, target, figures)
+    return figures
+
+
 def take_base_backup(
     s3: Any,
     target: ArchiveTarget,
@@ -304,9 +476,12 @@ def take_base_backup(
     run_as: str | None = "postgres",
     timeout: float = BACKUP_TIMEOUT_S,
     env: Mapping[str, str] | None = None,
+    figures_db: str | None = None,
 ) -> BaseBackup:
     """`barman-cloud-backup` of the server at host:port (run on its host: barman reads the data
-    directory), gzipped, then the new backup as the listing sees it.
+    directory), gzipped, then the new backup as the listing sees it. With `figures_db`, the exact
+    row counts of that database's user tables are recorded beside it (`take_figures`), as the
+    restore rehearsal's reference; their failure is an `ArchiveError` saying the backup is complete.
 
     On a standby the backup starts at its last restartpoint and ends once the segment holding its
     end is archived, so it needs main's `archive_timeout` to close that segment.
@@ -319,6 +494,10 @@ def take_base_backup(
     if not new or new[-1].status != "DONE":
         state = new[-1].status if new else "no new backup.info"
         raise ArchiveError(f"barman-cloud-backup exited 0 but {target.describe()} shows {state}")
+    if figures_db:
+        password = (env or {}).get("PGPASSWORD") or os.environ.get("PGPASSWORD")
+        params = {"host": host, "port": port, "user": user, "dbname": figures_db, "password": password}
+        take_figures(s3, target, new[-1], params)
     return new[-1]
 
 
@@ -329,10 +508,12 @@ def apply_retention(
     run_as: str | None = "postgres",
     timeout: float = BACKUP_TIMEOUT_S,
     env: Mapping[str, str] | None = None,
+    s3: Any = None,
 ) -> None:
     """`barman-cloud-backup-delete --retention-policy 'RECOVERY WINDOW OF N DAYS'`: the base
     backups no longer needed to restore any point of the last `days` days, and the WAL only they
-    needed, are deleted; the newest backup is always kept."""
+    needed, are deleted; the newest backup is always kept. With `s3`, the figures of backups that
+    are gone are deleted too."""
     if not isinstance(days, int) or days < 1:
         raise ArchiveError(f"the retention must be a whole number of days above 0, not {days!r}")
     argv = [barman_tool("barman-cloud-backup-delete"), *target.cloud_args()]
@@ -344,6 +525,23 @@ def apply_retention(
         timeout=timeout,
         what="barman-cloud-backup-delete",
     )
+    if s3 is not None:
+        delete_orphan_figures(s3, target)
+
+
+def delete_orphan_figures(s3: Any, target: ArchiveTarget) -> list[str]:
+    """Delete the figures of backups no longer in the archive; the keys deleted."""
+    kept = {b.backup_id for b in list_backups(s3, target)}
+    folder = f"{target.root}{FIGURES_FOLDER}"
+    orphans = [
+        item["Key"]
+        for page in _pages(s3, Bucket=target.bucket, Prefix=folder)
+        for item in page.get("Contents", [])
+        if item["Key"][len(folder) :].removesuffix(".json") not in kept
+    ]
+    for key in orphans:
+        s3.delete_object(Bucket=target.bucket, Key=key)
+    return orphans
 
 
 def segment_of(lsn: str, timeline: int, segment_bytes: int = 16 * 1024 * 1024) -> str:
@@ -381,6 +579,7 @@ def restore(
     move_aside: bool = False,
     progress: Callable[[str], None] = lambda line: print(line, file=sys.stderr, flush=True),
     now: Callable[[], float] = time.time,
+    rows_dsn: str | None = None,
 ) -> RestoreReceipt:
     """The newest base backup into `pgdata`, then every archived segment replayed to the end of
     the archive, then promoted: what the cold site serves from.
@@ -388,7 +587,9 @@ def restore(
     `settings` go into postgresql.auto.conf (say the port); replication and archiving are turned off
     (the restored server must not stream from, or archive into, the dead DR's place) and the
     archive's `restore_command` set. `start_command` starts the server (systemd on the AMI);
-    `wait_promoted(seconds_left)` answers whether it has left recovery.
+    `wait_promoted(seconds_left)` answers whether it has left recovery. With `rows_dsn` (a libpq
+    string of the restored server), the tables of the figures recorded with the backup are counted
+    in it once replay ended (`restored_rows`), for the restore rehearsal to compare.
     """
     started = now()
     backup = newest_backup(s3, target)
@@ -472,7 +673,9 @@ def restore(
         if newest
         else ""
     )
+    rows = _restored_rows(s3, target, backup.backup_id, rows_dsn, progress) if rows_dsn else {}
     return RestoreReceipt(
+        **rows,
         bucket=target.bucket,
         key=f"{target.root}base/{backup.backup_id}/",
         source="dr standby (barman-cloud base backup)",
@@ -489,6 +692,39 @@ def restore(
         wal_segment=newest.name if newest else None,
         wal_archived_at=newest.archived_at if newest else None,
     )
+
+
+def _restored_rows(
+    s3: Any, target: ArchiveTarget, backup_id: str, dsn: str, progress: Callable[[str], None]
+) -> dict[str, Any]:
+    """The RestoreReceipt's row fields: the recorded tables counted in the restored database."""
+    try:
+        figures = read_figures(s3, target, backup_id)
+    except ArchiveError as exc:
+        return {"rows_error": str(exc)}
+    if figures is None:
+        progress(f"no figures were recorded with base backup {backup_id}: no row counts to compare")
+        return {}
+    key = target.figures_key(backup_id)
+    try:
+        import psycopg2
+
+        conn = psycopg2.connect(dsn, dbname=figures.database, connect_timeout=10)
+    except Exception as exc:  # noqa: BLE001
+        return {
+            "figures_key": key,
+            "rows_error": f"cannot connect to the restored {figures.database}: {_why(exc)}",
+        }
+    try:
+        counted = count_tables(conn, sorted(figures.tables), budget_seconds=RESTORE_COUNT_BUDGET_S)
+    except Exception as exc:  # noqa: BLE001
+        return {"figures_key": key, "rows_error": f"counting the restored rows failed: {_why(exc)}"}
+    finally:
+        conn.close()
+    progress(
+        f"counted {len(counted.tables)} of the {len(figures.tables)} recorded tables in {figures.database}"
+    )
+    return {"figures_key": key, "restored_rows": counted.tables, "rows_unavailable": counted.skipped}
 
 
 def _promoted_via(dsn: str) -> Callable[[float], bool]:
@@ -532,6 +768,11 @@ def main(argv: list[str] | None = None, s3_client: Any = None) -> int:
         help="the key the bucket encrypts with (cold_site.wal_archive.kms_key_arn): upload with SSE-KMS",
     )
     backup.add_argument(
+        "--figures-db",
+        default=None,
+        help="record the exact row counts of this database's user tables beside the backup",
+    )
+    backup.add_argument(
         "--retention-days",
         type=int,
         default=None,
@@ -556,10 +797,16 @@ def main(argv: list[str] | None = None, s3_client: Any = None) -> int:
         )
         if args.command == "backup":
             made = take_base_backup(
-                s3_client, target, host=args.host, port=args.port, user=args.user, run_as=args.run_as or None
+                s3_client,
+                target,
+                host=args.host,
+                port=args.port,
+                user=args.user,
+                run_as=args.run_as or None,
+                figures_db=args.figures_db,
             )
             if args.retention_days is not None:
-                apply_retention(target, args.retention_days, run_as=args.run_as or None)
+                apply_retention(target, args.retention_days, run_as=args.run_as or None, s3=s3_client)
             print(
                 json.dumps(
                     {
@@ -568,6 +815,7 @@ def main(argv: list[str] | None = None, s3_client: Any = None) -> int:
                         "end_xlog": made.end_xlog,
                         "finished_at": made.finished_at,
                         "archive": target.describe(),
+                        "figures": target.figures_key(made.backup_id) if args.figures_db else None,
                     }
                 )
             )
@@ -598,6 +846,7 @@ def main(argv: list[str] | None = None, s3_client: Any = None) -> int:
                 run_as=args.run_as or None,
                 timeout=args.timeout_seconds,
                 move_aside=args.move_aside,
+                rows_dsn=args.dsn,
             )
             print(RestoreLine(**receipt.model_dump()).model_dump_json())
     except (ArchiveError, subprocess.CalledProcessError, OSError) as exc:

@@ -29,6 +29,7 @@ COMMAND_MODULES = [
     "quorum_dr.cli.readiness_cmd",
     "quorum_dr.cli.rejoin_cmd",
     "quorum_dr.cli.switchover_cmd",
+    "quorum_dr.cli.rehearse_cmd",
     "quorum_dr.cli.cost_cmd",
     "quorum_dr.cli.replay_cmd",
 ]

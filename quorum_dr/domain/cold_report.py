@@ -40,6 +40,12 @@ class RestoreReceipt(BaseModel):
     restored_lsn: str | None = None  # barman-cloud: where WAL replay ended (the new timeline's switchpoint)
     wal_segment: str | None = None  # barman-cloud: the newest archived segment when the restore began
     wal_archived_at: float | None = None
+    # barman-cloud: the figures recorded with the backup (`quorum_dr.domain.backup_figures`) and the
+    # restored database's exact row counts of those tables, once replay ended
+    figures_key: str | None = None  # None: no figures were recorded with this backup
+    restored_rows: dict[str, int] | None = None
+    rows_unavailable: dict[str, str] = Field(default_factory=dict)  # table -> why it was not counted
+    rows_error: str | None = None  # the restored database could not be counted at all
 
 
 class RestoreLine(RestoreReceipt):

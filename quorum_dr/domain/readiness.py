@@ -24,6 +24,8 @@ The checks:
 - `cloudflare_token`: the API token (from its secret) verifies as active and reads the records or
   pools it must edit. Its edit permission is not proven: that takes a write.
 - `secrets`: every secret the functions read exists in every region that reads it.
+- `cold_rehearsal`: the last restore rehearsal of the cold site passed and is younger than
+  `cold_site.rehearsal.max_age_seconds`; none recorded yet is a WARN (see `cold_rehearsal_check`).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from enum import StrEnum
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from quorum_dr.config import Database, FailoverPolicy, PostgresCheck, Service, WatchdogConfig
+from quorum_dr.domain.rehearsal import RehearsalResult
 from quorum_dr.domain.results import DbRole, ProbeResult, Vote, parse_lsn
 from quorum_dr.domain.state import ServiceState, ServiceStatus, utc_day, utc_text
 
@@ -1004,6 +1007,74 @@ def secrets_check(facts: Sequence[SecretFact]) -> Check:
 
 
 # ---------------------------------------------------------------------------------------------
+# the cold site's restore rehearsal (cold_site.rehearsal): the last one passed, recently
+# ---------------------------------------------------------------------------------------------
+
+COLD_REHEARSAL = "cold_rehearsal"
+
+
+class RehearsalFacts(_Facts):
+    latest: RehearsalResult | None = Field(default=None, description="the last recorded rehearsal")
+    error: str | None = None
+
+
+def cold_rehearsal_check(
+    facts: RehearsalFacts, *, max_age_seconds: float, schedule_enabled: bool, now: float
+) -> Check:
+    """The last restore rehearsal passed and is at most `max_age_seconds` old: the backups the cold
+    site would restore were restored and held what they recorded, recently.
+
+    None recorded is a WARN, not a FAIL: a new deployment has had no rehearsal yet (the first
+    scheduled one may be a week away), and a FAIL would raise the readiness alarm on every new
+    deployment until then. Once one is recorded, a failed or an old one is a FAIL."""
+    if facts.error:
+        return _fail(COLD_REHEARSAL, f"cannot read the last restore rehearsal: {facts.error}")
+    schedule = (
+        "the weekly schedule (cold_site.rehearsal.schedule) should have run one"
+        if schedule_enabled
+        else "its schedule is off (cold_site.rehearsal.schedule_enabled)"
+    )
+    latest = facts.latest
+    if latest is None:
+        return Check(
+            name=COLD_REHEARSAL,
+            status=Status.WARN,
+            reason="no restore rehearsal of the cold site was ever recorded: nothing shows that the backups "
+            "restore; "
+            f"run drctl rehearse cold-site ({schedule})",
+        )
+    age = now - latest.finished_at
+    figures: dict[str, Figure] = {
+        "rehearsal_id": latest.rehearsal_id,
+        "outcome": latest.outcome,
+        "age_seconds": round(age, 1),
+        "max_age_seconds": max_age_seconds,
+    }
+    if not latest.passed:
+        return _fail(
+            COLD_REHEARSAL,
+            f"the last restore rehearsal {latest.rehearsal_id} ({span_text(max(age, 0.0))} ago) failed: "
+            f"{latest.reason}",
+            **figures,
+        )
+    if age > max_age_seconds:
+        return _fail(
+            COLD_REHEARSAL,
+            f"the last restore rehearsal {latest.rehearsal_id} passed {span_text(age)} ago, over the limit "
+            f"{span_text(max_age_seconds)}: {schedule}; run drctl rehearse cold-site",
+            **figures,
+        )
+    upto = f", restored up to WAL {latest.restored_lsn}" if latest.restored_lsn else ""
+    return Check(
+        name=COLD_REHEARSAL,
+        status=Status.OK,
+        reason=f"the last restore rehearsal {latest.rehearsal_id} passed {span_text(max(age, 0.0))} ago "
+        f"(base backup {latest.backup_id}{upto}), within the limit {span_text(max_age_seconds)}",
+        figures=figures,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
 # All of them
 # ---------------------------------------------------------------------------------------------
 
@@ -1021,6 +1092,7 @@ class ReadinessFacts(_Facts):
     secrets: list[SecretFact] = Field(default_factory=list)
     file_sync: FileSyncFacts | None = Field(default=None, description="None when no file_sync is configured")
     backups: BackupFacts | None = Field(default=None, description="None without cold_site.wal_archive")
+    rehearsal: RehearsalFacts | None = Field(default=None, description="None without cold_site.wal_archive")
 
 
 def postgres_check_names(service: Service) -> dict[str, list[str]]:
@@ -1076,6 +1148,16 @@ def assess(facts: ReadinessFacts, config: WatchdogConfig) -> Readiness:
         )
         if archive.kms_key_arn:
             checks.append(backup_encryption_check(facts.backups, kms_key_arn=archive.kms_key_arn))
+    if facts.rehearsal is not None and service.cold_site is not None and archive is not None:
+        rehearsal = service.cold_site.rehearsal
+        checks.append(
+            cold_rehearsal_check(
+                facts.rehearsal,
+                max_age_seconds=rehearsal.max_age_seconds,
+                schedule_enabled=rehearsal.schedule_enabled,
+                now=now,
+            )
+        )
     checks.append(secrets_check(facts.secrets))
     if facts.file_sync is not None and service.file_sync is not None:
         checks.append(

@@ -135,10 +135,10 @@ class DrillCloud:
 
     def start_state_machine(self, agents: dict[str, str], probe_timeout: float) -> SfnHarness:
         """The failover state machine with the real handlers; probe functions go to the agents."""
-        from quorum_dr.functions import ACTION_FUNCTIONS
+        from quorum_dr.functions import ACTION_FUNCTIONS, REHEARSAL_FUNCTIONS
         from quorum_dr_local.sfn_harness import load_handler
 
-        handlers = {name: load_handler(name) for name in ACTION_FUNCTIONS}
+        handlers = {name: load_handler(name) for name in ACTION_FUNCTIONS + REHEARSAL_FUNCTIONS}
         for region, url in agents.items():
             handlers[probe_function_name(region)] = forward_to_agent(url, probe_timeout)
         harness = SfnHarness(
@@ -151,6 +151,8 @@ class DrillCloud:
         self._stack.enter_context(harness)
         # the planned switchover's machine beside it, on the same handlers (the operator's switchover)
         self.switchover_arn = harness.add_machine("switchover", "Switchover")
+        # and the restore rehearsal's (the operator's `drctl rehearse cold-site`)
+        self.rehearsal_arn = harness.add_machine("rehearsal", "Rehearsal")
         role = f"arn:aws:iam::{ACCOUNT}:role/quorum-dr-harness"
         for region in agents:
             self.client("lambda", region).create_function(

@@ -57,7 +57,8 @@ def _site(layout: Layout, site: str, *, agents: bool = False) -> Site:
 def uses_cold_site(scenario: Scenario) -> bool:
     """The scenario may launch the cold site (the drill then plays its instance)."""
     dual = any(f.kind == FaultKind.DUAL_OUTAGE for f in scenario.faults)
-    return dual or any(command.to == "cold" for command in scenario.failover_commands)
+    rehearsed = any(command.command == "rehearse" for command in scenario.operator)
+    return dual or rehearsed or any(command.to == "cold" for command in scenario.failover_commands)
 
 
 def configures_cold_site(scenario: Scenario) -> bool:

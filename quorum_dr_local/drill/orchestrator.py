@@ -60,7 +60,7 @@ from quorum_dr_local.drill.timeline import EventLog
 from quorum_dr_local.drill.world import DrillWorld
 from quorum_dr_local.standins import netns
 from quorum_dr_local.standins.postgres import DEFAULT_BIN_DIR
-from quorum_dr_local.system_config import HOME_REGION, PROBE_REGIONS, QUORUM
+from quorum_dr_local.system_config import COLD_REGION, HOME_REGION, PROBE_REGIONS, QUORUM
 
 EXIT_UNMET, EXIT_INVALID = EXIT_REFUSED, EXIT_BAD_INPUT
 EXECUTION_DRAIN_SECONDS = 30.0
@@ -259,12 +259,33 @@ class Drill:
         if self.scenario.uses_site_agents:
             self.world.start_site_agents(self.agent_key)
         store = DynamoStateStore(STATE_TABLE)
-        wiring.use(self._ports(config, store))
+        ports = self._ports(config, store)
+        wiring.use(ports)
+        self._wire_rehearsal(config, ports)
         self._quiet_watchdog_logs()  # again: loading the handlers made their loggers
         wait_http(
             f"http://{layout.control}:{layout.edge_port}/health",
             "the edge proxy",
             headers={"Host": HOSTNAME},
+        )
+
+    def _wire_rehearsal(self, config: Any, ports: Any) -> None:
+        """The rehearsal's ports: the failover's own cold-site launcher (the same ColdSiteLaunch),
+        the figures in the drill's S3, EC2 termination, the state table, the home bus."""
+        from quorum_dr.adapters.eventbridge import EventBridgePublisher
+        from quorum_dr.adapters.rehearsal import DynamoRehearsalStore, Ec2InstanceTerminator, s3_figures
+        from quorum_dr.rehearsal import wiring as rehearsal_wiring
+        from quorum_dr.rehearsal.service import RehearsalPorts
+
+        rehearsal_wiring.use(
+            RehearsalPorts(
+                config=config,
+                launcher=ports.launcher,
+                figures=s3_figures(),
+                terminator=Ec2InstanceTerminator,
+                store=DynamoRehearsalStore(STATE_TABLE, region=HOME_REGION),
+                events=EventBridgePublisher.from_name(EVENT_BUS, region=HOME_REGION),
+            )
         )
 
     def _ports(self, config: Any, store: Any) -> Any:
@@ -468,6 +489,7 @@ class Drill:
         from quorum_dr_local.drill.scenario import (
             AutomationCommand,
             FailoverCommand,
+            RehearseCommand,
             RejoinCommand,
             ResetCommand,
             SwitchoverCommand,
@@ -491,6 +513,8 @@ class Drill:
                     self._operator_rejoin(action)
                 elif isinstance(action, SwitchoverCommand):
                     self._operator_switchover(action)
+                elif isinstance(action, RehearseCommand):
+                    self._operator_rehearse()
             except Exception as exc:  # noqa: BLE001 - noted in the report; the run goes on
                 self.notes.append(f"operator {action.command} failed: {type(exc).__name__}: {exc}")
 
@@ -688,6 +712,47 @@ class Drill:
             reason=reasons[-1] if reasons else described.get("cause"),
         )
 
+    def _operator_rehearse(self) -> None:
+        """What `drctl rehearse cold-site` does (the same request model): start the rehearsal state
+        machine, follow it to its end (bounded by the run), then log its result and whether its
+        instance is gone."""
+        from quorum_dr.cli.rehearse_cmd import result_of
+        from quorum_dr.domain.rehearsal import rehearsal_id
+        from quorum_dr.rehearsal.service import RehearsalRequest
+
+        request = RehearsalRequest(service=SERVICE, requested_by="drill-operator")
+        started = self.log.now()
+        self.log.record("fault", fault="operator_rehearsal", phase="start")
+        sfn = self.harness.sfn
+        arn = sfn.start_execution(
+            stateMachineArn=self.cloud.rehearsal_arn,
+            name=f"{rehearsal_id(SERVICE, time.time())}-drill",
+            input=request.model_dump_json(),
+        )["executionArn"]
+        described = sfn.describe_execution(executionArn=arn)
+        while described["status"] == "RUNNING" and not self.stop.wait(0.25):  # bounded by the run
+            described = sfn.describe_execution(executionArn=arn)
+        result = result_of(self.harness.history(arn))
+        import boto3
+
+        ec2 = boto3.client("ec2", region_name=COLD_REGION)
+        tagged = ec2.describe_instances(
+            Filters=[{"Name": "tag:quorum-dr:incident", "Values": [result.rehearsal_id if result else "-"]}]
+        )
+        states = [i["State"]["Name"] for r in tagged.get("Reservations", []) for i in r.get("Instances", [])]
+        self.log.record(
+            "rehearsal",
+            started_at=started,
+            ended_at=self.log.now(),
+            status=described["status"],
+            outcome=result.outcome if result else None,
+            reason=result.reason if result else described.get("cause"),
+            backup_id=result.backup_id if result else None,
+            restored_lsn=result.restored_lsn if result else None,
+            tables={k: v.model_dump() for k, v in result.tables.items()} if result else {},
+            terminated=bool(states) and all(s in ("shutting-down", "terminated") for s in states),
+        )
+
     def _after_switch(self, target: str) -> None:
         armed = self.faults.old_primary_return
         if armed is None:
@@ -795,6 +860,9 @@ class Drill:
         if self.files is not None:
             self.files.stop()
         wiring.use(None)
+        from quorum_dr.rehearsal import wiring as rehearsal_wiring
+
+        rehearsal_wiring.use(None)
         problems = self.world.teardown()
         if self.cloud is not None:
             try:

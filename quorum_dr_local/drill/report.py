@@ -116,6 +116,8 @@ class Figures:
     file_lag_reason: str | None = None
     # the readiness evaluations, their changes and notifications (readiness_section)
     readiness: dict[str, Any] | None = None
+    # the operator's restore rehearsals: {outcome, reason, backup_id, restored_lsn, tables, terminated}
+    rehearsals: tuple[dict[str, Any], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -220,6 +222,14 @@ def compute_figures(events: Iterable[Event], scenario: str = "") -> Figures:
         else None,
         duration_seconds=rel(finished),
         cold_restore=cold_restore or None,
+        rehearsals=tuple(
+            {
+                k: e.data.get(k)
+                for k in ("outcome", "reason", "backup_id", "restored_lsn", "tables", "terminated")
+            }
+            for e in events
+            if e.kind == "rehearsal"
+        ),
         loss_receipt_reason=str(receipts[-1].data.get("reason")) if receipts else None,
         data_loss_allowed=any(e.data.get("code") == "data_loss_allowed" for e in receipts),
         first_fault_at=rel(first_fault),
@@ -715,6 +725,16 @@ def _judge_one(name: str, want: Any, f: Figures) -> Judgement:  # noqa: C901 - o
         notified = [check for check, (ok, _) in seen.items() if ok]
         told = "; ".join(sentence for _, sentence in seen.values())
         return Judgement(name, want, notified, len(notified) == len(want), told + ".")
+    if name == "rehearsal":
+        last = f.rehearsals[-1] if f.rehearsals else None
+        if last is None:
+            return Judgement(name, want, None, False, "no restore rehearsal ended during the run.")
+        actual = last.get("outcome")
+        terminated = bool(last.get("terminated"))
+        reason = f"the rehearsal ended {actual}: {last.get('reason')}; its instance " + (
+            "was terminated." if terminated else "was NOT terminated."
+        )
+        return Judgement(name, want, actual, actual == want and terminated, reason)
     if name == "watchdog_says_contains":
         matching = [s for s in f.watchdog_said if want in s]
         reason = (

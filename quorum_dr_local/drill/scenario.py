@@ -359,8 +359,16 @@ class SwitchoverCommand(OperatorCommand):
     dry_run: Flag = False
 
 
+class RehearseCommand(OperatorCommand):
+    """`drctl rehearse cold-site`: the restore rehearsal state machine, run to its end (launch the
+    cold site as a failover would, restore, compare the row counts, record, terminate)."""
+
+    command: Literal["rehearse"]
+    what: Literal["cold-site"] = "cold-site"
+
+
 OperatorAction = Annotated[
-    FailoverCommand | ResetCommand | AutomationCommand | RejoinCommand | SwitchoverCommand,
+    FailoverCommand | ResetCommand | AutomationCommand | RejoinCommand | SwitchoverCommand | RehearseCommand,
     Field(discriminator="command"),
 ]
 
@@ -458,6 +466,10 @@ class Expectations(Strict):
         max_length=20,
         description="each of these readiness checks was OK (or WARN), then turned FAIL during the run, "
         "and a ReadinessChanged naming that change (the alert topic's notification) was recorded",
+    )
+    rehearsal: Literal["PASSED", "FAILED"] | None = Field(
+        default=None,
+        description="the operator's restore rehearsal ended with this outcome, instance terminated",
     )
     watchdog_says_contains: str | None = Field(
         default=None,

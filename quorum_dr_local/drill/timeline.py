@@ -81,6 +81,7 @@ KINDS = frozenset(
         "rejoin_step",
         "rejoin",
         "switchover",
+        "rehearsal",
         "run_finished",
     }
 )

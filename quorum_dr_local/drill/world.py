@@ -147,6 +147,7 @@ class DrillWorld:
             user=su.username,
             env={"PGPASSWORD": su.password},
             timeout=120,
+            figures_db=self.clusters["main"].app_db,  # the row counts the restore rehearsal compares with
         )
 
     def restored_cluster(self) -> PgCluster:

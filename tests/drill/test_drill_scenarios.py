@@ -190,6 +190,20 @@ def test_dual_outage_fails_over_to_the_cold_site_restored_from_the_backup(tmp_pa
     assert_nothing_left()
 
 
+def test_a_cold_rehearsal_passes_while_main_serves_and_touches_nothing_else(tmp_path: Path) -> None:
+    """The operator's restore rehearsal: the cold site launched as a failover would, restored by the
+    real bootstrap (base backup + archived WAL), its row counts at least those recorded with the
+    backup; recorded, terminated; no edge write, no promotion, clients stay on main."""
+    code, report = run_scenario("cold-rehearsal", tmp_path)
+    assert code == 0, report.get("drill_notes") or report["expectations"]
+    (rehearsal,) = report["rehearsals"]
+    assert rehearsal["outcome"] == "PASSED" and rehearsal["terminated"] is True, rehearsal
+    assert rehearsal["backup_id"] and rehearsal["restored_lsn"] and "public.orders" in rehearsal["tables"]
+    assert report["failover"] is False and report["promotions"] == 0 and report["edge_writes"] == 0
+    assert report["serving_site"] == "main" and report["false_failovers"] == 0
+    assert_nothing_left()
+
+
 def test_flaps_then_death_measure_the_outage_the_failover_ended(tmp_path: Path) -> None:
     code, report = run_scenario("flap-then-die", tmp_path)
     assert code == 0, report.get("drill_notes") or report["expectations"]

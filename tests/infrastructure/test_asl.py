@@ -29,7 +29,7 @@ def _deployed_values(region: str) -> dict[str, str]:
         naming.substitution_name(
             name
         ): f"arn:aws:lambda:{region}:{ACCOUNT}:function:{naming.function_name(name)}"
-        for name in naming.ACTION_FUNCTIONS
+        for name in naming.ACTION_FUNCTIONS + naming.REHEARSAL_FUNCTIONS
     }
     values["StateTableName"] = naming.STATE_TABLE
     values["AlertTopicArn"] = f"arn:aws:sns:{region}:{ACCOUNT}:quorum-dr-alerts"

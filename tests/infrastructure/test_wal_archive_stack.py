@@ -86,15 +86,17 @@ def test_the_bootstrap_is_rendered_for_the_point_in_time_restore(archived: dict[
 def test_the_backup_key_decrypts_for_restore_and_readiness_only_via_s3(archived: dict[str, Any]) -> None:
     policies = archived["policies"]
     other = KEY.rsplit("/", 1)[0] + "/11111111-2222-3333-4444-555555555555"
-    for principal in ("cold_site:booking", "function:readiness"):
+    # the rehearsal's function reads the figures recorded beside the backups, stored under the key too
+    readers = ("cold_site:booking", "function:readiness", "function:rehearse_cold_site")
+    for principal in readers:
         role = policies[principal]
         assert allows(role, "kms:Decrypt", KEY), principal
         assert not allows(role, "kms:Decrypt", other), principal
-        assert not allows(role, "kms:GenerateDataKey", KEY), principal  # neither writes backups
+        assert not allows(role, "kms:GenerateDataKey", KEY), principal  # none writes backups
         grants = [s for s in role if "kms:Decrypt" in s.actions]
         assert all(s.conditions == {"StringLike": {"kms:ViaService": "s3.*.amazonaws.com"}} for s in grants)
     for principal, role in policies.items():  # and no other function may use it
-        if principal not in ("cold_site:booking", "function:readiness"):
+        if principal not in readers:
             assert not allows(role, "kms:Decrypt", KEY), principal
 
 

@@ -786,7 +786,58 @@ def test_an_empty_archive_fails_both_backup_checks_and_a_fresh_one_passes(world:
     assert "the newest base backup 20261203T020000 is" in fresh.check("base_backup").reason
     assert fresh.check("wal_archive").status is Status.OK
     assert "segment 000000010000000000000008 is" in fresh.check("wal_archive").reason
-    assert [c.name for c in fresh.checks if c.status is not Status.OK] == []
+    # no rehearsal was ever recorded: the one check left is that WARN (test below)
+    assert [c.name for c in fresh.checks if c.status is not Status.OK] == ["cold_rehearsal"]
+
+
+def test_the_last_rehearsal_is_read_from_the_state_table_none_passed_failed_or_old(world: World) -> None:
+    from quorum_dr.adapters.rehearsal import DynamoRehearsalStore
+    from quorum_dr.config import WalArchive
+    from quorum_dr.domain.rehearsal import RehearsalResult
+
+    service = world.config.services[0]
+    assert service.cold_site is not None
+    cold = service.cold_site.model_copy(update={"wal_archive": WalArchive(server="booking")})
+    config = world.config.model_copy(update={"services": [service.model_copy(update={"cold_site": cold})]})
+    gatherer = ReadinessGatherer(config, state_table=STATE_TABLE, results_table=RESULTS_TABLE)
+    resource = boto3.resource("dynamodb", region_name=config.home_region)
+    store = DynamoRehearsalStore(STATE_TABLE, resource=resource)
+
+    def check() -> Any:
+        return gatherer.assess(config.services[0]).check("cold_rehearsal")
+
+    never = check()
+    assert never.status is Status.WARN
+    assert never.reason.startswith("no restore rehearsal of the cold site was ever recorded")
+
+    def recorded(outcome: str, age: float, reason: str) -> None:
+        now = time.time()
+        store.put_result(
+            RehearsalResult(
+                rehearsal_id=f"rehearsal-booking-2026120{int(age) % 10}T030000Z",
+                service="booking",
+                started_at=now - age - 300,
+                finished_at=now - age,
+                duration_seconds=300,
+                outcome=outcome,  # type: ignore[arg-type]
+                reason=reason,
+                backup_id="20261203T020000",
+                restored_lsn="0/9000028",
+            )
+        )
+
+    recorded("PASSED", 5 * 3600, "all tables hold their rows")
+    fresh = check()
+    assert fresh.status is Status.OK and "passed 5 h ago (base backup 20261203T020000" in fresh.reason
+    recorded("FAILED", 2 * 3600, "table public.orders has 999 rows restored, 1 fewer than the 1000 recorded")
+    failed = check()
+    assert failed.status is Status.FAIL
+    assert failed.reason.endswith(
+        "failed: table public.orders has 999 rows restored, 1 fewer than the 1000 recorded"
+    )
+    recorded("PASSED", 9 * 86400, "all tables hold their rows")
+    old = check()
+    assert old.status is Status.FAIL and "passed 9 d ago, over the limit 8 d" in old.reason
 
 
 def test_backups_under_the_bucket_default_key_pass_and_unencrypted_ones_fail(world: World) -> None:

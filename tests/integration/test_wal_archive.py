@@ -22,13 +22,17 @@ from quorum_dr.adapters.wal_archive import (
     apply_retention,
     archive_command,
     barman_tool,
+    count_tables,
+    delete_orphan_figures,
     main,
     newest_backup,
     newest_segment,
+    read_figures,
     restore,
     segment_of,
     take_base_backup,
 )
+from quorum_dr.domain.backup_figures import BackupFigures
 from quorum_dr.domain.cold_report import RestoreLine
 from quorum_dr.domain.results import parse_lsn
 from quorum_dr_local.standins.postgres import PgCluster, PgPair, free_port
@@ -107,17 +111,38 @@ def test_a_point_in_time_restore_holds_the_rows_written_after_the_base_backup(
     _archiving(pair, target)
     main_db.sql("CREATE TABLE orders (id int PRIMARY KEY)", dbname=main_db.app_db)
     main_db.sql("INSERT INTO orders SELECT generate_series(1, 1000)", dbname=main_db.app_db)
+    main_db.sql('CREATE SCHEMA "Odd"; CREATE TABLE "Odd"."Mixed Case" (x int)', dbname=main_db.app_db)
+    main_db.sql('INSERT INTO "Odd"."Mixed Case" VALUES (1), (2)', dbname=main_db.app_db)
     dr.wait_replayed(main_db.value("SELECT pg_current_wal_lsn()::text"))
 
     su = dr.roles.superuser
     made = take_base_backup(
-        s3, target, host=dr.host, port=dr.port, user=su.username, env={"PGPASSWORD": su.password}
+        s3,
+        target,
+        host=dr.host,
+        port=dr.port,
+        user=su.username,
+        env={"PGPASSWORD": su.password},
+        figures_db=main_db.app_db,
     )
     assert made.status == "DONE" and made.end_xlog
     assert newest_backup(s3, target) == made
-    # the timer's retention pass runs the real barman-cloud-backup-delete: the only backup stays
-    apply_retention(target, 14, env={"PGPASSWORD": su.password})
+    # the figures sit beside the backup, counted on the standby after it: exact, user tables only
+    figures = read_figures(s3, target, made.backup_id)
+    assert figures is not None and figures.database == main_db.app_db
+    assert figures.tables == {"public.orders": 1000, "Odd.Mixed Case": 2}
+    assert figures.counted_lsn and parse_lsn(figures.counted_lsn) >= parse_lsn(made.end_xlog)
+    assert not figures.truncated and not figures.skipped
+    # the figures of a backup that no longer exists go with the timer's retention pass; barman's
+    # own retention (the real barman-cloud-backup-delete) neither breaks nor deletes the live ones
+    stale = BackupFigures(backup_id="20200101T000000", database="x", counted_at=0.0)
+    s3.put_object(
+        Bucket=BUCKET, Key=target.figures_key(stale.backup_id), Body=stale.model_dump_json().encode()
+    )
+    apply_retention(target, 14, env={"PGPASSWORD": su.password}, s3=s3)
     assert newest_backup(s3, target) == made
+    assert read_figures(s3, target, made.backup_id) == figures
+    assert read_figures(s3, target, stale.backup_id) is None
 
     main_db.sql("INSERT INTO orders SELECT generate_series(1001, 1500)", dbname=main_db.app_db)
     after = main_db.value("SELECT pg_current_wal_lsn()::text")
@@ -153,6 +178,10 @@ def test_a_point_in_time_restore_holds_the_rows_written_after_the_base_backup(
     assert line.wal_segment is not None and line.wal_segment >= archived
     assert line.wal_archived_at is not None and line.backup_age_seconds >= 0
     assert made.backup_id in line.reason and line.restored_lsn in line.reason
+    # the restored database counted the recorded tables after replay: the 500 later rows are there
+    assert line.figures_key == target.figures_key(made.backup_id)
+    assert line.restored_rows == {"public.orders": 1500, "Odd.Mixed Case": 2}
+    assert line.rows_unavailable == {} and line.rows_error is None
 
 
 def test_status_names_the_newest_backup_and_segment_and_an_empty_archive_restores_nothing(
@@ -199,3 +228,45 @@ def test_segment_names_follow_postgres_naming() -> None:
     assert segment_of("1/FF000000", 2) == "0000000200000001000000FF"
     with pytest.raises(ArchiveError, match="server name"):
         ArchiveTarget(BUCKET, PREFIX, "bad name", None)
+
+
+def test_row_counts_are_bounded_and_a_missing_table_is_said(pg_primary: PgCluster) -> None:
+    db = pg_primary.app_db
+    pg_primary.sql(
+        "DROP TABLE IF EXISTS fig_a, fig_b, fig_c; CREATE TABLE fig_a (x int); CREATE TABLE fig_b (x int); "
+        "CREATE TABLE fig_c (x int); INSERT INTO fig_b VALUES (1), (2), (3)",
+        dbname=db,
+    )
+    try:
+        with pg_primary.connect(dbname=db) as conn:
+            listed = count_tables(conn)
+            assert listed.tables["public.fig_b"] == 3 and listed.lsn
+            few = count_tables(conn, max_tables=1)
+            assert few.truncated and len(few.tables) == 1
+            named = count_tables(conn, ["public.fig_b", "public.gone"])
+            ticks = iter([0.0, 0.5, 5.0])  # the budget is spent after the first table
+            budget = count_tables(
+                conn, ["public.fig_a", "public.fig_b"], budget_seconds=1, clock=lambda: next(ticks)
+            )
+        assert named.tables == {"public.fig_b": 3}
+        assert "does not exist" in named.skipped["public.gone"]
+        assert budget.tables == {"public.fig_a": 0}
+        assert budget.skipped == {"public.fig_b": "not counted: the counting budget of 1 s was spent"}
+    finally:
+        pg_primary.sql("DROP TABLE IF EXISTS fig_a, fig_b, fig_c", dbname=db)
+
+
+def test_orphan_figures_are_deleted_and_live_ones_kept(s3_server: tuple[Any, str]) -> None:
+    s3, endpoint = s3_server
+    target = ArchiveTarget(BUCKET, PREFIX, SERVER, endpoint)
+    s3.put_object(Bucket=BUCKET, Key=f"{target.root}base/20261201T000000/backup.info", Body=b"status=DONE\n")
+    for backup_id in ("20261201T000000", "20261101T000000"):
+        figures = BackupFigures(backup_id=backup_id, database="app", counted_at=1.0, tables={"public.t": 1})
+        s3.put_object(
+            Bucket=BUCKET, Key=target.figures_key(backup_id), Body=figures.model_dump_json().encode()
+        )
+    assert delete_orphan_figures(s3, target) == [target.figures_key("20261101T000000")]
+    assert read_figures(s3, target, "20261201T000000") is not None
+    s3.put_object(Bucket=BUCKET, Key=target.figures_key("20261201T000000"), Body=b"{not json")
+    with pytest.raises(ArchiveError, match="malformed"):
+        read_figures(s3, target, "20261201T000000")

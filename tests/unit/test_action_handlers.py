@@ -20,11 +20,13 @@ from quorum_dr.ports import StateStore
 from tests.conftest import ROOT
 from tests.fakes import make_config
 
-# the probe and the scheduled readiness function are no state machine's steps (their own tests)
+# the probe and the scheduled readiness function are no state machine's steps, and the restore
+# rehearsal's function is no failover's or switchover's step (each has its own tests:
+# test_rehearsal_state_machine.py runs the rehearsal's)
 ACTIONS = sorted(
     p.parent.name
     for p in (ROOT / "lambdas").glob("*/handler.py")
-    if p.parent.name not in ("probe", "readiness")
+    if p.parent.name not in ("probe", "readiness", "rehearse_cold_site")
 )
 
 

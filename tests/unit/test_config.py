@@ -234,3 +234,20 @@ def test_an_unknown_key_that_is_blank_or_holds_a_control_character_is_shown_quot
         "services.0.cold_site.'\\n\\n': unknown field",
         "services.0.cold_site.' ': unknown field",
     ]
+
+
+def test_the_rehearsal_defaults_and_a_malformed_value_names_its_field(example: dict[str, Any]) -> None:
+    rehearsal = load_config_data(example).service("booking").cold_site.rehearsal  # type: ignore[union-attr]
+    assert rehearsal.max_age_seconds == 8 * 86400 and rehearsal.row_tolerance == 0
+    assert rehearsal.schedule_enabled
+    bad = copy.deepcopy(example)
+    bad["services"][0]["cold_site"]["rehearsal"] = {"schedule": "weekly", "row_tolerance": -1}
+    problems = problems_of(bad)
+    assert len(problems) == 2
+    assert problems[0].startswith("services.0.cold_site.rehearsal.schedule: ")
+    assert "'weekly' is not a schedule expression" in problems[0]
+    assert problems[1].startswith("services.0.cold_site.rehearsal.row_tolerance: ")
+
+
+def load_config_data(data: dict[str, Any]) -> Any:
+    return parse_config(copy.deepcopy(data))

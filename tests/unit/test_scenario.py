@@ -28,6 +28,7 @@ SHIPPED = {
     "partition-one-region",
     "flapping",
     "dual-outage",
+    "cold-rehearsal",
     "replica-lag",
     "cloudflare-429",
     "manual-failover-dry-run",
@@ -67,7 +68,10 @@ def test_shipped_expectations_match_the_issue():
     assert main.loss_receipt_nonzero_when_lost is True
     sync = load_scenario("sync-main-outage")
     assert sync.replication == "sync" and sync.expectations.orders_lost_zero is True
-    for name in ("partition-one-region", "flapping", "stale-backup"):
+    rehearsal = load_scenario("cold-rehearsal")
+    assert rehearsal.expectations.rehearsal == "PASSED" and rehearsal.cold_restore == "wal_archive"
+    assert [c.command for c in rehearsal.operator] == ["rehearse"]
+    for name in ("partition-one-region", "flapping", "stale-backup", "cold-rehearsal"):
         e = load_scenario(name).expectations
         assert (e.failover, e.promotions, e.edge_writes) == (False, 0, 0)
         assert "target" in e.checked() and e.target is None

@@ -85,7 +85,7 @@ def test_a_broken_source_is_a_clear_error(folder: Path, source: str, complaint: 
 
 def test_an_unknown_name_says_which_machines_exist() -> None:
     with pytest.raises(
-        StateMachineError, match=r"no state machine 'nope'.*known: \['failover', 'switchover'\]"
+        StateMachineError, match=r"no state machine 'nope'.*known: \['failover', 'rehearsal', 'switchover'\]"
     ):
         definition("nope")
 
@@ -193,7 +193,7 @@ def test_with_charts_replaces_only_between_the_markers_and_needs_them() -> None:
     assert redrawn.endswith("```\n<!-- chart:failover:end -->\noutro\n") and "stale chart" not in redrawn
     with pytest.raises(StateMachineError, match="needs one <!-- chart:failover:begin -->"):
         with_charts("no markers here\n")
-    with pytest.raises(StateMachineError, match="needs one <!-- chart:switchover:begin -->"):
+    with pytest.raises(StateMachineError, match="needs one <!-- chart:rehearsal:begin -->"):
         with_charts(text)  # every state machine needs its markers
 
 
