@@ -176,6 +176,8 @@ class ControlStack(Stack):
                 layer=layer,
                 tables=self.tables,
                 cold_sites=cold_sites,
+                bus=self.bus,
+                alerts=self.alerts,
             )
             if rehearsed(cold_sites)
             else None

@@ -24,6 +24,8 @@ import dataclasses
 from collections.abc import Sequence
 
 from aws_cdk import ArnFormat, Aws, Duration, Stack
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as events_targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_scheduler as scheduler
@@ -34,10 +36,11 @@ from quorum_dr.adapters.cold_site import INCIDENT_TAG, ROLE_TAG
 from quorum_dr.adapters.wal_archive import ArchiveTarget
 from quorum_dr.config import WatchdogConfig
 from quorum_dr.domain.backup_figures import FIGURES_FOLDER
-from quorum_dr.domain.rehearsal import ID_PREFIX, REHEARSAL_PK_PREFIX
+from quorum_dr.domain.rehearsal import ID_PREFIX, REHEARSAL_FINISHED, REHEARSAL_PK_PREFIX
 from quorum_dr.functions import REHEARSAL_FUNCTIONS, substitution_name
 from stacks import naming
 from stacks.action_functions import grant_launch
+from stacks.alert_topic import AlertTopic
 from stacks.cold_site import ColdSiteTarget, grant_backup_key
 from stacks.failover_state_machine import FailoverStateMachine
 from stacks.function import QuorumDrFunction
@@ -67,6 +70,8 @@ class Rehearsal(Construct):
         layer: lambda_.ILayerVersion,
         tables: Tables,
         cold_sites: Sequence[ColdSiteTarget],
+        bus: events.IEventBus,
+        alerts: AlertTopic,
     ) -> None:
         super().__init__(scope, construct_id)
         stack = Stack.of(self)
@@ -182,6 +187,27 @@ class Rehearsal(Construct):
                     role=self.schedule_role,
                 ),
             )
+        # A failed rehearsal tells a person at once (the readiness FAIL alarm may already be in ALARM
+        # for another check and would say nothing new); a passed one is only recorded.
+        detail = events.EventField.from_path
+        self.alert_on_failure = events.Rule(
+            self,
+            "AlertOnFailedRehearsal",
+            description="RehearsalFinished with outcome FAILED on the home bus -> the alert topic",
+            event_bus=bus,
+            event_pattern=events.EventPattern(
+                source=[naming.EVENT_SOURCE], detail_type=[REHEARSAL_FINISHED], detail={"outcome": ["FAILED"]}
+            ),
+            targets=[
+                events_targets.SnsTopic(
+                    alerts.topic,
+                    message=events.RuleTargetInput.from_text(
+                        f"quorum-dr: the restore rehearsal {detail('$.detail.rehearsal_id')} of "
+                        f"{detail('$.detail.service')} FAILED: {detail('$.detail.reason')}"
+                    ),
+                )
+            ],
+        )
         self.state_machine_arn = stack.format_arn(
             service="states",
             region=config.home_region,

@@ -89,6 +89,24 @@ def test_a_weekly_schedule_starts_it_for_the_service(rehearsing: dict[str, Any])
     assert json.loads(props["Target"]["Input"]) == {"service": "booking", "requested_by": "schedule"}
 
 
+def test_a_failed_rehearsal_goes_to_the_alert_topic_and_a_passed_one_does_not(
+    rehearsing: dict[str, Any],
+) -> None:
+    rules = [
+        r["Properties"]
+        for r in _resources(rehearsing["control"], "AWS::Events::Rule")
+        if "RehearsalFinished" in json.dumps(r["Properties"].get("EventPattern", {}))
+    ]
+    assert len(rules) == 1
+    (rule,) = rules
+    assert rule["EventPattern"]["detail"] == {"outcome": ["FAILED"]}
+    assert rule["EventPattern"]["detail-type"] == ["RehearsalFinished"]
+    (target,) = rule["Targets"]
+    assert "Ref" in target["Arn"] and "Alerts" in target["Arn"]["Ref"], target["Arn"]
+    text = json.dumps(target["InputTransformer"])
+    assert "FAILED" in text and "$.detail.reason" in text, text
+
+
 def test_the_role_launches_as_a_failover_terminates_only_a_rehearsal_and_writes_only_its_items(
     rehearsing: dict[str, Any],
 ) -> None:
