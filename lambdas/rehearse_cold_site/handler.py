@@ -7,12 +7,11 @@ failed). The service is a dimension too when the event names it."""
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 
-from quorum_dr.observability import logger, metrics, tracer
+from quorum_dr.observability import logger, measured_step, metrics, tracer
 from quorum_dr.rehearsal import wiring
 from quorum_dr.rehearsal.service import run
 
@@ -33,18 +32,8 @@ def handler(event: Any, context: Any) -> dict[str, Any]:
     if isinstance(service, str) and service:
         metrics.add_dimension(name="service", value=service[:63])
     logger.append_keys(step=STEP, action=event.get("action"))
-    metrics.add_dimension(name="step", value=STEP)
-    started = time.monotonic()
-    try:
+    with measured_step(STEP, f"{STEP} {event.get('action')}"):
         answer = run(wiring.current(), event)
-    except Exception as exc:
-        logger.warning(f"{STEP} {event.get('action')} failed: {type(exc).__name__}: {exc}")
-        metrics.add_metric(name="StepFailed", unit=MetricUnit.Count, value=1)
-        metrics.add_metadata(key="error", value=type(exc).__name__)
-        raise
-    finally:
-        metrics.add_metric(name="StepSeconds", unit=MetricUnit.Seconds, value=time.monotonic() - started)
-    metrics.add_metric(name="StepSucceeded", unit=MetricUnit.Count, value=1)
     if event.get("action") == "judge":
         metrics.add_metric(
             name="RehearsalPassed", unit=MetricUnit.Count, value=1 if answer.get("passed") else 0

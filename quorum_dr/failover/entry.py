@@ -9,7 +9,6 @@ EMF record's `error` field) and `StepSeconds`. The handler's `metrics.log_metric
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -17,7 +16,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from quorum_dr.failover import wiring
 from quorum_dr.failover.ports import Ports
-from quorum_dr.observability import logger, metrics
+from quorum_dr.observability import logger, measured_step, metrics
 
 Step = Callable[[Ports, dict[str, Any]], dict[str, Any]]
 
@@ -30,20 +29,10 @@ def run(step: str, event: Any, call: Step) -> dict[str, Any]:
     incident_id = incident.get("incident_id") or event.get("execution_name")
     logger.set_correlation_id(incident_id)
     logger.append_keys(step=step, service=incident.get("service"))
-    metrics.add_dimension(name="step", value=step)
     if incident_id:
         metrics.add_metadata(key="incident_id", value=str(incident_id))
-    started = time.monotonic()
-    try:
+    with measured_step(step, step):
         answer = call(wiring.current(), event)
-    except Exception as exc:
-        logger.warning(f"{step} failed: {type(exc).__name__}: {exc}")
-        metrics.add_metric(name="StepFailed", unit=MetricUnit.Count, value=1)
-        metrics.add_metadata(key="error", value=type(exc).__name__)
-        raise
-    finally:
-        metrics.add_metric(name="StepSeconds", unit=MetricUnit.Seconds, value=time.monotonic() - started)
-    metrics.add_metric(name="StepSucceeded", unit=MetricUnit.Count, value=1)
     if answer.get("shadow_decision"):
         metrics.add_metric(name="ShadowDecisions", unit=MetricUnit.Count, value=1)
     logger.info(f"{step}: {answer.get('reason', 'done')}")
