@@ -226,6 +226,14 @@ class CloudflareEdge(Strict):
     api_token_secret: str = Field(min_length=1, description="Secrets Manager name of the API token")
     records: list[DnsRecord] = Field(default_factory=list)
     pools: LoadBalancerPools | None = None
+    edit_proof_interval_seconds: int | None = Field(
+        default=86_400,
+        ge=300,
+        le=30 * 86_400,
+        description="the readiness function proves the token may edit the records (pools) this often, "
+        "by rewriting only a marker in each one's comment (description), never what the edge serves; "
+        "null: never (the cloudflare_token check says edit permission is not tested)",
+    )
     api_base_url: HttpUrl | None = Field(
         default=None, description="override of the API address (the local emulator in tests and drills)"
     )

@@ -51,6 +51,7 @@ def handler(event: Any, context: Any) -> dict[str, Any]:
             "failover": settings.STATE_MACHINE_ARN,
             "switchover": settings.SWITCHOVER_STATE_MACHINE_ARN,
         },
+        prove_edit=True,  # the edit check's marker, when due (edge.edit_proof_interval_seconds)
     )
     watch = ScheduledReadiness(
         config,

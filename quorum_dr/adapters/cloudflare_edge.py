@@ -47,6 +47,8 @@ from quorum_dr.domain.edge import (
     site_of_pools,
     site_of_records,
 )
+from quorum_dr.domain.edit_proof import EditProof, is_free, marked_at, marker
+from quorum_dr.domain.state import utc_text
 from quorum_dr.ports import EdgeSwitch, SecretSource
 
 DEFAULT_RETRY_BUDGET_SECONDS = 60.0
@@ -118,6 +120,75 @@ class CloudflareEdge(EdgeSwitch):
         if not isinstance(result, dict):
             raise EdgeApiError("Cloudflare returned no token status")
         return result
+
+    def prove_edit(self, *, now: float, every: float, write: bool) -> EditProof:
+        """That the token may edit what a switch edits (quorum_dr/domain/edit_proof.py): when every
+        record's comment (pool's description) holds a marker younger than `every`, that is the
+        proof; else, with `write`, each gets a new marker (nothing else is sent, so what the edge
+        serves cannot change) and is read back. A refused write raises EdgeAuthError."""
+        if self.edge.kind == "dns":
+            fields = [(f"{r.label()} record", r.comment) for r in self._read_records()]
+            kind, where = "record", "comment"
+        else:
+            pools = self._read_pools()
+            fields = [(f"{site} pool {p.pool_id}", p.description) for site, p in pools.items()]
+            kind, where = "pool", "description"
+        times = [marked_at(text) for _, text in fields]
+        if all(t is not None and now - t < every for t in times):
+            oldest = min(t for t in times if t is not None)
+            return EditProof(oldest, f"proven {utc_text(oldest)} by the marker in each {kind}'s {where}")
+        taken = [label for label, text in fields if not is_free(text)]
+        if taken:
+            return EditProof(
+                None,
+                f"not proven: the {where} of the {taken[0]} is the operator's own, which quorum-dr does not "
+                "overwrite (empty it to let readiness prove the token's edit permission)",
+            )
+        if not write:
+            return EditProof(
+                None, "not proven yet: the scheduled readiness function proves it (drctl never writes)"
+            )
+        mark = marker(now)
+        if self.edge.kind == "dns":
+            for state in self._read_records():
+                self._mark_record(state, mark)
+        else:
+            for site, pool_id in self.pool_ids.items():
+                self._mark_pool(pool_id, site, mark)
+        labels = ", ".join(label for label, _ in fields)
+        return EditProof(now, f"proven {utc_text(now)}: wrote only the {where} of {labels}")
+
+    def _mark_record(self, state: RecordState, mark: str) -> None:
+        edit: Callable[..., Any] = self._client.dns.records.with_raw_response.edit
+        what = f"writing the edit check into the comment of the {state.label()} record"
+        # name, type and ttl as read (the API requires them); never the content or proxied
+        self._call(
+            what,
+            lambda: edit(
+                state.record_id,
+                zone_id=self.edge.zone_id,
+                name=state.name,
+                type=state.type,
+                ttl=state.ttl,
+                comment=mark,
+            ),
+        )
+        got = _record_state(self._get_record(state.record_id, f"reading back the {state.label()} record"))
+        if got.comment != mark:
+            raise EdgeReadBackError(f"read back the {state.label()} record without the edit check's comment")
+
+    def _mark_pool(self, pool_id: str, site: str, mark: str) -> None:
+        account = self.edge.account_id or ""
+        self._call(
+            f"writing the edit check into the description of the {site} pool {pool_id}",
+            lambda: self._client.load_balancers.pools.with_raw_response.edit(
+                pool_id, account_id=account, description=mark
+            ),
+        )
+        if self._read_pool(pool_id).description != mark:
+            raise EdgeReadBackError(
+                f"read back the {site} pool {pool_id} without the edit check's description"
+            )
 
     # -- DNS records ------------------------------------------------------------------------------
 
@@ -201,7 +272,8 @@ class CloudflareEdge(EdgeSwitch):
             raise EdgeApiError(f"Cloudflare returned no pool for {pool_id}")
         origins = pool.get("origins") or []
         enabled_origins = sum(1 for o in origins if isinstance(o, dict) and o.get("enabled", True))
-        return PoolState(pool_id, bool(pool.get("enabled")), enabled_origins)
+        description = str(pool["description"]) if pool.get("description") is not None else None
+        return PoolState(pool_id, bool(pool.get("enabled")), enabled_origins, description)
 
     def _read_pools(self) -> dict[str, PoolState]:
         return {site: self._read_pool(pool_id) for site, pool_id in self.pool_ids.items()}
@@ -305,6 +377,7 @@ def _record_state(result: Any) -> RecordState:
         content=str(result.get("content", "")),
         proxied=bool(result.get("proxied", False)),
         ttl=int(result.get("ttl") or 1),
+        comment=str(result["comment"]) if result.get("comment") is not None else None,
     )
 
 

@@ -60,6 +60,7 @@ from quorum_dr.config import CloudflareEdge as EdgeConfig
 from quorum_dr.config import ColdSite, FileSync, Service, WatchdogConfig
 from quorum_dr.domain.cost import secret_copies
 from quorum_dr.domain.edge import EdgeSwitchError
+from quorum_dr.domain.edit_proof import EditProof
 from quorum_dr.domain.readiness import (
     BackupFacts,
     ColdSiteFacts,
@@ -173,11 +174,14 @@ class ReadinessGatherer:
         edge_factory: EdgeFactory = _edge,
         clock: Callable[[], float] = time.time,
         results_lookback_seconds: float | None = None,
+        prove_edit: bool = False,
     ) -> None:
         """`state_machine_arns`: "failover" / "switchover" -> ARN, to ask whether the lock holder's
         execution still runs. `session`: a boto3 Session (tests give one under moto).
         `results_lookback_seconds`: how far back the probe results are read, default
-        `lookback_seconds(config)` (the drill reads less: it evaluates every few seconds)."""
+        `lookback_seconds(config)` (the drill reads less: it evaluates every few seconds).
+        `prove_edit`: write the edit check's marker when it is due (the scheduled function; drctl
+        only reads it)."""
         self.config = config
         self.state_table = state_table
         self.results_table = results_table
@@ -186,6 +190,7 @@ class ReadinessGatherer:
         self.edge_factory = edge_factory
         self.clock = clock
         self.results_lookback_seconds = results_lookback_seconds or lookback_seconds(config)
+        self.prove_edit = prove_edit
         self.unreachable: list[str] = []
         self._clients: dict[tuple[str, str], Any] = {}
         # kept across gathers (the drill gathers every few seconds): each costs a client's creation
@@ -233,7 +238,7 @@ class ReadinessGatherer:
         measured, _ = self._attempt(f"read the results table {self.results_table}", results_store.home_time)
         now = measured if measured is not None else self.clock()
         state = self._state(service, DynamoStateStore(self.state_table, resource=resource), now)
-        token, edge = self._cloudflare(service)
+        token, edge = self._cloudflare(service, now)
         return ReadinessFacts(
             service=service.name,
             now=now,
@@ -387,7 +392,7 @@ class ReadinessGatherer:
 
     # -- Cloudflare -------------------------------------------------------------------------------
 
-    def _cloudflare(self, service: Service) -> tuple[TokenFacts, EdgeFacts]:
+    def _cloudflare(self, service: Service, now: float) -> tuple[TokenFacts, EdgeFacts]:
         secret, reads = service.edge.api_token_secret, reads_of(service.edge)
         secrets = self._client("secretsmanager", self.config.home_region)
         value, error = self._attempt(
@@ -413,6 +418,13 @@ class ReadinessGatherer:
         except EdgeSwitchError as exc:
             read_error = one_line(exc)
             edge_facts = EdgeFacts(error=read_error)
+        proof, edit_error = EditProof(None, "edge.edit_proof_interval_seconds is off"), None
+        every = service.edge.edit_proof_interval_seconds
+        if every and not (verify_error or read_error):
+            try:
+                proof = edge.prove_edit(now=now, every=every, write=self.prove_edit)
+            except EdgeSwitchError as exc:
+                edit_error = one_line(exc)
         token = TokenFacts(
             secret=secret,
             reads=reads,
@@ -420,6 +432,9 @@ class ReadinessGatherer:
             status=status,
             expires_on=expires_on,
             read_error=read_error,
+            edit_proven_at=proof.proven_at,
+            edit_proof=proof.sentence,
+            edit_error=edit_error,
         )
         return token, edge_facts
 

@@ -64,6 +64,7 @@ class RecordState:
     content: str
     proxied: bool
     ttl: int
+    comment: str | None = None  # the edit proof's marker lives here (quorum_dr/domain/edit_proof.py)
 
     def label(self) -> str:
         return f"{self.name} {self.type}"
@@ -76,6 +77,7 @@ class PoolState:
     pool_id: str
     enabled: bool
     enabled_origins: int
+    description: str | None = None  # the edit proof's marker lives here
 
 
 @dataclass(frozen=True)

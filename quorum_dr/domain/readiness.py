@@ -22,7 +22,9 @@ The checks:
 - `cold_site`: the AMI exists and is available, the launch template exists, and RunInstances
   with DryRun on it answers DryRunOperation.
 - `cloudflare_token`: the API token (from its secret) verifies as active and reads the records or
-  pools it must edit. Its edit permission is not proven: that takes a write.
+  pools it must edit, and may edit them: the scheduled function writes only a marker into each
+  one's comment (description) at most every `edge.edit_proof_interval_seconds`, never what the
+  edge serves (`quorum_dr/domain/edit_proof.py`); a refused write is FAIL.
 - `secrets`: every secret the functions read exists in every region that reads it.
 - `cold_rehearsal`: the last restore rehearsal of the cold site passed and is younger than
   `cold_site.rehearsal.max_age_seconds`; none recorded yet is a WARN (see `cold_rehearsal_check`).
@@ -154,6 +156,9 @@ class TokenFacts(_Facts):
     status: str | None = Field(default=None, description="active, disabled or expired")
     expires_on: float | None = None
     read_error: str | None = None
+    edit_proven_at: float | None = Field(default=None, description="when the edit check's marker was written")
+    edit_proof: str | None = Field(default=None, description="how edit permission was proven, or why not")
+    edit_error: str | None = Field(default=None, description="the edit check's write was refused or failed")
 
 
 class ColdSiteFacts(_Facts):
@@ -952,9 +957,18 @@ def cloudflare_token_check(facts: TokenFacts, *, now: float) -> Check:
         return _fail(
             CLOUDFLARE_TOKEN, f"{token} verifies but cannot read {facts.reads}: {facts.read_error}", **figures
         )
+    if facts.edit_error:
+        return _fail(
+            CLOUDFLARE_TOKEN,
+            f"{token} verifies and reads {facts.reads} but may not edit it: {facts.edit_error}",
+            **figures,
+        )
+    figures["edit_proven_at"] = facts.edit_proven_at
     sentence = (
-        f"{token} verifies as active and reads {facts.reads} (its edit permission is not tested: that "
-        "takes a write)"
+        f"{token} verifies as active, reads {facts.reads} and may edit it ({facts.edit_proof})"
+        if facts.edit_proven_at is not None
+        else f"{token} verifies as active and reads {facts.reads} (its edit permission: "
+        f"{facts.edit_proof or 'not tested'})"
     )
     if facts.expires_on is not None and facts.expires_on - now < TOKEN_EXPIRY_WARNING_SECONDS:
         gone = "expired" if facts.expires_on <= now else "expires"

@@ -881,3 +881,77 @@ def test_backups_under_the_bucket_default_key_pass_and_unencrypted_ones_fail(wor
         "backup_encryption"
     ).reason
     assert encrypted.check("base_backup").reason.startswith("the newest base backup 20261203T020000 is")
+
+
+# ---------------------------------------------------------------------------------------------
+# The token's edit permission: a marker in the record's comment, never its content
+# ---------------------------------------------------------------------------------------------
+
+
+def test_edit_permission_is_proven_by_the_comment_alone_once_a_day_and_a_read_only_token_fails(
+    world: World,
+) -> None:
+    world.probe_round(main=MAIN_DB, dr=DR_DB)
+    service = world.config.services[0]
+    zone, record_id = service.edge.zone_id, service.edge.records[0].record_id or "rec-1"
+    before = world.emulator.record(zone, record_id)
+    prover = ReadinessGatherer(
+        world.config, state_table=STATE_TABLE, results_table=RESULTS_TABLE, prove_edit=True
+    )
+    reader = ReadinessGatherer(world.config, state_table=STATE_TABLE, results_table=RESULTS_TABLE)
+
+    # drctl's gatherer never writes: not proven yet, still OK
+    unproven = reader.assess(service).check("cloudflare_token")
+    assert unproven.status is Status.OK
+    assert "its edit permission: not proven yet" in unproven.reason
+    assert world.emulator.total_writes() == 0
+
+    # the function's writes the marker, and only the marker
+    proven = prover.assess(service).check("cloudflare_token")
+    assert proven.status is Status.OK, proven.reason
+    assert "reads the A record app.example.com and may edit it (proven " in proven.reason
+    after = world.emulator.record(zone, record_id)
+    assert after["comment"].startswith("quorum-dr edit check ")
+    assert {k: after[k] for k in ("content", "proxied", "ttl", "name", "type")} == {
+        k: before[k] for k in ("content", "proxied", "ttl", "name", "type")
+    }
+    assert world.emulator.total_writes() == 1
+    patches = world.emulator.requests("PATCH")
+    assert len(patches) == 1 and "content" not in json.dumps(patches[0].get("body") or {})
+
+    # within the interval the marker is the proof, for both; no second write
+    assert "may edit it (proven" in prover.assess(service).check("cloudflare_token").reason
+    assert "may edit it (proven" in reader.assess(service).check("cloudflare_token").reason
+    assert world.emulator.total_writes() == 1
+
+    # a day later, a token that may only read: the write is refused, FAIL before a failover finds out
+    from quorum_dr.domain.edit_proof import marker
+
+    with world.emulator._lock:
+        old = time.time() - (service.edge.edit_proof_interval_seconds or 0) - 60
+        world.emulator._find_record(zone, record_id)["comment"] = marker(old)
+    world.emulator.state.tokens[TOKEN] = "read"
+    refused = prover.assess(service).check("cloudflare_token")
+    assert refused.status is Status.FAIL
+    assert "reads the A record app.example.com but may not edit it: Cloudflare refused the API token" in (
+        refused.reason
+    )
+    assert world.emulator.record(zone, record_id)["content"] == before["content"]
+
+
+def test_an_operators_own_comment_is_never_overwritten(world: World) -> None:
+    world.probe_round(main=MAIN_DB, dr=DR_DB)
+    service = world.config.services[0]
+    zone, record_id = service.edge.zone_id, service.edge.records[0].record_id or "rec-1"
+    with world.emulator._lock:
+        world.emulator._find_record(zone, record_id)["comment"] = "owned by the web team"
+    prover = ReadinessGatherer(
+        world.config, state_table=STATE_TABLE, results_table=RESULTS_TABLE, prove_edit=True
+    )
+
+    check = prover.assess(service).check("cloudflare_token")
+
+    assert check.status is Status.OK
+    assert "not proven: the comment of the app.example.com A record is the operator's own" in check.reason
+    assert world.emulator.total_writes() == 0
+    assert world.emulator.record(zone, record_id)["comment"] == "owned by the web team"

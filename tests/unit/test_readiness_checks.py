@@ -770,6 +770,27 @@ TOKEN_CASES: list[tuple[str, TokenFacts, Status, str]] = [
         "it expires at 2027-01-17 08:00:00Z: renew it",
     ),
     ("expires in a month", token(expires_on=NOW + 30 * 86_400), Status.OK, "verifies as active"),
+    (
+        "edit permission proven by the marker",
+        token(
+            edit_proven_at=NOW - 3600,
+            edit_proof="proven 2027-01-15 07:00:00Z by the marker in each record's comment",
+        ),
+        Status.OK,
+        "reads the A record app.example.com and may edit it (proven 2027-01-15 07:00:00Z by the marker",
+    ),
+    (
+        "the marker's write is refused",
+        token(edit_error="Cloudflare refused the API token ... while writing the edit check (HTTP 403)"),
+        Status.FAIL,
+        "reads the A record app.example.com but may not edit it: Cloudflare refused the API token",
+    ),
+    (
+        "edit permission not proven (the operator's comment)",
+        token(edit_proof="not proven: the comment of the app.example.com A record is the operator's own"),
+        Status.OK,
+        "(its edit permission: not proven: the comment of the app.example.com A record is the operator's",
+    ),
 ]
 
 
