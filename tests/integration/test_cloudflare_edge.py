@@ -330,3 +330,44 @@ def test_pool_dry_run_writes_nothing(pool_edge: CloudflareEdge, emulator: Cloudf
         "then disable the main pool pool-main; nothing written"
     )
     assert emulator.requests("PATCH") == []
+
+
+# -- the readiness edit check (quorum_dr/domain/edit_proof.py) ------------------------------------
+
+
+def test_the_edit_check_writes_only_each_pools_description_and_then_reads_it_as_the_proof(
+    pool_edge: CloudflareEdge, emulator: CloudflareEmulator
+) -> None:
+    from quorum_dr.domain.edit_proof import marked_at
+
+    before = {p: emulator.pool(ACCOUNT, p) for p in ("pool-main", "pool-dr")}
+    proof = pool_edge.prove_edit(now=1_796_400_000.0, every=86_400, write=True)
+    assert proof.proven_at == 1_796_400_000.0
+    assert "wrote only the description of main pool pool-main, dr pool pool-dr" in proof.sentence
+    patches = [(e["path"].rsplit("/", 1)[-1], e["body"]) for e in emulator.requests("PATCH")]
+    assert patches == [
+        ("pool-main", {"description": "quorum-dr edit check 2026-12-04T16:00:00Z"}),
+        ("pool-dr", {"description": "quorum-dr edit check 2026-12-04T16:00:00Z"}),
+    ]
+    for pool_id, was in before.items():
+        now = emulator.pool(ACCOUNT, pool_id)
+        assert marked_at(now["description"]) == 1_796_400_000.0
+        assert (now["enabled"], now["origins"]) == (was["enabled"], was["origins"])
+    assert enabled_pools(emulator) == {"pool-main": True, "pool-dr": False}
+
+    later = pool_edge.prove_edit(now=1_796_400_000.0 + 3600, every=86_400, write=True)
+    assert later.proven_at == 1_796_400_000.0 and "by the marker in each pool's description" in later.sentence
+    assert len(emulator.requests("PATCH")) == 2  # no second write within the interval
+
+
+def test_the_edit_check_with_a_read_only_token_is_refused_and_changes_nothing(
+    emulator: CloudflareEmulator, fake_time: FakeTime
+) -> None:
+    from quorum_dr.domain.edge import EdgeAuthError
+
+    emulator.state.tokens[TOKEN] = "read"
+    edge = edge_for(DNS, emulator, fake_time)
+    with pytest.raises(EdgeAuthError, match="while writing the edit check into the comment"):
+        edge.prove_edit(now=1_796_400_000.0, every=86_400, write=True)
+    assert emulator.total_writes() == 0
+    assert contents(emulator) == [MAIN, MAIN]
