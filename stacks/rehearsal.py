@@ -111,6 +111,16 @@ class Rehearsal(Construct):
         )
         role.add_to_policy(
             iam.PolicyStatement(
+                sid="ReadTheServicesState",  # a rehearsal is refused while an incident is under way
+                actions=["dynamodb:GetItem"],
+                resources=[tables.state.table_arn],
+                conditions={
+                    "ForAllValues:StringEquals": {"dynamodb:LeadingKeys": [s.service for s in sites]}
+                },
+            )
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
                 actions=["events:PutEvents"], resources=[naming.event_bus_arn(stack, config.home_region)]
             )
         )

@@ -28,6 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from quorum_dr.domain.backup_figures import BackupFigures
 from quorum_dr.domain.cold_report import ColdBootstrapReport, ColdReportInvalid, parse_cold_report
 from quorum_dr.domain.results import parse_lsn
+from quorum_dr.domain.state import ServiceState, ServiceStatus
 
 REHEARSAL_PK_PREFIX = "REHEARSAL#"  # the state table's partition of one service's rehearsals
 LATEST_SK = "LATEST"
@@ -36,6 +37,28 @@ HISTORY_KEPT = 52  # a year of weekly rehearsals
 REHEARSAL_FINISHED = "RehearsalFinished"
 ID_PREFIX = "rehearsal-"
 ID_PATTERN = re.compile(r"^rehearsal-[a-z0-9][a-z0-9-]{0,62}-\d{8}T\d{6}Z$")
+
+
+class RehearsalRefused(Exception):
+    """A rehearsal must not start now (the sentence says why); nothing was launched."""
+
+
+def refusal(state: ServiceState, now: float) -> str | None:
+    """Why a rehearsal must not start now, or None. It is refused while an execution holds the
+    service's lock (a failover or switchover is under way: a second cold instance would only add to
+    what a person must follow), while the service fails over or needs attention, and while the
+    cold site itself serves (the rehearsal would launch a second one beside it)."""
+    service = state.service
+    if state.lock_holder and (state.lock_expires_at is None or state.lock_expires_at > now):
+        return (
+            f"not now: incident {state.lock_holder} holds the lock of {service} (a failover or switchover "
+            "is under way); rehearse once it has ended"
+        )
+    if state.status in (ServiceStatus.FAILING_OVER, ServiceStatus.NEEDS_ATTENTION):
+        return f"not now: {service} is {state.status.value}; rehearse once a person has dealt with it"
+    if state.active_site == "cold":
+        return f"not now: the cold site of {service} serves; a rehearsal would launch a second one beside it"
+    return None
 
 
 def rehearsal_id(service: str, now: float) -> str:

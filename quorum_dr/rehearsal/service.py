@@ -31,10 +31,13 @@ from quorum_dr.domain.cold_report import ColdReportInvalid, parse_cold_report
 from quorum_dr.domain.rehearsal import (
     ID_PATTERN,
     REHEARSAL_FINISHED,
+    RehearsalRefused,
     RehearsalResult,
     judge,
+    refusal,
     rehearsal_id,
 )
+from quorum_dr.domain.state import ServiceState
 from quorum_dr.failover.errors import InvalidInput
 from quorum_dr.ports import ColdSiteLauncher, EventPublisher
 
@@ -93,6 +96,9 @@ class RehearsalPorts:
     store: RehearsalStore
     events: EventPublisher
     clock: Callable[[], float] = time.time
+    # the service's state (the state table's STATE item); a rehearsal is refused while it says an
+    # incident is under way (domain.rehearsal.refusal)
+    service_state: Callable[[str], ServiceState] | None = None
 
 
 def _service(ports: RehearsalPorts, name: str) -> Service:
@@ -121,6 +127,10 @@ def begin(ports: RehearsalPorts, payload: Any) -> dict[str, Any]:
     service = _service(ports, request.service)
     assert service.cold_site is not None
     now = ports.clock()
+    if ports.service_state is not None:
+        why = refusal(ports.service_state(service.name), now)
+        if why:
+            raise RehearsalRefused(why)
     made = RehearsalContext(
         rehearsal_id=rehearsal_id(service.name, now),
         service=service.name,

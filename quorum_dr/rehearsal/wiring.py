@@ -32,6 +32,7 @@ def from_env() -> RehearsalPorts:
     """Environment: QUORUM_DR_CONFIG_PATH, STATE_TABLE_NAME, EVENT_BUS_NAME,
     COLD_SITE_LAUNCH_TEMPLATES (the same as launch_cold_site's)."""
     from quorum_dr.adapters.cold_site import ColdSiteLaunch, Ec2ColdSiteLauncher
+    from quorum_dr.adapters.dynamodb_state import DynamoStandbyWatch
     from quorum_dr.adapters.eventbridge import EventBridgePublisher
     from quorum_dr.adapters.rehearsal import DynamoRehearsalStore, Ec2InstanceTerminator, s3_figures
     from quorum_dr.config import Service, load_config
@@ -57,5 +58,6 @@ def from_env() -> RehearsalPorts:
         figures=s3_figures(),
         terminator=Ec2InstanceTerminator,
         store=DynamoRehearsalStore(settings.STATE_TABLE_NAME, region=config.home_region),
+        service_state=DynamoStandbyWatch(settings.STATE_TABLE_NAME, region=config.home_region).service_state,
         events=EventBridgePublisher.from_name(settings.EVENT_BUS_NAME, region=config.home_region),
     )

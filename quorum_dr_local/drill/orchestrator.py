@@ -272,6 +272,7 @@ class Drill:
     def _wire_rehearsal(self, config: Any, ports: Any) -> None:
         """The rehearsal's ports: the failover's own cold-site launcher (the same ColdSiteLaunch),
         the figures in the drill's S3, EC2 termination, the state table, the home bus."""
+        from quorum_dr.adapters.dynamodb_state import DynamoStandbyWatch
         from quorum_dr.adapters.eventbridge import EventBridgePublisher
         from quorum_dr.adapters.rehearsal import DynamoRehearsalStore, Ec2InstanceTerminator, s3_figures
         from quorum_dr.rehearsal import wiring as rehearsal_wiring
@@ -285,6 +286,7 @@ class Drill:
                 terminator=Ec2InstanceTerminator,
                 store=DynamoRehearsalStore(STATE_TABLE, region=HOME_REGION),
                 events=EventBridgePublisher.from_name(EVENT_BUS, region=HOME_REGION),
+                service_state=DynamoStandbyWatch(STATE_TABLE, region=HOME_REGION).service_state,
             )
         )
 

@@ -130,6 +130,10 @@ def test_the_role_launches_as_a_failover_terminates_only_a_rehearsal_and_writes_
         st.conditions == {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["REHEARSAL#*"]}}
         for st in writes
     ), [st.conditions for st in writes]
+    reads = [st for st in role if "dynamodb:GetItem" in st.actions]  # the state, to refuse during an incident
+    assert reads and all(
+        st.conditions == {"ForAllValues:StringEquals": {"dynamodb:LeadingKeys": ["booking"]}} for st in reads
+    ), [st.conditions for st in reads]
     for never in (
         "dynamodb:DeleteItem",
         "secretsmanager:GetSecretValue",

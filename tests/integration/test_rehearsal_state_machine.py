@@ -22,6 +22,7 @@ import pytest
 from moto import mock_aws
 
 from quorum_dr.adapters.cold_site import TOKEN_PLACEHOLDER, ColdSiteLaunch, Ec2ColdSiteLauncher
+from quorum_dr.adapters.dynamodb_state import DynamoStandbyWatch
 from quorum_dr.adapters.eventbridge import EventBridgePublisher
 from quorum_dr.adapters.rehearsal import DynamoRehearsalStore, Ec2InstanceTerminator, s3_figures
 from quorum_dr.adapters.tables import create_table
@@ -203,6 +204,9 @@ def world(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[World]:
                 terminator=Ec2InstanceTerminator,
                 store=store,
                 events=EventBridgePublisher(events, bus_name=BUS),
+                service_state=DynamoStandbyWatch(
+                    TABLE, resource=boto3.resource("dynamodb", region_name=HOME)
+                ).service_state,
             )
         )
         handler = load_handler("rehearse_cold_site")
@@ -339,3 +343,24 @@ def test_a_bad_request_launches_nothing(world: World) -> None:
     assert "no service 'nope' in the config" in described["cause"]
     assert states == ["BeginRehearsal", "RequestRejected"] and world.instances() == []
     assert world.table_keys() == []
+
+
+def test_a_rehearsal_while_a_failover_holds_the_lock_is_refused_and_launches_nothing(world: World) -> None:
+    table = boto3.resource("dynamodb", region_name=HOME).Table(TABLE)
+    table.put_item(
+        Item={
+            "pk": "booking",
+            "sk": "STATE",
+            "service": "booking",
+            "active_site": "main",
+            "status": "FAILING_OVER",
+            "lock_holder": "auto-booking-1",
+            "lock_expires_at": int(time.time()) + 900,
+            "version": 3,
+        }
+    )
+    described, states = rehearse(world, "rehearsal-during-incident")
+    assert described["status"] == "FAILED" and described["error"] == "RequestRejected"
+    assert "not now: incident auto-booking-1 holds the lock of booking" in described["cause"]
+    assert states == ["BeginRehearsal", "RequestRejected"] and world.instances() == []
+    assert {pk for pk, _ in world.table_keys()} == {"booking"}  # nothing recorded, nothing launched

@@ -187,3 +187,40 @@ def test_every_failure_is_listed_and_the_summary_says_them_all() -> None:
 def test_the_rehearsal_id_names_the_service_and_the_utc_time() -> None:
     made = rehearsal_id("booking", 1_800_000_000.0)
     assert made == "rehearsal-booking-20270115T080000Z" and ID_PATTERN.match(made)
+
+
+# -- when a rehearsal must not start ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("state", "refused"),
+    [
+        ({}, None),
+        (
+            {"active_site": "dr", "status": "FAILED_OVER"},
+            None,
+        ),  # after a failover the cold site is the last resort
+        (
+            {"lock_holder": "auto-booking-1", "lock_expires_at": 2_000.0},
+            "not now: incident auto-booking-1 holds",
+        ),
+        (
+            {"lock_holder": "auto-booking-1", "lock_expires_at": 500.0},
+            None,
+        ),  # a lock that expired holds nothing
+        ({"status": "FAILING_OVER"}, "not now: booking is FAILING_OVER"),
+        ({"status": "NEEDS_ATTENTION"}, "not now: booking is NEEDS_ATTENTION"),
+        ({"active_site": "cold", "status": "FAILED_OVER"}, "not now: the cold site of booking serves"),
+    ],
+)
+def test_a_rehearsal_is_refused_only_while_an_incident_is_under_way(
+    state: dict[str, object], refused: str | None
+) -> None:
+    from quorum_dr.domain.rehearsal import refusal
+    from quorum_dr.domain.state import ServiceState
+
+    why = refusal(ServiceState.model_validate({"service": "booking", **state}), now=1_000.0)
+    if refused is None:
+        assert why is None
+    else:
+        assert why is not None and why.startswith(refused), why
