@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -37,6 +38,23 @@ class _NoSockets(socket.socket):
 def _block_sockets_in_unit_tests(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
     if request.node.get_closest_marker("unit"):
         monkeypatch.setattr(socket, "socket", _NoSockets)
+
+
+import botocore.session  # noqa: E402
+
+_CREATE_CLIENT = botocore.session.Session.create_client
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _no_sdk_patch_outlives_its_module() -> Iterator[None]:
+    """A patch of botocore's create_client (the IAM enforcement's: it hands every new client a
+    principal's credentials) left behind by a module would quietly give later modules' clients
+    credentials they do not have. Fail the module that left it, and put the original back."""
+    yield
+    if botocore.session.Session.create_client is not _CREATE_CLIENT:
+        left = getattr(botocore.session.Session.create_client, "__qualname__", "?")
+        botocore.session.Session.create_client = _CREATE_CLIENT  # type: ignore[method-assign]
+        pytest.fail(f"botocore's Session.create_client is still patched ({left}) after this module's tests")
 
 
 @pytest.fixture(scope="session")

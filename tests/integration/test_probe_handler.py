@@ -315,6 +315,7 @@ def test_secrets_manager_source_builds_one_bounded_client_from_the_default_sessi
         Name="quorum-dr/db", SecretString=json.dumps({"username": "monitor"})
     )
     monkeypatch.setenv("AWS_DEFAULT_REGION", PROBE_REGION)
+    monkeypatch.setattr(boto3, "DEFAULT_SESSION", None)  # put back after the test: no session leaks
     boto3.setup_default_session()
     sessions: list[Any] = []
     original = boto3.session.Session.__init__
@@ -380,13 +381,16 @@ def test_a_verify_round_reports_the_marker_and_stores_nothing(
         made.append(service_name)
         return create_client(self, service_name, *args, **kwargs)
 
-    monkeypatch.setattr(botocore.session.Session, "create_client", counted)
+    # Patched for this block only: the `aws` fixture's IAM enforcement patches create_client too and
+    # is torn down before monkeypatch is, which would then put the enforcement's patch back for good.
     probe_handler._config.cache_clear()
     try:
-        answer = probe_handler.handler(
-            {"action": "verify", "service": "booking", "expect_site": "main", "incident_id": "inc-v"},
-            LambdaContext(),
-        )
+        with monkeypatch.context() as patched:
+            patched.setattr(botocore.session.Session, "create_client", counted)
+            answer = probe_handler.handler(
+                {"action": "verify", "service": "booking", "expect_site": "main", "incident_id": "inc-v"},
+                LambdaContext(),
+            )
     finally:
         probe_handler._config.cache_clear()
     assert made == []
