@@ -162,11 +162,12 @@ def test_probe_invoker_bounds_each_invocation(aws: None) -> None:
 
     def probe(event: dict[str, Any], context: Any) -> dict[str, Any]:
         if context.invoked_function_arn.split(":")[3] == "us-east-1":
-            release.wait(10)  # hangs until the test ends
+            release.wait(60)  # hangs until the test ends (bounded)
         return {"reason": "round done"}
 
-    # 2 s: the answering regions must make it on a loaded CI machine; the hung one waits 10 s
-    invoker = LambdaProbeInvoker(ProbeFunctions(ARNS, timeout_seconds=2))
+    # 8 s: the answering regions must make it on a loaded CI machine (a busy 2-core run once took
+    # over 2 s for one trivial invocation through moto); the hung one waits until released
+    invoker = LambdaProbeInvoker(ProbeFunctions(ARNS, timeout_seconds=8))
     try:
         with lambda_dispatch({"quorum-dr-probe": probe}):
             sentences = invoker.run_round(
@@ -174,7 +175,7 @@ def test_probe_invoker_bounds_each_invocation(aws: None) -> None:
             )
     finally:
         release.set()
-    assert sentences["us-east-1"] == "us-east-1: its probe did not answer within 2 s"
+    assert sentences["us-east-1"] == "us-east-1: its probe did not answer within 8 s"
     assert sentences["eu-west-2"] == "eu-west-2: round done"
 
 
