@@ -21,13 +21,14 @@ test: setup
 # The handler-level tests again on the Python the functions are deployed on (.venv-lambda: only
 # requirements.txt and the test tools, so a dev-only import fails here as it would in Lambda), and
 # the probe's HTTP/TCP checks (its own HTTP/1.1 exchange over asyncio's TLS: 3.13 verifies stricter).
-# Left out: the drill report and timeline (matplotlib) and the cold failover test (renders the bootstrap with
+# Left out: the drill report, its readiness section and timeline (matplotlib) and the cold failover test (renders the bootstrap with
 # the CDK app's stacks.cold_site): local tooling, never in a Lambda. Without aws_cdk the
 # end-to-end and probe tests run the handlers without IAM enforcement (the main suite enforces it).
 LAMBDA_TESTS := tests/unit tests/integration/test_failover_end_to_end.py \
 	tests/integration/test_wiring.py tests/integration/test_probe_handler.py \
 	tests/integration/test_probes_http_tcp.py \
 	--ignore=tests/unit/test_report.py --ignore=tests/unit/test_timeline_states.py \
+	--ignore=tests/unit/test_drill_readiness.py \
 	--deselect=tests/integration/test_failover_end_to_end.py::test_cold_failover_launches_one_instance_and_waits_for_the_bootstrap_callback
 test-lambda-runtime: setup
 	@if [ -f .venv-lambda/.missing ]; then echo "SKIPPED test-lambda-runtime: $$(cat .venv-lambda/.missing)"; \
