@@ -159,19 +159,9 @@ class CloudflareEdge(EdgeSwitch):
         return EditProof(now, f"proven {utc_text(now)}: wrote only the {where} of {labels}")
 
     def _mark_record(self, state: RecordState, mark: str) -> None:
-        edit: Callable[..., Any] = self._client.dns.records.with_raw_response.edit
-        what = f"writing the edit check into the comment of the {state.label()} record"
-        # name, type and ttl as read (the API requires them); never the content or proxied
-        self._call(
-            what,
-            lambda: edit(
-                state.record_id,
-                zone_id=self.edge.zone_id,
-                name=state.name,
-                type=state.type,
-                ttl=state.ttl,
-                comment=mark,
-            ),
+        # the comment alone: never the content or proxied
+        self._patch_record(
+            state, f"writing the edit check into the comment of the {state.label()} record", comment=mark
         )
         got = _record_state(self._get_record(state.record_id, f"reading back the {state.label()} record"))
         if got.comment != mark:
@@ -223,18 +213,21 @@ class CloudflareEdge(EdgeSwitch):
         )
 
     def _write_record(self, want: RecordState, what: str) -> None:
+        self._patch_record(want, what, content=want.content, proxied=want.proxied)
+
+    def _patch_record(self, record: RecordState, what: str, **fields: Any) -> None:
+        """PATCH one record: its name, type and ttl as given (the API requires them), plus `fields`."""
         # `edit` is overloaded per record type; the type comes from the record we read.
         edit: Callable[..., Any] = self._client.dns.records.with_raw_response.edit
         self._call(
             what,
             lambda: edit(
-                want.record_id,
+                record.record_id,
                 zone_id=self.edge.zone_id,
-                name=want.name,
-                type=want.type,
-                ttl=want.ttl,
-                content=want.content,
-                proxied=want.proxied,
+                name=record.name,
+                type=record.type,
+                ttl=record.ttl,
+                **fields,
             ),
         )
 
