@@ -1074,8 +1074,9 @@ def cold_rehearsal_check(
     if age > max_age_seconds:
         return _fail(
             COLD_REHEARSAL,
-            f"the last restore rehearsal {latest.rehearsal_id} passed {span_text(age)} ago, over the limit "
-            f"{span_text(max_age_seconds)}: {schedule}; run drctl rehearse cold-site",
+            f"the last restore rehearsal {latest.rehearsal_id} passed "
+            f"{span_text(age, over=max_age_seconds)} ago, over the limit {span_text(max_age_seconds)}: "
+            f"{schedule}; run drctl rehearse cold-site",
             **figures,
         )
     upto = f", restored up to WAL {latest.restored_lsn}" if latest.restored_lsn else ""
