@@ -179,10 +179,10 @@ def test_a_cold_site_that_is_not_launched_holds_every_round_for_its_timeout() ->
     with_cold = parse_config(data)
     usage = tiny_usage()
 
-    waiting = probe_month(with_cold, "us-east-1", usage, ProbeDesign(), MONTH_MINUTES)
-    skipped = probe_month(
-        with_cold, "us-east-1", usage, ProbeDesign(cold_checked_while_idle=False), MONTH_MINUTES
+    waiting = probe_month(
+        with_cold, "us-east-1", usage, ProbeDesign(cold_checked_while_idle=True), MONTH_MINUTES
     )
+    skipped = probe_month(with_cold, "us-east-1", usage, ProbeDesign(), MONTH_MINUTES)  # as deployed
 
     # the cold check's 4 s timeout plus what the measured round spent around its wait (0.127 s),
     # then the store: 4.127 + 0.2
@@ -436,7 +436,11 @@ def test_the_example_costs_what_the_model_says_and_its_drivers_are_named(example
     assert len(duration) == 3 and all("waiting between them" in x.driver for x in duration)
     as_deployed, one_round, no_cold = report.levers[:3]
     assert as_deployed.total == pytest.approx(report.total)
-    assert one_round.total < as_deployed.total and no_cold.total < one_round.total
+    assert one_round.total < as_deployed.total and no_cold.total <= one_round.total
+    # the cold site left out of scheduled rounds while not launched is as deployed: the old design costs more
+    (before,) = [lever for lever in report.levers if lever.name.endswith("(before)")]
+    assert before.design.cold_checked_while_idle and not as_deployed.design.cold_checked_while_idle
+    assert before.total > as_deployed.total and before.probe_lambda > as_deployed.probe_lambda
     assert math.isclose(as_deployed.probe_lambda, sum(x.monthly or 0.0 for x in duration))
 
 
