@@ -46,7 +46,7 @@ from quorum_dr.domain.readiness import (
 
 # -- what the stacks deploy (checked against the synthesized templates) --------------------------
 
-PROBE_MEMORY_MB = 512  # stacks/probe_stack.py
+PROBE_MEMORY_MB = 256  # stacks/probe_stack.py
 ACTION_MEMORY_MB = 256  # stacks/function.py's default, every action function
 ARCHITECTURE = "arm64"  # stacks/lambda_asset.py
 PROBE_ALARM_METRICS_PER_REGION = 2  # probe errors; region silent: FILL(invocations, 0), one metric each

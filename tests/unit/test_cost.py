@@ -139,9 +139,9 @@ def test_the_probe_lines_of_a_tiny_deployment_match_the_figures_worked_out_by_ha
     lines = cost_lines(tiny_config(), prices, tiny_usage())
 
     duration = line(lines, "us-east-1", "probe function duration")
-    # 43,800 invocations x 31 s x 0.5 GB = 678,900 GB-s, at $0.00001
-    assert duration.quantity == pytest.approx(678_900)
-    assert duration.monthly == pytest.approx(6.789)
+    # 43,800 invocations x 31 s x 0.25 GB (256 MB) = 339,450 GB-s, at $0.00001
+    assert duration.quantity == pytest.approx(339_450)
+    assert duration.monthly == pytest.approx(3.3945)
     writes = line(lines, "us-east-1", "results written (home table)")
     # 3 results a round (control, main, DR) of 500 bytes: 3 WRU; 87,600 rounds; $1 per million
     assert writes.quantity == pytest.approx(262_800)
@@ -164,8 +164,8 @@ def test_one_round_per_invocation_bills_the_rounds_and_not_the_wait() -> None:
     lines = cost_lines(tiny_config(), tiny_prices(), tiny_usage(), ProbeDesign(wait_between_rounds=False))
 
     duration = line(lines, "us-west-2", "probe function duration")
-    # 87,600 invocations x 1 s x 0.5 GB
-    assert duration.quantity == pytest.approx(43_800)
+    # 87,600 invocations x 1 s x 0.25 GB (256 MB)
+    assert duration.quantity == pytest.approx(21_900)
     assert line(lines, "us-west-2", "probe function requests").quantity == 87_600
 
 
