@@ -11,7 +11,8 @@ getrusage is printed too: it can keep the forking parent's peak across exec, so 
   spacing 0 here) five times in the one process, as a warm container runs it: a scheduled round of
   the example service against local servers: main's and dr's HTTP health and TCP checks and the
   PostgreSQL check of a real PostgreSQL 15 primary and its streaming standby (credentials from
-  Secrets Manager), the cold site left out (steady state, `domain/cold_probe.py`); the results
+  Secrets Manager), the cold site left out (steady state, `domain/cold_probe.py`; with
+  `--probe-cold` the state is NEEDS_ATTENTION and the rounds check its silent address); the results
   table, state table, event bus and secrets in a moto server in another process (AWS_ENDPOINT_URL),
   so neither moto nor the servers count in the figure.
 - bench: `bench/probe_round.py`'s round of 1,000 HTTP checks (all concurrent) against its local
@@ -100,8 +101,7 @@ def child_handler() -> None:
 
 
 def child_bench(port: int) -> None:
-    sys.path.insert(0, str(ROOT / "bench"))
-    from probe_round import bench_config
+    bench_config = _probe_round().bench_config
 
     from quorum_dr.adapters.secrets import StaticSecrets
     from quorum_dr.probes.round import run_round
@@ -251,6 +251,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--python", type=Path, default=LAMBDA_PYTHON)
+    parser.add_argument(
+        "--probe-cold",
+        action="store_true",
+        help="state NEEDS_ATTENTION: the rounds check the cold site (silent: each check waits its timeout)",
+    )
     parser.add_argument("--child", choices=["handler", "bench"], help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -300,6 +305,16 @@ def main() -> int:
         dynamodb = boto3.client("dynamodb", region_name=HOME, endpoint_url=url, **_keys())
         create_table(dynamodb, RESULTS)
         create_table(dynamodb, STATE)
+        if args.probe_cold:  # not the steady state: the cold rule checks the cold site
+            state = {"service": "booking", "status": "NEEDS_ATTENTION", "active_site": "main", "version": 1}
+            dynamodb.put_item(
+                TableName=STATE,
+                Item={
+                    "pk": {"S": "booking"},
+                    "sk": {"S": "STATE"},
+                    **{k: {"N": str(v)} if isinstance(v, int) else {"S": v} for k, v in state.items()},
+                },
+            )
         secrets = boto3.client("secretsmanager", region_name=REGION, endpoint_url=url, **_keys())
         secrets.create_secret(Name=SECRET, SecretString=json.dumps(primary.roles.monitor.as_secret()))
         config = base / "watchdog.json"
@@ -330,8 +345,7 @@ def main() -> int:
 
     import multiprocessing
 
-    sys.path.insert(0, str(ROOT / "bench"))
-    from probe_round import _serve
+    _serve = _probe_round()._serve
 
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
@@ -349,6 +363,17 @@ def main() -> int:
         slow.terminate()
         slow.join(5)
     return 0
+
+
+def _probe_round() -> Any:
+    """bench/probe_round.py (its server and its config of N checks), loaded by path."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("probe_round", ROOT / "bench" / "probe_round.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def _keys() -> dict[str, str]:
