@@ -46,7 +46,7 @@ from quorum_dr.domain.readiness import (
 
 # -- what the stacks deploy (checked against the synthesized templates) --------------------------
 
-PROBE_MEMORY_MB = 512  # stacks/probe_stack.py
+PROBE_MEMORY_MB = 256  # stacks/probe_stack.py
 ACTION_MEMORY_MB = 256  # stacks/function.py's default, every action function
 ARCHITECTURE = "arm64"  # stacks/lambda_asset.py
 PROBE_ALARM_METRICS_PER_REGION = 2  # probe errors; region silent: FILL(invocations, 0), one metric each
@@ -304,7 +304,9 @@ class ProbeDesign:
     """How the probe runs: as deployed by default."""
 
     wait_between_rounds: bool = True  # the rounds of a minute run inside one invocation, waiting between
-    cold_checked_while_idle: bool = True  # the cold site's checks run every round, launched or not
+    # False (as deployed): scheduled rounds leave out a cold site that is not launched
+    # (domain/cold_probe.py); True: its checks run every round, launched or not (before issue 14)
+    cold_checked_while_idle: bool = False
     memory_mb: int = PROBE_MEMORY_MB
     architecture: Literal["arm64", "x86_64"] = ARCHITECTURE  # type: ignore[assignment]
 
@@ -1344,6 +1346,12 @@ LEVERS: Sequence[tuple[str, str, ProbeDesign]] = (
         ProbeDesign(wait_between_rounds=False, cold_checked_while_idle=False, memory_mb=256),
     ),
     ("x86_64 instead of arm64", "as deployed, on x86_64", ProbeDesign(architecture="x86_64")),
+    (
+        "cold site probed while not launched (before)",
+        "as deployed, but every round checks the cold site, launched or not: each of its checks waits "
+        "for its timeout (the design before the cold rule of issue 14)",
+        ProbeDesign(cold_checked_while_idle=True),
+    ),
 )
 
 

@@ -127,12 +127,16 @@ def run_round(
     secrets: SecretSource,
     clock: Callable[[], float] = time.time,
     runners: Mapping[str, CheckRunner] | None = None,
+    leave_out: Mapping[str, Sequence[str]] | None = None,
 ) -> RoundReport:
     """Run one round from this process (blocking). See `run_round_async`.
 
     The event loop is run by hand rather than with `asyncio.run`, which would wait at the end for
     every thread of the loop's default executor: a `getaddrinfo` stuck on an unreachable resolver
     would then hold the round long past its checks' deadlines. Such threads are abandoned here.
+
+    `leave_out`: per service, sites whose checks this round does not run (a scheduled round's cold
+    site that is not launched, `domain/cold_probe.py`); they get no result at all, not a DOWN.
     """
     loop = asyncio.new_event_loop()
     try:
@@ -146,6 +150,7 @@ def run_round(
                 secrets=secrets,
                 clock=clock,
                 runners=runners,
+                leave_out=leave_out,
             )
         )
     finally:
@@ -174,6 +179,7 @@ async def run_round_async(
     secrets: SecretSource,
     clock: Callable[[], float] = time.time,
     runners: Mapping[str, CheckRunner] | None = None,
+    leave_out: Mapping[str, Sequence[str]] | None = None,
 ) -> RoundReport:
     selected = [config.service(name) for name in services] if services else list(config.services)
     started_at = clock()
@@ -188,6 +194,7 @@ async def run_round_async(
                 (service.name, site_name, check)
                 for service in selected
                 for site_name, site in _sites(service.sites, sites)
+                if site_name not in (leave_out or {}).get(service.name, ())
                 for check in site.checks
             ]
             outcomes = await asyncio.gather(*(run.one(check) for _, _, check in jobs))

@@ -14,6 +14,10 @@
    `change: resolved`, when it goes: once per change, not every round. The previous view is this
    region's stored results of each site's PostgreSQL check (see `domain/split_brain.py`); the
    evidence (role, WAL position) stays in the stored results of every round.
+0. A scheduled round with a standby watch first reads each service's state item (the one read step
+   7 uses too) and leaves out the checks of a cold site that is not launched (`domain/cold_probe.py`:
+   the steady state on main or dr, no lock, no cooldown); a state it cannot read, or a round with no
+   state to read, checks the cold site as before. On-demand rounds check exactly what they ask for.
 7. With a standby watch (the state table): publish `StandbyDown` when the standby site (dr while
    main serves) turns DOWN by quorum across every region's results, and `StandbyRecovered` when it
    is back (see `domain/standby_health.py`, which also gives the timing). Once per change: the
@@ -30,10 +34,12 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from quorum_dr.config import WatchdogConfig
+from quorum_dr.domain.cold_probe import ColdProbe, scheduled_cold_probe
 from quorum_dr.domain.results import CONTROL_SITE, ProbeResult, Vote
 from quorum_dr.domain.retrigger import ProbeFailedDecision, decide_probe_failed
 from quorum_dr.domain.split_brain import SPLIT_BRAIN_SUSPECTED, split_brain_change
 from quorum_dr.domain.standby_health import StandbyRecord, evaluate_standby, standby_change
+from quorum_dr.domain.state import ServiceState
 from quorum_dr.observability import logger
 from quorum_dr.ports import EventPublisher, ResultStore, SecretSource, StandbyWatch
 from quorum_dr.probes.event import InvalidProbeEvent, RoundRequest, VerifyRequest
@@ -59,6 +65,12 @@ class ProbeRoundOutcome:
     stored: list[ProbeResult]
     verdicts: list[SiteRoundVerdict]
     events: list[PublishedEvent] = field(default_factory=list)
+    cold: dict[str, ColdProbe] = field(default_factory=dict)  # per service: the scheduled round's rule
+
+    @property
+    def cold_left_out(self) -> dict[str, str]:
+        """Per service whose cold site this round did not check: why."""
+        return {service: rule.reason for service, rule in self.cold.items() if not rule.probe}
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -75,6 +87,7 @@ class ProbeRoundOutcome:
             "events": [
                 {"detail_type": e.detail_type, "service": e.service, "site": e.site} for e in self.events
             ],
+            "cold_not_probed": self.cold_left_out,
         }
 
 
@@ -119,6 +132,14 @@ class ProbeService:
 
     def run(self, request: RoundRequest) -> ProbeRoundOutcome:
         self._check_request(request)
+        states, cold = self._cold_rule(request)
+        leave_out = {service: ["cold"] for service, rule in cold.items() if not rule.probe}
+        if leave_out:
+            logger.info(
+                f"round {request.round_id} leaves out the cold site of {', '.join(sorted(leave_out))}: "
+                + "; ".join(cold[service].reason for service in sorted(leave_out)),
+                extra={"round_id": request.round_id},
+            )
         report = run_round(
             self.config,
             region=self.region,
@@ -128,6 +149,7 @@ class ProbeService:
             secrets=self.secrets,
             clock=self.clock,
             runners=self.runners,
+            leave_out=leave_out,
         )
         verdicts = report.site_verdicts()
         services = sorted({r.service for r in report.results if r.site != CONTROL_SITE})
@@ -175,17 +197,52 @@ class ProbeService:
                     PublishedEvent(SPLIT_BRAIN_SUSPECTED, service, ",".join(sites), split.reason)
                 )
             if self.standby is not None:
-                published += self._watch_standby(service, recent.get(service, []), stored, report.round_id)
-        return ProbeRoundOutcome(request, report, stored, verdicts, published)
+                published += self._watch_standby(
+                    service, recent.get(service, []), stored, report.round_id, states.get(service)
+                )
+        return ProbeRoundOutcome(request, report, stored, verdicts, published, cold)
+
+    def _cold_rule(self, request: RoundRequest) -> tuple[dict[str, ServiceState], dict[str, ColdProbe]]:
+        """Step 0: for a scheduled round with a standby watch, each service's state item (read once,
+        for the cold rule and step 7) and the cold rule of each service that has a cold site."""
+        if request.kind != "scheduled" or self.standby is None:
+            return {}, {}
+        states: dict[str, ServiceState] = {}
+        rules: dict[str, ColdProbe] = {}
+        names = request.services or [s.name for s in self.config.services]
+        # the cooldown is home-region time, as `received_at` is (the offset is measured once and
+        # kept, so step 3's read does not measure it again)
+        try:
+            now = self.results.home_time()
+        except Exception:
+            now = self.clock()
+        for service in (self.config.service(name) for name in names):
+            error = None
+            try:
+                states[service.name] = self.standby.service_state(service.name)
+            except Exception as exc:  # probe the cold site as before; step 7 tries its own read
+                error = f"{type(exc).__name__}: {exc}"
+            if service.sites.cold is not None:
+                rules[service.name] = scheduled_cold_probe(
+                    states.get(service.name), service=service.name, now=now, error=error
+                )
+        return states, rules
 
     def _watch_standby(
-        self, service: str, recent: list[ProbeResult], stored: list[ProbeResult], round_id: str
+        self,
+        service: str,
+        recent: list[ProbeResult],
+        stored: list[ProbeResult],
+        round_id: str,
+        state: ServiceState | None = None,
     ) -> list[PublishedEvent]:
         """Step 7: every region's recent results and this round's, judged by quorum; a change is
-        claimed in the state table, then published. Never fails the round."""
+        claimed in the state table, then published. Never fails the round. `state`: the service's
+        state item as step 0 read it (read here when it was not)."""
         assert self.standby is not None
         try:
-            state = self.standby.service_state(service)
+            if state is None:
+                state = self.standby.service_state(service)
             previous, version = self.standby.standby_record(service)
             now = self.results.home_time()
             this_round = {(r.region, r.round_id) for r in stored}

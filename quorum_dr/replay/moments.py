@@ -5,7 +5,9 @@ bench/policies.py runs too. What comes out is a list of moments:
 
 - `verdict`: the quorum engine (`evaluate_service`), evaluated each time a recorded round arrives,
   gives main, dr or cold another verdict than before (UP, DOWN, UNKNOWN, or "UNKNOWN (vetoed)":
-  a DOWN quorum the database veto holds), with its sentence.
+  a DOWN quorum the database veto holds; for a cold site that no recorded round checked lately
+  while the simulated state leaves it out of scheduled rounds, "NOT PROBED": not launched, see
+  `domain/cold_probe.py`), with its sentence.
 - `probe_failed`: a region's round publishes ProbeFailed of main (`decide_probe_failed`).
 - `execution_ends_at_once`: the execution that ProbeFailed starts ends before any confirmation:
   main is not the simulated active site (`trigger_applies`), or another execution holds the lock.
@@ -35,6 +37,7 @@ from pydantic import BaseModel, ConfigDict, model_validator
 
 from quorum_dr.config import WatchdogConfig
 from quorum_dr.config_types import clean_text
+from quorum_dr.domain.cold_probe import scheduled_cold_probe
 from quorum_dr.domain.quorum import evaluate_service
 from quorum_dr.domain.results import ProbeResult, Vote
 from quorum_dr.domain.retrigger import ProbeFailedDecision
@@ -274,6 +277,7 @@ MODES = {
 }
 
 
+NOT_PROBED_WORD = "NOT PROBED"  # the cold site while scheduled rounds leave it out (not launched)
 VETOED = " (vetoed)"  # a DOWN quorum the database veto holds: UNKNOWN, and a moment of its own
 
 
@@ -297,6 +301,13 @@ class Replay(SimulatedWatchdog):
         for site, verdict in evaluate_service(results, self.config, self.service, now).items():
             before = self.verdicts.get(site)
             word = verdict.verdict.value + (VETOED if verdict.vetoed else "")
+            reason = verdict.reason
+            if site == "cold" and not any(v.kind in ("up", "down", "suspect") for v in verdict.votes):
+                state = self.state.service_state(self.service)
+                rule = scheduled_cold_probe(state, service=self.service, now=now)
+                if not rule.probe:  # no result because no round checked it: no outage, no UNKNOWN
+                    word = NOT_PROBED_WORD
+                    reason = f"cold is not probed: {rule.reason}; no recorded round checked it lately"
             if before != word:
                 self.verdicts[site] = word
                 self.moments.append(
@@ -306,7 +317,7 @@ class Replay(SimulatedWatchdog):
                         site=site,
                         verdict=word,
                         previous=before,
-                        reason=verdict.reason,
+                        reason=reason,
                     )
                 )
 

@@ -662,6 +662,24 @@ def test_list_says_what_is_wrong_and_exits_as_readiness_does(
     )
 
 
+def test_list_says_a_cold_site_left_out_of_scheduled_rounds_is_not_probed_not_down(
+    world: World, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Steady on main: scheduled rounds leave the cold site out (domain/cold_probe.py), so no region
+    has a result for it; the row says so, rather than MISSING votes and UNKNOWN."""
+    world.probe_round(main=MAIN_DB, dr=DR_DB)
+    app_round(world, {region: {"main": Vote.UP, "dr": Vote.UP} for region in REGIONS})
+
+    code, lines, _ = listing(world, capsys)
+
+    assert code == 0
+    assert row(lines, "cold") == ["cold", "-", "-", "-", "-", *["-"] * 3, "not launched: not probed"]
+    code, out, _ = listing(world, capsys, "--json")
+    (view,) = json.loads("\n".join(out))
+    cold = {s["site"]: s for s in view["sites"]}["cold"]
+    assert (cold["votes"], cold["verdict"]) == ({}, "not launched: not probed")
+
+
 def test_list_of_an_unknown_service_is_exit_2_before_any_aws_call(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -139,9 +139,9 @@ def test_the_probe_lines_of_a_tiny_deployment_match_the_figures_worked_out_by_ha
     lines = cost_lines(tiny_config(), prices, tiny_usage())
 
     duration = line(lines, "us-east-1", "probe function duration")
-    # 43,800 invocations x 31 s x 0.5 GB = 678,900 GB-s, at $0.00001
-    assert duration.quantity == pytest.approx(678_900)
-    assert duration.monthly == pytest.approx(6.789)
+    # 43,800 invocations x 31 s x 0.25 GB (256 MB) = 339,450 GB-s, at $0.00001
+    assert duration.quantity == pytest.approx(339_450)
+    assert duration.monthly == pytest.approx(3.3945)
     writes = line(lines, "us-east-1", "results written (home table)")
     # 3 results a round (control, main, DR) of 500 bytes: 3 WRU; 87,600 rounds; $1 per million
     assert writes.quantity == pytest.approx(262_800)
@@ -164,8 +164,8 @@ def test_one_round_per_invocation_bills_the_rounds_and_not_the_wait() -> None:
     lines = cost_lines(tiny_config(), tiny_prices(), tiny_usage(), ProbeDesign(wait_between_rounds=False))
 
     duration = line(lines, "us-west-2", "probe function duration")
-    # 87,600 invocations x 1 s x 0.5 GB
-    assert duration.quantity == pytest.approx(43_800)
+    # 87,600 invocations x 1 s x 0.25 GB (256 MB)
+    assert duration.quantity == pytest.approx(21_900)
     assert line(lines, "us-west-2", "probe function requests").quantity == 87_600
 
 
@@ -179,10 +179,10 @@ def test_a_cold_site_that_is_not_launched_holds_every_round_for_its_timeout() ->
     with_cold = parse_config(data)
     usage = tiny_usage()
 
-    waiting = probe_month(with_cold, "us-east-1", usage, ProbeDesign(), MONTH_MINUTES)
-    skipped = probe_month(
-        with_cold, "us-east-1", usage, ProbeDesign(cold_checked_while_idle=False), MONTH_MINUTES
+    waiting = probe_month(
+        with_cold, "us-east-1", usage, ProbeDesign(cold_checked_while_idle=True), MONTH_MINUTES
     )
+    skipped = probe_month(with_cold, "us-east-1", usage, ProbeDesign(), MONTH_MINUTES)  # as deployed
 
     # the cold check's 4 s timeout plus what the measured round spent around its wait (0.127 s),
     # then the store: 4.127 + 0.2
@@ -436,7 +436,11 @@ def test_the_example_costs_what_the_model_says_and_its_drivers_are_named(example
     assert len(duration) == 3 and all("waiting between them" in x.driver for x in duration)
     as_deployed, one_round, no_cold = report.levers[:3]
     assert as_deployed.total == pytest.approx(report.total)
-    assert one_round.total < as_deployed.total and no_cold.total < one_round.total
+    assert one_round.total < as_deployed.total and no_cold.total <= one_round.total
+    # the cold site left out of scheduled rounds while not launched is as deployed: the old design costs more
+    (before,) = [lever for lever in report.levers if lever.name.endswith("(before)")]
+    assert before.design.cold_checked_while_idle and not as_deployed.design.cold_checked_while_idle
+    assert before.total > as_deployed.total and before.probe_lambda > as_deployed.probe_lambda
     assert math.isclose(as_deployed.probe_lambda, sum(x.monthly or 0.0 for x in duration))
 
 

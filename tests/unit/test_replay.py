@@ -12,6 +12,7 @@ import unicodedata
 import pytest
 
 from quorum_dr.config import parse_config
+from quorum_dr.config_file import read_yaml
 from quorum_dr.domain.results import ProbeResult
 from quorum_dr.replay.moments import Moment, ReplayOutcome, describe, differences, replay
 from tests.recorded_rounds import (
@@ -268,3 +269,17 @@ def test_results_of_regions_the_config_does_not_probe_from_are_left_out_and_said
 def test_a_moment_is_a_model_that_forbids_unknown_fields(kind: str) -> None:
     with pytest.raises(ValueError):
         Moment.model_validate({"at": 1.0, "kind": kind, "reason": "x", "colour": "red"})
+
+
+def test_a_cold_site_no_scheduled_round_checked_is_not_probed_not_unknown() -> None:
+    """The recording has no cold results (scheduled rounds leave out a cold site that is not
+    launched): the config's cold site reads NOT PROBED, with the rule's sentence, never UNKNOWN."""
+    with_cold = example_config_data() | {"services": read_yaml(EXAMPLE)["services"]}
+    config = parse_config(with_cold, str(EXAMPLE))
+    outcome = replay(_outage(), config, SERVICE)
+
+    cold = [m for m in outcome.of_kind("verdict") if m.site == "cold"]
+    assert [(m.at, m.verdict) for m in cold] == [(T0 + 0.5, "NOT PROBED")]
+    assert cold[0].reason.startswith("cold is not probed: the cold site of booking is not launched: ")
+    assert cold[0].reason.endswith("no recorded round checked it lately")
+    assert outcome.outcomes == {"scenario hot": 1}, "the decision is the same as without the cold site"

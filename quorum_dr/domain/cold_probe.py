@@ -1,0 +1,74 @@
+"""Does a scheduled round check the cold site? Only while it may be launched (issue 14, cost).
+
+A cold site that is not launched never answers: its checks would hold every scheduled round for
+their timeout and, every `retrigger_rounds` rounds, publish a ProbeFailed that starts an execution
+which stops at a gate. So a scheduled round leaves the cold site's checks out while the service's
+state says, beyond doubt, that the cold site is not launched: the steady state (HEALTHY, or
+FAILED_OVER after a hot failover) on main or dr, no incident lock recorded, no cooldown running
+(a failover, hot or cold, counted recently: a cold launch may have happened). In every other case,
+and when the state could not be read, the cold site is checked as before: when in doubt, probe.
+
+On-demand rounds (the state machine's confirmation rounds, `drctl probe`) are not ruled here: they
+check exactly the sites they are asked for. Nothing that decides reads the cold site's scheduled
+results while it is not launched: `decide_scenario` picks the cold scenario from main's and dr's
+verdicts alone, and the confirmation rounds probe cold on demand. Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict
+
+from quorum_dr.domain.state import ServiceState, ServiceStatus, utc_text
+
+# What a view shows for the cold site while scheduled rounds leave it out.
+NOT_PROBED = "not launched: not probed"
+STEADY = (ServiceStatus.HEALTHY, ServiceStatus.FAILED_OVER)
+
+
+class ColdProbe(BaseModel):
+    """The rule's verdict for one service: check the cold site in scheduled rounds, and why."""
+
+    model_config = ConfigDict(frozen=True)
+
+    probe: bool
+    reason: str
+
+
+def scheduled_cold_probe(
+    state: ServiceState | None, *, service: str, now: float, error: str | None = None
+) -> ColdProbe:
+    """Check the cold site of `service` in a scheduled round? `state` None: it could not be read
+    (`error` says why), so the cold site is checked."""
+    if state is None:
+        why = f" ({error})" if error else ""
+        return ColdProbe(
+            probe=True,
+            reason=f"the state of {service} could not be read{why}: the cold site is checked, "
+            "since it may be launched",
+        )
+    if state.active_site == "cold":
+        return ColdProbe(probe=True, reason=f"the cold site is checked: it is the active site of {service}")
+    if state.status not in STEADY:
+        return ColdProbe(
+            probe=True,
+            reason=f"the cold site is checked: {service} is {state.status.value}, not a steady state "
+            "(a failover or a cold launch may be under way or half done)",
+        )
+    if state.lock_holder is not None:
+        return ColdProbe(
+            probe=True,
+            reason=f"the cold site is checked: incident {state.lock_holder} holds the lock of {service}",
+        )
+    if state.cooldown_until is not None and state.cooldown_until > now:
+        who = f" (incident {state.counted_incident})" if state.counted_incident else ""
+        return ColdProbe(
+            probe=True,
+            reason=f"the cold site is checked: a failover of {service}{who} counted recently and its "
+            f"cooldown runs until {utc_text(state.cooldown_until)}, so a cold launch may have happened",
+        )
+    return ColdProbe(
+        probe=False,
+        reason=f"the cold site of {service} is not launched: {service} is {state.status.value} on "
+        f"{state.active_site}, no incident holds the lock and no cooldown runs, so scheduled rounds "
+        "leave its checks out (on-demand rounds still check it)",
+    )
