@@ -72,3 +72,59 @@ def scheduled_cold_probe(
         f"{state.active_site}, no incident holds the lock and no cooldown runs, so scheduled rounds "
         "leave its checks out (on-demand rounds still check it)",
     )
+
+
+# A confirmation round runs inside the execution that holds the lock and has set CONFIRMING: those
+# are its own marks, not a sign that a cold launch may have happened.
+CONFIRMING_STEADY = (ServiceStatus.HEALTHY, ServiceStatus.CONFIRMING, ServiceStatus.FAILED_OVER)
+
+
+def confirmation_cold_probe(
+    state: ServiceState | None,
+    *,
+    service: str,
+    incident_id: str,
+    target: str | None,
+    now: float,
+    error: str | None = None,
+) -> ColdProbe:
+    """Check the cold site of `service` in a confirmation round of `incident_id`? The same doubt as
+    `scheduled_cold_probe`, less the incident's own lock and its CONFIRMING status. The scenario
+    never needs the cold site's verdict (`decide_scenario` picks the cold failover from main's and
+    dr's), so leaving an unlaunched cold site out only spares each round its checks' timeout."""
+    if state is None:
+        why = f" ({error})" if error else ""
+        return ColdProbe(
+            probe=True,
+            reason=f"the state of {service} could not be read{why}: the cold site is checked, since it may "
+            "be launched",
+        )
+    if target == "cold":
+        return ColdProbe(
+            probe=True, reason="the cold site is checked: the operator asked for it as the target"
+        )
+    if state.active_site == "cold":
+        return ColdProbe(probe=True, reason=f"the cold site is checked: it is the active site of {service}")
+    if state.status not in CONFIRMING_STEADY:
+        return ColdProbe(
+            probe=True,
+            reason=f"the cold site is checked: {service} is {state.status.value} (a failover or a cold "
+            "launch may be under way or half done)",
+        )
+    if state.lock_holder is not None and state.lock_holder != incident_id:
+        return ColdProbe(
+            probe=True,
+            reason=f"the cold site is checked: incident {state.lock_holder}, not this one, holds the lock",
+        )
+    if state.cooldown_until is not None and state.cooldown_until > now:
+        who = f" (incident {state.counted_incident})" if state.counted_incident else ""
+        return ColdProbe(
+            probe=True,
+            reason=f"the cold site is checked: a failover of {service}{who} counted recently and its "
+            f"cooldown runs until {utc_text(state.cooldown_until)}, so a cold launch may have happened",
+        )
+    return ColdProbe(
+        probe=False,
+        reason=f"the cold site is not launched ({service} is {state.status.value} on {state.active_site}, "
+        "no cooldown runs): not checked, since no scenario needs its verdict",
+    )

@@ -5,9 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from quorum_dr.config import Service
+from quorum_dr.domain.cold_probe import ColdProbe, confirmation_cold_probe
 from quorum_dr.domain.decisions import decide_scenario
 from quorum_dr.domain.quorum import SiteVerdict, Verdict, evaluate_service
 from quorum_dr.domain.settle import round_settled, tally
+from quorum_dr.domain.state import ServiceState
 from quorum_dr.failover.ports import Ports
 from quorum_dr.failover.receipts import entry
 from quorum_dr.failover.request import Incident
@@ -18,8 +20,8 @@ class _SettleCheck:
     """Asked after each region's answer: a sentence once no late answer can change the decision
     (main's and dr's verdicts, cold's, and the database veto's evidence). Remembers who was left out."""
 
-    def __init__(self, ports: Ports, service: Service, round_id: str) -> None:
-        self.ports, self.service, self.round_id = ports, service, round_id
+    def __init__(self, ports: Ports, service: Service, round_id: str, sites: list[str]) -> None:
+        self.ports, self.service, self.round_id, self.sites = ports, service, round_id, sites
         self.regions = list(ports.config.probe_regions)
         self.has_dr_database = any(check.type == "postgres" for check in service.sites.dr.checks)
         self.silent: list[str] = []
@@ -33,7 +35,11 @@ class _SettleCheck:
         now = ports.clock()
         results = ports.results().recent_results(self.service.name, now - config.probe.freshness_seconds)
         verdicts = evaluate_service(results, config, self.service.name, now)
-        kinds = {site: {v.region: v.kind for v in verdict.votes} for site, verdict in verdicts.items()}
+        kinds = {
+            site: {v.region: v.kind for v in verdict.votes}
+            for site, verdict in verdicts.items()
+            if site in self.sites  # a site the round does not check has no answer to wait for
+        }
         dr_database_seen = any(
             r.site == "dr" and r.check_type == "postgres" and r.round_id == self.round_id and r.db is not None
             for r in results
@@ -71,18 +77,23 @@ def confirm_round(
     invariant 10): the answer's `holds` says whether the fresh verdicts still give the same
     scenario, and its `reason` says why not (main UP again, DR no longer UP, ...)."""
     service = ports.service(incident.service)
-    sites = ["main", "dr"] + (["cold"] if service.sites.cold else [])
+    cold = _cold_rule(ports, incident) if service.sites.cold else None
+    sites = ["main", "dr"] + (["cold"] if cold is not None and cold.probe else [])
     round_id = f"{incident.incident_id}-r{round_index + 1}"
     invocations = ports.probes().run_round(
         service=service.name,
         round_id=round_id,
         incident_id=incident.incident_id,
         sites=sites,
-        settled=(settle := _SettleCheck(ports, service, round_id)),
+        settled=(settle := _SettleCheck(ports, service, round_id, sites)),
     )
     now = ports.clock()
     results = ports.results().recent_results(service.name, now - ports.config.probe.freshness_seconds)
-    verdicts = evaluate_service(results, ports.config, service.name, now)
+    verdicts = {
+        site: verdict
+        for site, verdict in evaluate_service(results, ports.config, service.name, now).items()
+        if site in sites
+    }
     main = verdicts["main"]
     reason = f"round {round_index + 1}: {main.reason}"
     holds: bool | None = None
@@ -107,7 +118,30 @@ def confirm_round(
     )
     if holds is not None:
         answer["holds"] = holds
+    if cold is not None and not cold.probe:
+        answer["cold_not_probed"] = cold.reason
     return answer
+
+
+def _cold_rule(ports: Ports, incident: Incident) -> ColdProbe:
+    """Does this confirmation round check the cold site (`domain/cold_probe.py`)? A state that
+    cannot be read says yes."""
+    try:
+        state: ServiceState | None = ServiceState.model_validate(ports.store.get_state(incident.service))
+        error = None
+    except Exception as exc:  # in doubt, probe: the round goes on as before
+        state, error = None, f"{type(exc).__name__}: {exc}"
+    rule = confirmation_cold_probe(
+        state,
+        service=incident.service,
+        incident_id=incident.incident_id,
+        target=incident.target,
+        now=ports.clock(),
+        error=error,
+    )
+    if not rule.probe:
+        logger.info(rule.reason, extra={"incident_id": incident.incident_id})
+    return rule
 
 
 def _still_holds(

@@ -86,11 +86,19 @@ def probe_round(
 
 
 def run_confirm_round(
-    *, dr_database_reached: bool, timeout_seconds: float
+    *,
+    dr_database_reached: bool,
+    timeout_seconds: float,
+    state: dict[str, Any] | None = None,
+    asked: list[list[str]] | None = None,
 ) -> tuple[dict[str, Any], float, Any]:
+    """`state`: the service's state item to store first; `asked` collects the sites each region's
+    on-demand round was asked to check."""
     config = make_config()
     results = FakeResults()
     store = DynamoStateStore("quorum-dr-state", resource=boto3.resource("dynamodb", region_name=HOME))
+    if state is not None:
+        store.put_state({"service": "booking", **state}, expected_version=0)
     invoker = LambdaProbeInvoker(ProbeFunctions(ARNS, timeout_seconds=timeout_seconds))
     ports = wiring.Ports(config=config, store=store, results=lambda: results, probes=lambda: invoker)
     incident = start_incident(
@@ -104,6 +112,8 @@ def run_confirm_round(
 
     def probe(event: dict[str, Any], context: Any) -> dict[str, Any]:
         region = context.invoked_function_arn.split(":")[3]
+        if asked is not None:
+            asked.append(list(event["sites"]))
         if region == DARK:
             release.wait(SILENCE_SECONDS)  # a dark region: no answer within the invocation timeout
             return {"reason": "too late"}
@@ -141,3 +151,37 @@ def test_without_the_dr_databases_state_in_hand_the_round_waits_for_the_late_reg
     assert answer["silent"] == []
     assert answer["invocations"][DARK] == f"{DARK}: its probe did not answer within {timeout:g} s"
     assert answer["main"] == "DOWN", answer["reason"]  # after waiting, the same quorum decides
+
+
+def test_a_cold_site_that_is_not_launched_is_left_out_of_the_round(aws: None) -> None:
+    # The steady state (HEALTHY on main, no cooldown): no scenario needs the cold site's verdict,
+    # and an unlaunched cold site would hold every region's round for its checks' timeout.
+    asked: list[list[str]] = []
+    answer, _, record = run_confirm_round(
+        dr_database_reached=True, timeout_seconds=SILENCE_SECONDS, asked=asked
+    )
+
+    assert asked and all(sites == ["main", "dr"] for sites in asked), asked
+    assert "cold" not in answer and "cold" not in answer["sites"]
+    assert "the cold site is not launched (booking is HEALTHY on main" in answer["cold_not_probed"]
+    assert answer["main"] == "DOWN" and answer["dr"] == "UP"  # the decision is the same
+    assert answer["silent"] == [DARK]  # and the settle rule does not wait for cold's answers
+
+
+@pytest.mark.parametrize(
+    ("state", "why"),
+    [
+        ({"active_site": "cold", "status": "FAILED_OVER"}, "it is the active site"),
+        ({"cooldown_until": time.time() + 600, "counted_incident": "inc-earlier"}, "inc-earlier"),
+        ({"status": "NEEDS_ATTENTION"}, "NEEDS_ATTENTION"),
+    ],
+    ids=["cold active", "cooldown running", "needs attention"],
+)
+def test_a_cold_site_that_may_be_launched_is_checked(aws: None, state: dict[str, Any], why: str) -> None:
+    asked: list[list[str]] = []
+    answer, _, _ = run_confirm_round(
+        dr_database_reached=True, timeout_seconds=SILENCE_SECONDS, state=state, asked=asked
+    )
+
+    assert asked and all(sites == ["main", "dr", "cold"] for sites in asked), asked
+    assert "cold" in answer["sites"] and "cold_not_probed" not in answer, why

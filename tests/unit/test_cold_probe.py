@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from quorum_dr.domain.cold_probe import scheduled_cold_probe
+from quorum_dr.domain.cold_probe import confirmation_cold_probe, scheduled_cold_probe
 from quorum_dr.domain.state import ServiceState, ServiceStatus
 
 NOW = 1_700_000_000.0  # 2023-11-14 22:13:20 UTC
@@ -60,3 +60,41 @@ def test_the_skip_sentence() -> None:
         "lock and no cooldown runs, so scheduled rounds leave its checks out (on-demand rounds still "
         "check it)"
     )
+
+
+CONFIRMATION_CASES = [
+    # (name, state or None, target, probe?, words the reason must carry)
+    ("steady on main", state(), None, False, "not launched"),
+    (
+        "its own CONFIRMING and lock",
+        state(status=ServiceStatus.CONFIRMING, lock_holder="inc-1"),
+        None,
+        False,
+        "not launched",
+    ),
+    ("the operator asks for cold", state(), "cold", True, "target"),
+    ("active cold", state(active_site="cold", status=ServiceStatus.FAILED_OVER), None, True, "active site"),
+    ("failing over", state(status=ServiceStatus.FAILING_OVER), None, True, "FAILING_OVER"),
+    ("needs attention", state(status=ServiceStatus.NEEDS_ATTENTION), None, True, "NEEDS_ATTENTION"),
+    ("another incident's lock", state(lock_holder="inc-9"), None, True, "inc-9, not this one"),
+    ("cooldown running", state(cooldown_until=NOW + 60, counted_incident="inc-8"), None, True, "inc-8"),
+    ("state unreadable", None, None, True, "could not be read"),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "given", "target", "probe", "words"), CONFIRMATION_CASES, ids=[c[0] for c in CONFIRMATION_CASES]
+)
+def test_the_confirmation_rule(
+    name: str, given: ServiceState | None, target: str | None, probe: bool, words: str
+) -> None:
+    rule = confirmation_cold_probe(
+        given,
+        service="booking",
+        incident_id="inc-1",
+        target=target,
+        now=NOW,
+        error=None if given else "throttled",
+    )
+    assert rule.probe is probe, rule.reason
+    assert words in rule.reason
