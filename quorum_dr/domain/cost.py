@@ -180,6 +180,7 @@ REQUIRED_USAGE = frozenset(
         "item_storage_overhead_bytes",
         "log_bytes_per_invocation",
         "log_bytes_per_round",
+        "log_bytes_round_queue_per_invocation",
         "platform_log_bytes_per_invocation",
         "probe_secret_cache_seconds",
         "round_queue_idle_receives_per_minute",
@@ -583,6 +584,8 @@ def probe_month(
         usage["log_bytes_per_invocation"]
         + usage["log_bytes_per_round"] * rounds_per_invocation
         + usage["platform_log_bytes_per_invocation"]
+        # with the round queue, every invocation also logs the queue's sentence (queued, lost, dropped)
+        + (usage["log_bytes_round_queue_per_invocation"] if queued else 0.0)
     )
     cold_services = sum(1 for s in config.services if s.sites.cold is not None)
     cold_events = (

@@ -164,7 +164,8 @@ def test_the_probe_lines_of_a_tiny_deployment_match_the_figures_worked_out_by_ha
         update={"per": 1_000_000}
     )
 
-    lines = cost_lines(tiny_config(), prices, tiny_usage(round_queue_idle_receives_per_minute=15))
+    usage = tiny_usage(round_queue_idle_receives_per_minute=15, log_bytes_round_queue_per_invocation=440)
+    lines = cost_lines(tiny_config(), prices, usage)
 
     duration = line(lines, "us-east-1", "probe function duration")
     # 87,600 invocations (one a round) x 1 s x 0.25 GB (256 MB) = 21,900 GB-s, at $0.00001
@@ -190,8 +191,8 @@ def test_the_probe_lines_of_a_tiny_deployment_match_the_figures_worked_out_by_ha
     assert transfer.quantity == pytest.approx(87_600 * 15_000 / 2**30)
     assert not [x for x in lines if x.region == HOME and x.item == "results to and from the home region"]
     logs = line(lines, "us-east-1", "probe log lines")
-    # 100 + 1 round x 1,000 + 400 = 1,500 bytes an invocation, 87,600 invocations
-    assert logs.quantity == pytest.approx(87_600 * 1_500 / 2**30)
+    # 100 + 1 round x 1,000 + 400 + the queue's sentence 440 = 1,940 bytes an invocation, 87,600 of them
+    assert logs.quantity == pytest.approx(87_600 * 1_940 / 2**30)
     assert line(lines, "us-east-1", "probe metrics").quantity == len(PROBE_METRICS) == 4
 
 
