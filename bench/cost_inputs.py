@@ -10,7 +10,10 @@
    address takes the connection attempt and never completes it, as an Elastic IP with no instance
    behind it does: the check waits its whole timeout). Per invocation: wall time, the items the
    round writes and their DynamoDB size (the size rule: attribute names + values), the bytes the
-   handler logs (JSON lines and the metrics' EMF blob) for one round and for the schedule's two.
+   handler logs (JSON lines and the metrics' EMF blob) for one round, for the design before the
+   round queue (the schedule's two rounds in one invocation), and for the two invocations of the
+   round queue's design (the scheduled one, which queues the next round on moto's SQS, and the
+   queued one).
    The round includes the standby watch (the state table's `service_state` and `standby_record`,
    two strongly consistent GetItems per service): the size of the state item, and of a standby
    record as the real domain words it (`standby_change` of a DR seen DOWN by every region) and the
@@ -247,9 +250,10 @@ def measure_probe(runs: int, cold_down: bool, pair: Any, work: Path) -> dict[str
                 items = [i for i in dynamodb.scan(TableName=TABLE)["Items"] if i["sk"]["S"] not in before]
                 items_per_round.append(items)
                 assert answer["abstaining"] is False, answer["reason"]
-            with captured_output() as out:  # the scheduled input's two rounds in one invocation
+            with captured_output() as out:  # the design before: the minute's two rounds in one invocation
                 handler.handler({"source": "schedule", "rounds": 2, "round_spacing_seconds": 0}, Context())
             two_round_log_bytes = len(out.getvalue().encode())
+            queued_log_bytes = measure_queued_rounds(handler, Context())
             table = boto3.resource("dynamodb", region_name=HOME).Table(TABLE)
             stored = table.scan()["Items"]
             sizes: dict[str, list[int]] = {}
@@ -281,9 +285,48 @@ def measure_probe(runs: int, cold_down: bool, pair: Any, work: Path) -> dict[str
         },
         "log_bytes_per_invocation": {"median": statistics.median(log_bytes), "max": max(log_bytes)},
         "log_bytes_two_round_invocation": two_round_log_bytes,
+        "log_bytes_round_queue_invocations": queued_log_bytes,
         "state_item_bytes": dynamodb_item_size(state_item),
         "standby_record_item_bytes": dynamodb_item_size(standby_item),
     }
+
+
+def measure_queued_rounds(handler: Any, context: Any) -> dict[str, int]:
+    """As deployed (interval below 60 s): the scheduled invocation runs one round and queues the
+    next on the round queue (moto's SQS), then the queued message's invocation runs it. The bytes
+    each logs (its round's lines and the queue's sentence)."""
+    import boto3
+
+    sqs = boto3.client("sqs", region_name=REGION)
+    url = sqs.create_queue(QueueName="quorum-dr-probe-rounds")["QueueUrl"]
+    os.environ["ROUND_QUEUE_URL"] = url
+    try:
+        with captured_output() as out:
+            handler.handler({"source": "schedule", "rounds": 2, "round_spacing_seconds": 1}, context)
+        first = len(out.getvalue().encode())
+        message = None
+        for _ in range(10):  # bounded: the message is delayed 1 s
+            messages = sqs.receive_message(QueueUrl=url, WaitTimeSeconds=1).get("Messages", [])
+            if messages:
+                message = messages[0]
+                break
+        assert message is not None, "the queued round never arrived"
+        event = {
+            "Records": [
+                {"messageId": message["MessageId"], "body": message["Body"], "eventSource": "aws:sqs"}
+            ]
+        }
+        clock = handler.clock
+        handler.clock = lambda: json.loads(message["Body"])["due_at"]  # on time, however long round 1 took
+        try:
+            with captured_output() as out:
+                answer = handler.handler(event, context)
+        finally:
+            handler.clock = clock
+        assert answer["messages"][0]["round"] is not None, answer
+        return {"scheduled": first, "queued": len(out.getvalue().encode())}
+    finally:
+        del os.environ["ROUND_QUEUE_URL"]
 
 
 def standby_record_item(config: Any) -> dict[str, Any]:

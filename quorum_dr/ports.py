@@ -61,6 +61,17 @@ class EventPublisher(ABC):
     def publish(self, detail_type: str, detail: Mapping[str, Any]) -> None: ...
 
 
+class RoundQueue(ABC):
+    """Where the probe puts the minute's next scheduled round, to come back after a delay (the
+    region's SQS round queue in production, its event source mapping invoking the probe)."""
+
+    name: str = "round queue"
+
+    @abstractmethod
+    def send(self, body: str, *, delay_seconds: int) -> None:
+        """Queue `body`, delivered no sooner than `delay_seconds` (0-900) from now; raises on failure."""
+
+
 class StandbyWatch(ABC):
     """What the probe reads and claims in the state table to say a change of the standby once
     (`domain/standby_health.py`): the service's state, and the last thing said about its standby."""

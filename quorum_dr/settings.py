@@ -36,6 +36,11 @@ class LambdaSettings(BaseModel):
         default_factory=dict,
         description="JSON object: service -> {region, launch_template_id} (launch_cold_site only)",
     )
+    ROUND_QUEUE_URL: str | None = Field(
+        default=None,
+        description="the probe region's round queue (interval below 60 s): the minute's later rounds "
+        "wait there instead of in the invocation",
+    )
     AWS_REGION: str | None = None
 
     @field_validator("PROBE_FUNCTION_ARNS", "COLD_SITE_LAUNCH_TEMPLATES", mode="before")

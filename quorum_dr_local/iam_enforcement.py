@@ -155,6 +155,12 @@ def _s3(operation: str, params: Mapping[str, Any], region: str) -> list[str]:
     return [f"arn:aws:s3:::{params['Bucket']}{key}"]
 
 
+def _sqs(operation: str, params: Mapping[str, Any], region: str) -> list[str]:
+    # https://sqs.REGION.amazonaws.com/ACCOUNT/NAME (or the legacy host): the ARN from the path
+    account, name = params["QueueUrl"].rstrip("/").split("/")[-2:]
+    return [f"arn:aws:sqs:{region}:{account}:{name}"]
+
+
 # (service, operation or None for every operation of the service) -> the ARNs a call targets
 _RESOURCES: dict[tuple[str, str | None], Callable[[str, Mapping[str, Any], str], list[str]]] = {
     ("dynamodb", None): _dynamodb,
@@ -172,6 +178,7 @@ _RESOURCES: dict[tuple[str, str | None], Callable[[str, Mapping[str, Any], str],
     ("s3", "GetObject"): _s3,
     ("s3", "HeadObject"): _s3,
     ("s3", "ListObjectsV2"): _s3,
+    ("sqs", "SendMessage"): _sqs,
 }
 
 

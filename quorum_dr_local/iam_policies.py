@@ -172,6 +172,8 @@ class Resolver:
             return self.physical.get(f"launch_template:{template_name}", f"{UNRESOLVED}{name}")
         if kind == "AWS::IAM::Role":
             return name
+        if kind == "AWS::SQS::Queue":  # Ref is the queue's URL
+            return f"https://sqs.{region}.amazonaws.com/{ACCOUNT}/{self.resolve(props['QueueName'], stack)}"
         return f"{UNRESOLVED}{kind}:{name}"
 
     def _get_att(self, logical: str, attribute: str, stack: StackTemplate) -> str:
@@ -194,6 +196,8 @@ class Resolver:
             return f"{prefix}:kms:{region}:{ACCOUNT}:key/{logical}"
         if kind == "AWS::IAM::Role" and attribute == "Arn":
             return f"{prefix}:iam::{ACCOUNT}:role/{logical}"
+        if kind == "AWS::SQS::Queue" and attribute == "Arn":
+            return f"{prefix}:sqs:{region}:{ACCOUNT}:{self.resolve(props['QueueName'], stack)}"
         if kind == "Custom::CrossRegionExportReader":
             return self._export(attribute)
         return f"{UNRESOLVED}{kind}.{attribute}:{logical}"

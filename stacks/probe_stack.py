@@ -17,12 +17,15 @@ from quorum_dr.domain.standby_health import STANDBY_ATTRIBUTES
 from stacks import naming
 from stacks.function import QuorumDrFunction, dependency_layer
 from stacks.lambda_asset import LambdaAssets
-from stacks.probe_schedule import ProbeAlarms, ProbeCadence, ProbeSchedule
+from stacks.probe_schedule import ProbeAlarms, ProbeCadence, ProbeSchedule, RoundQueue
 from stacks.secret_access import secrets_by_function
 
 
 class ProbeStack(Stack):
     """The probe of `region`.
+
+    With an interval below 60 s, the minute's later rounds wait on the region's round queue (SQS)
+    and come back as invocations of their own (`stacks/probe_schedule.py`).
 
     Results go straight to the home region's results table. Events go on the region's
     `quorum-dr` bus; outside the home region a rule forwards ProbeFailed / VerdictChanged /
@@ -90,6 +93,12 @@ class ProbeStack(Stack):
             iam.PolicyStatement(actions=["events:PutEvents"], resources=[naming.event_bus_arn(self, region)])
         )
         self.schedule = ProbeSchedule(self, "Schedule", probe=self.probe, cadence=cadence)
+        # Below 60 s the minute's later rounds come back through the round queue (no waiting billed).
+        self.round_queue = (
+            RoundQueue(self, "Rounds", probe=self.probe, cadence=cadence, config=config.probe)
+            if cadence.queued
+            else None
+        )
         self.alarms = ProbeAlarms(self, "Alarms", probe=self.probe, region=region)
 
         home_bus = events.EventBus.from_event_bus_arn(self, "HomeBus", naming.event_bus_arn(self, home))

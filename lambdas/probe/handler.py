@@ -1,15 +1,21 @@
 """Probe Lambda: rounds from this region, scheduled or on demand, and the verify round.
 
 Input: `{}` or a Scheduled Event (one scheduled round); `{"source": "schedule", "rounds": N,
-"round_spacing_seconds": S}` (N rounds S seconds apart, as the time left in the invocation
-allows); `{"round_id", "service"?, "sites"?, "incident_id"?}` (on-demand round); or
-`{"action": "verify", "service", "expect_site", ...}` (what the public hostname answers from
-here). See `quorum_dr.probes.event`, whose models the state machine's callers share.
+"round_spacing_seconds": S}` (the minute's N rounds S seconds apart: with ROUND_QUEUE_URL it runs
+the first and queues the second on the region's round queue, delay S; without it, N rounds in this
+invocation, waiting between them, as the time left allows); an SQS event from the round queue (each
+message one `QueuedRound`: run it unless it is late, queueing the minute's next first; a malformed
+body is logged and runs nothing, and never fails the invocation); `{"round_id", "service"?,
+"sites"?, "incident_id"?}` (on-demand round); or `{"action": "verify", "service", "expect_site",
+...}` (what the public hostname answers from here). See `quorum_dr.probes.event`, whose models the
+state machine's callers share.
 Output: the round (results as JSON-able dicts, per-site round verdicts, events published); for
-several rounds `{"rounds": [...], "reason"}`; for a verify round what this region saw.
+several rounds `{"rounds": [...], "reason"}`; for an SQS event `{"kind": "queued", "messages"}`;
+for a verify round what this region saw.
 Environment: QUORUM_DR_CONFIG_PATH, RESULTS_TABLE_NAME and STATE_TABLE_NAME (in the home region; the
 state table holds the active site and the last thing said about the standby), EVENT_BUS_NAME,
-AWS_REGION (the probing region; the invoked function's ARN names the same region and wins).
+ROUND_QUEUE_URL (only with an interval below 60 s), AWS_REGION (the probing region; the invoked
+function's ARN names the same region and wins).
 """
 
 from __future__ import annotations
@@ -25,14 +31,17 @@ from quorum_dr.adapters.dynamodb_results import DynamoDbResultStore
 from quorum_dr.adapters.dynamodb_state import DynamoStandbyWatch
 from quorum_dr.adapters.eventbridge import EventBridgePublisher
 from quorum_dr.adapters.secrets import SecretsManagerSecrets
+from quorum_dr.adapters.sqs_rounds import SqsRoundQueue
 from quorum_dr.config import WatchdogConfig, load_config
 from quorum_dr.domain.results import Vote
 from quorum_dr.observability import logger, metrics, tracer
 from quorum_dr.probes.event import (
     InvalidProbeEvent,
     OnDemandRound,
+    is_queue_event,
     is_verify_event,
     parse_probe_event,
+    parse_queue_event,
     parse_verify_event,
 )
 from quorum_dr.probes.service import ProbeRoundOutcome, ProbeService, verify_round
@@ -61,6 +70,8 @@ def handler(event: Any, context: Any) -> dict[str, Any]:
     try:
         if is_verify_event(event):
             return _verify(event, context)
+        if is_queue_event(event):
+            return _queued(event, context)
         outcomes, reason = _run(event, context)
     except InvalidProbeEvent as exc:
         logger.error(f"rejected probe event: {exc}")
@@ -68,9 +79,10 @@ def handler(event: Any, context: Any) -> dict[str, Any]:
         raise
     for outcome in outcomes:
         _record(outcome)
+    if reason:
+        logger.info(reason)
     if len(outcomes) == 1:
-        return outcomes[0].as_dict()
-    logger.info(reason)
+        return {**outcomes[0].as_dict(), **({"schedule": reason} if reason else {})}
     return {"kind": "scheduled", "rounds": [o.as_dict() for o in outcomes], "reason": reason}
 
 
@@ -113,14 +125,62 @@ def _remaining_seconds(context: Any) -> Any:
     return (lambda: remaining() / 1000.0) if callable(remaining) else None
 
 
+def _round_queue(context: Any) -> SqsRoundQueue | None:
+    settings = LambdaSettings.from_env()
+    if not settings.ROUND_QUEUE_URL:
+        return None
+    return SqsRoundQueue.from_url(settings.ROUND_QUEUE_URL, region=_region(context, settings))
+
+
 def _run(event: Any, context: Any) -> tuple[list[ProbeRoundOutcome], str]:
     request = parse_probe_event(event, now=clock())
     if request.incident_id:
         logger.set_correlation_id(request.incident_id)
     service = _service(context)
     if request.rounds == 1:
-        return [service.run(request)], "ran 1 round"
+        return [service.run(request)], ""
+    queue = _round_queue(context)
+    if queue is not None:  # the deployment's way: nothing billed for waiting
+        outcome, reason = service.run_first_of_minute(request, queue)
+        return [outcome], reason
     return service.run_scheduled(request, remaining_seconds=_remaining_seconds(context))
+
+
+def _queued(event: Any, context: Any) -> dict[str, Any]:
+    """The round queue's messages (batch size 1: one). Nothing here raises for a message: a
+    malformed body is logged and dropped, a late round is dropped, so SQS never redelivers a round
+    (a redelivery would be late anyway: the visibility timeout is longer than half the spacing).
+    A round that fails raises, as a scheduled one does: the Errors alarm sees it."""
+    messages = parse_queue_event(event)
+    queue = _round_queue(context)
+    if queue is None:
+        LambdaSettings.from_env().require("ROUND_QUEUE_URL")
+    assert queue is not None
+    service: ProbeService | None = None
+    answers: list[dict[str, Any]] = []
+    for message in messages:
+        if message.queued is None:
+            logger.error(
+                f"rejected queued round message {message.message_id}: {message.problem}; nothing run, "
+                "the message is dropped",
+                extra={"message_id": message.message_id},
+            )
+            metrics.add_metric(name="EventsRejected", unit=MetricUnit.Count, value=1)
+            answers.append({"message_id": message.message_id, "rejected": message.problem})
+            continue
+        service = service or _service(context)
+        outcome, reason = service.run_queued(message.queued, queue)
+        logger.info(reason, extra={"message_id": message.message_id, "round_id": message.queued.round_id})
+        if outcome is not None:
+            _record(outcome)
+        answers.append(
+            {
+                "message_id": message.message_id,
+                "round": outcome.as_dict() if outcome is not None else None,
+                "reason": reason,
+            }
+        )
+    return {"kind": "queued", "messages": answers}
 
 
 def _verify(event: Any, context: Any) -> dict[str, Any]:

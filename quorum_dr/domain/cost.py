@@ -16,8 +16,12 @@ table in the home region for every service, and the readiness function (`stacks/
 evaluates every service every `READINESS_RATE_MINUTES` minutes: both are priced line by line.
 
 The probe's cadence is the schedule's (`stacks/probe_schedule.py`): EventBridge Scheduler fires at
-most once a minute, so an interval below 60 s runs `ceil(60 / interval)` rounds `interval` apart
-inside one invocation, and Lambda bills the wait between them. `ProbeDesign` prices that design and
+most once a minute, so an interval below 60 s has `ceil(60 / interval)` rounds `interval` apart a
+minute. As deployed, each round is an invocation of its own: the schedule's, and the minute's later
+rounds through the region's round queue (SQS: a delayed SendMessage per round, the event source
+mapping's ReceiveMessage and DeleteMessage, and its polling of the queue while it is empty), so
+nothing is billed for waiting. The design before it (the minute's rounds in one invocation, Lambda
+billing the wait between them) is priced beside it as a lever. `ProbeDesign` prices a design and
 the alternatives beside it (`design_levers`); it changes nothing in the deployment.
 """
 
@@ -106,6 +110,10 @@ PROBE_METRICS = ("ChecksRun", "ChecksFailed", "RoundAbstained", "RoundSeconds")
 PROBE_LOG_RETENTION_MONTHS = 3  # stacks/function.py LOG_RETENTION
 STATE_MACHINE_LOG_RETENTION_MONTHS = 12  # stacks/failover_state_machine.py
 SCHEDULE_FINEST_MINUTES = 1  # EventBridge Scheduler's finest rate
+# The round queue (stacks/probe_schedule.py RoundQueue), below a 60 s interval: each queued round
+# is one SendMessage, and the event source mapping's one ReceiveMessage and one DeleteMessage
+# (batch size 1); bodies are far below 64 KB, so each request counts once.
+SQS_REQUESTS_PER_QUEUED_ROUND = 3
 
 WRITE_UNIT_BYTES = 1024  # one write request unit writes up to 1 KB
 READ_UNIT_BYTES = 4096  # one read request unit reads up to 4 KB (strongly consistent)
@@ -121,6 +129,7 @@ REQUIRED_PRICES = frozenset(
         "lambda_duration_x86_64",
         "lambda_requests",
         "scheduler_invocations",
+        "sqs_requests",
         "eventbridge_custom_events",
         "dynamodb_write_request_units",
         "dynamodb_read_request_units",
@@ -171,8 +180,10 @@ REQUIRED_USAGE = frozenset(
         "item_storage_overhead_bytes",
         "log_bytes_per_invocation",
         "log_bytes_per_round",
+        "log_bytes_round_queue_per_invocation",
         "platform_log_bytes_per_invocation",
         "probe_secret_cache_seconds",
+        "round_queue_idle_receives_per_minute",
         "ttl_deletion_lag_days",
         "false_alarm_executions_per_month",
         "dry_run_executions_per_month",
@@ -303,7 +314,9 @@ class UsageTable(BaseModel):
 class ProbeDesign:
     """How the probe runs: as deployed by default."""
 
-    wait_between_rounds: bool = True  # the rounds of a minute run inside one invocation, waiting between
+    # True: the design before issue 14's part 4, the rounds of a minute inside one invocation, waiting
+    # between them; False (as deployed): each round its own invocation, the later ones queued (SQS)
+    wait_between_rounds: bool = False
     # False (as deployed): scheduled rounds leave out a cold site that is not launched
     # (domain/cold_probe.py); True: its checks run every round, launched or not (before issue 14)
     cold_checked_while_idle: bool = False
@@ -316,9 +329,9 @@ AS_DEPLOYED = ProbeDesign()
 
 @dataclass(frozen=True)
 class Cadence:
-    """The schedule of `stacks/probe_schedule.py` (`ProbeCadence`): below 60 s, one invocation a
-    minute with `rounds` rounds `spacing_seconds` apart; from 60 s, one round every
-    `rate_minutes`."""
+    """The schedule of `stacks/probe_schedule.py` (`ProbeCadence`): below 60 s, one scheduled
+    invocation a minute and the minute's `rounds` rounds `spacing_seconds` apart (the later ones
+    through the round queue); from 60 s, one round every `rate_minutes`."""
 
     rate_minutes: int
     rounds: int
@@ -329,6 +342,11 @@ class Cadence:
         if interval_seconds < 60:
             return cls(SCHEDULE_FINEST_MINUTES, math.ceil(60 / interval_seconds), float(interval_seconds))
         return cls(max(1, round(interval_seconds / 60)), 1, 0.0)
+
+    @property
+    def queued(self) -> bool:
+        """Whether the minute has rounds after the scheduled one (the round queue exists)."""
+        return self.rounds > 1
 
     @property
     def round_period_seconds(self) -> float:
@@ -475,6 +493,8 @@ class ProbeMonth:
     cadence: Cadence
     rounds: float
     invocations: float
+    scheduled_invocations: float  # what EventBridge Scheduler fires
+    queued_rounds: float  # rounds that came through the round queue (SQS)
     round_seconds: float
     billed_seconds: float  # per invocation
     wait_seconds: float  # of which waiting between rounds
@@ -552,6 +572,8 @@ def probe_month(
         billed = (cadence.rounds - 1) * max(cadence.spacing_seconds, round_seconds) + round_seconds
     else:
         invocations, rounds_per_invocation, wait, billed = rounds, 1, 0.0, round_seconds
+    scheduled = month_minutes / cadence.rate_minutes
+    queued = 0.0 if design.wait_between_rounds else rounds - scheduled
     cold = design.cold_checked_while_idle
     checks = [c for s in config.services for c in round_checks(config, region, s, cold=cold)]
     sizes = [_item_bytes(c, usage) for c in checks]
@@ -562,6 +584,8 @@ def probe_month(
         usage["log_bytes_per_invocation"]
         + usage["log_bytes_per_round"] * rounds_per_invocation
         + usage["platform_log_bytes_per_invocation"]
+        # with the round queue, every invocation also logs the queue's sentence (queued, lost, dropped)
+        + (usage["log_bytes_round_queue_per_invocation"] if queued else 0.0)
     )
     cold_services = sum(1 for s in config.services if s.sites.cold is not None)
     cold_events = (
@@ -572,6 +596,8 @@ def probe_month(
         cadence=cadence,
         rounds=rounds,
         invocations=invocations,
+        scheduled_invocations=scheduled,
+        queued_rounds=queued,
         round_seconds=round_seconds,
         billed_seconds=billed,
         wait_seconds=wait,
@@ -672,6 +698,8 @@ def _probe_lines(m: _Month, p: ProbeMonth) -> list[CostLine]:
         f"{cadence.rounds} rounds {cadence.spacing_seconds:g} s apart in each, {p.wait_seconds:.1f} s of "
         "it waiting between them; "
         if design.wait_between_rounds and cadence.rounds > 1
+        else f"one round each (the schedule's, and {cadence.rounds - 1} a minute from the round queue); "
+        if cadence.queued
         else "one round each; "
     )
     cold = (
@@ -711,11 +739,14 @@ def _probe_lines(m: _Month, p: ProbeMonth) -> list[CostLine]:
             region,
             "scheduler_invocations",
             "schedule invocations",
-            p.invocations,
+            p.scheduled_invocations,
             "invocations",
             (f"one every {cadence.rate_minutes} minutes" if cadence.rate_minutes > 1 else "one a minute")
-            if design.wait_between_rounds
-            else "one per round",
+            + (
+                f" (the minute's other {cadence.rounds - 1} round(s) come through the round queue)"
+                if p.queued_rounds
+                else ""
+            ),
         ),
         m.line(
             "probe",
@@ -739,6 +770,34 @@ def _probe_lines(m: _Month, p: ProbeMonth) -> list[CostLine]:
             "consistent); each invocation one clock query",
         ),
     ]
+    if p.queued_rounds:
+        idle = usage["round_queue_idle_receives_per_minute"]
+        lines += [
+            m.line(
+                "probe",
+                region,
+                "sqs_requests",
+                "round queue: the queued rounds",
+                p.queued_rounds * SQS_REQUESTS_PER_QUEUED_ROUND,
+                "requests",
+                f"{p.queued_rounds:,.0f} rounds a month through the region's queue, "
+                f"{SQS_REQUESTS_PER_QUEUED_ROUND} requests each: the SendMessage that queues it (delay "
+                f"{cadence.spacing_seconds:g} s), the event source mapping's ReceiveMessage and "
+                "DeleteMessage",
+            ),
+            m.line(
+                "probe",
+                region,
+                "sqs_requests",
+                "round queue: the mapping's polling",
+                m.minutes * idle,
+                "requests",
+                f"{idle:g} empty ReceiveMessage a minute (estimate): AWS documents that Lambda long-polls a "
+                "standard queue, with five concurrent pollers at low traffic (as few as two), and "
+                "SQS's longest long poll is 20 s; 5 pollers x 3 polls a minute, the upper end; the "
+                "queue is empty but for a message every few seconds",
+            ),
+        ]
     services = len(config.services)
     watched = usage["state_item_bytes"] + usage["standby_record_bytes"]
     lines.append(
@@ -1328,22 +1387,11 @@ def cloudflare_load_balancing(config: WatchdogConfig, prices: PriceTable) -> Com
 # -- the report ----------------------------------------------------------------------------------
 
 LEVERS: Sequence[tuple[str, str, ProbeDesign]] = (
-    ("as deployed", "the rounds of a minute in one invocation, waiting between them", AS_DEPLOYED),
     (
-        "one round per invocation",
-        "each round its own invocation, nothing billed while waiting (Scheduler fires at most once a "
-        "minute: the other rounds need a trigger of their own, priced here as a Scheduler invocation)",
-        ProbeDesign(wait_between_rounds=False),
-    ),
-    (
-        "... and the cold site probed once launched",
-        "as above, and the cold site's checks skipped while it is not launched",
-        ProbeDesign(wait_between_rounds=False, cold_checked_while_idle=False),
-    ),
-    (
-        "... and 256 MB",
-        "as above, with the probe at 256 MB (its work is waiting on the network)",
-        ProbeDesign(wait_between_rounds=False, cold_checked_while_idle=False, memory_mb=256),
+        "as deployed",
+        "each round its own invocation, nothing billed while waiting: the schedule's round, and the "
+        "minute's later rounds through the region's round queue (SQS requests)",
+        AS_DEPLOYED,
     ),
     ("x86_64 instead of arm64", "as deployed, on x86_64", ProbeDesign(architecture="x86_64")),
     (
@@ -1351,6 +1399,17 @@ LEVERS: Sequence[tuple[str, str, ProbeDesign]] = (
         "as deployed, but every round checks the cold site, launched or not: each of its checks waits "
         "for its timeout (the design before the cold rule of issue 14)",
         ProbeDesign(cold_checked_while_idle=True),
+    ),
+    (
+        "before: the minute's rounds in one invocation",
+        "as deployed, but the schedule's invocation runs the minute's rounds, waiting between them "
+        "(Lambda bills the wait), and no queue (the design before issue 14's part 4)",
+        ProbeDesign(wait_between_rounds=True),
+    ),
+    (
+        "before issue 14: all three",
+        "the minute's rounds in one invocation, the cold site probed while not launched, the probe at 512 MB",
+        ProbeDesign(wait_between_rounds=True, cold_checked_while_idle=True, memory_mb=512),
     ),
 )
 
@@ -1429,9 +1488,14 @@ def cost_report(
     sites = len(_probed_sites(config))
     summary = (
         f"{len(config.probe_regions)} probe regions ({', '.join(config.probe_regions)}), home "
-        f"{config.home_region}; a round every {config.probe.interval_seconds:g} s "
-        f"({cadence.rounds} per invocation every {cadence.rate_minutes} min); "
-        f"{len(config.services)} service(s), {sites} sites"
+        + f"{config.home_region}; a round every {config.probe.interval_seconds:g} s "
+        + (
+            f"({cadence.rounds} a minute, one per invocation: 1 scheduled, {cadence.rounds - 1} through "
+            "the round queue); "
+            if cadence.queued and not design.wait_between_rounds
+            else f"({cadence.rounds} per invocation every {cadence.rate_minutes} min); "
+        )
+        + f"{len(config.services)} service(s), {sites} sites"
     )
     return CostReport(
         config_summary=summary,

@@ -41,8 +41,8 @@ from quorum_dr.domain.split_brain import SPLIT_BRAIN_SUSPECTED, split_brain_chan
 from quorum_dr.domain.standby_health import StandbyRecord, evaluate_standby, standby_change
 from quorum_dr.domain.state import ServiceState
 from quorum_dr.observability import logger
-from quorum_dr.ports import EventPublisher, ResultStore, SecretSource, StandbyWatch
-from quorum_dr.probes.event import InvalidProbeEvent, RoundRequest, VerifyRequest
+from quorum_dr.ports import EventPublisher, ResultStore, RoundQueue, SecretSource, StandbyWatch
+from quorum_dr.probes.event import InvalidProbeEvent, QueuedRound, RoundRequest, VerifyRequest
 from quorum_dr.probes.round import CheckRunner, RoundReport, SiteRoundVerdict, run_round, site_round_verdicts
 from quorum_dr.probes.verify import SiteSeen, see_public
 
@@ -317,6 +317,46 @@ class ProbeService:
             outcomes.append(self.run(replace(request, round_id=round_id)))
         spacing = f", {request.round_spacing_seconds:g} s apart" if request.rounds > 1 else ""
         return outcomes, f"ran {request.rounds} of {request.rounds} round(s){spacing}"
+
+    def run_first_of_minute(self, request: RoundRequest, queue: RoundQueue) -> tuple[ProbeRoundOutcome, str]:
+        """The scheduled invocation with the round queue: queue the minute's second round (due one
+        spacing from now), then run the first. Nothing waits in the invocation; a failed send loses
+        that round (and the minute's later ones), never this one."""
+        started = self.clock()
+        queued = self._queue(QueuedRound.second_of(request, started), queue, now=started)
+        outcome = self.run(replace(request, rounds=1))
+        return outcome, f"ran round 1 of {request.rounds}; {queued}"
+
+    def run_queued(self, message: QueuedRound, queue: RoundQueue) -> tuple[ProbeRoundOutcome | None, str]:
+        """A round delivered by the round queue: dropped when late (more than half the spacing past
+        due: its slot is gone, and a redelivery after the visibility timeout is always late, so one
+        message never runs its round twice); else queue the next round of the minute, then run it."""
+        now = self.clock()
+        late = message.late_by(now)
+        of = f"{message.index} of {message.index + message.remaining}"
+        if message.is_late(now):
+            return None, (
+                f"dropped round {message.round_id} ({of} of its minute): due {late:.1f} s ago, more "
+                f"than half the spacing ({message.spacing_seconds / 2:g} s); a late round is never caught up"
+            )
+        queued = self._queue(message.following(), queue, now=now)
+        outcome = self.run(RoundRequest("scheduled", message.round_id))
+        return outcome, f"ran round {of}, {late:+.1f} s from its due time; {queued}"
+
+    def _queue(self, following: QueuedRound | None, queue: RoundQueue, *, now: float) -> str:
+        if following is None:
+            return "the minute has no round after it"
+        delay = max(0, round(following.due_at - now))
+        try:
+            queue.send(following.model_dump_json(), delay_seconds=delay)
+        except Exception as exc:  # this round still runs and stands; the next one is lost: say so
+            logger.error(
+                f"round {following.round_id} is lost: queueing it on {queue.name} failed: "
+                f"{type(exc).__name__}: {exc}",
+                extra={"queue": queue.name, "lost_round_id": following.round_id},
+            )
+            return f"round {following.round_id} is lost: queueing it on {queue.name} failed"
+        return f"round {following.round_id} queued on {queue.name}, due in {delay} s"
 
     def verify(self, request: VerifyRequest) -> VerifyOutcome:
         """What this region sees of the switch (see `verify_round`)."""

@@ -52,6 +52,14 @@ def test_the_schedule_runs_the_cadence_the_model_prices(synth) -> None:
         assert props["ScheduleExpression"] == f"rate({cadence.rate_minutes} {unit})"
         sent = json.loads(props["Target"]["Input"])
         assert (sent["rounds"], sent["round_spacing_seconds"]) == (cadence.rounds, cadence.spacing_seconds)
+        # The minute's later rounds: a round queue exactly when the model prices one, read one message
+        # per invocation (SQS_REQUESTS_PER_QUEUED_ROUND counts one ReceiveMessage and one DeleteMessage
+        # a round), with SQS-managed encryption (no KMS key beyond cost.KMS_KEYS).
+        queues = list(synth.resources(stack, "AWS::SQS::Queue").values())
+        assert len(queues) == int(cadence.queued)
+        assert all(q["Properties"].get("SqsManagedSseEnabled") is True for q in queues)
+        mappings = list(synth.resources(stack, "AWS::Lambda::EventSourceMapping").values())
+        assert [m["Properties"]["BatchSize"] for m in mappings] == [1] * len(queues)
 
 
 def test_the_readiness_function_is_priced_at_its_memory_rate_and_architecture(synth) -> None:

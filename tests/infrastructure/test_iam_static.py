@@ -182,3 +182,27 @@ def test_the_probe_role_allows_the_standby_watch_and_no_other_state_write(
                 "StringEqualsIfExists": {"dynamodb:ReturnValues": ["NONE"]},
             }
         ], region
+
+
+def test_the_probe_role_sends_to_its_own_round_queue_only(
+    policies: dict[str, list[Statement]], synth: Any
+) -> None:
+    """The probe queues the minute's next round on its own region's round queue, and the event
+    source mapping reads that queue with the same role; nothing else on SQS (moto's IAM checks
+    the action only, so the ARNs are held here)."""
+    queues = {
+        region: f"arn:aws:sqs:{region}:{ACCOUNT}:quorum-dr-probe-rounds"
+        for region in synth.deployment.config.probe_regions
+    }
+    for region, queue in queues.items():
+        role = policies[f"probe:{region}"]
+        assert allows(role, "sqs:SendMessage", queue), region
+        for action in ("sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"):
+            assert allows(role, action, queue), f"{region}: {action} (the event source mapping)"
+        for other, arn in queues.items():
+            if other != region:
+                for action in ("sqs:SendMessage", "sqs:ReceiveMessage"):
+                    assert not allows(role, action, arn), f"{region} -> {other}: {action}"
+        assert not allows(role, "sqs:SendMessage", f"arn:aws:sqs:{region}:{ACCOUNT}:another-queue")
+        for action in ("sqs:PurgeQueue", "sqs:DeleteQueue", "sqs:SetQueueAttributes"):
+            assert not allows(role, action, queue), f"{region}: {action}"

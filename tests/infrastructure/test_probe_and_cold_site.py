@@ -25,10 +25,53 @@ def test_probe_runs_on_a_schedule_with_sub_rounds_below_one_minute(synth) -> Non
         }
         (fn,) = synth.resources(stack, "AWS::Lambda::Function").values()
         assert fn["Properties"]["FunctionName"] == "quorum-dr-probe"
-        assert fn["Properties"]["Timeout"] >= 30 + config.probe.timeout_seconds
+        # One round per invocation: the timeout covers a round, not the minute's wait between rounds.
+        assert 2 * config.probe.timeout_seconds + 5 <= fn["Properties"]["Timeout"] < 30
         (logs,) = synth.resources(stack, "AWS::Logs::LogGroup").values()
         assert logs["Properties"]["LogGroupName"] == "/aws/lambda/quorum-dr-probe"
         assert logs["Properties"]["RetentionInDays"] == 90
+
+
+def test_the_minutes_later_rounds_come_back_through_the_regions_round_queue(synth) -> None:
+    for region, stack in synth.deployment.probes.items():
+        (queue,) = synth.resources(stack, "AWS::SQS::Queue").values()
+        props = queue["Properties"]
+        assert props["QueueName"] == "quorum-dr-probe-rounds"
+        assert props["SqsManagedSseEnabled"] is True and "KmsMasterKeyId" not in props  # no $1/month key
+        assert "FifoQueue" not in props and "RedrivePolicy" not in props
+        assert props["MessageRetentionPeriod"] == 300
+        (fn_id, fn) = next(iter(synth.resources(stack, "AWS::Lambda::Function").items()))
+        # Longer than the function's timeout, so a redelivery after a failed invocation is always late.
+        assert props["VisibilityTimeout"] > fn["Properties"]["Timeout"]
+        assert props["VisibilityTimeout"] > 30 / 2
+        (queue_policy,) = synth.resources(stack, "AWS::SQS::QueuePolicy").values()
+        (deny,) = queue_policy["Properties"]["PolicyDocument"]["Statement"]
+        assert deny["Effect"] == "Deny" and deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+        (mapping,) = synth.resources(stack, "AWS::Lambda::EventSourceMapping").values()
+        mp = mapping["Properties"]
+        assert mp["BatchSize"] == 1 and "FunctionResponseTypes" not in mp
+        assert mp["FunctionName"] == {"Ref": fn_id}
+        assert "Fn::GetAtt" in mp["EventSourceArn"]
+        env = fn["Properties"]["Environment"]["Variables"]
+        assert "Ref" in env["ROUND_QUEUE_URL"], region
+
+
+def test_no_round_queue_from_a_60_second_interval() -> None:
+    from quorum_dr.config import Probe
+
+    probe = Probe.model_validate(
+        {
+            "interval_seconds": 60,
+            "timeout_seconds": 5,
+            "control_target": {"checks": [{"name": "c", "type": "tcp", "host": "h", "port": 1}]},
+        }
+    )
+    cadence = ProbeCadence.of(probe)
+    assert cadence == ProbeCadence(rate_minutes=1, rounds=1, round_spacing_seconds=0) and not cadence.queued
+    for interval, rounds in ((30, 2), (20, 3), (10, 6)):
+        fast = ProbeCadence.of(probe.model_copy(update={"interval_seconds": interval}))
+        assert (fast.rounds, fast.queued) == (rounds, True)
+        assert fast.function_timeout(probe).to_seconds() == cadence.function_timeout(probe).to_seconds()
 
 
 def test_cadence_for_long_intervals() -> None:

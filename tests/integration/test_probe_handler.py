@@ -29,6 +29,8 @@ from quorum_dr_local.iam_policies import Statement, principal_policies, synthesi
 ROOT = Path(__file__).resolve().parents[2]
 HOME, PROBE_REGION = "eu-west-2", "us-east-1"
 TABLE, STATE_TABLE, BUS = "quorum-dr-results", "quorum-dr-state", "quorum-dr"
+ROUND_QUEUE = "quorum-dr-probe-rounds"  # stacks/probe_schedule.py RoundQueue
+ACCOUNT = "123456789012"
 
 
 def _load_handler() -> Any:
@@ -151,12 +153,20 @@ def aws(monkeypatch: pytest.MonkeyPatch, config_path: Path) -> Iterator[dict[str
         ]
         events.put_rule(Name="capture", EventBusName=BUS, EventPattern=json.dumps({"source": ["quorum-dr"]}))
         events.put_targets(Rule="capture", EventBusName=BUS, Targets=[{"Id": "queue", "Arn": queue_arn}])
+        # The region's round queue; the handler uses it only with ROUND_QUEUE_URL (the `rounds` fixture).
+        round_queue_url = sqs.create_queue(QueueName=ROUND_QUEUE)["QueueUrl"]
+        answer = {
+            "dynamodb": dynamodb,
+            "sqs": sqs,
+            "queue_url": queue_url,
+            "round_queue_url": round_queue_url,
+        }
         if iam is None:
-            yield {"dynamodb": dynamodb, "sqs": sqs, "queue_url": queue_url}
+            yield answer
             return
         iam.enforce()
         try:
-            yield {"dynamodb": dynamodb, "sqs": sqs, "queue_url": queue_url}
+            yield answer
         finally:
             iam.close()
         iam.assert_clean()
@@ -365,6 +375,172 @@ def test_the_schedule_input_runs_several_rounds_in_one_invocation(aws: dict[str,
     assert answer["reason"] == "ran 2 of 2 round(s), 0 s apart"
     rounds = {item["round_id"]["S"] for item in stored_items(aws)}
     assert rounds == {first["round_id"], second["round_id"]}
+
+
+# -- the minute's later rounds through the round queue (SQS) ----------------------------------------
+
+NOW = 1_800_000_000.0
+
+
+@pytest.fixture()
+def rounds(aws: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    """The deployed wiring: ROUND_QUEUE_URL set, the probe's clock fixed at NOW."""
+    monkeypatch.setenv("ROUND_QUEUE_URL", aws["round_queue_url"])
+    monkeypatch.setattr(probe_handler, "clock", lambda: NOW)
+    return aws
+
+
+def queued_messages() -> list[Any]:
+    """What waits on the round queue, delayed or not (moto's queue itself: a delayed message is
+    not receivable yet, and its delay is what is checked)."""
+    from moto.sqs.models import sqs_backends
+
+    return list(sqs_backends[ACCOUNT][PROBE_REGION].get_queue(ROUND_QUEUE)._messages)
+
+
+def sqs_event(body: str, message_id: str = "m-1") -> dict[str, Any]:
+    """The event the round queue's event source mapping invokes the probe with (batch size 1)."""
+    return {
+        "Records": [
+            {
+                "messageId": message_id,
+                "receiptHandle": "handle-1",
+                "body": body,
+                "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": str(int(NOW * 1000))},
+                "messageAttributes": {},
+                "md5OfBody": "",
+                "eventSource": "aws:sqs",
+                "eventSourceARN": f"arn:aws:sqs:{PROBE_REGION}:{ACCOUNT}:{ROUND_QUEUE}",
+                "awsRegion": PROBE_REGION,
+            }
+        ]
+    }
+
+
+def queued_body(**fields: Any) -> str:
+    body = {"series": "sched-1-abc", "index": 2, "due_at": NOW, "remaining": 0, "spacing_seconds": 30}
+    return json.dumps({**body, **fields})
+
+
+def test_the_scheduled_invocation_runs_one_round_and_queues_the_next(rounds: dict[str, Any]) -> None:
+    answer = probe_handler.handler(
+        {"source": "schedule", "rounds": 2, "round_spacing_seconds": 30}, LambdaContext()
+    )
+    assert answer["kind"] == "scheduled" and "rounds" not in answer, "one round, not the minute's two"
+    assert {item["round_id"]["S"] for item in stored_items(rounds)} == {answer["round_id"]}
+    (message,) = queued_messages()
+    assert json.loads(message.body) == {
+        "series": answer["round_id"],
+        "index": 2,
+        "due_at": NOW + 30,
+        "remaining": 0,
+        "spacing_seconds": 30.0,
+    }
+    assert (message.delayed_until - message.sent_timestamp) / 1000 == pytest.approx(30, abs=1)
+    assert answer["schedule"] == (
+        f"ran round 1 of 2; round {answer['round_id']}-2 queued on {ROUND_QUEUE}, due in 30 s"
+    )
+
+
+def test_an_interval_of_10_seconds_chains_the_minutes_six_rounds(rounds: dict[str, Any]) -> None:
+    probe_handler.handler({"source": "schedule", "rounds": 6, "round_spacing_seconds": 10}, LambdaContext())
+    (message,) = queued_messages()
+    second = json.loads(message.body)
+    assert (second["index"], second["remaining"], second["due_at"]) == (2, 4, NOW + 10)
+
+
+def test_a_queued_round_runs_and_queues_the_next_while_the_minute_has_more(
+    rounds: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Round 2 of 3 arrives 1 s after its due time: it runs and queues round 3, due 30 s after round 2's due.
+    monkeypatch.setattr(probe_handler, "clock", lambda: NOW + 1)
+    answer = probe_handler.handler(sqs_event(queued_body(remaining=1)), LambdaContext())
+    (done,) = answer["messages"]
+    assert done["round"]["round_id"] == "sched-1-abc-2"
+    assert done["reason"] == (
+        "ran round 2 of 3, +1.0 s from its due time; "
+        f"round sched-1-abc-3 queued on {ROUND_QUEUE}, due in 29 s"
+    )
+    assert {item["round_id"]["S"] for item in stored_items(rounds)} == {"sched-1-abc-2"}
+    (message,) = queued_messages()
+    assert json.loads(message.body) == {
+        "series": "sched-1-abc",
+        "index": 3,
+        "due_at": NOW + 30,
+        "remaining": 0,
+        "spacing_seconds": 30.0,
+    }
+    # The minute's last round (that message, delivered on time) runs and queues nothing.
+    rounds["sqs"].purge_queue(QueueUrl=rounds["round_queue_url"])
+    monkeypatch.setattr(probe_handler, "clock", lambda: NOW + 30)
+    answer = probe_handler.handler(sqs_event(message.body, "m-2"), LambdaContext())
+    assert answer["messages"][0]["reason"].endswith("the minute has no round after it")
+    assert queued_messages() == []
+    assert {item["round_id"]["S"] for item in stored_items(rounds)} == {"sched-1-abc-2", "sched-1-abc-3"}
+
+
+def test_a_late_round_is_dropped_never_caught_up(
+    rounds: dict[str, Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    # Due 16 s ago with 30 s spacing: more than half the spacing late (as a redelivery after the
+    # visibility timeout always is).
+    answer = probe_handler.handler(sqs_event(queued_body(due_at=NOW - 16, remaining=3)), LambdaContext())
+    (dropped,) = answer["messages"]
+    assert dropped["round"] is None
+    assert dropped["reason"] == (
+        "dropped round sched-1-abc-2 (2 of 5 of its minute): due 16.0 s ago, more than half the "
+        "spacing (15 s); a late round is never caught up"
+    )
+    assert any(r.getMessage() == dropped["reason"] for r in caplog.records)
+    assert stored_items(rounds) == [] and queued_messages() == [] and captured(rounds) == []
+
+
+@pytest.mark.parametrize(
+    ("body", "problem"),
+    [
+        ("not json", "invalid queued round: (top level): Invalid JSON"),
+        (queued_body(index=1), "index: Input should be greater than or equal to 2"),
+        (queued_body(due_at="soon"), "due_at: Input should be a valid number"),
+        (queued_body(spacing_seconds=0), "spacing_seconds: Input should be greater than 0"),
+        (
+            json.dumps({"series": "s", "index": 2, "due_at": NOW, "remaining": 0}),
+            "spacing_seconds: Field required",
+        ),
+        (queued_body(extra=1), "extra: unknown field"),
+        (queued_body(series="a#b"), "series: String should match pattern"),
+    ],
+)
+def test_a_malformed_queued_round_runs_nothing_and_does_not_raise(
+    rounds: dict[str, Any], caplog: pytest.LogCaptureFixture, body: str, problem: str
+) -> None:
+    answer = probe_handler.handler(sqs_event(body, "m-bad"), LambdaContext())
+    (rejected,) = answer["messages"]
+    assert problem in rejected["rejected"]
+    (error,) = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert (
+        error.startswith("rejected queued round message m-bad: invalid queued round: ") and problem in error
+    )
+    assert stored_items(rounds) == [] and queued_messages() == [] and captured(rounds) == []
+
+
+def test_a_failed_send_loses_the_next_round_and_the_current_one_stands(
+    rounds: dict[str, Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    rounds["sqs"].delete_queue(QueueUrl=rounds["round_queue_url"])  # SendMessage now fails
+    answer = probe_handler.handler(
+        {"source": "schedule", "rounds": 2, "round_spacing_seconds": 30}, LambdaContext()
+    )
+    assert {item["round_id"]["S"] for item in stored_items(rounds)} == {answer["round_id"]}
+    assert answer["schedule"] == (
+        f"ran round 1 of 2; round {answer['round_id']}-2 is lost: queueing it on {ROUND_QUEUE} failed"
+    )
+    (record,) = [r for r in caplog.records if r.levelname == "ERROR"]
+    error = {"message": record.getMessage(), "queue": record.queue, "lost_round_id": record.lost_round_id}  # type: ignore[attr-defined]
+    assert error["message"].startswith(
+        f"round {answer['round_id']}-2 is lost: queueing it on {ROUND_QUEUE} failed: "
+    )
+    assert "NonExistentQueue" in error["message"] or "QueueDoesNotExist" in error["message"]
+    assert (error["queue"], error["lost_round_id"]) == (ROUND_QUEUE, f"{answer['round_id']}-2")
 
 
 def test_a_verify_round_reports_the_marker_and_stores_nothing(

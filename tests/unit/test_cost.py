@@ -117,17 +117,45 @@ def line(lines: list[CostLine], region: str, item: str) -> CostLine:
 # -- the arithmetic, by hand -----------------------------------------------------------------------
 
 
-def test_a_30_second_interval_is_two_rounds_in_one_invocation_a_minute_and_the_wait_is_billed() -> None:
+def test_as_deployed_a_30_second_interval_is_two_invocations_a_minute_one_of_them_queued() -> None:
     config, usage = tiny_config(), tiny_usage()
 
     month = probe_month(config, "us-east-1", usage, ProbeDesign(), MONTH_MINUTES)
 
     assert month.cadence == Cadence(rate_minutes=1, rounds=2, spacing_seconds=30.0)
-    assert month.invocations == 43_800 and month.rounds == 87_600
+    assert month.invocations == 87_600 and month.rounds == 87_600
+    # the schedule fires once a minute; the minute's second round comes through the round queue
+    assert month.scheduled_invocations == 43_800 and month.queued_rounds == 43_800
     assert month.round_seconds == pytest.approx(1.0)
+    assert month.billed_seconds == pytest.approx(1.0) and month.wait_seconds == 0
+
+
+def test_before_a_30_second_interval_was_two_rounds_in_one_invocation_a_minute_and_the_wait_billed() -> None:
+    config, usage = tiny_config(), tiny_usage()
+
+    month = probe_month(config, "us-east-1", usage, ProbeDesign(wait_between_rounds=True), MONTH_MINUTES)
+
+    assert month.invocations == 43_800 and month.rounds == 87_600
+    assert month.scheduled_invocations == 43_800 and month.queued_rounds == 0
     # the first round starts at 0 s, the second at 30 s and lasts 1 s: 31 s billed, 29 s of it waiting
     assert month.billed_seconds == pytest.approx(31.0)
     assert month.wait_seconds == pytest.approx(29.0)
+
+
+def test_a_60_second_interval_queues_nothing() -> None:
+    config = parse_config(
+        {**tiny_config().model_dump(mode="json", by_alias=True, exclude_none=True)}
+        | {
+            "probe": {
+                **tiny_config().probe.model_dump(mode="json", exclude_none=True),
+                "interval_seconds": 60,
+            }
+        }
+    )
+    lines = cost_lines(config, tiny_prices(), tiny_usage(round_queue_idle_receives_per_minute=15))
+    assert not [x for x in lines if x.price_key == "sqs_requests"]
+    assert line(lines, "us-east-1", "schedule invocations").quantity == 43_800
+    assert line(lines, "us-east-1", "probe function requests").quantity == 43_800
 
 
 def test_the_probe_lines_of_a_tiny_deployment_match_the_figures_worked_out_by_hand() -> None:
@@ -136,12 +164,20 @@ def test_the_probe_lines_of_a_tiny_deployment_match_the_figures_worked_out_by_ha
         update={"per": 1_000_000}
     )
 
-    lines = cost_lines(tiny_config(), prices, tiny_usage())
+    usage = tiny_usage(round_queue_idle_receives_per_minute=15, log_bytes_round_queue_per_invocation=440)
+    lines = cost_lines(tiny_config(), prices, usage)
 
     duration = line(lines, "us-east-1", "probe function duration")
-    # 43,800 invocations x 31 s x 0.25 GB (256 MB) = 339,450 GB-s, at $0.00001
-    assert duration.quantity == pytest.approx(339_450)
-    assert duration.monthly == pytest.approx(3.3945)
+    # 87,600 invocations (one a round) x 1 s x 0.25 GB (256 MB) = 21,900 GB-s, at $0.00001
+    assert duration.quantity == pytest.approx(21_900)
+    assert duration.monthly == pytest.approx(0.219)
+    # the trigger: the schedule once a minute, the minute's second round through the round queue
+    assert line(lines, "us-east-1", "schedule invocations").quantity == 43_800
+    # 43,800 queued rounds: SendMessage, the mapping's ReceiveMessage and DeleteMessage
+    assert line(lines, "us-east-1", "round queue: the queued rounds").quantity == 43_800 * 3
+    # the mapping's empty long polls: 15 a minute (the usage figure), 43,800 minutes
+    polling = line(lines, "us-east-1", "round queue: the mapping's polling")
+    assert polling.quantity == 43_800 * 15 and polling.price_key == "sqs_requests"
     writes = line(lines, "us-east-1", "results written (home table)")
     # 3 results a round (control, main, DR) of 500 bytes: 3 WRU; 87,600 rounds; $1 per million
     assert writes.quantity == pytest.approx(262_800)
@@ -149,14 +185,14 @@ def test_the_probe_lines_of_a_tiny_deployment_match_the_figures_worked_out_by_ha
     reads = line(lines, "us-east-1", "recent results read (home table)")
     # the look-back is max(90, 3 x 30) = 90 s: 3 rounds x 3 regions x 1,500 bytes = 13,500 bytes,
     # 4 x 4 KB, eventually consistent: 2 RRU a round; plus a 0.5 RRU clock query an invocation
-    assert reads.quantity == pytest.approx(87_600 * 2 + 43_800 * 0.5)
+    assert reads.quantity == pytest.approx(87_600 * 2 + 87_600 * 0.5)
     transfer = line(lines, "us-east-1", "results to and from the home region")
     # 1,500 bytes written and 13,500 read a round, 87,600 rounds
     assert transfer.quantity == pytest.approx(87_600 * 15_000 / 2**30)
     assert not [x for x in lines if x.region == HOME and x.item == "results to and from the home region"]
     logs = line(lines, "us-east-1", "probe log lines")
-    # 100 + 2 rounds x 1,000 + 400 = 2,500 bytes an invocation
-    assert logs.quantity == pytest.approx(43_800 * 2_500 / 2**30)
+    # 100 + 1 round x 1,000 + 400 + the queue's sentence 440 = 1,940 bytes an invocation, 87,600 of them
+    assert logs.quantity == pytest.approx(87_600 * 1_940 / 2**30)
     assert line(lines, "us-east-1", "probe metrics").quantity == len(PROBE_METRICS) == 4
 
 
@@ -202,8 +238,9 @@ def test_the_total_is_the_sum_of_the_lines_and_the_free_tier_comes_off_once_per_
 
     assert report.total == pytest.approx(sum(x.monthly or 0.0 for x in report.lines))
     requests = sum(x.quantity for x in report.lines if x.price_key == "lambda_requests")
-    # three probe regions, one a minute; the readiness function, one every 5 minutes; no executions
-    assert requests == pytest.approx(3 * 43_800 + 8_760)
+    # three probe regions, one a round (two a minute); the readiness function, one every 5 minutes;
+    # no executions
+    assert requests == pytest.approx(3 * 87_600 + 8_760)
     assert report.total - report.total_with_free_tier == pytest.approx(100_000)
     assert total_with_free_tier(report.lines, prices) == report.total_with_free_tier
 
@@ -433,15 +470,28 @@ def test_the_example_costs_what_the_model_says_and_its_drivers_are_named(example
     report = cost_report(example, load_prices(), load_usage())
 
     duration = [x for x in report.lines if x.item == "probe function duration"]
-    assert len(duration) == 3 and all("waiting between them" in x.driver for x in duration)
-    as_deployed, one_round, no_cold = report.levers[:3]
-    assert as_deployed.total == pytest.approx(report.total)
-    assert one_round.total < as_deployed.total and no_cold.total <= one_round.total
+    assert len(duration) == 3 and all("from the round queue" in x.driver for x in duration)
+    assert not any("waiting" in x.driver for x in duration)
+    levers = {lever.name: lever for lever in report.levers}
+    as_deployed = report.levers[0]
+    before = levers["before: the minute's rounds in one invocation"]
+    assert as_deployed.name == "as deployed" and as_deployed.total == pytest.approx(report.total)
     # the cold site left out of scheduled rounds while not launched is as deployed: the old design costs more
-    (before,) = [lever for lever in report.levers if lever.name.endswith("(before)")]
-    assert before.design.cold_checked_while_idle and not as_deployed.design.cold_checked_while_idle
-    assert before.total > as_deployed.total and before.probe_lambda > as_deployed.probe_lambda
+    (cold_before,) = [lever for lever in report.levers if lever.name.endswith("(before)")]
+    assert cold_before.design.cold_checked_while_idle and not as_deployed.design.cold_checked_while_idle
+    assert cold_before.total > as_deployed.total and cold_before.probe_lambda > as_deployed.probe_lambda
+    everything = levers["before issue 14: all three"]
+    assert everything.total > max(before.total, cold_before.total)
     assert math.isclose(as_deployed.probe_lambda, sum(x.monthly or 0.0 for x in duration))
+    # The design change: the queue's requests cost far less than the wait they replace.
+    queue = sum(x.monthly or 0.0 for x in report.lines if x.price_key == "sqs_requests")
+    assert 0 < queue < (before.probe_lambda - as_deployed.probe_lambda) / 10
+    assert as_deployed.total < before.total
+    before_lines = cost_lines(example, load_prices(), load_usage(), ProbeDesign(wait_between_rounds=True))
+    assert not [x for x in before_lines if x.price_key == "sqs_requests"]
+    assert all(
+        "waiting between them" in x.driver for x in before_lines if x.item == "probe function duration"
+    )
 
 
 # -- bad input ---------------------------------------------------------------------------------------
@@ -526,4 +576,5 @@ def test_the_table_prints_each_line_the_totals_and_the_comparison(capsys: pytest
     assert re.search(r"^  Total\s+\$\d+\.\d\d$", out, flags=re.MULTILINE)
     assert "Route 53 health checks, 10 s" in out and "$17.00" in out
     assert "Cloudflare Load Balancing" in out and "not found" in out
-    assert "What drives the cost" in out and "one round per invocation" in out
+    assert "What drives the cost" in out and "before: the minute's rounds in one invocation" in out
+    assert "round queue: the mapping's polling" in out and "$0.40 / 1M requests" in out

@@ -254,3 +254,45 @@ def test_an_undelivered_notification_says_so() -> None:
     assert receipt["reason"] == (
         "NOT delivered on any of 1 channel(s): webhook answered HTTP 500; gave up after 3 attempts"
     )
+
+
+# -- the round queue's message (pure) ------------------------------------------------------------
+
+
+def test_a_minute_of_six_rounds_chains_through_five_queued_messages_each_keeping_its_slot() -> None:
+    from quorum_dr.probes.event import QueuedRound
+
+    request = RoundRequest("scheduled", "sched-100-abc", rounds=6, round_spacing_seconds=10)
+    queued = QueuedRound.second_of(request, started_at=100.0)
+    chain = []
+    while queued is not None:
+        chain.append((queued.round_id, queued.due_at, queued.remaining))
+        queued = queued.following()
+    assert chain == [
+        ("sched-100-abc-2", 110.0, 4),
+        ("sched-100-abc-3", 120.0, 3),
+        ("sched-100-abc-4", 130.0, 2),
+        ("sched-100-abc-5", 140.0, 1),
+        ("sched-100-abc-6", 150.0, 0),
+    ]
+    assert QueuedRound.second_of(RoundRequest("scheduled", "sched-1-x"), started_at=1.0) is None
+
+
+def test_a_queued_round_is_late_past_half_its_spacing() -> None:
+    from quorum_dr.probes.event import QueuedRound
+
+    message = QueuedRound(series="s", index=2, due_at=1000.0, remaining=0, spacing_seconds=20)
+    assert not message.is_late(999.0) and not message.is_late(1010.0)
+    assert message.is_late(1010.01)
+
+
+def test_a_malformed_queue_event_names_its_field_and_a_malformed_body_is_returned_not_raised() -> None:
+    from quorum_dr.probes.event import is_queue_event, parse_queue_event
+
+    with pytest.raises(InvalidProbeEvent, match=r"Records\.0\.eventSource: Input should be 'aws:sqs'"):
+        parse_queue_event({"Records": [{"messageId": "m", "body": "{}", "eventSource": "aws:sns"}]})
+    with pytest.raises(InvalidProbeEvent, match="Records: List should have at least 1 item"):
+        parse_queue_event({"Records": []})
+    (message,) = parse_queue_event({"Records": [{"messageId": "m", "body": "{}", "eventSource": "aws:sqs"}]})
+    assert message.queued is None and "series: Field required" in message.problem
+    assert is_queue_event({"Records": []}) and not is_queue_event(SCHEDULE)
