@@ -181,6 +181,10 @@ def render(report: CostReport, prices: PriceTable) -> str:
         "quorum-dr, less the cold site's Elastic IP (the alternatives would hold it too)",
         money(report.monitoring_total),
     )
+    text += _sum_row(
+        "quorum-dr's probing alone (probes, their results, metrics, alarms and database secret copies)",
+        money(report.probing_total),
+    )
     for comparison in report.comparisons:
         text += _comparison(comparison, prices)
     text += "\n" + _drivers(report)
@@ -250,6 +254,7 @@ def report_as_dict(report: CostReport, prices: PriceTable) -> dict[str, Any]:
         "total_usd": round(report.total, 4),
         "total_with_free_tier_usd": round(report.total_with_free_tier, 4),
         "monitoring_total_usd": round(report.monitoring_total, 4),
+        "probing_total_usd": round(report.probing_total, 4),
         "comparisons": [
             {
                 "name": c.name,

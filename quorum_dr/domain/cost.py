@@ -433,6 +433,7 @@ class CostReport:
     total: float
     total_with_free_tier: float
     monitoring_total: float  # less what the alternatives would hold too (the cold site's Elastic IP)
+    probing_total: float = 0.0  # the probing alone: what the health checks it is set beside do
     comparisons: list[Comparison] = field(default_factory=list)
     levers: list[Lever] = field(default_factory=list)
     standby_watch: StandbyWatchCost | None = None
@@ -1480,6 +1481,20 @@ def standby_watch_cost(
     )
 
 
+def probing_total(config: WatchdogConfig, prices: PriceTable, lines: Iterable[CostLine]) -> float:
+    """The probing alone, the part a health-check service does: every probe-scope line (the
+    probe function in every region, its schedule and round queue, the results it writes and reads,
+    its logs, traces, metrics and alarms, the standby watch's reads), the results table's storage
+    and the probe's own secret copies with their reads. Not the control plane (state machine,
+    action functions, alert topic, dashboard), the readiness function or the cold site: Route 53
+    health checks have none of those."""
+    probe_secrets = probe_secret_names(config)
+    copies = sum(len(names & probe_secrets) for names in secret_copies(config).values())
+    secrets = prices["secrets_manager_secrets"].of(copies) or 0.0
+    theirs = ("probe secret reads", "decrypts of those reads", "results table")
+    return _total(line for line in lines if line.scope == "probe" or line.item in theirs) + secrets
+
+
 def cost_report(
     config: WatchdogConfig, prices: PriceTable, usage: UsageTable, design: ProbeDesign = AS_DEPLOYED
 ) -> CostReport:
@@ -1504,6 +1519,7 @@ def cost_report(
         total=_total(lines),
         total_with_free_tier=total_with_free_tier(lines, prices),
         monitoring_total=_total(line for line in lines if line.scope != "cold site"),
+        probing_total=probing_total(config, prices, lines),
         comparisons=[
             route53(config, prices, 10),
             route53(config, prices, 30),

@@ -494,6 +494,28 @@ def test_the_example_costs_what_the_model_says_and_its_drivers_are_named(example
     )
 
 
+def test_the_probing_alone_is_the_probe_lines_and_the_probes_own_secret_copies(
+    example: WatchdogConfig,
+) -> None:
+    # The like-for-like figure beside the health checks: what probing costs, no control plane.
+    prices = load_prices()
+    report = cost_report(example, prices, load_usage())
+    probe_lines = sum(x.monthly or 0.0 for x in report.lines if x.scope == "probe")
+    storage = sum(x.monthly or 0.0 for x in report.lines if x.item == "results table")
+    reads = sum(
+        x.monthly or 0.0 for x in report.lines if x.item in ("probe secret reads", "decrypts of those reads")
+    )
+    # the example's probe reads one secret (its PostgreSQL checks' credentials), kept in each of 3 regions
+    copies = 3 * (prices["secrets_manager_secrets"].amount or 0.0)
+
+    assert reads > 0 and storage > 0 and copies > 0
+    assert report.probing_total == pytest.approx(probe_lines + storage + reads + copies)
+    control = [x for x in report.lines if x.item in ("dashboard", "readiness metrics", "alert topic key")]
+    assert len(control) == 3 and report.probing_total < report.monitoring_total - sum(
+        x.monthly or 0 for x in control
+    )
+
+
 # -- bad input ---------------------------------------------------------------------------------------
 
 
