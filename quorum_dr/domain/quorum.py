@@ -63,6 +63,9 @@ class SiteVerdict(BaseModel):
     up_votes: int
     quorum: int
     vetoed: bool = False
+    # vetoed only: in how many seconds, at the latest, every witness of the veto will have gone
+    # silent for longer than its bound if the primary says nothing more (None: not predictable)
+    veto_lapses_in_seconds: float | None = None
     evaluated_at: float
 
 
@@ -201,9 +204,19 @@ def heard_bound(db: DbStatus, configured: float | None) -> float:
 
 
 def _veto_witness(
-    dr_results: Iterable[ProbeResult], regions: set[str], service: str, heard_within: float | None
-) -> tuple[str | None, str]:
-    """(a sentence naming the evidence that the primary is alive, or None; why there is none).
+    dr_results: Iterable[ProbeResult],
+    regions: set[str],
+    service: str,
+    heard_within: float | None,
+    now: float | None = None,
+) -> tuple[str | None, str, float | None]:
+    """(a sentence naming the evidence that the primary is alive, or None; why there is none; with
+    `now` and a witness, in how many seconds the last witness lapses if nothing more is heard).
+
+    A witness lapses when the standby's silence since its last message from main passes the bound:
+    the heard age at the check plus the time since the check (`received_at`, home time as `now`).
+    A receive position that advanced counts as heard at the check. Only a prediction: the next
+    round reads the standby afresh, and a live main's keepalive restarts the count.
 
     Per region and check, the latest fresh result of the DR database check must itself be a
     standby report saying the WAL receiver is streaming, and either its receive position is past
@@ -222,8 +235,14 @@ def _veto_witness(
         ):
             series[(result.region, result.check)].append(result)
     if not series:
-        return None, "no fresh result of the DR database check, so nothing shows whether the primary is alive"
+        return (
+            None,
+            "no fresh result of the DR database check, so nothing shows whether the primary is alive",
+            None,
+        )
     gaps = []
+    first: str | None = None
+    lapses: list[float | None] = []
     for (region, _check), results in sorted(series.items()):
         results.sort(key=lambda r: (r.received_at or 0.0, r.round_id))
         after = results[-1]
@@ -231,9 +250,23 @@ def _veto_witness(
             region, after, [r for r in results[:-1] if _standby_report(r)], heard_within
         )
         if witness:
-            return witness, ""
-        gaps.append(gap)
-    return None, "; ".join(gaps)
+            first = first or witness
+            lapses.append(_lapses_in(after, heard_within, now))
+        else:
+            gaps.append(gap)
+    if first is not None:
+        known = [lapse for lapse in lapses if lapse is not None]
+        return first, "", max(known) if known and len(known) == len(lapses) else None
+    return None, "; ".join(gaps), None
+
+
+def _lapses_in(witness: ProbeResult, heard_within: float | None, now: float | None) -> float | None:
+    """In how many seconds this witness's standby will have been silent past its bound."""
+    db = witness.db
+    if now is None or db is None or witness.received_at is None:
+        return None
+    heard_age = db.last_msg_age_seconds if db.last_msg_age_seconds is not None else 0.0
+    return heard_bound(db, heard_within) - heard_age - max(0.0, now - witness.received_at)
 
 
 def _region_witness(
@@ -282,12 +315,14 @@ def _database_veto(
     service: str,
     heard_within: float | None,
     dr_check_configured: bool,
-) -> tuple[str | None, str]:
-    """(the veto's witness or None; the clause a DOWN sentence ends with when it does not hold)."""
+    now: float | None = None,
+) -> tuple[str | None, str, float | None]:
+    """(the veto's witness or None; the clause a DOWN sentence ends with when it does not hold;
+    when it holds, in how many seconds it lapses if nothing more is heard, or None)."""
     if not dr_check_configured:
-        return None, "; no database veto: the DR site has no PostgreSQL check configured"
-    witness, gap = _veto_witness(fresh_dr, regions, service, heard_within)
-    return witness, f"; no database veto: {gap}"
+        return None, "; no database veto: the DR site has no PostgreSQL check configured", None
+    witness, gap, lapses_in = _veto_witness(fresh_dr, regions, service, heard_within, now)
+    return witness, f"; no database veto: {gap}", lapses_in
 
 
 def _standby_report(result: ProbeResult) -> bool:
@@ -351,12 +386,13 @@ def evaluate_site(
 
     verdict = Verdict.UNKNOWN
     vetoed = False
+    lapses_in: float | None = None
     if len(down) >= quorum:
         witness, no_veto = None, ""
         if db_veto:
             fresh_dr = [r for r in dr_results if r.site == "dr" and _is_fresh(r, now, freshness_seconds)]
-            witness, no_veto = _database_veto(
-                fresh_dr, configured, service, heard_within_seconds, dr_check_configured
+            witness, no_veto, lapses_in = _database_veto(
+                fresh_dr, configured, service, heard_within_seconds, dr_check_configured, now
             )
         if witness:
             vetoed = True
@@ -392,6 +428,7 @@ def evaluate_site(
         up_votes=len(up),
         quorum=quorum,
         vetoed=vetoed,
+        veto_lapses_in_seconds=lapses_in if vetoed else None,
         evaluated_at=now,
     )
 

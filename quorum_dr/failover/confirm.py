@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from quorum_dr.config import Service
@@ -80,6 +81,7 @@ def confirm_round(
     cold = _cold_rule(ports, incident) if service.sites.cold else None
     sites = ["main", "dr"] + (["cold"] if cold is not None and cold.probe else [])
     round_id = f"{incident.incident_id}-r{round_index + 1}"
+    started = ports.clock()
     invocations = ports.probes().run_round(
         service=service.name,
         round_id=round_id,
@@ -101,6 +103,9 @@ def confirm_round(
         holds, reason = _still_holds(ports, incident, verdicts, chosen, round_index, after or "the wait")
     if settle.silent:
         reason += f"; decided without {', '.join(settle.silent)} (silent): {settle.reason}"
+    wait, why_wait = next_wait_seconds(verdicts.get("main"), incident.wait_seconds, max(0.0, now - started))
+    if why_wait and chosen is None:
+        reason += f"; {why_wait}"
     ports.store.update_incident(
         service.name,
         incident.incident_id,
@@ -116,11 +121,38 @@ def confirm_round(
         sites={site: v.model_dump(mode="json") for site, v in verdicts.items()},
         at=now,
     )
+    answer["next_wait_seconds"] = wait
     if holds is not None:
         answer["holds"] = holds
     if cold is not None and not cold.probe:
         answer["cold_not_probed"] = cold.reason
     return answer
+
+
+def next_wait_seconds(
+    main: SiteVerdict | None, wait_seconds: float, round_seconds: float = 0.0
+) -> tuple[int, str]:
+    """The wait before the next confirmation round (the state machine's WaitBetweenRounds reads
+    it), and a sentence when it is shorter than `confirmation.wait_seconds`.
+
+    When the database veto alone holds main's DOWN back and its last witness lapses sooner, the
+    next round comes one second after that lapse rather than a whole wait later. The veto is not
+    loosened: that round reads the standby afresh, and a live main's keepalive holds it again.
+    The lapse is counted from when the round's results were received; the standby was read
+    earlier, within the round's `round_seconds` (a dead main's checks wait for their timeout), so
+    the round's length is taken off: a round that comes a little early finds the veto holding and
+    waits again, one that comes late only delays the failover."""
+    full = max(1, math.ceil(wait_seconds))
+    lapse = main.veto_lapses_in_seconds if main is not None and main.vetoed else None
+    if lapse is not None:
+        lapse -= round_seconds
+    if lapse is None or math.ceil(max(0.0, lapse)) + 1 >= full:
+        return full, ""
+    sooner = math.ceil(max(0.0, lapse)) + 1
+    return sooner, (
+        f"the next round in {sooner} s, not {full} s: the veto's last witness lapses in "
+        f"{max(0.0, lapse):.1f} s unless the standby hears from main again"
+    )
 
 
 def _cold_rule(ports: Ports, incident: Incident) -> ColdProbe:

@@ -386,7 +386,7 @@ class SimulatedWatchdog(ProbeInvoker):
         step = confirm_verdict(answer, execution.done, execution.incident.max_rounds)
         self.noted_confirm(execution, answer, step)
         if step == "WaitBetweenRounds":
-            self._push(self.clock.now + execution.incident.wait_seconds, "confirm", None)
+            self._push(self.clock.now + answer["next_wait_seconds"], "confirm", None)
             return
         if step == "OutageConfirmed":
             scenario = decide(self.ports, execution.incident, answer)

@@ -222,6 +222,24 @@ def test_an_idle_primary_is_alive_when_the_standby_still_hears_its_keepalives() 
     )
 
 
+def test_a_held_veto_says_when_its_last_witness_lapses() -> None:
+    # Received 5 s ago: us-east-1's standby had heard from main 2.5 s before its check, us-west-2's
+    # 10 s before: with the 35 s bound, silence passes it in 27.5 s and in 20 s; the veto holds
+    # until the later one.
+    dr = [
+        standby("us-east-1", 9, "0/3000148", last_msg_age_seconds=2.5, wal_receiver_timeout_seconds=60.0),
+        standby("us-west-2", 9, "0/3000148", last_msg_age_seconds=10.0, wal_receiver_timeout_seconds=60.0),
+    ]
+    verdict = main_verdict(outside_down(), db_veto=True, dr_results=dr)
+    assert verdict.vetoed and verdict.veto_lapses_in_seconds == pytest.approx(27.5)
+    # not vetoed: nothing to lapse
+    late = [
+        standby("us-east-1", 9, "0/3000148", last_msg_age_seconds=40.0, wal_receiver_timeout_seconds=60.0)
+    ]
+    down = main_verdict(outside_down(), db_veto=True, dr_results=late)
+    assert down.verdict is Verdict.DOWN and down.veto_lapses_in_seconds is None
+
+
 def test_the_keepalive_bound_follows_the_standby_timeout_or_the_config() -> None:
     dr = [standby("us-east-1", 9, "0/3000148", last_msg_age_seconds=8.0, wal_receiver_timeout_seconds=5.0)]
     # half of 5 s plus 5 s of slack is 7.5 s: 8 s of silence is too long
