@@ -39,33 +39,10 @@ def scheduled_cold_probe(
 ) -> ColdProbe:
     """Check the cold site of `service` in a scheduled round? `state` None: it could not be read
     (`error` says why), so the cold site is checked."""
-    if state is None:
-        why = f" ({error})" if error else ""
-        return ColdProbe(
-            probe=True,
-            reason=f"the state of {service} could not be read{why}: the cold site is checked, "
-            "since it may be launched",
-        )
-    if state.active_site == "cold":
-        return ColdProbe(probe=True, reason=f"the cold site is checked: it is the active site of {service}")
-    if state.status not in STEADY:
-        return ColdProbe(
-            probe=True,
-            reason=f"the cold site is checked: {service} is {state.status.value}, not a steady state "
-            "(a failover or a cold launch may be under way or half done)",
-        )
-    if state.lock_holder is not None:
-        return ColdProbe(
-            probe=True,
-            reason=f"the cold site is checked: incident {state.lock_holder} holds the lock of {service}",
-        )
-    if state.cooldown_until is not None and state.cooldown_until > now:
-        who = f" (incident {state.counted_incident})" if state.counted_incident else ""
-        return ColdProbe(
-            probe=True,
-            reason=f"the cold site is checked: a failover of {service}{who} counted recently and its "
-            f"cooldown runs until {utc_text(state.cooldown_until)}, so a cold launch may have happened",
-        )
+    doubt = _doubt(state, service=service, now=now, error=error, steady=STEADY)
+    if doubt is not None:
+        return doubt
+    assert state is not None
     return ColdProbe(
         probe=False,
         reason=f"the cold site of {service} is not launched: {service} is {state.status.value} on "
@@ -89,32 +66,58 @@ def confirmation_cold_probe(
     error: str | None = None,
 ) -> ColdProbe:
     """Check the cold site of `service` in a confirmation round of `incident_id`? The same doubt as
-    `scheduled_cold_probe`, less the incident's own lock and its CONFIRMING status. The scenario
-    never needs the cold site's verdict (`decide_scenario` picks the cold failover from main's and
-    dr's), so leaving an unlaunched cold site out only spares each round its checks' timeout."""
+    `scheduled_cold_probe`, less the incident's own lock and its CONFIRMING status, and the cold site
+    is checked when the operator's start names it as the target. The scenario never needs the cold
+    site's verdict (`decide_scenario` picks the cold failover from main's and dr's), so leaving an
+    unlaunched cold site out only spares each round its checks' timeout."""
+    if target == "cold" and state is not None:
+        return ColdProbe(
+            probe=True, reason="the cold site is checked: the operator asked for it as the target"
+        )
+    doubt = _doubt(
+        state, service=service, now=now, error=error, steady=CONFIRMING_STEADY, own_incident=incident_id
+    )
+    if doubt is not None:
+        return doubt
+    assert state is not None
+    return ColdProbe(
+        probe=False,
+        reason=f"the cold site is not launched ({service} is {state.status.value} on {state.active_site}, "
+        "no cooldown runs): not checked, since no scenario needs its verdict",
+    )
+
+
+def _doubt(
+    state: ServiceState | None,
+    *,
+    service: str,
+    now: float,
+    error: str | None,
+    steady: tuple[ServiceStatus, ...],
+    own_incident: str | None = None,
+) -> ColdProbe | None:
+    """Why the cold site may be launched, as the verdict to check it; None when nothing says so."""
     if state is None:
         why = f" ({error})" if error else ""
         return ColdProbe(
             probe=True,
-            reason=f"the state of {service} could not be read{why}: the cold site is checked, since it may "
-            "be launched",
-        )
-    if target == "cold":
-        return ColdProbe(
-            probe=True, reason="the cold site is checked: the operator asked for it as the target"
+            reason=f"the state of {service} could not be read{why}: the cold site is checked, "
+            "since it may be launched",
         )
     if state.active_site == "cold":
         return ColdProbe(probe=True, reason=f"the cold site is checked: it is the active site of {service}")
-    if state.status not in CONFIRMING_STEADY:
+    if state.status not in steady:
         return ColdProbe(
             probe=True,
-            reason=f"the cold site is checked: {service} is {state.status.value} (a failover or a cold "
-            "launch may be under way or half done)",
+            reason=f"the cold site is checked: {service} is {state.status.value}, not a steady state "
+            "(a failover or a cold launch may be under way or half done)",
         )
-    if state.lock_holder is not None and state.lock_holder != incident_id:
+    if state.lock_holder is not None and state.lock_holder != own_incident:
+        not_this = ", not this one," if own_incident else ""
         return ColdProbe(
             probe=True,
-            reason=f"the cold site is checked: incident {state.lock_holder}, not this one, holds the lock",
+            reason=f"the cold site is checked: incident {state.lock_holder}{not_this} holds the lock of "
+            f"{service}",
         )
     if state.cooldown_until is not None and state.cooldown_until > now:
         who = f" (incident {state.counted_incident})" if state.counted_incident else ""
@@ -123,8 +126,4 @@ def confirmation_cold_probe(
             reason=f"the cold site is checked: a failover of {service}{who} counted recently and its "
             f"cooldown runs until {utc_text(state.cooldown_until)}, so a cold launch may have happened",
         )
-    return ColdProbe(
-        probe=False,
-        reason=f"the cold site is not launched ({service} is {state.status.value} on {state.active_site}, "
-        "no cooldown runs): not checked, since no scenario needs its verdict",
-    )
+    return None
