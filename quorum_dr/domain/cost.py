@@ -970,10 +970,13 @@ def _execution_lines(m: _Month, round_seconds: float) -> list[CostLine]:
     )
     requests = sum(n * (u[f"action_invocations_{k}"] + u[f"probe_invocations_{k}"]) for k, n in runs.items())
     log_gb = _gb(sum(n * u[f"execution_log_bytes_{k}"] for k, n in runs.items()))
-    metric_months = sum(n * u[f"action_steps_{k}"] * 2 for k, n in runs.items()) / m.hours
+    # A metric is billed for each hour it receives data, however often: the share of hours with at
+    # least one such execution (executions spread at random, so 1 - e^(-runs per hour)).
+    metric_months = sum(u[f"action_steps_{k}"] * 2 * -math.expm1(-n / m.hours) for k, n in runs.items())
     assumed = (
-        f"{u['false_alarm_executions_per_month']:g} false triggers + {u['dry_run_executions_per_month']:g} "
-        "production dry run a month (assumed)"
+        f"{u['false_alarm_executions_per_month']:,g} false triggers "
+        f"({m.usage.figures['false_alarm_executions_per_month'].basis}: the policy benchmark's world) + "
+        f"{u['dry_run_executions_per_month']:g} production dry run a month (assumed)"
     )
     publishes = u["dry_run_executions_per_month"] + u["alarm_notifications_per_month"]
     return [
@@ -1023,7 +1026,8 @@ def _execution_lines(m: _Month, round_seconds: float) -> list[CostLine]:
             "step metrics",
             metric_months,
             "metrics",
-            "StepSeconds and StepSucceeded by step, billed for the hours they are published",
+            "StepSeconds and StepSucceeded by step, billed for the hours they are published (the share "
+            "of hours with such an execution)",
         ),
         m.line(
             "home",
