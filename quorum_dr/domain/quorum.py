@@ -208,10 +208,10 @@ def _veto_witness(
     regions: set[str],
     service: str,
     heard_within: float | None,
-    now: float | None = None,
+    now: float,
 ) -> tuple[str | None, str, float | None]:
     """(a sentence naming the evidence that the primary is alive, or None; why there is none; with
-    `now` and a witness, in how many seconds the last witness lapses if nothing more is heard).
+    a witness, in how many seconds the last witness lapses if nothing more is heard, or None).
 
     A witness lapses when the standby's silence since its last message from main passes the bound:
     the heard age at the check plus the time since the check (`received_at`, home time as `now`).
@@ -254,16 +254,15 @@ def _veto_witness(
             lapses.append(_lapses_in(after, heard_within, now))
         else:
             gaps.append(gap)
-    if first is not None:
-        known = [lapse for lapse in lapses if lapse is not None]
-        return first, "", max(known) if known and len(known) == len(lapses) else None
+    if first is not None:  # the veto holds until its last witness lapses; one unknown: unknown
+        return first, "", None if None in lapses else max(lapse for lapse in lapses if lapse is not None)
     return None, "; ".join(gaps), None
 
 
-def _lapses_in(witness: ProbeResult, heard_within: float | None, now: float | None) -> float | None:
+def _lapses_in(witness: ProbeResult, heard_within: float | None, now: float) -> float | None:
     """In how many seconds this witness's standby will have been silent past its bound."""
     db = witness.db
-    if now is None or db is None or witness.received_at is None:
+    if db is None or witness.received_at is None:
         return None
     heard_age = db.last_msg_age_seconds if db.last_msg_age_seconds is not None else 0.0
     return heard_bound(db, heard_within) - heard_age - max(0.0, now - witness.received_at)
@@ -315,7 +314,7 @@ def _database_veto(
     service: str,
     heard_within: float | None,
     dr_check_configured: bool,
-    now: float | None = None,
+    now: float,
 ) -> tuple[str | None, str, float | None]:
     """(the veto's witness or None; the clause a DOWN sentence ends with when it does not hold;
     when it holds, in how many seconds it lapses if nothing more is heard, or None)."""

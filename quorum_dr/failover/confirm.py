@@ -11,6 +11,7 @@ from quorum_dr.domain.decisions import decide_scenario
 from quorum_dr.domain.quorum import SiteVerdict, Verdict, evaluate_service
 from quorum_dr.domain.settle import round_settled, tally
 from quorum_dr.domain.state import ServiceState
+from quorum_dr.failover.holding import read_state
 from quorum_dr.failover.ports import Ports
 from quorum_dr.failover.receipts import entry
 from quorum_dr.failover.request import Incident
@@ -103,7 +104,7 @@ def confirm_round(
         holds, reason = _still_holds(ports, incident, verdicts, chosen, round_index, after or "the wait")
     if settle.silent:
         reason += f"; decided without {', '.join(settle.silent)} (silent): {settle.reason}"
-    wait, why_wait = next_wait_seconds(verdicts.get("main"), incident.wait_seconds, max(0.0, now - started))
+    wait, why_wait = next_wait_seconds(main, incident.wait_seconds, max(0.0, now - started))
     if why_wait and chosen is None:
         reason += f"; {why_wait}"
     ports.store.update_incident(
@@ -120,8 +121,8 @@ def confirm_round(
         silent=settle.silent,
         sites={site: v.model_dump(mode="json") for site, v in verdicts.items()},
         at=now,
+        next_wait_seconds=wait,
     )
-    answer["next_wait_seconds"] = wait
     if holds is not None:
         answer["holds"] = holds
     if cold is not None and not cold.probe:
@@ -144,14 +145,15 @@ def next_wait_seconds(
     waits again, one that comes late only delays the failover."""
     full = max(1, math.ceil(wait_seconds))
     lapse = main.veto_lapses_in_seconds if main is not None and main.vetoed else None
-    if lapse is not None:
-        lapse -= round_seconds
-    if lapse is None or math.ceil(max(0.0, lapse)) + 1 >= full:
+    if lapse is None:
         return full, ""
-    sooner = math.ceil(max(0.0, lapse)) + 1
+    lapse = max(0.0, lapse - round_seconds)
+    sooner = math.ceil(lapse) + 1
+    if sooner >= full:
+        return full, ""
     return sooner, (
         f"the next round in {sooner} s, not {full} s: the veto's last witness lapses in "
-        f"{max(0.0, lapse):.1f} s unless the standby hears from main again"
+        f"{lapse:.1f} s unless the standby hears from main again"
     )
 
 
@@ -159,7 +161,7 @@ def _cold_rule(ports: Ports, incident: Incident) -> ColdProbe:
     """Does this confirmation round check the cold site (`domain/cold_probe.py`)? A state that
     cannot be read says yes."""
     try:
-        state: ServiceState | None = ServiceState.model_validate(ports.store.get_state(incident.service))
+        state: ServiceState | None = read_state(ports, incident.service)
         error = None
     except Exception as exc:  # in doubt, probe: the round goes on as before
         state, error = None, f"{type(exc).__name__}: {exc}"
