@@ -17,7 +17,7 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field
 
 from quorum_dr.config import Service, WatchdogConfig
-from quorum_dr.domain.cold_probe import NOT_PROBED, scheduled_cold_probe
+from quorum_dr.domain.cold_probe import NOT_PROBED, cold_not_probed
 from quorum_dr.domain.quorum import SiteVerdict, evaluate_service
 from quorum_dr.domain.readiness import Readiness, ReadinessFacts, Status
 from quorum_dr.domain.results import ProbeResult
@@ -138,14 +138,6 @@ def _site_row(results: list[ProbeResult], service: Service, site: str, verdict: 
     )
 
 
-def _not_probed(row: SiteRow) -> SiteRow:
-    """The cold site while scheduled rounds leave it out (`domain/cold_probe.py`): no region's
-    fresh vote is no outage, say so rather than UNKNOWN; a fresh vote (an on-demand round's) stands."""
-    if any(kind in ("UP", "DOWN", "SUSPECT") for kind in row.votes.values()):
-        return row
-    return row.model_copy(update={"votes": {}, "verdict": NOT_PROBED})
-
-
 def cluster_view(facts: ReadinessFacts, config: WatchdogConfig, readiness: Readiness) -> ClusterView:
     service = config.service(facts.service)
     now = facts.now
@@ -153,8 +145,11 @@ def cluster_view(facts: ReadinessFacts, config: WatchdogConfig, readiness: Readi
     # the engine's own verdicts (main's with the database veto), as the watchdog would decide now
     verdicts = evaluate_service(facts.results.results, config, service.name, now)
     rows = [_site_row(facts.results.results, service, site, verdict) for site, verdict in verdicts.items()]
-    if state is not None and not scheduled_cold_probe(state, service=service.name, now=now).probe:
-        rows = [_not_probed(row) if row.site == "cold" else row for row in rows]
+    # a cold site that scheduled rounds leave out, and no region voted on lately: not an outage
+    if "cold" in verdicts and cold_not_probed(verdicts["cold"], state, service=service.name, now=now):
+        rows = [
+            r.model_copy(update={"votes": {}, "verdict": NOT_PROBED}) if r.site == "cold" else r for r in rows
+        ]
     if state is None:
         automation = lock = cooldown = f"unknown ({facts.state.error or 'no state item'})"
         status = active = None

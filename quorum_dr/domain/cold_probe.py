@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict
 
+from quorum_dr.domain.quorum import SiteVerdict
 from quorum_dr.domain.state import ServiceState, ServiceStatus, utc_text
 
 # What a view shows for the cold site while scheduled rounds leave it out.
@@ -49,6 +50,19 @@ def scheduled_cold_probe(
         f"{state.active_site}, no incident holds the lock and no cooldown runs, so scheduled rounds "
         "leave its checks out (on-demand rounds still check it)",
     )
+
+
+def cold_not_probed(
+    verdict: SiteVerdict, state: ServiceState | None, *, service: str, now: float
+) -> ColdProbe | None:
+    """What a view says of a cold site with no fresh vote because scheduled rounds leave it out:
+    the rule's verdict (its reason), rather than an UNKNOWN that reads like an outage. None when a
+    region voted on it lately (an on-demand round's vote stands), the state is unknown, or the
+    rule would check it."""
+    if state is None or any(vote.kind in ("up", "down", "suspect") for vote in verdict.votes):
+        return None
+    rule = scheduled_cold_probe(state, service=service, now=now)
+    return None if rule.probe else rule
 
 
 # A confirmation round runs inside the execution that holds the lock and has set CONFIRMING: those

@@ -37,7 +37,7 @@ from pydantic import BaseModel, ConfigDict, model_validator
 
 from quorum_dr.config import WatchdogConfig
 from quorum_dr.config_types import clean_text
-from quorum_dr.domain.cold_probe import scheduled_cold_probe
+from quorum_dr.domain.cold_probe import cold_not_probed
 from quorum_dr.domain.quorum import evaluate_service
 from quorum_dr.domain.results import ProbeResult, Vote
 from quorum_dr.domain.retrigger import ProbeFailedDecision
@@ -302,12 +302,16 @@ class Replay(SimulatedWatchdog):
             before = self.verdicts.get(site)
             word = verdict.verdict.value + (VETOED if verdict.vetoed else "")
             reason = verdict.reason
-            if site == "cold" and not any(v.kind in ("up", "down", "suspect") for v in verdict.votes):
-                state = self.state.service_state(self.service)
-                rule = scheduled_cold_probe(state, service=self.service, now=now)
-                if not rule.probe:  # no result because no round checked it: no outage, no UNKNOWN
-                    word = NOT_PROBED_WORD
-                    reason = f"cold is not probed: {rule.reason}; no recorded round checked it lately"
+            left_out = (
+                cold_not_probed(
+                    verdict, self.state.service_state(self.service), service=self.service, now=now
+                )
+                if site == "cold"
+                else None
+            )
+            if left_out is not None:  # no result because no round checked it: no outage, no UNKNOWN
+                word = NOT_PROBED_WORD
+                reason = f"cold is not probed: {left_out.reason}; no recorded round checked it lately"
             if before != word:
                 self.verdicts[site] = word
                 self.moments.append(
