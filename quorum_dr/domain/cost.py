@@ -433,7 +433,7 @@ class CostReport:
     total: float
     total_with_free_tier: float
     monitoring_total: float  # less what the alternatives would hold too (the cold site's Elastic IP)
-    probing_total: float = 0.0  # the probing alone: what the health checks it is set beside do
+    probing_total: float  # the probing alone: what the health checks it is set beside do
     comparisons: list[Comparison] = field(default_factory=list)
     levers: list[Lever] = field(default_factory=list)
     standby_watch: StandbyWatchCost | None = None
