@@ -143,13 +143,9 @@ class Health:
         self.httpd.server_close()
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def start_moto() -> tuple[subprocess.Popen[bytes], str]:
+    from quorum_dr_local.standins.postgres import free_port  # here: the measured child never loads it
+
     port = free_port()
     moto = subprocess.Popen(
         [str(Path(sys.executable).parent / "moto_server"), "-p", str(port)],
