@@ -165,12 +165,30 @@ class SfnHarness:
         self.time_scale = time_scale
         self.invocations: list[tuple[str, dict[str, Any]]] = []
         self._cases: dict[str, Any] = {}
+        self._entry_hooks: dict[str, list[Callable[[str], None]]] = {}
         self._guard = threading.Lock()
         self._stack = ExitStack()
         self.sfn: Any = None
         self.machine_arn = ""
 
     # -- patches ------------------------------------------------------------------------------
+
+    def on_state_entered(self, state: str, hook: Callable[[str], None]) -> None:
+        """Call `hook(execution name)` each time an execution of any of the harness's machines
+        enters `state`, after its StateEntered event and before the state's work, in the
+        execution's own thread: the state waits until the hook returns. (The drill plays a fault
+        "as the switchover freezes writes" here; seen from the execution history instead, the
+        fault can land after the state's work is done.)"""
+        with self._guard:
+            self._entry_hooks.setdefault(state, []).append(hook)
+
+    def _entered(self, state: str, env: Any) -> None:
+        with self._guard:
+            hooks = list(self._entry_hooks.get(state, ()))
+        if hooks:
+            execution = env.states.context_object.context_object_data["Execution"]["Name"]
+            for hook in hooks:
+                hook(execution)
 
     def _invoke(
         self, backend: Any, function_name: str, qualifier: Any, body: Any, headers: Any, response_headers: Any
@@ -184,6 +202,7 @@ class SfnHarness:
     def _patch(self) -> None:
         from moto.awslambda_simple.models import LambdaSimpleBackend
         from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
+        from moto.stepfunctions.parser.asl.component.state.state import CommonStateField
         from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_function import (
             WaitFunction,
         )
@@ -218,7 +237,14 @@ class SfnHarness:
         self._stack.enter_context(mock.patch.object(LambdaSimpleBackend, "invoke", invoke))
         self._stack.enter_context(mock.patch.object(WaitFunction, "_wait_interval", scaled_wait))
         self._stack.enter_context(mock.patch.object(retrier_decl, "time", scaled_time))
+        original_input = CommonStateField._eval_state_input
+
+        def input_after_hooks(self_: Any, env: Any) -> None:
+            harness._entered(self_.name, env)
+            original_input(self_, env)
+
         self._stack.enter_context(mock.patch.object(ExecutionWorker, "__init__", init_with_case))
+        self._stack.enter_context(mock.patch.object(CommonStateField, "_eval_state_input", input_after_hooks))
         # DynamoDB checks a condition and writes atomically; moto does not unless we say so.
         self._stack.enter_context(atomic_writes())
 

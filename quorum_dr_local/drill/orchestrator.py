@@ -373,10 +373,7 @@ class Drill:
         actions = plan(scenario)
         player = threading.Thread(target=self._play, args=(actions, zero), name="fault-plan", daemon=True)
         player.start()
-        for fault in (f for f in scenario.faults if f.during_state):
-            threading.Thread(
-                target=self._play_during, args=(fault, zero), name="fault-trigger", daemon=True
-            ).start()
+        armed = [self._arm_during(fault, zero) for fault in scenario.faults if fault.during_state]
         self.view.phase("running: faults as planned")
         if self.stop.wait(scenario.duration_seconds):
             return
@@ -389,6 +386,11 @@ class Drill:
             time.sleep(0.2)
         if executions.running():
             self.notes.append(f"{executions.running()} execution(s) still running when the drill ended")
+        for fault, played in armed:
+            if not played.is_set():
+                self.notes.append(
+                    f"{fault.kind} during {fault.during_state} skipped: no execution entered it"
+                )
         player.join(timeout=5)
 
     def _readiness_watchers(self) -> list[Any]:
@@ -443,27 +445,36 @@ class Drill:
         except Exception as exc:  # noqa: BLE001 - noted in the report; the run goes on
             self.notes.append(f"a fault could not be played: {type(exc).__name__}: {exc}")
 
-    def _play_during(self, fault: Any, zero: float) -> None:
-        """A fault played when an execution enters `fault.during_state` (the drill sees each state
-        entered through its execution watchers), not before `fault.at`; bounded by the run."""
+    def _arm_during(self, fault: Any, zero: float) -> tuple[Any, threading.Event]:
+        """A fault played when an execution (failover or switchover) first enters
+        `fault.during_state`, not before `fault.at`: its first action in the execution's own thread,
+        after the state is entered and before the state's work (SfnHarness.on_state_entered), so
+        that work meets the fault; any later actions (a heal) on their own thread, as planned after
+        it. Played once. The event is set once it was played."""
         from quorum_dr_local.drill.schedule import triggered
 
-        if self.stop.wait(max(0.0, zero + fault.at - time.monotonic())):
-            return
-        entered = threading.Event()
-        self.log.subscribe(
-            lambda e: (
-                entered.set() if e.kind == "state" and e.data.get("state") == fault.during_state else None
-            )
-        )
-        if not any(e.kind == "state" and e.data.get("state") == fault.during_state for e in self.log.events):
-            while not entered.is_set():
-                if self.stop.wait(0.05):
-                    self.notes.append(
-                        f"{fault.kind} during {fault.during_state} skipped: no execution entered it"
-                    )
+        played = threading.Event()
+        guard = threading.Lock()
+
+        def entered(execution: str) -> None:
+            if self.stop.is_set() or time.monotonic() < zero + fault.at:
+                return
+            with guard:
+                if played.is_set():
                     return
-        self._play(triggered(fault), time.monotonic())
+                played.set()
+            actions = triggered(fault)
+            now = [a for a in actions if a.at <= 0]
+            later = [a for a in actions if a.at > 0]
+            began = time.monotonic()
+            self._play(now, began)
+            if later:
+                threading.Thread(
+                    target=self._play, args=(later, began), name="fault-trigger", daemon=True
+                ).start()
+
+        self.harness.on_state_entered(fault.during_state, entered)
+        return fault, played
 
     def _schedule(self, delay: float, call: Any) -> None:
         def guarded() -> None:

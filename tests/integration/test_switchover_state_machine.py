@@ -550,6 +550,24 @@ def test_a_failure_before_the_promotion_rolls_back_and_main_takes_writes_again(
     assert subject == f"[quorum-dr] booking: switchover rolled back ({name})" and sentence in message
 
 
+def test_a_hook_on_entering_a_state_runs_before_its_work_and_the_work_meets_what_it_did(world: World) -> None:
+    """SfnHarness.on_state_entered, as the drill plays a fault "as the switchover freezes writes":
+    the hook runs once per entry, in the execution's thread, before the state's task; the task sees
+    the fault (the target stops receiving), so the switchover rolls back."""
+    seen: list[tuple[str, list[tuple[str, str]]]] = []
+
+    def target_stops_receiving(execution: str) -> None:
+        seen.append((execution, world.acted()))
+        world.databases.ships = False
+
+    world.harness.on_state_entered("FreezeActive", target_stops_receiving)
+    described, states = world.run(request(), name="sw-hooked")
+    assert seen == [("sw-hooked", [])], "once, before main was frozen"
+    assert described["status"] == "FAILED" and described["error"] == "SwitchoverRolledBack"
+    assert "PromoteTarget" not in states and world.edge.writes == []
+    assert world.acted() == [*FREEZE_STOP, *ROLL_BACK]
+
+
 def test_the_content_check_is_made_again_when_the_frozen_primary_wrote_wal_between_the_digests(
     world: World,
 ) -> None:
