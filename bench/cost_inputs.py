@@ -50,12 +50,10 @@ import socket
 import statistics
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -64,42 +62,14 @@ sys.path.insert(0, str(ROOT))
 
 import yaml  # noqa: E402
 
+from quorum_dr_local.standins.health_page import HealthPage  # noqa: E402
+
 HOME, REGION = "eu-west-2", "us-east-1"
 TABLE, STATE_TABLE, BUS = "quorum-dr-results", "quorum-dr-state", "quorum-dr"
 MONITOR_SECRET = "quorum-dr/booking/db-monitor"
 
 
 # -- local sites --------------------------------------------------------------------------------
-
-
-class Origin:
-    """A site's /health: 200, `{"status": "ok"}`, the site's marker in X-Site."""
-
-    def __init__(self, marker: str) -> None:
-        body = b'{"status": "ok", "site": "%s"}' % marker.encode()
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-            def do_GET(self) -> None:
-                self.send_response(200)
-                self.send_header("X-Site", marker)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.port = int(self.httpd.server_address[1])
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
-
-    def stop(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-        self.thread.join(5)
 
 
 class Blackhole:
@@ -148,7 +118,7 @@ class Context:
         return 55_000
 
 
-def probe_config(main: Origin, dr: Origin, cold_port: int, pair: Any) -> dict[str, Any]:
+def probe_config(main: HealthPage, dr: HealthPage, cold_port: int, pair: Any) -> dict[str, Any]:
     """The example config, every address pointed at this machine."""
     data = yaml.safe_load((ROOT / "config" / "watchdog.example.yaml").read_text())
     data["probe"]["control_target"] = {
@@ -207,8 +177,8 @@ def measure_probe(runs: int, cold_down: bool, pair: Any, work: Path) -> dict[str
     from quorum_dr.adapters.tables import create_table
     from quorum_dr.config import load_config
 
-    main, dr = Origin("main"), Origin("dr")
-    cold_site: Origin | Blackhole = Blackhole() if cold_down else Origin("cold")
+    main, dr = HealthPage("main").start(), HealthPage("dr").start()
+    cold_site: HealthPage | Blackhole = Blackhole() if cold_down else HealthPage("cold").start()
     try:
         config = probe_config(main, dr, cold_site.port, pair)
         path = work / ("cold-down.json" if cold_down else "cold-up.json")

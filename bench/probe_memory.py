@@ -1,6 +1,6 @@
 """Peak memory of the probe function's process, each figure from a fresh process.
 
-    python bench/probe_memory.py [--runs 5] [--python /work/main/.venv-lambda/bin/python]
+    python bench/probe_memory.py [--runs 5] [--python .venv-lambda/bin/python]
 
 Two workloads, each measured `--runs` times, every run in a new process of `--python` (the Lambda
 runtime's venv when it can import the handler, else this interpreter), which reads its own peak
@@ -33,9 +33,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +45,7 @@ RESULTS, STATE, BUS, SECRET = (
     "quorum-dr",
     "quorum-dr/booking/db-monitor",
 )
-LAMBDA_PYTHON = Path("/work/main/.venv-lambda/bin/python")
+LAMBDA_PYTHON = ROOT / ".venv-lambda" / "bin" / "python"
 
 
 def peak_kb() -> dict[str, int]:
@@ -118,31 +116,6 @@ def child_bench(port: int) -> None:
 # -- the world around them -------------------------------------------------------------------------
 
 
-class Health:
-    def __init__(self, marker: str) -> None:
-        body = json.dumps({"status": "ok", "site": marker}).encode()
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-            def do_GET(self) -> None:
-                self.send_response(200)
-                self.send_header("X-Site", marker)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.port = self.httpd.server_address[1]
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def stop(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
 def start_moto() -> tuple[subprocess.Popen[bytes], str]:
     from quorum_dr_local.standins.postgres import free_port  # here: the measured child never loads it
 
@@ -164,7 +137,7 @@ def start_moto() -> tuple[subprocess.Popen[bytes], str]:
     raise RuntimeError("moto_server did not start within 30 s")
 
 
-def write_config(path: Path, main: Any, dr: Any, web: dict[str, Health], cold_port: int) -> None:
+def write_config(path: Path, main: Any, dr: Any, web: dict[str, Any], cold_port: int) -> None:
     sys.path.insert(0, str(ROOT))
     from quorum_dr.config_file import read_yaml
 
@@ -272,7 +245,9 @@ def main() -> int:
     from quorum_dr_local.standins.postgres import make_primary, make_standby
 
     base = Path(tempfile.mkdtemp(prefix="qdr-mem-", dir="/tmp"))
-    web = {"main": Health("main"), "dr": Health("dr")}
+    from quorum_dr_local.standins.health_page import HealthPage  # here: the measured child never loads it
+
+    web = {"main": HealthPage("main").start(), "dr": HealthPage("dr").start()}
     silent = socket.socket()  # the cold site's address: accepts, never answers (left out anyway)
     silent.bind(("127.0.0.1", 0))
     silent.listen(16)

@@ -8,12 +8,9 @@ cold site that is not launched holds each check for its whole timeout.
 
 from __future__ import annotations
 
-import json
 import socket
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -32,36 +29,12 @@ from quorum_dr.domain.results import CONTROL_SITE, Vote
 from quorum_dr.domain.state import ServiceState
 from quorum_dr.probes.event import RoundRequest
 from quorum_dr.probes.service import ProbeService
+from quorum_dr_local.standins.health_page import HealthPage
 
 ROOT = Path(__file__).resolve().parents[2]
 HOME = "eu-west-2"
 RESULTS, STATE, BUS = "quorum-dr-results", "quorum-dr-state", "quorum-dr"
 TIMEOUT = 2.0  # the cold check's timeout: a round that checks cold takes at least this
-
-
-class Site:
-    def __init__(self, marker: str) -> None:
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-            def do_GET(self) -> None:
-                body = json.dumps({"status": "ok", "site": marker}).encode()
-                self.send_response(200)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.port = self.httpd.server_address[1]
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
-
-    def stop(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-        self.thread.join(5)
 
 
 class CountingWatch(DynamoStandbyWatch):
@@ -102,7 +75,7 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
         "AWS_DEFAULT_REGION": HOME,
     }.items():
         monkeypatch.setenv(name, value)
-    main, dr = Site("main"), Site("dr")
+    main, dr = HealthPage("main").start(), HealthPage("dr").start()
     silent = socket.socket()  # accepts (the kernel's backlog) and never answers
     silent.bind(("127.0.0.1", 0))
     silent.listen(16)

@@ -7,7 +7,6 @@ import json
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +24,7 @@ from quorum_dr.domain.results import ProbeResult, Vote
 from quorum_dr.probes.event import InvalidProbeEvent
 from quorum_dr_local.iam_enforcement import IamEnforcement
 from quorum_dr_local.iam_policies import Statement, principal_policies, synthesize
+from quorum_dr_local.standins.health_page import HealthPage
 
 ROOT = Path(__file__).resolve().parents[2]
 HOME, PROBE_REGION = "eu-west-2", "us-east-1"
@@ -53,47 +53,15 @@ class LambdaContext:
     aws_request_id: str = "req-1"
 
 
-class Origin:
-    """A site's origin: /health answers 200 with its marker, or 500 while `broken` is set."""
-
-    def __init__(self) -> None:
-        self.broken = threading.Event()
-        origin = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-            def do_GET(self) -> None:
-                status = 500 if origin.broken.is_set() else 200
-                body = b'{"status": "ok"}' if status == 200 else b'{"status": "broken"}'
-                self.send_response(status)
-                self.send_header("X-Site", "main")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.port = self.httpd.server_address[1]
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
-
-    def stop(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-        self.thread.join(5)
-
-
 @pytest.fixture()
-def origin() -> Iterator[Origin]:
-    server = Origin()
+def origin() -> Iterator[HealthPage]:
+    server = HealthPage("main").start()
     yield server
     server.stop()
 
 
 @pytest.fixture()
-def config_path(tmp_path: Path, origin: Origin) -> Path:
+def config_path(tmp_path: Path, origin: HealthPage) -> Path:
     data = yaml.safe_load((ROOT / "config" / "watchdog.example.yaml").read_text())
     data["home_region"] = HOME
     data["probe"]["timeout_seconds"] = 10  # loose: a busy machine must not turn a check into a timeout
@@ -224,7 +192,7 @@ def test_scheduled_round_writes_every_result_with_ttl_and_received_at(aws: dict[
     assert captured(aws) == []
 
 
-def test_events_on_failure_and_on_verdict_change_only(aws: dict[str, Any], origin: Origin) -> None:
+def test_events_on_failure_and_on_verdict_change_only(aws: dict[str, Any], origin: HealthPage) -> None:
     probe_handler.handler({}, LambdaContext())
     probe_handler.handler({}, LambdaContext())
     assert captured(aws) == [], "a second identical healthy round puts no event"
@@ -544,7 +512,7 @@ def test_a_failed_send_loses_the_next_round_and_the_current_one_stands(
 
 
 def test_a_verify_round_reports_the_marker_and_stores_nothing(
-    aws: dict[str, Any], origin: Origin, config_path: Path, monkeypatch: pytest.MonkeyPatch
+    aws: dict[str, Any], origin: HealthPage, config_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     data = json.loads(config_path.read_text())
     data["services"][0]["public_endpoint"] = f"http://127.0.0.1:{origin.port}/health"
