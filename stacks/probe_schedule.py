@@ -27,6 +27,7 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from quorum_dr.config import Probe
+from quorum_dr.domain.cost import Cadence
 from stacks import naming
 from stacks.function import QuorumDrFunction
 from stacks.nag import acknowledge, logical_id
@@ -35,21 +36,9 @@ SILENT_MINUTES = 15
 
 
 @dataclass(frozen=True)
-class ProbeCadence:
-    rate_minutes: int
-    rounds: int
-    round_spacing_seconds: float
-
-    @classmethod
-    def of(cls, probe: Probe) -> ProbeCadence:
-        if probe.interval_seconds < 60:
-            return cls(1, math.ceil(60 / probe.interval_seconds), probe.interval_seconds)
-        return cls(max(1, round(probe.interval_seconds / 60)), 1, 0)
-
-    @property
-    def queued(self) -> bool:
-        """Whether the minute has rounds after the scheduled one (they go through the round queue)."""
-        return self.rounds > 1
+class ProbeCadence(Cadence):
+    """The cadence the cost model bills (`quorum_dr.domain.cost.Cadence`: the same rule, one copy)
+    with what the stack derives from it. Built with `ProbeCadence.of(probe.interval_seconds)`."""
 
     def function_timeout(self, probe: Probe) -> Duration:
         # One round per invocation: the self-check, the checks, the writes (a few check timeouts).
@@ -59,7 +48,7 @@ class ProbeCadence:
         """Longer than the function's timeout (as Lambda requires of an event source), so longer
         than half the spacing too: a message that comes back after a failed invocation is always
         late, and the handler drops it rather than run its round twice."""
-        seconds = max(self.function_timeout(probe).to_seconds() + 30, math.ceil(self.round_spacing_seconds))
+        seconds = max(self.function_timeout(probe).to_seconds() + 30, math.ceil(self.spacing_seconds))
         return Duration.seconds(seconds)
 
 
@@ -85,7 +74,7 @@ class ProbeSchedule(Construct):
                     {
                         "source": "schedule",
                         "rounds": cadence.rounds,
-                        "round_spacing_seconds": cadence.round_spacing_seconds,
+                        "round_spacing_seconds": cadence.spacing_seconds,
                     }
                 ),
                 retry_attempts=0,  # a late round is worth nothing: the next one comes soon

@@ -48,7 +48,7 @@ class ProbeStack(Stack):
         super().__init__(scope, construct_id, **kwargs)
         home = config.home_region
         self.is_home = region == home
-        cadence = ProbeCadence.of(config.probe)
+        cadence = ProbeCadence.of(config.probe.interval_seconds)
         self.probe = QuorumDrFunction(
             self,
             "Probe",

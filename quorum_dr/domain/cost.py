@@ -329,7 +329,8 @@ AS_DEPLOYED = ProbeDesign()
 
 @dataclass(frozen=True)
 class Cadence:
-    """The schedule of `stacks/probe_schedule.py` (`ProbeCadence`): below 60 s, one scheduled
+    """The probe's schedule, as `stacks/probe_schedule.py` deploys it (its `ProbeCadence` is this
+    class): below 60 s, one scheduled
     invocation a minute and the minute's `rounds` rounds `spacing_seconds` apart (the later ones
     through the round queue); from 60 s, one round every `rate_minutes`."""
 

@@ -9,12 +9,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import pytest
-
-from quorum_dr.config import Probe
 from quorum_dr.domain import cost
 from stacks import naming
-from stacks.probe_schedule import ProbeCadence
 
 
 def _alarm_metrics(alarm: dict[str, Any]) -> int:
@@ -87,24 +83,6 @@ def test_the_readiness_function_is_priced_at_its_memory_rate_and_architecture(sy
         if g["Properties"].get("LogGroupName") == f"/aws/lambda/{readiness}"
     ]
     assert [g["Properties"]["RetentionInDays"] for g in groups] == [30 * cost.PROBE_LOG_RETENTION_MONTHS]
-
-
-@pytest.mark.parametrize("interval", [5, 10, 20, 30, 45, 59, 60, 90, 120, 300, 3600])
-def test_the_model_s_cadence_is_the_stacks_cadence(interval: int) -> None:
-    probe = Probe.model_validate(
-        {
-            "interval_seconds": interval,
-            "timeout_seconds": 1,
-            "control_target": {"checks": [{"name": "c", "type": "tcp", "host": "h", "port": 1}]},
-        }
-    )
-    stacks = ProbeCadence.of(probe)
-    model = cost.Cadence.of(probe.interval_seconds)
-    assert (model.rate_minutes, model.rounds, model.spacing_seconds) == (
-        stacks.rate_minutes,
-        stacks.rounds,
-        stacks.round_spacing_seconds,
-    )
 
 
 def test_alarms_dashboard_and_keys_are_the_ones_priced(synth) -> None:

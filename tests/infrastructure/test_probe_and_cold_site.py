@@ -66,10 +66,10 @@ def test_no_round_queue_from_a_60_second_interval() -> None:
             "control_target": {"checks": [{"name": "c", "type": "tcp", "host": "h", "port": 1}]},
         }
     )
-    cadence = ProbeCadence.of(probe)
-    assert cadence == ProbeCadence(rate_minutes=1, rounds=1, round_spacing_seconds=0) and not cadence.queued
+    cadence = ProbeCadence.of(probe.interval_seconds)
+    assert cadence == ProbeCadence(rate_minutes=1, rounds=1, spacing_seconds=0) and not cadence.queued
     for interval, rounds in ((30, 2), (20, 3), (10, 6)):
-        fast = ProbeCadence.of(probe.model_copy(update={"interval_seconds": interval}))
+        fast = ProbeCadence.of(interval)
         assert (fast.rounds, fast.queued) == (rounds, True)
         assert fast.function_timeout(probe).to_seconds() == cadence.function_timeout(probe).to_seconds()
 
@@ -84,7 +84,9 @@ def test_cadence_for_long_intervals() -> None:
             "control_target": {"checks": [{"name": "c", "type": "tcp", "host": "h", "port": 1}]},
         }
     )
-    assert ProbeCadence.of(probe) == ProbeCadence(rate_minutes=2, rounds=1, round_spacing_seconds=0)
+    assert ProbeCadence.of(probe.interval_seconds) == ProbeCadence(
+        rate_minutes=2, rounds=1, spacing_seconds=0
+    )
 
 
 def test_probe_events_reach_the_home_bus(synth) -> None:

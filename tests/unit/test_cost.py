@@ -117,6 +117,29 @@ def line(lines: list[CostLine], region: str, item: str) -> CostLine:
 # -- the arithmetic, by hand -----------------------------------------------------------------------
 
 
+@pytest.mark.parametrize(
+    ("interval", "rate_minutes", "rounds", "spacing", "queued", "period"),
+    [
+        (5, 1, 12, 5.0, True, 5.0),
+        (20, 1, 3, 20.0, True, 20.0),
+        (30, 1, 2, 30.0, True, 30.0),
+        (45, 1, 2, 45.0, True, 30.0),  # a minute's schedule: the second round, then the next minute's
+        (59, 1, 2, 59.0, True, 30.0),
+        (60, 1, 1, 0.0, False, 60.0),
+        (90, 2, 1, 0.0, False, 120.0),  # rounded to whole minutes (Scheduler's finest rate)
+        (120, 2, 1, 0.0, False, 120.0),
+        (3600, 60, 1, 0.0, False, 3600.0),
+    ],
+)
+def test_the_cadence_the_model_bills_and_the_stack_deploys(
+    interval: float, rate_minutes: int, rounds: int, spacing: float, queued: bool, period: float
+) -> None:
+    """One rule for both (stacks/probe_schedule.py's ProbeCadence is this class)."""
+    cadence = Cadence.of(interval)
+    assert (cadence.rate_minutes, cadence.rounds, cadence.spacing_seconds) == (rate_minutes, rounds, spacing)
+    assert cadence.queued is queued and cadence.round_period_seconds == pytest.approx(period)
+
+
 def test_as_deployed_a_30_second_interval_is_two_invocations_a_minute_one_of_them_queued() -> None:
     config, usage = tiny_config(), tiny_usage()
 
