@@ -214,9 +214,11 @@ def _veto_witness(
     a witness, in how many seconds the last witness lapses if nothing more is heard, or None).
 
     A witness lapses when the standby's silence since its last message from main passes the bound:
-    the heard age at the check plus the time since the check (`received_at`, home time as `now`).
-    A receive position that advanced counts as heard at the check. Only a prediction: the next
-    round reads the standby afresh, and a live main's keepalive restarts the count.
+    the heard age the standby reported at the check plus the time since the check (`received_at`,
+    home time as `now`). A witness by an advanced receive position whose standby reported no heard
+    age counts as heard at the check: the later lapse, so the next round comes no sooner than it
+    should. Only a prediction: the next round reads the standby afresh, and a live main's keepalive
+    restarts the count.
 
     Per region and check, the latest fresh result of the DR database check must itself be a
     standby report saying the WAL receiver is streaming, and either its receive position is past
