@@ -242,11 +242,10 @@ def main() -> int:
     import boto3
 
     from quorum_dr.adapters.tables import create_table
+    from quorum_dr_local.standins.health_page import HealthPage
     from quorum_dr_local.standins.postgres import make_primary, make_standby
 
     base = Path(tempfile.mkdtemp(prefix="qdr-mem-", dir="/tmp"))
-    from quorum_dr_local.standins.health_page import HealthPage  # here: the measured child never loads it
-
     web = {"main": HealthPage("main").start(), "dr": HealthPage("dr").start()}
     silent = socket.socket()  # the cold site's address: accepts, never answers (left out anyway)
     silent.bind(("127.0.0.1", 0))

@@ -330,9 +330,9 @@ AS_DEPLOYED = ProbeDesign()
 @dataclass(frozen=True)
 class Cadence:
     """The probe's schedule, as `stacks/probe_schedule.py` deploys it (its `ProbeCadence` is this
-    class): below 60 s, one scheduled
-    invocation a minute and the minute's `rounds` rounds `spacing_seconds` apart (the later ones
-    through the round queue); from 60 s, one round every `rate_minutes`."""
+    class): below 60 s, one scheduled invocation a minute and the minute's `rounds` rounds
+    `spacing_seconds` apart (the later ones through the round queue); from 60 s, one round every
+    `rate_minutes`."""
 
     rate_minutes: int
     rounds: int
